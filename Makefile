@@ -1,0 +1,45 @@
+# Every target bootstraps .venv from pyproject.toml on its own, so a fresh clone needs only
+# `make lab` or `make test`. The stamp file makes the install run again only when
+# pyproject.toml is newer than the last install.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The project's own kernel spec comes first on JUPYTER_PATH, so notebooks run in .venv even
+# when the laptop has another "python3" kernel registered for the user.
+export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: lab test lint run notebooks clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
+		{ echo "Accord needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version)." >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[lab,dev]'
+	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (Accord)" >/dev/null
+	@touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks \
+		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+		--LabApp.news_url=None
+
+test: lint
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy accord_app
+	$(BIN)/python -m accord_app.lab.attendee --check
+
+run: $(STAMP)
+	$(BIN)/python -m accord_app
+
+notebooks: $(STAMP)
+	$(BIN)/python -m accord_app.lab.attendee
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

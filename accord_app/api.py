@@ -1,0 +1,73 @@
+"""The Accord HTTP API for servers and channels: the contract the frontend relies on."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from accord_app.catalog import Catalog
+from accord_app.errors import ApiError
+from accord_app.models import NameIn
+from accord_app.types import Channel, ErrorBody, Server
+
+# Documented on every route so /openapi.json lists the error shape next to the success one.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The request is malformed."},
+    404: {"model": ErrorBody, "description": "The server does not exist."},
+}
+
+router = APIRouter(prefix="/api")
+
+
+def get_catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
+def server_not_found(server_id: uuid.UUID) -> ApiError:
+    return ApiError(404, "server_not_found", f"There is no server with id {server_id}.")
+
+
+@router.get("", summary="Check that the API answers")
+def api_root() -> dict[str, bool]:
+    return {"api": True}
+
+
+@router.get("/servers", summary="List servers, oldest first")
+def list_servers(catalog: CatalogDep) -> list[Server]:
+    return catalog.list_servers()
+
+
+@router.post(
+    "/servers", status_code=201, summary="Create a server", responses={400: ERROR_RESPONSES[400]}
+)
+def create_server(body: NameIn, catalog: CatalogDep) -> Server:
+    return catalog.create_server(body.name)
+
+
+@router.get(
+    "/servers/{server_id}/channels",
+    summary="List a server's channels, oldest first",
+    responses=ERROR_RESPONSES,
+)
+def list_channels(server_id: uuid.UUID, catalog: CatalogDep) -> list[Channel]:
+    channels = catalog.list_channels(str(server_id))
+    if channels is None:
+        raise server_not_found(server_id)
+    return channels
+
+
+@router.post(
+    "/servers/{server_id}/channels",
+    status_code=201,
+    summary="Create a channel in a server",
+    responses=ERROR_RESPONSES,
+)
+def create_channel(server_id: uuid.UUID, body: NameIn, catalog: CatalogDep) -> Channel:
+    channel = catalog.create_channel(str(server_id), body.name)
+    if channel is None:
+        raise server_not_found(server_id)
+    return channel

@@ -1,0 +1,113 @@
+"""One error shape for the whole API: {"message": <sentence>, "code": <machine code>}.
+
+The frontend shows `message` as it is, so it is written for people; programs branch on `code`.
+FastAPI's own errors (422 with a list of details, {"detail": ...} for 404 and 405) are turned
+into this shape here, and a malformed request is a 400, never a 500.
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("accord")
+
+
+class ApiError(Exception):
+    """Raise it in an endpoint to answer with an error body."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+
+
+def error_response(
+    status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"message": message, "code": code}, status_code, headers=headers)
+
+
+# FastAPI's status codes for its own exceptions, and the codes we give them.
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> tuple[str, str]:
+    """(code, sentence) for the first problem pydantic found in a request."""
+    if not errors:
+        return "invalid_request", "The request is not valid."
+    error = errors[0]
+    location = [str(part) for part in error.get("loc", ())]
+    kind = error.get("type", "")
+    message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    if kind == "json_invalid":
+        return "invalid_json", "The request body is not valid JSON."
+    if location[:1] == ["path"]:
+        name = location[1] if len(location) > 1 else "path parameter"
+        if kind.startswith("uuid"):
+            return f"invalid_{name}", f"The {name} in the path must be a UUID."
+        return f"invalid_{name}", f"The {name} in the path is not valid: {message}."
+    if location[:1] == ["query"]:
+        name = location[1] if len(location) > 1 else "query parameter"
+        return f"invalid_{name}", f"The query parameter {name!r} is not valid: {message}."
+    if location == ["body"]:
+        if kind == "missing":
+            return "invalid_body", "The request needs a JSON body."
+        if isinstance(error.get("input"), bytes):
+            return "invalid_body", "Send the body as JSON, with Content-Type: application/json."
+        return "invalid_body", "The request body must be a JSON object."
+    if location[:1] == ["body"]:
+        field = ".".join(location[1:])
+        if kind == "missing":
+            return "invalid_body", f"The body is missing the field {field!r}."
+        if kind == "string_type":
+            return "invalid_body", f"The field {field!r} must be a string."
+        return "invalid_body", f"The field {field!r} {message}."
+    return "invalid_request", f"The request is not valid: {message}."
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status_code, exc.code, exc.message)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    code, message = describe_validation_errors(exc.errors())
+    return error_response(400, code, message)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    if exc.status_code == 404:
+        message = f"There is nothing at {request.url.path}."
+    elif exc.status_code == 405:
+        allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow", "")
+        message = f"{request.method} is not allowed here; use {allowed or 'another method'}."
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # A bug, not bad input: log it with its traceback and still answer in the API's shape.
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "Something went wrong on the server.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

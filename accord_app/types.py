@@ -1,0 +1,28 @@
+"""The records the API hands out. Plain dataclasses: FastAPI serialises them as they are."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Server:
+    """A community, like a Discord "server": it owns channels."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A room inside a server. Its messages live in an actor, not in the catalog."""
+
+    id: str
+    name: str
+    server_id: str
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """Every error answer: a sentence for people and a stable code for programs."""
+
+    message: str
+    code: str

@@ -1,0 +1,109 @@
+"""Fixtures shared by every test: settings on a temporary data dir, the app in-process and
+behind a real uvicorn on loopback, and a headless Chromium for the browser tests.
+
+Nothing here is autouse: a test gets only what it asks for.
+"""
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from accord_app import Settings, create_app
+from accord_app.lab.server import BackgroundServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+# Seconds a single HTTP call from a test may take before it counts as hung.
+HTTP_TIMEOUT = 10.0
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose catalog lives in this test's own temporary folder."""
+    return Settings(host="127.0.0.1", port=0, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An async client that calls the app in-process (no socket)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", timeout=HTTP_TIMEOUT
+    ) as http:
+        yield http
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """The app served by uvicorn on 127.0.0.1, and a sync client pointed at it."""
+
+    server: BackgroundServer
+    http: httpx.Client
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[LiveServer]:
+    """The app behind a real uvicorn on a free loopback port, stopped at teardown."""
+    # trust_env=False: a proxy set in the environment must never see loopback traffic.
+    with (
+        BackgroundServer(app) as server,
+        httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT, trust_env=False) as http,
+    ):
+        yield LiveServer(server=server, http=http)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    """The system Chromium; skipped locally when missing, a failure on CI."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture
+def browser(chromium_path: Path) -> Iterator[Any]:
+    """A headless Chromium driven by Playwright's sync API, closed at teardown."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(chromium_path), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -1,0 +1,84 @@
+"""The chapters run: solutions end to end with every check passing, attendee copies with every
+check failing (the checks really look at the attendee's code), and the copies are in sync."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from accord_app.lab import attendee
+
+SOLUTIONS = sorted(attendee.SOLUTIONS_DIR.glob("*.ipynb"))
+CELL_TIMEOUT = 120
+
+pytestmark = pytest.mark.notebooks
+
+
+def tags(cell: dict[str, Any]) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def execute(path: Path, allow_errors: bool) -> Any:
+    notebook = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        allow_errors=allow_errors,
+        resources={"metadata": {"path": str(attendee.NOTEBOOKS_DIR)}},
+    )
+    client.execute()
+    return notebook
+
+
+def errors_of(cell: dict[str, Any]) -> list[dict[str, Any]]:
+    return [output for output in cell.get("outputs", []) if output["output_type"] == "error"]
+
+
+def text_of(cell: dict[str, Any]) -> str:
+    return "".join(
+        "".join(output.get("text", "")) for output in cell.get("outputs", [])
+        if output["output_type"] == "stream"
+    )
+
+
+def test_there_are_chapters() -> None:
+    assert [path.name[:2] for path in SOLUTIONS][:3] == ["00", "01", "02"]
+
+
+def test_attendee_copies_are_up_to_date() -> None:
+    assert attendee.problems() == [], "run `make notebooks`"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.stem)
+def test_every_exercise_has_a_check_and_a_todo(solution: Path) -> None:
+    cells = json.loads(solution.read_text(encoding="utf-8"))["cells"]
+    assert "setup" in tags(cells[1]), "the first code cell is the setup cell"
+    exercises = [index for index, cell in enumerate(cells) if "exercise" in tags(cell)]
+    for index in exercises:
+        assert attendee.BEGIN in attendee.cell_source(cells[index])
+        following = [cell for cell in cells[index + 1 :] if cell["cell_type"] == "code"]
+        assert following and "check" in tags(following[0]), f"cell {index} has no check after it"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.stem)
+def test_solution_runs_and_passes_its_checks(solution: Path) -> None:
+    notebook = execute(solution, allow_errors=False)
+    checks = [cell for cell in notebook["cells"] if "check" in tags(cell)]
+    assert checks, "a chapter without self-checks"
+    for cell in checks:
+        assert "checks passed." in text_of(cell) and "All " in text_of(cell), text_of(cell)
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.stem)
+def test_attendee_checks_fail_before_the_exercises_are_solved(solution: Path) -> None:
+    notebook = execute(attendee.NOTEBOOKS_DIR / solution.name, allow_errors=True)
+    cells = notebook["cells"]
+    assert not errors_of(cells[1]), "the setup cell must run in the attendee copy"
+    for cell in cells:
+        if "check" in tags(cell):
+            names = [error["ename"] for error in errors_of(cell)]
+            assert names == ["CheckFailed"], f"{cell['id']}: {names}\n{text_of(cell)}"
