@@ -40,7 +40,8 @@ def errors_of(cell: dict[str, Any]) -> list[dict[str, Any]]:
 
 def text_of(cell: dict[str, Any]) -> str:
     return "".join(
-        "".join(output.get("text", "")) for output in cell.get("outputs", [])
+        "".join(output.get("text", ""))
+        for output in cell.get("outputs", [])
         if output["output_type"] == "stream"
     )
 
