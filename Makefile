@@ -21,10 +21,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (Accord)" >/dev/null
 	@touch $(STAMP)
 
+# Extra JupyterLab flags, e.g. make lab LAB_ARGS="--no-browser --port 8899".
+LAB_ARGS ?=
+# Jupyter refuses to run as root unless told; containers and CI machines often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks \
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_FLAG) \
 		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
-		--LabApp.news_url=None
+		--LabApp.news_url=None $(LAB_ARGS)
 
 test: lint
 	$(BIN)/pytest
