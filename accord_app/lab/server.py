@@ -61,7 +61,7 @@ class BackgroundServer:
                 f"cannot listen on {self.host}:{self.requested_port}: {error.strerror}"
             ) from error
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", ws="websockets")
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", ws="auto")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._run, args=(sock,), name=f"accord-server-{self.port}", daemon=True
