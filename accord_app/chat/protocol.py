@@ -1,0 +1,145 @@
+"""The channel's WebSocket protocol, as pure functions: frames in, frames out, no sockets.
+
+Client to server:
+- a plain text frame is a message: the whole frame is its text;
+- a JSON object with a "type" is a command:
+  {"type": "message", "message": str, "nonce": str}  a message that is stored once per nonce,
+  {"type": "resume", "after_seq": int}               replay what came after that seq,
+  {"type": "typing"}                                 tell the others, store nothing.
+
+Server to client: {"type": "ack" | "message", "id", "seq", "timestamp", "username", "message"},
+{"type": "presence", "members"}, {"type": "joined" | "left" | "typing", "username"},
+{"type": "resumed", "after_seq", "last_seq"} and {"type": "error", "code", "message"}.
+
+Plain text stays a message so that the simplest client (the talk's frontend, `websocat`) works;
+a user who types a JSON object with a "type" gets an error frame. Phoenix Channels wrap every
+frame in an envelope instead, which is cleaner for machines and heavier for a workshop.
+"""
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+MAX_MESSAGE_CHARS = 2000
+MAX_USERNAME_CHARS = 32
+MAX_NONCE_CHARS = 64
+# Newlines and tabs are fine in a chat message; other control characters are not.
+_ALLOWED_CONTROLS = {"\n", "\t", "\r"}
+
+
+class ProtocolError(Exception):
+    """A frame the channel refuses; sent back as an error frame, the socket stays open."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def frame(self) -> dict[str, str]:
+        return {"type": "error", "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    text: str
+    nonce: str | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    after_seq: int
+
+
+@dataclass(frozen=True)
+class Typing:
+    pass
+
+
+ClientFrame = SendMessage | Resume | Typing
+
+
+def _check_text(text: str, what: str) -> None:
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in text):
+        raise ProtocolError(f"invalid_{what}", f"The {what} is not valid Unicode text.")
+    if any(unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROLS for char in text):
+        raise ProtocolError(f"invalid_{what}", f"The {what} contains control characters.")
+
+
+def clean_message(text: str) -> str:
+    """Trim a message and check it: not empty, at most MAX_MESSAGE_CHARS characters."""
+    text = text.strip()
+    if not text:
+        raise ProtocolError("empty_message", "A message needs some text.")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise ProtocolError(
+            "message_too_long",
+            f"A message has at most {MAX_MESSAGE_CHARS} characters; this one has {len(text)}.",
+        )
+    _check_text(text, "message")
+    return text
+
+
+def clean_username(raw: str | None) -> str:
+    """Trim a username and check it: 1 to MAX_USERNAME_CHARS characters, printable."""
+    name = (raw or "").strip()
+    if not 1 <= len(name) <= MAX_USERNAME_CHARS:
+        raise ProtocolError(
+            "invalid_username",
+            f"The username must be 1 to {MAX_USERNAME_CHARS} characters long once trimmed.",
+        )
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise ProtocolError("invalid_username", "The username contains control characters.")
+    _check_text(name, "username")
+    return name
+
+
+def _json_command(text: str) -> dict[str, Any] | None:
+    """The frame as a command object, or None when it is plain text."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None  # a message that happens to start with "{"
+    return value if isinstance(value, dict) and "type" in value else None
+
+
+def parse_frame(text: str) -> ClientFrame:
+    """What a text frame asks for; raises ProtocolError for a command it cannot accept."""
+    command = _json_command(text)
+    if command is None:
+        return SendMessage(clean_message(text))
+    kind = command["type"]
+    if kind == "message":
+        message, nonce = command.get("message"), command.get("nonce")
+        if not isinstance(message, str):
+            raise ProtocolError("invalid_frame", 'A "message" frame needs a "message" string.')
+        if nonce is not None and not (
+            isinstance(nonce, str) and 1 <= len(nonce) <= MAX_NONCE_CHARS
+        ):
+            raise ProtocolError(
+                "invalid_nonce",
+                f'The "nonce" must be a string of 1 to {MAX_NONCE_CHARS} characters.',
+            )
+        if nonce is not None:
+            _check_text(nonce, "nonce")
+        return SendMessage(clean_message(message), nonce)
+    if kind == "resume":
+        after_seq = command.get("after_seq")
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+            raise ProtocolError(
+                "invalid_after_seq", '"after_seq" must be a whole number, 0 or more.'
+            )
+        return Resume(after_seq)
+    if kind == "typing":
+        return Typing()
+    shown = json.dumps(kind)[:40]
+    raise ProtocolError(
+        "unknown_type", f"Unknown frame type {shown}; use message, resume or typing."
+    )
+
+
+def encode(frame: dict[str, Any]) -> str:
+    # ensure_ascii=False keeps frames short for non-Latin text; the text was checked on the way in.
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
