@@ -1,27 +1,54 @@
-"""`python -m accord_app`: serve the finished app (flags override ACCORD_* variables)."""
+"""`python -m accord_app`: serve the finished app. Flags win over ACCORD_* variables."""
 
 import argparse
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
 
-from accord_app.app import create_app
-from accord_app.settings import Settings
+from accord_app.app import UVICORN_OPTIONS, create_app
+from accord_app.chat.sharding import Sharding
+from accord_app.settings import Settings, parse_port
+
+
+def port_flag(text: str) -> int:
+    try:
+        return parse_port(text, "--port")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m accord_app", description=__doc__)
-    parser.add_argument("--host", default=settings.host, help="default: %(default)s")
-    parser.add_argument("--port", type=int, default=settings.port, help="default: %(default)s")
+    parser.add_argument("--host", help="default: 127.0.0.1, or ACCORD_HOST")
+    parser.add_argument("--port", type=port_flag, help="default: 8787, or ACCORD_PORT")
+    parser.add_argument("--data-dir", type=Path, help="default: ./data, or ACCORD_DATA_DIR")
     parser.add_argument(
-        "--data-dir", type=Path, default=settings.data_dir, help="default: %(default)s"
+        "--sharding",
+        choices=[mode.value for mode in Sharding],
+        help="which actor hosts a channel; default: channel, or ACCORD_SHARDING",
     )
     args = parser.parse_args(argv)
-    settings = replace(settings, host=args.host, port=args.port, data_dir=args.data_dir)
-    print(f"Accord on http://{settings.host}:{settings.port}  (data in {settings.data_dir})")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    flags = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+    if args.sharding is not None:
+        flags["sharding"] = Sharding(args.sharding)
+    given = {name: value for name, value in flags.items() if value is not None}
+    # A variable that a flag overrides is not even read, so a stale bad value cannot get in the way.
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if key.removeprefix("ACCORD_").lower() not in given
+    }
+    try:
+        settings = replace(Settings.from_env(environ), **given)
+    except ValueError as error:
+        parser.error(str(error))
+    print(
+        f"Accord on http://{settings.host}:{settings.port}"
+        f" (data in {settings.data_dir}, one actor per {settings.sharding.value})"
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,21 @@
-"""Assemble the Accord app: catalog, API routes, error shape, limits and offline docs."""
+"""Assemble the Accord app: catalog, actor runtime, routes, error shape, limits, offline docs."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from accord_app import api
+from accord_app.actors import Actor, Runtime
 from accord_app.catalog import Catalog
-from accord_app.docs import install_offline_docs
+from accord_app.chat import routes as chat_routes
+from accord_app.chat.channel import ChannelActor
+from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.errors import install_error_handlers
+from accord_app.frontend import install_frontend
 from accord_app.limits import BodySizeLimit
 from accord_app.settings import Settings
 
@@ -34,18 +41,45 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+# What uvicorn needs to know about this app, wherever it serves it (make run, tests, notebooks).
+# A frame larger than this is closed with code 1009 ("message too big") by uvicorn itself.
+UVICORN_OPTIONS: dict[str, Any] = {"ws_max_size": MAX_FRAME_BYTES}
+
+
+def create_app(
+    settings: Settings | None = None, channel_actor: type[Actor] = ChannelActor
+) -> FastAPI:
+    """The Accord app. `channel_actor` is the class that hosts channels: the chapters plug the
+    attendee's own in; it must offer the RPC methods `history` and `join` of ChannelActor."""
     settings = settings or Settings.from_env()
-    app = FastAPI(
-        title="Accord", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None
+    runtime = Runtime(settings.actors_dir, idle_timeout=settings.idle_timeout)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await runtime.close()  # finishes queued turns and commits, closes every socket
+
+    # FastAPIOffline is FastAPI whose /docs and /redoc pages load Swagger UI and ReDoc from
+    # files in the package instead of a CDN: the docs work on a workshop's bad Wi-Fi.
+    app = FastAPIOffline(
+        title="Accord",
+        version="0.1.0",
+        description=DESCRIPTION,
+        static_url="/docs/assets",
+        lifespan=lifespan,
     )
     catalog = Catalog(settings.catalog_path)
     catalog.migrate()
+    # The limits are a class attribute because the runtime constructs the actors itself.
+    actor_class = type(channel_actor.__name__, (channel_actor,), {"limits": settings.chat_limits})
     app.state.settings = settings
     app.state.catalog = catalog
+    app.state.runtime = runtime
+    app.state.channels = runtime.namespace("channels", actor_class)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     app.include_router(api.router)
-    install_offline_docs(app)
+    app.include_router(chat_routes.router)
+    install_frontend(app)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app

@@ -8,7 +8,9 @@ run beside one writer, writers take the lock up front (BEGIN IMMEDIATE) and wait
 timeout, and every commit is fsync'ed (synchronous=FULL) before the API answers.
 """
 
+import re
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ from accord_app.types import Channel, Server
 
 # How long a writer waits for another process's write lock before giving up.
 BUSY_TIMEOUT_SECONDS = 10.0
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,16 @@ def split_statements(script: str) -> list[str]:
     run inside the same transaction as the record that says it ran.
     """
     statements, pending = [], ""
-    for line in script.splitlines(keepends=True):
-        pending += line
+    pieces = script.split(";")
+    for index, piece in enumerate(pieces):
+        pending += piece if index == len(pieces) - 1 else piece + ";"
+        # A ";" inside a string or a comment does not end a statement: SQLite tells us.
         if sqlite3.complete_statement(pending):
             statements.append(pending.strip())
             pending = ""
-    if pending.strip() and not all(
-        line.strip().startswith("--") or not line.strip() for line in pending.splitlines()
-    ):
-        raise ValueError(f"the SQL script ends inside a statement: {pending.strip()[:80]!r}")
+    leftover = _COMMENTS.sub("", pending).strip()
+    if leftover:
+        raise ValueError(f"the SQL script ends inside a statement: {leftover[:80]!r}")
     return statements
 
 
@@ -62,10 +66,24 @@ def connect(path: Path) -> sqlite3.Connection:
     """Open the catalog with the settings every connection needs."""
     # isolation_level=None: no hidden transactions; we say BEGIN and COMMIT ourselves.
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
+    _enable_wal(conn)
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL (it stays so). On a brand-new file two processes may race to do
+    it, and this pragma does not wait for the lock like other statements: retry it."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager

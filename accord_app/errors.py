@@ -6,6 +6,7 @@ into this shape here, and a malformed request is a 400, never a 500.
 """
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from accord_app.actors import ActorOverloaded
 
 logger = logging.getLogger("accord")
 
@@ -39,6 +42,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    426: "upgrade_required",
 }
 
 
@@ -90,14 +94,37 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    if exc.status_code == 404:
+    headers = dict(exc.headers or {})
+    if exc.status_code == 400:
+        # FastAPI's own 400: the body could not even be decoded (bad UTF-8, absurd nesting).
+        code, message = (
+            "invalid_json",
+            "The request body is not valid JSON (it could not be decoded).",
+        )
+    elif exc.status_code == 404:
         message = f"There is nothing at {request.url.path}."
     elif exc.status_code == 405:
-        allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow", "")
-        message = f"{request.method} is not allowed here; use {allowed or 'another method'}."
+        starlette_allow = {key.lower(): value for key, value in headers.items()}.get("allow", "")
+        allowed = allowed_methods(request, fallback=starlette_allow)
+        headers = {key: value for key, value in headers.items() if key.lower() != "allow"}
+        headers["allow"] = allowed
+        message = f"{request.method} is not allowed here; use {allowed}."
     else:
         message = str(exc.detail)
-    return error_response(exc.status_code, code, message, headers=exc.headers)
+    return error_response(exc.status_code, code, message, headers=headers)
+
+
+def allowed_methods(request: Request, fallback: str) -> str:
+    """Every method the API documents for this path, e.g. "GET, POST".
+
+    Starlette's 405 names only the methods of the first route that matched, and Accord has one
+    route per method, so we ask the OpenAPI schema, which lists them all.
+    """
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = "[^/]+".join(map(re.escape, re.split(r"\{[^}]+\}", template)))
+        if re.fullmatch(pattern, request.url.path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return fallback
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -106,8 +133,19 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "Something went wrong on the server.")
 
 
+async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
+    # Retrying at once is what overloads an actor: say when to come back.
+    return error_response(
+        503,
+        "overloaded",
+        "This channel is too busy right now; try again shortly.",
+        headers={"retry-after": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(ActorOverloaded, _overloaded)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

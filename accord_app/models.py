@@ -6,6 +6,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
 NAME_MIN, NAME_MAX = 3, 100
+# Format characters (zero-width space, ...), separators and combining marks show nothing alone.
+_INVISIBLE = {"Cf", "Zs", "Zl", "Zp", "Mn", "Me"}
 
 
 def clean_name(value: str, low: int = NAME_MIN, high: int = NAME_MAX) -> str:
@@ -19,6 +21,8 @@ def clean_name(value: str, low: int = NAME_MIN, high: int = NAME_MAX) -> str:
         raise ValueError("must be valid Unicode text (it contains a lone surrogate)")
     if any(unicodedata.category(char) == "Cc" for char in name):
         raise ValueError("must not contain control characters such as newlines or tabs")
+    if name and all(unicodedata.category(char) in _INVISIBLE for char in name):
+        raise ValueError("must contain visible characters")
     if not low <= len(name) <= high:
         raise ValueError(
             f"must be {low} to {high} characters long once trimmed (it has {len(name)})"

@@ -1,9 +1,12 @@
-"""Where the app listens and keeps its data: command-line flags over ACCORD_* variables."""
+"""Where the app listens, keeps its data and shards its channels: flags over ACCORD_* variables."""
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from accord_app.chat.channel import ChatLimits
+from accord_app.chat.sharding import Sharding
 
 # The project folder (the package sits in it); data/ beside the package is git-ignored.
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -13,28 +16,59 @@ def _default_data_dir() -> Path:
     return PROJECT_DIR / "data"
 
 
+def parse_port(text: str, name: str) -> int:
+    """A TCP port from text; 0 means "any free port"."""
+    if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
+        raise ValueError(f"{name} must be a port number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8787
     data_dir: Path = field(default_factory=_default_data_dir)
+    sharding: Sharding = Sharding.CHANNEL
+    idle_timeout: float = 10.0  # seconds before an idle actor hibernates
+    chat_limits: ChatLimits = field(default_factory=ChatLimits)
 
     @property
     def catalog_path(self) -> Path:
         return self.data_dir / "catalog.sqlite3"
 
+    @property
+    def actors_dir(self) -> Path:
+        return self.data_dir / "actors"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
-        """Read ACCORD_HOST, ACCORD_PORT and ACCORD_DATA_DIR; unset ones keep their defaults."""
+        """Read the ACCORD_* variables; unset ones keep their defaults."""
         defaults = cls()
-        port_text = environ.get("ACCORD_PORT", str(defaults.port))
-        try:
-            port = int(port_text)
-        except ValueError:
-            raise ValueError(f"ACCORD_PORT must be a number, not {port_text!r}") from None
+
+        def number(name: str, default: float) -> float:
+            text = environ.get(name)
+            if text is None:
+                return default
+            try:
+                return float(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, not {text!r}") from None
+
+        sharding = environ.get("ACCORD_SHARDING", defaults.sharding.value)
+        if sharding not in {mode.value for mode in Sharding}:
+            choices = ", ".join(mode.value for mode in Sharding)
+            raise ValueError(f"ACCORD_SHARDING must be one of {choices}, not {sharding!r}")
+        port = parse_port(environ.get("ACCORD_PORT", str(defaults.port)), "ACCORD_PORT")
         data_dir = environ.get("ACCORD_DATA_DIR")
+        limits = defaults.chat_limits
         return cls(
             host=environ.get("ACCORD_HOST", defaults.host),
             port=port,
             data_dir=Path(data_dir) if data_dir else defaults.data_dir,
+            sharding=Sharding(sharding),
+            idle_timeout=number("ACCORD_IDLE_TIMEOUT", defaults.idle_timeout),
+            chat_limits=ChatLimits(
+                messages_per_second=number("ACCORD_RATE_LIMIT", limits.messages_per_second),
+                burst=int(number("ACCORD_RATE_BURST", limits.burst)),
+            ),
         )

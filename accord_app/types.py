@@ -26,3 +26,14 @@ class ErrorBody:
 
     message: str
     code: str
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message. `seq` numbers a channel's messages 1, 2, 3, ... without gaps."""
+
+    id: str
+    seq: int
+    timestamp: int  # milliseconds since the epoch
+    username: str
+    message: str

@@ -24,6 +24,8 @@ from typing import Any
 MAX_MESSAGE_CHARS = 2000
 MAX_USERNAME_CHARS = 32
 MAX_NONCE_CHARS = 64
+# The largest frame the server reads: a full message with its JSON envelope, in UTF-8.
+MAX_FRAME_BYTES = 16 * 1024
 # Newlines and tabs are fine in a chat message; other control characters are not.
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
 

@@ -15,6 +15,10 @@ The attendee copy in notebooks/ keeps everything else and puts, at the marker's 
 
 The exercise number comes from the cell's "exercise-N.M" tag. Outputs are dropped from both.
 
+Cells tagged "export" are also written, solved and without markers, to a module of
+accord_app/lab/steps/ (chapterNN.py): that is how a later chapter's setup cell imports what an
+earlier chapter built, and why the module can never drift from the notebook.
+
     python -m accord_app.lab.attendee           # write the attendee copies
     python -m accord_app.lab.attendee --check   # fail if a copy is stale or has outputs
 """
@@ -30,6 +34,7 @@ from accord_app.settings import PROJECT_DIR
 
 NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
 SOLUTIONS_DIR = NOTEBOOKS_DIR / "solutions"
+STEPS_DIR = Path(__file__).resolve().parent / "steps"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 Notebook = dict[str, Any]
@@ -44,8 +49,12 @@ def cell_source(cell: dict[str, Any]) -> str:
     return "".join(source) if isinstance(source, list) else str(source)
 
 
+def cell_tags(cell: dict[str, Any]) -> list[str]:
+    return [str(tag) for tag in cell.get("metadata", {}).get("tags", [])]
+
+
 def exercise_label(cell: dict[str, Any]) -> str:
-    for tag in map(str, cell.get("metadata", {}).get("tags", [])):
+    for tag in cell_tags(cell):
         if tag.startswith("exercise-"):
             return "exercise " + tag.removeprefix("exercise-")
     return "this exercise"
@@ -98,6 +107,26 @@ def attendee_copy(solution: Notebook, name: str) -> Notebook:
     return without_outputs(copy)
 
 
+def step_module(solution: Notebook, name: str) -> str | None:
+    """The "export" cells of a solution notebook as a module, or None if it has none."""
+    cells = [cell_source(cell) for cell in solution["cells"] if "export" in cell_tags(cell)]
+    if not cells:
+        return None
+    body = "\n\n\n".join(
+        "".join(
+            line
+            for line in source.strip("\n").splitlines(keepends=True)
+            if line.strip() not in (BEGIN, END)
+        ).rstrip("\n")
+        for source in cells
+    )
+    return (
+        f'"""What chapter {name[:2]} builds, solved: generated from notebooks/solutions/{name}.\n\n'
+        'Do not edit: change the notebook and run `make notebooks`."""\n\n'
+        f"{body}\n"
+    )
+
+
 def dumps(notebook: Notebook) -> str:
     """The format Jupyter itself saves in, so opening and saving a notebook changes nothing."""
     return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
@@ -109,6 +138,9 @@ def expected_copies(solutions_dir: Path = SOLUTIONS_DIR) -> dict[Path, str]:
     for path in sorted(solutions_dir.glob("*.ipynb")):
         solution = json.loads(path.read_text(encoding="utf-8"))
         copies[solutions_dir.parent / path.name] = dumps(attendee_copy(solution, path.name))
+        module = step_module(solution, path.name)
+        if module is not None:
+            copies[STEPS_DIR / f"chapter{path.name[:2]}.py"] = module
     return copies
 
 
@@ -117,7 +149,7 @@ def problems(solutions_dir: Path = SOLUTIONS_DIR) -> list[str]:
     found = []
     for path, text in expected_copies(solutions_dir).items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
-            found.append(f"{path.name} is out of date with solutions/{path.name}")
+            found.append(f"{path.relative_to(PROJECT_DIR)} is out of date with its solution")
     for path in sorted(solutions_dir.glob("*.ipynb")):
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         if any(cell.get("outputs") or cell.get("execution_count") for cell in cells):

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -28,8 +29,11 @@ class ServerStartError(RuntimeError):
 class BackgroundServer:
     """One uvicorn server in a daemon thread. Use as a context manager, or start() and stop()."""
 
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, **uvicorn_options: Any
+    ) -> None:
         self.app = app
+        self.uvicorn_options = uvicorn_options
         self.host = host
         self.requested_port = port
         self.port = 0
@@ -61,7 +65,8 @@ class BackgroundServer:
                 f"cannot listen on {self.host}:{self.requested_port}: {error.strerror}"
             ) from error
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", ws="auto")
+        options = {"log_level": "warning", "lifespan": "on", **self.uvicorn_options}
+        config = uvicorn.Config(self.app, **options)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._run, args=(sock,), name=f"accord-server-{self.port}", daemon=True
@@ -114,13 +119,16 @@ class BackgroundServer:
 
 
 def serve(
-    app: ASGIApp, name: str = "default", timeout: float = DEFAULT_START_TIMEOUT
+    app: ASGIApp,
+    name: str = "default",
+    timeout: float = DEFAULT_START_TIMEOUT,
+    **uvicorn_options: Any,
 ) -> BackgroundServer:
     """Start `app` in the background; a server started earlier under `name` is stopped first."""
     previous = _running.pop(name, None)
     if previous is not None:
         previous.stop()
-    server = BackgroundServer(app).start(timeout)
+    server = BackgroundServer(app, **uvicorn_options).start(timeout)
     _running[name] = server
     print(f"Serving on {server.url}")
     return server

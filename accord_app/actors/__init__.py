@@ -1,0 +1,62 @@
+"""Accord's actor runtime: Durable-Object-style actors on asyncio and SQLite.
+
+Modules, one concept each: `ids` (addresses), `errors`, `gates` (the sans-I/O input and output
+gates), `storage` (per-actor SQLite, group-commit primitives), `alarms`, `sockets`
+(hibernatable WebSockets) and `runtime` (Runtime, Namespace, Stub, Actor).
+"""
+
+from accord_app.actors.errors import (
+    ActorError,
+    ActorOverloaded,
+    AttachmentTooLarge,
+    CommitFailed,
+    InvalidActorId,
+    InvalidName,
+    RuntimeClosed,
+    StorageError,
+    UnknownMethod,
+)
+from accord_app.actors.ids import ActorId
+from accord_app.actors.runtime import (
+    Actor,
+    ActorContext,
+    ActorInfo,
+    CommitMode,
+    Namespace,
+    Runtime,
+    Stub,
+)
+from accord_app.actors.sockets import (
+    HibernatableWebSocket,
+    MemoryTransport,
+    StarletteTransport,
+    Transport,
+    TransportClosed,
+)
+from accord_app.actors.storage import Storage
+
+__all__ = [
+    "Actor",
+    "ActorContext",
+    "ActorError",
+    "ActorId",
+    "ActorInfo",
+    "ActorOverloaded",
+    "AttachmentTooLarge",
+    "CommitFailed",
+    "CommitMode",
+    "HibernatableWebSocket",
+    "InvalidActorId",
+    "InvalidName",
+    "MemoryTransport",
+    "Namespace",
+    "Runtime",
+    "RuntimeClosed",
+    "StarletteTransport",
+    "Storage",
+    "StorageError",
+    "Stub",
+    "Transport",
+    "TransportClosed",
+    "UnknownMethod",
+]

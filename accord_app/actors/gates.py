@@ -1,0 +1,138 @@
+"""The input and output gates as plain bookkeeping: no asyncio, no sockets, no SQLite.
+
+Like python-websockets' sans-I/O protocol objects, these classes only answer "what may happen
+next?"; `runtime.py` does the waiting and the I/O. That keeps the rules testable in
+microseconds and readable in one screen.
+
+- `Mailbox` is the input gate. An actor runs one event at a time, in arrival order, and a
+  turn never interleaves with another, even across an `await`. Durable Objects are looser
+  (other events may run while a turn awaits something other than storage); we chose the
+  stricter turn-based model of Orleans and Dapr: it costs some throughput for actors that await
+  slow I/O, and removes a whole class of races from attendees' code.
+- `OutputGate` holds what a turn sends out (an RPC result, a WebSocket frame) until every write
+  made before it is durable, and plans group commits: one commit in flight at a time, and
+  everything written meanwhile goes into the next one.
+"""
+
+from collections import deque
+from typing import Generic, TypeVar
+
+from accord_app.actors.errors import ActorOverloaded
+
+Event = TypeVar("Event")
+Output = TypeVar("Output")
+
+
+class Mailbox(Generic[Event]):
+    """A bounded FIFO of waiting events plus the "a turn is running" flag."""
+
+    def __init__(self, max_queue: int) -> None:
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self.max_queue = max_queue
+        self._waiting: deque[Event] = deque()
+        self.turn_running = False
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def idle(self) -> bool:
+        return not self.turn_running and not self._waiting
+
+    def push(self, event: Event, *, bounded: bool = True) -> None:
+        """Queue an event, or raise ActorOverloaded when the queue is full.
+
+        `bounded=False` is for events that must never be lost, such as a WebSocket's close:
+        refusing it would leave a ghost member that no handler ever removes.
+        """
+        if bounded and len(self._waiting) >= self.max_queue:
+            raise ActorOverloaded(
+                f"the actor has {len(self._waiting)} events waiting (max_queue={self.max_queue});"
+                " shed load or shard it over more actors"
+            )
+        self._waiting.append(event)
+
+    def start_turn(self) -> Event | None:
+        """The next event to run, or None if a turn is running or nothing waits."""
+        if self.turn_running or not self._waiting:
+            return None
+        self.turn_running = True
+        return self._waiting.popleft()
+
+    def finish_turn(self) -> None:
+        self.turn_running = False
+
+    def take_all(self) -> list[Event]:
+        """Empty the queue, e.g. to fail every waiting event at shutdown."""
+        events = list(self._waiting)
+        self._waiting.clear()
+        return events
+
+
+class OutputGate(Generic[Output]):
+    """Write sequence numbers, held outputs and the group-commit plan of one actor.
+
+    Each turn that writes takes the next sequence number (`wrote`). An output records the
+    newest sequence number at the moment it is sent and is released once a commit covering that
+    number is durable. A commit covers every write made before it started, so while one commit
+    is in flight the following turns pile up into the next commit, which is how many turns
+    share one fsync.
+    """
+
+    def __init__(self) -> None:
+        self.written = 0  # sequence number of the newest write
+        self.durable = 0  # every write up to this number is on disk
+        self.committing: int | None = None  # the commit in flight covers writes up to this
+        self._held: deque[tuple[int, Output]] = deque()
+
+    @property
+    def uncommitted(self) -> bool:
+        """Writes that no commit, finished or in flight, covers yet."""
+        return self.written > (self.committing if self.committing is not None else self.durable)
+
+    @property
+    def busy(self) -> bool:
+        """A commit in flight, writes waiting for one, or outputs held."""
+        return self.committing is not None or self.written > self.durable or bool(self._held)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def wrote(self) -> int:
+        self.written += 1
+        return self.written
+
+    def send(self, output: Output) -> bool:
+        """True: release `output` now (no write before it is pending). False: it is held."""
+        if self.written <= self.durable:
+            return True
+        self._held.append((self.written, output))
+        return False
+
+    def should_commit(self) -> bool:
+        """Start a commit now? Only one is in flight at a time; the next one waits for it."""
+        return self.committing is None and self.uncommitted
+
+    def commit_started(self) -> int:
+        assert self.should_commit(), "a commit is in flight or there is nothing to commit"
+        self.committing = self.written
+        return self.committing
+
+    def commit_succeeded(self) -> list[Output]:
+        """The commit in flight is durable: the outputs it unblocks, in the order they were sent."""
+        assert self.committing is not None, "no commit in flight"
+        self.durable, self.committing = self.committing, None
+        released = []
+        while self._held and self._held[0][0] <= self.durable:
+            released.append(self._held.popleft()[1])
+        return released
+
+    def commit_failed(self) -> list[Output]:
+        """The commit failed: every held output is dropped, and the writes are forgotten (the
+        caller resets the actor, rolling back what was not durable)."""
+        dropped = [output for _, output in self._held]
+        self._held.clear()
+        self.committing = None
+        self.written = self.durable
+        return dropped

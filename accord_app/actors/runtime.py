@@ -1,0 +1,741 @@
+"""The runtime: namespaces of actors, stubs to call them, and the asyncio side of the gates.
+
+    class Counter(Actor):
+        async def increment(self, by: int = 1) -> int:
+            value = (self.storage.get("count") or 0) + by
+            self.storage.put("count", value)
+            return value
+
+    runtime = Runtime(data_dir)
+    counters = runtime.namespace("counters", Counter)
+    await counters.get(counters.id_from_name("a")).increment()  # returns once durable
+    await runtime.close()
+
+Per actor id there is one `ActorHost`, which outlives the actor instance: it owns the mailbox,
+the output gate, the sockets and the commit in flight. The instance (the Actor object and its
+open database) is built on the first event and dropped when the actor hibernates. A host with
+no instance, no sockets and nothing queued is dropped too, so a hibernated actor costs no memory
+at all. One runtime keeps at most one host, hence one instance, per id; a multi-process
+deployment must route each id to one process (Cloudflare checks this globally).
+"""
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from accord_app.actors import ids
+from accord_app.actors.alarms import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_BASE_SECONDS,
+    AlarmIndex,
+    AlarmRetries,
+    AlarmScheduler,
+)
+from accord_app.actors.errors import (
+    ActorOverloaded,
+    CommitFailed,
+    InvalidActorId,
+    InvalidName,
+    RuntimeClosed,
+    UnknownMethod,
+)
+from accord_app.actors.gates import Mailbox, OutputGate
+from accord_app.actors.sockets import (
+    CLOSE_TRY_AGAIN_LATER,
+    HibernatableWebSocket,
+    Transport,
+    TransportClosed,
+)
+from accord_app.actors.storage import Storage, fsync_path
+
+logger = logging.getLogger(__name__)
+
+CommitMode = Literal["grouped", "per_turn"]
+_NAMESPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_HANDLERS = frozenset({"alarm", "websocket_message", "websocket_close", "websocket_error"})
+A = TypeVar("A", bound="Actor")
+
+
+class Actor:
+    """Base class of actors. Public `async def` methods are callable through stubs; the
+    handlers below are called by the runtime. State that must survive goes to `self.storage`:
+    the instance itself is rebuilt after hibernation or a reset."""
+
+    def __init__(self, ctx: "ActorContext") -> None:
+        self.ctx = ctx
+
+    @property
+    def storage(self) -> Storage:
+        return self.ctx.storage
+
+    async def alarm(self) -> None:
+        """Runs when the alarm set with `storage.set_alarm()` is due."""
+
+    async def websocket_message(self, ws: HibernatableWebSocket, data: str | bytes) -> None:
+        """A message arrived on a socket accepted with `ctx.accept_websocket()`."""
+
+    async def websocket_close(self, ws: HibernatableWebSocket, code: int, reason: str) -> None:
+        """The peer closed `ws` (it is already gone from `ctx.get_websockets()`)."""
+
+    async def websocket_error(self, ws: HibernatableWebSocket, error: Exception) -> None:
+        """Receiving from `ws` failed; the socket is closed and gone."""
+
+
+class ActorContext:
+    """What an actor can ask of the runtime: `self.ctx` inside the actor."""
+
+    __slots__ = ("_host",)
+
+    def __init__(self, host: "ActorHost") -> None:
+        self._host = host
+
+    @property
+    def id(self) -> ids.ActorId:
+        return self._host.id
+
+    @property
+    def storage(self) -> Storage:
+        assert self._host.storage is not None, "storage is open while the actor exists"
+        return self._host.storage
+
+    def block_concurrency_while(self, initialise: Callable[[], Awaitable[object]]) -> None:
+        """Run `initialise()` before any other event reaches the actor (from the constructor,
+        which cannot await). If it raises, the actor resets and the waiting event gets the error.
+
+        Inside a turn nothing else runs anyway (turns never interleave), so this only matters
+        where Durable Objects would let events in: construction.
+        """
+        self._host.blockers.append(initialise)
+
+    def accept_websocket(
+        self, transport: Transport, tags: Sequence[str] = ()
+    ) -> HibernatableWebSocket:
+        """Hand a connected socket to the runtime; its events come to the websocket_* handlers."""
+        return self._host.accept_websocket(transport, tags)
+
+    def get_websockets(self, tag: str | None = None) -> list[HibernatableWebSocket]:
+        return [ws for ws in self._host.sockets if tag is None or tag in ws.tags]
+
+    def set_websocket_auto_response(self, request: str | None, response: str = "") -> None:
+        """Answer the text frame `request` with `response` without waking the actor (a ping).
+        None removes it."""
+        self._host.auto_response = None if request is None else (request, response)
+
+
+@dataclass(slots=True)
+class Event:
+    """One unit of work for an actor's turn."""
+
+    action: Callable[[Actor], Awaitable[Any]]
+    reply: "asyncio.Future[Any] | None" = None  # resolved through the output gate
+    turn_done: "asyncio.Future[None] | None" = None  # resolved when the turn ends, not gated
+
+
+class Reply:
+    """A turn's result on its way to the caller, held by the output gate until durable."""
+
+    __slots__ = ("error", "future", "value")
+
+    def __init__(self, future: "asyncio.Future[Any]", value: Any, error: BaseException | None):
+        self.future, self.value, self.error = future, value, error
+
+    def release(self) -> None:
+        if self.future.done():  # the caller gave up (cancelled)
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(self.value)
+
+    def drop(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class Frame:
+    """A WebSocket frame (or close) held by the output gate."""
+
+    __slots__ = ("data", "ws")
+
+    def __init__(self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed):
+        self.ws, self.data = ws, data
+
+    def release(self) -> None:
+        self.ws.deliver(self.data)
+
+    def drop(self, error: BaseException) -> None:
+        """Lost with the failed commit, as in Durable Objects."""
+
+
+@dataclass(frozen=True)
+class ActorInfo:
+    """One actor of a namespace, as `Namespace.list_actors()` reports it."""
+
+    id: str
+    live: bool  # an instance is in memory; False: hibernated (only its storage file exists)
+    storage_bytes: int
+    queue_length: int
+    websockets: int
+
+
+class ActorHost:
+    """The runtime's side of one actor id. Runs turns, commits, hibernation and sockets."""
+
+    __slots__ = (
+        "_committing",
+        "_drainer",
+        "_idle_timer",
+        "_last_active",
+        "_pending_reset",
+        "auto_response",
+        "blockers",
+        "gate",
+        "id",
+        "instance",
+        "mailbox",
+        "namespace",
+        "sockets",
+        "storage",
+    )
+
+    def __init__(self, namespace: "Namespace[Any]", actor_id: ids.ActorId) -> None:
+        self.namespace = namespace
+        self.id = actor_id
+        self.mailbox: Mailbox[Event] = Mailbox(namespace.runtime.max_queue)
+        self.gate: OutputGate[Reply | Frame] = OutputGate()
+        self.instance: Actor | None = None
+        self.storage: Storage | None = None
+        self.sockets: list[HibernatableWebSocket] = []
+        self.auto_response: tuple[str, str] | None = None
+        self.blockers: list[Callable[[], Awaitable[object]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self._committing: asyncio.Task[None] | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_active = 0.0
+        self._pending_reset: BaseException | None = None
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing queued, running, committing or held: safe to hibernate."""
+        return self.mailbox.idle and not self.gate.busy and self._committing is None
+
+    # -- events and turns ----------------------------------------------------------------
+
+    def push(self, event: Event, *, bounded: bool = True) -> None:
+        self.mailbox.push(event, bounded=bounded)
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while (event := self.mailbox.start_turn()) is not None:
+                try:
+                    await self._run_turn(event)
+                finally:
+                    self.mailbox.finish_turn()
+                if self.gate.should_commit():
+                    self._start_commit()
+        finally:
+            self._drainer = None
+            self._note_activity()
+
+    async def _run_turn(self, event: Event) -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            actor = self._instance()
+            await self._run_blockers()
+            value = await event.action(actor)
+            await self._run_blockers()
+        except Exception as exc:  # the turn fails alone; the caller gets the exception
+            error = exc
+        if self.storage is not None:
+            self.storage.end_turn(succeeded=error is None)
+        if self._pending_reset is not None:  # a commit failed while this turn ran
+            error, self._pending_reset = CommitFailed(str(self._pending_reset)), None
+            self._reset(error)
+        if event.turn_done is not None and not event.turn_done.done():
+            event.turn_done.set_result(None)
+        if event.reply is not None:
+            reply = Reply(event.reply, value, error)
+            if self.gate.send(reply):
+                reply.release()
+        if self.namespace.runtime.commit_mode == "per_turn" and self.gate.should_commit():
+            self._start_commit()
+            if self._committing is not None:
+                await asyncio.shield(self._committing)  # the next turn waits for this fsync
+            if self._pending_reset is not None:  # its reply was dropped with the commit
+                cause, self._pending_reset = self._pending_reset, None
+                self._reset(cause)
+
+    def _instance(self) -> Actor:
+        if self.instance is None:
+            runtime = self.namespace.runtime
+            path = self.namespace.storage_path(self.id.hex)
+            self.storage = Storage(path, on_first_write=self.gate.wrote, fsync=runtime.fsync)
+            try:
+                self.instance = self.namespace.actor_class(ActorContext(self))
+            except BaseException as error:
+                self._reset(error)
+                raise
+        return self.instance
+
+    async def _run_blockers(self) -> None:
+        while self.blockers:
+            initialise = self.blockers.pop(0)
+            try:
+                await initialise()
+            except BaseException as error:
+                self._reset(error)
+                raise
+
+    # -- group commit and the output gate ----------------------------------------------
+
+    def _start_commit(self) -> None:
+        assert self.storage is not None
+        self.gate.commit_started()
+        storage = self.storage
+        try:
+            alarm_update = storage.commit()
+        except Exception as error:
+            self._commit_failed(error)
+            return
+        self._committing = asyncio.get_running_loop().create_task(
+            self._finish_commit(storage, alarm_update)
+        )
+
+    async def _finish_commit(
+        self, storage: Storage, alarm_update: tuple[bool, float | None]
+    ) -> None:
+        runtime = self.namespace.runtime
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                runtime.executor, self._make_durable, storage, alarm_update
+            )
+        except Exception as error:
+            self._committing = None
+            self._commit_failed(error)
+            return
+        self._committing = None
+        for output in self.gate.commit_succeeded():
+            output.release()
+        if alarm_update[0]:
+            self.namespace.scheduler.poke()
+        if self.gate.should_commit() and not self.mailbox.turn_running:
+            self._start_commit()
+        else:
+            self._note_activity()
+
+    def _make_durable(self, storage: Storage, alarm_update: tuple[bool, float | None]) -> None:
+        """Worker thread: lower the alarm index, fsync the actor's -wal, then settle the index."""
+        index = self.namespace.alarm_index
+        changed, at = alarm_update
+        if changed and at is not None:
+            index.lower(self.id.hex, at)
+        storage.make_durable()
+        if changed:
+            index.settle(self.id.hex, at)
+
+    def _commit_failed(self, error: BaseException) -> None:
+        logger.error("commit of actor %s failed, resetting it: %s", self.id.hex, error)
+        failure = CommitFailed(
+            f"writes of actor {self.id.hex[:12]}… were not made durable: {error}"
+        )
+        for output in self.gate.commit_failed():
+            output.drop(failure)
+        if self.mailbox.turn_running:
+            self._pending_reset = error  # the running turn ends first, then drops its reply
+        else:
+            self._reset(error)
+
+    def _reset(self, cause: BaseException) -> None:
+        """Throw the instance away, rolling back what is not committed. Queued events stay and
+        will meet a fresh instance built from disk."""
+        logger.warning("actor %s reset: %r", self.id.hex, cause)
+        self.blockers.clear()
+        self.instance = None
+        storage, self.storage = self.storage, None
+        if storage is not None:
+            with contextlib.suppress(Exception):
+                storage.close()
+
+    # -- hibernation -------------------------------------------------------------------------
+
+    def _note_activity(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_active = loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_later(
+                self.namespace.runtime.idle_timeout, self._on_idle_timer
+            )
+
+    def _on_idle_timer(self) -> None:
+        self._idle_timer = None
+        if not self.quiet:
+            return  # whatever keeps it busy calls _note_activity when it is done
+        loop = asyncio.get_running_loop()
+        remaining = self._last_active + self.namespace.runtime.idle_timeout - loop.time()
+        if remaining > 0:
+            self._idle_timer = loop.call_later(remaining, self._on_idle_timer)
+            return
+        self.hibernate()
+
+    def hibernate(self) -> None:
+        """Drop the instance and close its database (in a worker thread: closing fsyncs)."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        storage, self.storage, self.instance = self.storage, None, None
+        if storage is not None:
+            self.namespace.runtime.close_in_background(storage)
+        if not self.sockets:
+            self.namespace.forget(self)
+
+    # -- sockets -------------------------------------------------------------------------------
+
+    def accept_websocket(self, transport: Transport, tags: Sequence[str]) -> HibernatableWebSocket:
+        ws = HibernatableWebSocket(transport, tags, self._send_frame)
+        self.sockets.append(ws)
+        ws.receiver = asyncio.get_running_loop().create_task(self._receive_loop(ws))
+        return ws
+
+    def _send_frame(self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed) -> None:
+        frame = Frame(ws, data)
+        if isinstance(data, TransportClosed) and ws in self.sockets:
+            self.sockets.remove(ws)
+        if self.gate.send(frame):
+            frame.release()
+
+    async def _receive_loop(self, ws: HibernatableWebSocket) -> None:
+        """Owned by the runtime, not the instance: it keeps running while the actor sleeps."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data = await ws.transport.receive()
+            except TransportClosed as closed:
+                self._socket_ended(ws, "websocket_close", closed.code, closed.reason)
+                return
+            except Exception as error:
+                self._socket_ended(ws, "websocket_error", error)
+                with contextlib.suppress(Exception):
+                    await ws.transport.close(1011, "receive failed")
+                return
+            if ws.closing:
+                continue  # the actor closed it; wait for the peer's close, nothing more to deliver
+            if self.auto_response is not None and data == self.auto_response[0]:
+                ws.deliver(
+                    self.auto_response[1]
+                )  # not gated, as in Cloudflare: it reveals no state
+                continue
+            turn_done: asyncio.Future[None] = loop.create_future()
+            try:
+                self.push(_handler_event("websocket_message", ws, data, turn_done=turn_done))
+            except ActorOverloaded:
+                ws.deliver(TransportClosed(CLOSE_TRY_AGAIN_LATER, "actor overloaded"))
+                self._socket_ended(ws, "websocket_close", CLOSE_TRY_AGAIN_LATER, "actor overloaded")
+                return
+            except RuntimeClosed:
+                return
+            await turn_done  # one message per socket at a time: backpressure on the client
+
+    def _socket_ended(self, ws: HibernatableWebSocket, handler: str, *args: Any) -> None:
+        """Queue the close (or error) handler, waking the actor if needed: no ghost members."""
+        if ws in self.sockets:
+            self.sockets.remove(ws)
+        if ws.closing:
+            return
+        ws.closing = True
+        with contextlib.suppress(RuntimeClosed):
+            self.push(_handler_event(handler, ws, *args), bounded=False)
+
+    # -- alarms ------------------------------------------------------------------------------
+
+    async def alarm_turn(self, actor: Actor) -> None:
+        storage = actor.storage
+        retries = self.namespace.scheduler.retries
+        due = storage.get_alarm()
+        if due is None or due > time.time():
+            storage.point_alarm_index_at(due)  # the index woke us early: just correct it
+            return
+        storage.delete_alarm()  # before the handler, so an alarm it sets is kept
+        try:
+            await actor.alarm()
+        except Exception as error:
+            storage.end_turn(succeeded=False)  # undo the handler's writes; the alarm is back
+            retry_at = retries.failed(self.id.hex, time.time())
+            if retry_at is None:
+                logger.error("alarm of actor %s failed, giving up: %r", self.id.hex, error)
+                storage.delete_alarm()
+            else:
+                logger.warning("alarm of actor %s failed, retrying: %r", self.id.hex, error)
+                storage.point_alarm_index_at(retry_at)
+            return
+        retries.succeeded(self.id.hex)
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    async def shut_down(self) -> None:
+        for ws in list(self.sockets):
+            if ws.receiver is not None:
+                ws.receiver.cancel()
+            with contextlib.suppress(Exception):
+                await ws.transport.close(1001, "server shutting down")
+        self.sockets.clear()
+        while self._drainer is not None or self._committing is not None:
+            await asyncio.gather(*(t for t in (self._drainer, self._committing) if t))
+        self.hibernate()
+
+
+def _handler_event(
+    handler: str, *args: Any, turn_done: "asyncio.Future[None] | None" = None
+) -> Event:
+    """An event for a WebSocket handler. It has no caller to receive an exception: the turn
+    still rolls back, the error is logged and the socket stays open."""
+
+    async def action(actor: Actor) -> None:
+        try:
+            await getattr(actor, handler)(*args)
+        except Exception:
+            logger.exception("%s of actor %s failed", handler, actor.ctx.id.hex)
+            raise
+
+    return Event(action, None, turn_done)
+
+
+class Stub(Generic[A]):
+    """`await stub.method(*args)` runs `method` inside the actor, in its own turn, and returns
+    its result once the writes made before the result are durable.
+
+    The call is queued when `stub.method(...)` is called, before the `await`, so calls made in
+    order through a stub arrive in that order. Arguments and results are passed by reference,
+    in-process; across processes they would have to be serialised (Cloudflare copies them).
+    """
+
+    __slots__ = ("_namespace", "id")
+
+    def __init__(self, namespace: "Namespace[A]", actor_id: ids.ActorId) -> None:
+        self._namespace = namespace
+        self.id = actor_id
+
+    def __getattr__(self, name: str) -> Callable[..., "asyncio.Future[Any]"]:
+        namespace, actor_hex = self._namespace, self.id.hex
+        if name not in namespace.rpc_methods:
+            raise UnknownMethod(
+                f"{namespace.actor_class.__name__} has no public async method {name!r}"
+                f" (callable: {', '.join(sorted(namespace.rpc_methods)) or 'none'})"
+            )
+
+        def call(*args: Any, **kwargs: Any) -> "asyncio.Future[Any]":
+            return namespace.call(actor_hex, name, args, kwargs)
+
+        return call
+
+    def __repr__(self) -> str:
+        return f"<Stub {self._namespace.name}/{self.id.hex[:12]}…>"
+
+
+class Namespace(Generic[A]):
+    """All actors of one class: ids, stubs, alarms and introspection."""
+
+    def __init__(self, runtime: "Runtime", name: str, actor_class: type[A]) -> None:
+        if not _NAMESPACE_NAME.fullmatch(name):
+            raise InvalidName(
+                f"namespace name {name!r}: use 1-64 of a-z, 0-9, _ and -, starting with a letter"
+                " or digit (it becomes a folder name)"
+            )
+        self.runtime = runtime
+        self.name = name
+        self.actor_class = actor_class
+        self.directory = runtime.data_dir / name
+        self.rpc_methods = frozenset(
+            method
+            for method, function in inspect.getmembers(actor_class, inspect.iscoroutinefunction)
+            if not method.startswith("_") and method not in _HANDLERS
+        )
+        self.alarm_index = AlarmIndex(self.directory / "alarms.sqlite3")
+        self.scheduler = AlarmScheduler(
+            self.alarm_index,
+            self._deliver_alarm,
+            AlarmRetries(runtime.alarm_retry_base, runtime.alarm_max_retries),
+        )
+        self._hosts: dict[str, ActorHost] = {}
+        self._started = False
+        with contextlib.suppress(RuntimeError):  # no running loop yet: start on first call
+            self._start()
+
+    def _start(self) -> None:
+        if not self._started:
+            self.scheduler.start()
+            self._started = True
+
+    # -- ids and stubs ---------------------------------------------------------------------
+
+    def id_from_name(self, name: str) -> ids.ActorId:
+        return ids.id_from_name(self.name, name)
+
+    def new_unique_id(self) -> ids.ActorId:
+        return ids.new_unique_id(self.name)
+
+    def id_from_string(self, text: str) -> ids.ActorId:
+        return ids.id_from_string(self.name, text)
+
+    def get(self, actor_id: ids.ActorId | str) -> Stub[A]:
+        if isinstance(actor_id, str):
+            actor_id = self.id_from_string(actor_id)
+        elif actor_id.namespace != self.name:
+            raise InvalidActorId(
+                f"actor id {actor_id.hex[:12]}… belongs to namespace {actor_id.namespace!r},"
+                f" not {self.name!r}"
+            )
+        return Stub(self, actor_id)
+
+    def storage_path(self, actor_hex: str) -> Path:
+        """Two folder levels of 256 each keep a million actors at ~15 files per folder."""
+        return self.directory / actor_hex[:2] / actor_hex[2:4] / f"{actor_hex}.sqlite3"
+
+    # -- hosts and events -------------------------------------------------------------------
+
+    def host(self, actor_hex: str) -> ActorHost:
+        host = self._hosts.get(actor_hex)
+        if host is None:
+            self.runtime.check_open()
+            host = self._hosts[actor_hex] = ActorHost(self, ids.ActorId(self.name, actor_hex))
+        return host
+
+    def forget(self, host: ActorHost) -> None:
+        if self._hosts.get(host.id.hex) is host:
+            del self._hosts[host.id.hex]
+
+    def call(
+        self, actor_hex: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> "asyncio.Future[Any]":
+        self.runtime.check_open()
+        self._start()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        action = lambda actor: getattr(actor, method)(*args, **kwargs)  # noqa: E731
+        self.host(actor_hex).push(Event(action, future))
+        return future
+
+    async def _deliver_alarm(self, actor_hex: str) -> None:
+        """Queue the alarm turn (past the queue bound: one per actor) and wait until durable."""
+        host = self.host(actor_hex)
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        host.push(Event(host.alarm_turn, done), bounded=False)
+        await done
+
+    # -- introspection ------------------------------------------------------------------------
+
+    def list_actors(self) -> list[ActorInfo]:
+        """Every actor with storage (hibernated ones are read from disk) or in memory."""
+        found: dict[str, ActorInfo] = {}
+        for path in self.directory.glob("??/??/*.sqlite3"):
+            actor_hex = path.name.removesuffix(".sqlite3")
+            found[actor_hex] = ActorInfo(actor_hex, False, _storage_bytes(path), 0, 0)
+        for actor_hex, host in self._hosts.items():
+            found[actor_hex] = ActorInfo(
+                actor_hex,
+                host.instance is not None,
+                _storage_bytes(self.storage_path(actor_hex)),
+                len(host.mailbox),
+                len(host.sockets),
+            )
+        return sorted(found.values(), key=lambda info: info.id)
+
+    @property
+    def live_count(self) -> int:
+        return sum(1 for host in self._hosts.values() if host.instance is not None)
+
+    async def close(self) -> None:
+        await self.scheduler.close()
+        for host in list(self._hosts.values()):
+            await host.shut_down()
+        self.alarm_index.close()
+
+
+def _storage_bytes(path: Path) -> int:
+    total = 0
+    for part in (path, path.with_name(path.name + "-wal")):
+        with contextlib.suppress(FileNotFoundError):
+            total += part.stat().st_size
+    return total
+
+
+class Runtime:
+    """Hosts namespaces of actors in this process, with their storage under `data_dir`.
+
+    idle_timeout: seconds with nothing in flight before an actor hibernates (Cloudflare: ~10 s).
+    max_queue: events waiting per actor before callers get ActorOverloaded.
+    commit_mode: "grouped" shares each fsync among all turns that wrote meanwhile;
+        "per_turn" commits and fsyncs after every writing turn before the next one starts
+        (the baseline the benchmark compares against).
+    alarm_retry_base, alarm_max_retries: backoff of a failing alarm() (2 s, 4 s, ... 6 times).
+    fsync: how a file is made durable; tests inject slow or failing ones.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        idle_timeout: float = 10.0,
+        max_queue: int = 1000,
+        commit_mode: CommitMode = "grouped",
+        alarm_retry_base: float = DEFAULT_RETRY_BASE_SECONDS,
+        alarm_max_retries: int = DEFAULT_MAX_RETRIES,
+        fsync: Callable[[Path], None] = fsync_path,
+        worker_threads: int = 8,
+    ) -> None:
+        if commit_mode not in ("grouped", "per_turn"):
+            raise ValueError(f"commit_mode is 'grouped' or 'per_turn', not {commit_mode!r}")
+        self.data_dir = Path(data_dir)
+        self.idle_timeout = idle_timeout
+        self.max_queue = max_queue
+        self.commit_mode = commit_mode
+        self.alarm_retry_base = alarm_retry_base
+        self.alarm_max_retries = alarm_max_retries
+        self.fsync = fsync
+        # fsyncs of different actors run in parallel; each actor has at most one in flight.
+        self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="accord-commit")
+        self._namespaces: dict[str, Namespace[Any]] = {}
+        self._closing_storages: set[asyncio.Future[None]] = set()
+        self._closed = False
+
+    def namespace(self, name: str, actor_class: type[A]) -> Namespace[A]:
+        """The namespace `name` of `actor_class` (created on first use)."""
+        self.check_open()
+        existing = self._namespaces.get(name)
+        if existing is not None:
+            if existing.actor_class is not actor_class:
+                raise InvalidName(
+                    f"namespace {name!r} already hosts {existing.actor_class.__name__}"
+                )
+            return existing
+        namespace = Namespace(self, name, actor_class)
+        self._namespaces[name] = namespace
+        return namespace
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise RuntimeClosed("the actor runtime is closed")
+
+    def close_in_background(self, storage: Storage) -> None:
+        closing = asyncio.get_running_loop().run_in_executor(self.executor, storage.close)
+        self._closing_storages.add(closing)
+        closing.add_done_callback(self._closing_storages.discard)
+
+    async def close(self) -> None:
+        """Finish queued events and commits, hibernate every actor, close every file."""
+        if self._closed:
+            return
+        self._closed = True
+        for namespace in self._namespaces.values():
+            await namespace.close()
+        await asyncio.gather(*self._closing_storages, return_exceptions=True)
+        self.executor.shutdown(wait=True)

@@ -1,0 +1,360 @@
+"""One SQLite database per actor: a SQL API, a key-value API, explicit transactions, the alarm,
+and the primitives the runtime uses to group commits.
+
+Storage calls are synchronous, like Durable Objects' SQL API: the database is a local file, a
+call takes microseconds, and an `await` would only invite interleaving.
+
+How a commit is made durable. SQLite's `synchronous=FULL` commit in WAL mode is two steps:
+append the transaction's pages to the -wal file, then fsync it. We run the two apart: COMMIT
+runs on the event loop with `synchronous=OFF` (an append to the OS page cache, microseconds) and
+`make_durable()` fsyncs the -wal file in a worker thread. While that fsync is in flight the next
+turns already write into a new transaction, which the next fsync covers: a group commit. With
+`synchronous=FULL` the COMMIT itself would hold the connection for the whole fsync and no turn
+could run meanwhile. The durability is the same: nothing is acknowledged before its fsync.
+
+Checkpoints (copying the -wal back into the database file) are the other place SQLite syncs,
+so we switch off the automatic ones and run them from a second connection that keeps
+`synchronous=FULL`, in the same worker thread, once the -wal has grown past a few MiB.
+"""
+
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, overload
+
+from accord_app.actors.errors import StorageError
+
+# Durable Objects' limit for one multi-key get/put/delete.
+MAX_KEYS_PER_CALL = 128
+CHECKPOINT_AFTER_WAL_BYTES = 4 * 1024 * 1024
+SCHEMA_VERSION = 1
+_SCHEMA = [
+    # WITHOUT ROWID: the key is the primary index, one B-tree instead of two.
+    "CREATE TABLE _accord_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE _accord_alarm (only_row INTEGER PRIMARY KEY CHECK (only_row = 0), at REAL)",
+]
+_INTERNAL_TABLE_PREFIXES = ("_accord_", "sqlite_")
+# Transaction control belongs to the runtime (one savepoint per turn); a stray COMMIT would
+# break the group commit. Durable Objects refuse these statements too.
+_TRANSACTION_CONTROL = re.compile(r"\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
+_READ_ONLY = re.compile(r"\s*(SELECT|EXPLAIN)\b", re.I)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file by name: flushes its pages written through any descriptor."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def to_epoch_seconds(when: float | datetime) -> float:
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise ValueError("pass an aware datetime (with tzinfo), or epoch seconds")
+        return when.timestamp()
+    return float(when)
+
+
+def _encode(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        # Durable Objects accept anything structured clone can copy; we store JSON so the files
+        # stay readable with any SQLite tool. Tuples come back as lists, dict keys as strings.
+        raise StorageError(f"storage values must be JSON-serialisable: {error}") from error
+
+
+def _check_keys(keys: list[str]) -> None:
+    if len(keys) > MAX_KEYS_PER_CALL:
+        raise StorageError(f"at most {MAX_KEYS_PER_CALL} keys per call, got {len(keys)}")
+    for key in keys:
+        if not isinstance(key, str):
+            raise StorageError(f"storage keys are strings, got {type(key).__name__}")
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The smallest string above every string starting with `prefix` (None: no such string).
+
+    Code-point order is UTF-8 byte order, which is how SQLite compares TEXT, so bumping the last
+    character gives a bound the primary-key index can use.
+    """
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            bumped = last + 1 if not 0xD7FF <= last < 0xE000 else 0xE000  # skip surrogates
+            return prefix[:-1] + chr(bumped)
+        prefix = prefix[:-1]
+    return None
+
+
+class SqlApi:
+    """`storage.sql.execute(query, *params)`: rows as sqlite3.Row (index by position or name)."""
+
+    def __init__(self, storage: "Storage") -> None:
+        self._storage = storage
+
+    def execute(self, query: str, *params: Any) -> list[sqlite3.Row]:
+        if _TRANSACTION_CONTROL.match(query):
+            raise StorageError(
+                "transaction statements are managed by the runtime: every turn is atomic;"
+                " use `with storage.transaction():` for a block that must roll back on its own"
+            )
+        if not _READ_ONLY.match(query):
+            self._storage.prepare_write()
+        return self._storage.connection.execute(query, params).fetchall()
+
+
+class Storage:
+    """An actor's database. The runtime wraps every turn in `begin_turn()`/`end_turn()`."""
+
+    def __init__(
+        self,
+        path: Path,
+        on_first_write: Callable[[], object] = lambda: None,
+        fsync: Callable[[Path], None] = fsync_path,
+    ) -> None:
+        self.path = path
+        self.wal_path = path.with_name(path.name + "-wal")
+        self._on_first_write = on_first_write
+        self._fsync = fsync
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # check_same_thread=False: close() may run in a worker thread once the loop is done with it.
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.row_factory = sqlite3.Row
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("PRAGMA synchronous = OFF")  # make_durable() does the fsync
+        self.connection.execute("PRAGMA wal_autocheckpoint = 0")  # make_durable() checkpoints
+        if self.connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            self._create_schema()
+        self._checkpointer: sqlite3.Connection | None = None
+        self._turn_savepoint = False
+        self._transaction_depth = 0
+        self._alarm: float | None = None
+        self._alarm_loaded = False
+        self._alarm_for_index: float | None = None
+        self._alarm_index_stale = False
+        self.sql = SqlApi(self)
+
+    def _create_schema(self) -> None:
+        self.connection.execute("BEGIN IMMEDIATE")
+        for statement in _SCHEMA:
+            self.connection.execute(statement)
+        self.connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self.connection.execute("COMMIT")
+
+    # -- turns and commits (used by the runtime) -------------------------------------------
+
+    def prepare_write(self) -> None:
+        """Open this turn's savepoint before its first write, inside the group's transaction."""
+        if self._turn_savepoint:
+            return
+        if not self.connection.in_transaction:
+            self.connection.execute("BEGIN")
+        self.connection.execute("SAVEPOINT turn")
+        self._turn_savepoint = True
+        self._on_first_write()
+
+    def end_turn(self, succeeded: bool) -> None:
+        """Keep the turn's writes in the group's transaction, or undo only this turn's."""
+        self._transaction_depth = 0
+        if not self._turn_savepoint:
+            return
+        self._turn_savepoint = False
+        if not succeeded:
+            self.connection.execute("ROLLBACK TO turn")
+            self._forget_rolled_back_alarm()
+        self.connection.execute("RELEASE turn")
+
+    def commit(self) -> tuple[bool, float | None]:
+        """COMMIT the group's transaction (no fsync yet); returns the alarm index update it
+        carries: (update needed, alarm time)."""
+        if self.connection.in_transaction:
+            self.connection.execute("COMMIT")
+        update = (self._alarm_index_stale, self._alarm_for_index)
+        self._alarm_index_stale = False
+        return update
+
+    def make_durable(self) -> None:
+        """fsync what COMMIT appended. Runs in a worker thread while the loop runs more turns."""
+        self._fsync(self.wal_path)
+        try:
+            wal_bytes = self.wal_path.stat().st_size
+        except FileNotFoundError:
+            return
+        if wal_bytes > CHECKPOINT_AFTER_WAL_BYTES:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+                self._checkpointer.execute("PRAGMA synchronous = FULL")
+            # PASSIVE: copies what it can without blocking the writer on the loop thread.
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def close(self) -> None:
+        """Roll back anything not committed and close. May run in a worker thread.
+
+        Closing the last connection checkpoints and deletes the -wal; `synchronous=FULL` first
+        makes that checkpoint fsync the database file before the -wal goes away.
+        """
+        if self.connection.in_transaction:
+            self.connection.execute("ROLLBACK")
+        self.connection.execute("PRAGMA synchronous = FULL")
+        self.connection.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+
+    # -- key-value API ---------------------------------------------------------------------
+
+    @overload
+    def get(self, key: str) -> Any: ...
+    @overload
+    def get(self, key: list[str]) -> dict[str, Any]: ...
+    def get(self, key: str | list[str]) -> Any:
+        """One key's value (None if absent), or a dict of the listed keys that exist."""
+        if isinstance(key, list):
+            _check_keys(key)
+            marks = ",".join("?" * len(key))
+            rows = self.connection.execute(
+                f"SELECT key, value FROM _accord_kv WHERE key IN ({marks}) ORDER BY key", key
+            )
+            return {k: json.loads(v) for k, v in rows}
+        _check_keys([key])
+        row = self.connection.execute("SELECT value FROM _accord_kv WHERE key = ?", (key,))
+        found = row.fetchone()
+        return None if found is None else json.loads(found[0])
+
+    @overload
+    def put(self, key: str, value: Any) -> None: ...
+    @overload
+    def put(self, key: dict[str, Any]) -> None: ...
+    def put(self, key: str | dict[str, Any], value: Any = None) -> None:
+        """Store one value, or every entry of a dict (at most 128)."""
+        entries = key if isinstance(key, dict) else {key: value}
+        _check_keys(list(entries))
+        encoded = [(k, _encode(v)) for k, v in entries.items()]
+        self.prepare_write()
+        self.connection.executemany(
+            "INSERT INTO _accord_kv (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            encoded,
+        )
+
+    @overload
+    def delete(self, key: str) -> bool: ...
+    @overload
+    def delete(self, key: list[str]) -> int: ...
+    def delete(self, key: str | list[str]) -> bool | int:
+        """Delete one key (True if it existed) or several (how many existed)."""
+        keys = key if isinstance(key, list) else [key]
+        _check_keys(keys)
+        self.prepare_write()
+        deleted = 0
+        for one in keys:
+            deleted += self.connection.execute(
+                "DELETE FROM _accord_kv WHERE key = ?", (one,)
+            ).rowcount
+        return deleted if isinstance(key, list) else deleted > 0
+
+    def list(
+        self,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> dict[str, Any]:
+        """Entries in key order (`start` inclusive, `end` exclusive), like Durable Objects'."""
+        conditions, params = [], []
+        if prefix:
+            conditions.append("key >= ?")
+            params.append(prefix)
+            upper = _prefix_end(prefix)
+            if upper is not None:
+                conditions.append("key < ?")
+                params.append(upper)
+        if start is not None:
+            conditions.append("key >= ?")
+            params.append(start)
+        if end is not None:
+            conditions.append("key < ?")
+            params.append(end)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        order = "DESC" if reverse else "ASC"
+        query = f"SELECT key, value FROM _accord_kv {where} ORDER BY key {order} LIMIT ?"
+        rows = self.connection.execute(query, (*params, -1 if limit is None else limit))
+        return {k: json.loads(v) for k, v in rows}
+
+    def delete_all(self) -> None:
+        """Delete every key and every table of the actor. The alarm stays (delete_alarm())."""
+        self.prepare_write()
+        self.connection.execute("DELETE FROM _accord_kv")
+        tables = self.connection.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table'"
+        ).fetchall()
+        for (name,) in tables:
+            if not name.startswith(_INTERNAL_TABLE_PREFIXES):
+                self.connection.execute(f'DROP TABLE "{name}"')
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A block whose writes roll back if it raises, while the rest of the turn carries on."""
+        self.prepare_write()
+        name = f"block{self._transaction_depth}"
+        self._transaction_depth += 1
+        self.connection.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.connection.execute(f"ROLLBACK TO {name}")
+            self._forget_rolled_back_alarm()
+            raise
+        finally:
+            self.connection.execute(f"RELEASE {name}")
+            self._transaction_depth -= 1
+
+    # -- the alarm ---------------------------------------------------------------------------
+
+    def get_alarm(self) -> float | None:
+        """The alarm's time in epoch seconds, or None."""
+        if not self._alarm_loaded:
+            row = self.connection.execute("SELECT at FROM _accord_alarm").fetchone()
+            self._alarm = None if row is None else row[0]
+            self._alarm_loaded = True
+        return self._alarm
+
+    def set_alarm(self, when: float | datetime) -> None:
+        """Ask for `alarm()` to run at (or soon after) `when`; replaces any earlier alarm."""
+        at = to_epoch_seconds(when)
+        self.prepare_write()
+        self.connection.execute(
+            "INSERT INTO _accord_alarm (only_row, at) VALUES (0, ?)"
+            " ON CONFLICT (only_row) DO UPDATE SET at = excluded.at",
+            (at,),
+        )
+        self._alarm, self._alarm_loaded = at, True
+        self.point_alarm_index_at(at)
+
+    def delete_alarm(self) -> None:
+        self.prepare_write()
+        self.connection.execute("DELETE FROM _accord_alarm")
+        self._alarm, self._alarm_loaded = None, True
+        self.point_alarm_index_at(None)
+
+    def _forget_rolled_back_alarm(self) -> None:
+        self._alarm_loaded = False
+        if self._alarm_index_stale:
+            self._alarm_for_index = self.get_alarm()
+
+    def point_alarm_index_at(self, at: float | None) -> None:
+        """What the namespace's alarm index should say once the next commit is durable (the
+        runtime's retry backoff points it past the stored, overdue time)."""
+        self.prepare_write()  # the index changes only with a commit, after the actor's own data
+        self._alarm_for_index, self._alarm_index_stale = at, True

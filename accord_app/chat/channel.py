@@ -1,0 +1,250 @@
+"""The channel actor: stores a channel's messages and fans them out to its members.
+
+Every channel's messages live in the actor that the sharding key names (one per channel by
+default, see sharding.py), so one actor may host several channels: rows carry their
+channel_id, and each socket is tagged with its channel. The protocol itself is in protocol.py.
+
+The actor never waits for the disk by itself: it writes and sends, and the runtime's output
+gate holds the ack and the broadcast until the write is durable. A member can therefore never
+see a message that a crash could take back.
+"""
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from accord_app.actors import Actor, ActorContext, HibernatableWebSocket, Transport
+from accord_app.chat.protocol import (
+    ProtocolError,
+    Resume,
+    SendMessage,
+    Typing,
+    encode,
+    parse_frame,
+)
+from accord_app.chat.ratelimit import TokenBucket
+
+SCHEMA = [
+    # WITHOUT ROWID: the rows are stored in (channel_id, seq) order, which is the order every
+    # query reads them in.
+    """CREATE TABLE messages (
+        channel_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        timestamp INTEGER NOT NULL,
+        username TEXT NOT NULL,
+        message TEXT NOT NULL,
+        nonce TEXT,
+        PRIMARY KEY (channel_id, seq)
+    ) WITHOUT ROWID""",
+    # A retried send (same user, same nonce) finds its first copy here instead of a new seq.
+    """CREATE UNIQUE INDEX messages_by_nonce ON messages (channel_id, username, nonce)
+        WHERE nonce IS NOT NULL""",
+]
+COLUMNS = "id, seq, timestamp, username, message"
+MAX_REPLAY = 10_000
+
+
+@dataclass(frozen=True)
+class ChatLimits:
+    """Per-connection limits. Load tests raise them; the defaults suit people typing."""
+
+    messages_per_second: float = 5.0
+    burst: int = 10
+    typing_interval: float = 2.0  # at most one typing notice relayed per socket per interval
+
+
+def record(row: Any) -> dict[str, Any]:
+    return {key: row[key] for key in ("id", "seq", "timestamp", "username", "message")}
+
+
+class ChannelActor(Actor):
+    limits: ClassVar[ChatLimits] = ChatLimits()
+
+    def __init__(self, ctx: ActorContext) -> None:
+        super().__init__(ctx)
+        sql = self.storage.sql
+        if not sql.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages'"):
+            for statement in SCHEMA:
+                sql.execute(statement)
+        # Only caches and rate-limit state live in memory: all of it may be lost on hibernation.
+        self.last_seq: dict[str, int] = {}
+        self.last_timestamp: dict[str, int] = {}
+        self.buckets: dict[HibernatableWebSocket, TokenBucket] = {}
+        self.last_typing: dict[HibernatableWebSocket, float] = {}
+        self.ctx.set_websocket_auto_response("ping", "pong")
+
+    # -- RPC, called by the HTTP layer ---------------------------------------------------------
+
+    async def history(
+        self, channel_id: str, limit: int, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest `limit` messages (before `before`, if given), newest first."""
+        rows = self.storage.sql.execute(
+            f"SELECT {COLUMNS} FROM messages WHERE channel_id = ? AND seq < ?"
+            " ORDER BY seq DESC LIMIT ?",
+            channel_id,
+            before if before is not None else 2**62,
+            limit,
+        )
+        return [record(row) for row in rows]
+
+    async def join(
+        self, transport: Transport, channel_id: str, username: str, after_seq: int | None
+    ) -> None:
+        """Take over a connected socket: presence first, then any missed messages."""
+        ws = self.ctx.accept_websocket(transport, tags=[channel_id])
+        ws.serialize_attachment({"channel_id": channel_id, "username": username})
+        members = self.members(channel_id)
+        ws.send(encode({"type": "presence", "members": members}))
+        if self.sockets_of(channel_id, username) == [ws]:
+            self.broadcast(channel_id, {"type": "joined", "username": username}, skip=ws)
+        if after_seq is not None:
+            self.replay(ws, channel_id, after_seq)
+
+    # -- socket events ---------------------------------------------------------------------------
+
+    async def websocket_message(self, ws: HibernatableWebSocket, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            self.send_error(ws, ProtocolError("binary_frame", "Send text frames, not binary."))
+            return
+        try:
+            frame = parse_frame(data)
+        except ProtocolError as error:
+            self.send_error(ws, error)
+            return
+        channel_id, username = self.who(ws)
+        if isinstance(frame, SendMessage):
+            self.post(ws, channel_id, username, frame)
+        elif isinstance(frame, Resume):
+            self.replay(ws, channel_id, frame.after_seq)
+        elif isinstance(frame, Typing):
+            self.relay_typing(ws, channel_id, username)
+
+    async def websocket_close(self, ws: HibernatableWebSocket, code: int, reason: str) -> None:
+        self.forget(ws)
+
+    async def websocket_error(self, ws: HibernatableWebSocket, error: Exception) -> None:
+        self.forget(ws)
+
+    # -- the work ----------------------------------------------------------------------------------
+
+    def post(
+        self, ws: HibernatableWebSocket, channel_id: str, username: str, frame: SendMessage
+    ) -> None:
+        if frame.nonce is not None:
+            stored = self.storage.sql.execute(
+                f"SELECT {COLUMNS} FROM messages"
+                " WHERE channel_id = ? AND username = ? AND nonce = ?",
+                channel_id,
+                username,
+                frame.nonce,
+            )
+            if stored:  # a retry: repeat the first ack, store and broadcast nothing
+                ws.send(encode({"type": "ack", **record(stored[0]), "nonce": frame.nonce}))
+                return
+        bucket = self.buckets.setdefault(
+            ws,
+            TokenBucket(
+                self.limits.messages_per_second, self.limits.burst, updated=time.monotonic()
+            ),
+        )
+        if not bucket.take(time.monotonic()):
+            self.send_error(
+                ws,
+                ProtocolError(
+                    "rate_limited",
+                    f"Slow down: try again in {bucket.retry_after():.1f} s.",
+                ),
+            )
+            return
+        message: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "seq": self.next_seq(channel_id),
+            # Never earlier than the previous message, even if the clock steps back.
+            "timestamp": max(int(time.time() * 1000), self.last_timestamp.get(channel_id, 0)),
+            "username": username,
+            "message": frame.text,
+        }
+        self.storage.sql.execute(
+            "INSERT INTO messages (channel_id, seq, id, timestamp, username, message, nonce)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            channel_id,
+            message["seq"],
+            message["id"],
+            message["timestamp"],
+            username,
+            frame.text,
+            frame.nonce,
+        )
+        self.last_seq[channel_id] = message["seq"]
+        self.last_timestamp[channel_id] = message["timestamp"]
+        ack = {"type": "ack", **message}
+        if frame.nonce is not None:
+            ack["nonce"] = frame.nonce
+        ws.send(encode(ack))
+        self.broadcast(channel_id, {"type": "message", **message})
+
+    def next_seq(self, channel_id: str) -> int:
+        if channel_id not in self.last_seq:
+            rows = self.storage.sql.execute(
+                "SELECT coalesce(max(seq), 0) AS seq, coalesce(max(timestamp), 0) AS timestamp"
+                " FROM messages WHERE channel_id = ?",
+                channel_id,
+            )
+            self.last_seq[channel_id] = rows[0]["seq"]
+            self.last_timestamp[channel_id] = rows[0]["timestamp"]
+        return self.last_seq[channel_id] + 1
+
+    def replay(self, ws: HibernatableWebSocket, channel_id: str, after_seq: int) -> None:
+        """Send every message after `after_seq`, oldest first, then a "resumed" marker."""
+        rows = self.storage.sql.execute(
+            f"SELECT {COLUMNS} FROM messages WHERE channel_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            channel_id,
+            after_seq,
+            MAX_REPLAY,
+        )
+        for row in rows:
+            ws.send(encode({"type": "message", **record(row)}))
+        last_seq = rows[-1]["seq"] if rows else self.next_seq(channel_id) - 1
+        ws.send(encode({"type": "resumed", "after_seq": after_seq, "last_seq": last_seq}))
+
+    def relay_typing(self, ws: HibernatableWebSocket, channel_id: str, username: str) -> None:
+        now = time.monotonic()
+        if now - self.last_typing.get(ws, -1e9) < self.limits.typing_interval:
+            return  # typing notices are hints: dropping extras is harmless
+        self.last_typing[ws] = now
+        self.broadcast(channel_id, {"type": "typing", "username": username}, skip=ws)
+
+    def forget(self, ws: HibernatableWebSocket) -> None:
+        self.buckets.pop(ws, None)
+        self.last_typing.pop(ws, None)
+        channel_id, username = self.who(ws)
+        if not self.sockets_of(channel_id, username):
+            self.broadcast(channel_id, {"type": "left", "username": username})
+
+    # -- members -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def who(ws: HibernatableWebSocket) -> tuple[str, str]:
+        attachment = ws.deserialize_attachment()
+        return attachment["channel_id"], attachment["username"]
+
+    def sockets_of(self, channel_id: str, username: str) -> list[HibernatableWebSocket]:
+        return [ws for ws in self.ctx.get_websockets(channel_id) if self.who(ws)[1] == username]
+
+    def members(self, channel_id: str) -> list[str]:
+        return sorted({self.who(ws)[1] for ws in self.ctx.get_websockets(channel_id)})
+
+    def broadcast(
+        self, channel_id: str, frame: dict[str, Any], skip: HibernatableWebSocket | None = None
+    ) -> None:
+        text = encode(frame)  # encoded once, sent to every member
+        for ws in self.ctx.get_websockets(channel_id):
+            if ws is not skip:
+                ws.send(text)
+
+    @staticmethod
+    def send_error(ws: HibernatableWebSocket, error: ProtocolError) -> None:
+        ws.send(encode(error.frame()))

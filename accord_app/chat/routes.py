@@ -1,0 +1,126 @@
+"""The channel endpoints: message history over HTTP, and the WebSocket that joins a channel.
+
+Both find the channel in the catalog first (the stateless part), then hand the work to the
+actor that the sharding key names. A refusal comes before the WebSocket upgrade, as an HTTP
+error with the API's usual JSON body, so a client learns why in words, not a bare close code.
+"""
+
+import logging
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+
+from accord_app.actors import ActorOverloaded, Namespace, StarletteTransport
+from accord_app.api import ERROR_RESPONSES
+from accord_app.catalog import Catalog
+from accord_app.chat.channel import ChannelActor
+from accord_app.chat.protocol import ProtocolError, clean_username
+from accord_app.chat.sharding import Sharding, shard_key
+from accord_app.errors import ApiError, error_response
+from accord_app.types import ErrorBody, Message
+
+logger = logging.getLogger("accord")
+router = APIRouter(prefix="/api/servers/{server_id}/channels/{channel_id}")
+
+HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX = 50, 200
+
+
+def parse_uuid(value: str, name: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ApiError(400, f"invalid_{name}", f"The {name} in the path must be a UUID.") from None
+
+
+async def channel_actor(connection: HTTPConnection, server_id: str, channel_id: str) -> Any:
+    """The stub of the actor hosting this channel; ApiError if the channel does not exist."""
+    server_id, channel_id = parse_uuid(server_id, "server_id"), parse_uuid(channel_id, "channel_id")
+    catalog: Catalog = connection.app.state.catalog
+    if await run_in_threadpool(catalog.get_channel, server_id, channel_id) is None:
+        if await run_in_threadpool(catalog.get_server, server_id) is None:
+            raise ApiError(404, "server_not_found", f"There is no server with id {server_id}.")
+        raise ApiError(
+            404, "channel_not_found", f"Server {server_id} has no channel with id {channel_id}."
+        )
+    channels: Namespace[ChannelActor] = connection.app.state.channels
+    sharding: Sharding = connection.app.state.settings.sharding
+    return channels.get(channels.id_from_name(shard_key(sharding, server_id, channel_id)))
+
+
+@router.get(
+    "/messages", summary="The latest messages of a channel, newest first", responses=ERROR_RESPONSES
+)
+async def list_messages(
+    request: Request,
+    server_id: str,
+    channel_id: str,
+    limit: Annotated[int, Query(ge=1, le=HISTORY_LIMIT_MAX)] = HISTORY_LIMIT_DEFAULT,
+    before: Annotated[
+        int | None, Query(ge=1, description="only messages with a smaller seq")
+    ] = None,
+) -> list[Message]:
+    actor = await channel_actor(request, server_id, channel_id)
+    rows = await actor.history(str(uuid.UUID(channel_id)), limit, before)
+    return [Message(**row) for row in rows]
+
+
+@router.get(
+    "/connect",
+    summary="Join a channel over WebSocket (this plain GET only explains how)",
+    status_code=426,
+    responses={426: {"model": ErrorBody, "description": "Connect with a WebSocket client."}},
+)
+def connect_without_websocket() -> None:
+    raise HTTPException(426, "Connect with a WebSocket client: this endpoint upgrades.")
+
+
+@router.websocket("/connect")
+async def connect(
+    websocket: WebSocket,
+    server_id: str,
+    channel_id: str,
+    username: str | None = None,
+    after_seq: str | None = None,
+) -> None:
+    try:
+        name = clean_username(username)
+        resume_from = parse_after_seq(after_seq)
+        actor = await channel_actor(websocket, server_id, channel_id)
+    except ProtocolError as error:
+        await refuse(websocket, 400, error.code, error.message)
+        return
+    except ApiError as error:
+        await refuse(websocket, error.status_code, error.code, error.message)
+        return
+    await websocket.accept()
+    transport = StarletteTransport(websocket)
+    try:
+        await actor.join(transport, str(uuid.UUID(channel_id)), name, resume_from)
+    except ActorOverloaded:
+        await transport.close(1013, "the channel is overloaded; try again later")
+        return
+    except Exception:
+        logger.exception("joining channel %s failed", channel_id)
+        await transport.close(1011, "the channel could not take the connection")
+        return
+    # The actor's runtime owns the socket now; returning would make Starlette close it.
+    await transport.wait_closed()
+
+
+def parse_after_seq(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ProtocolError("invalid_after_seq", "after_seq must be a whole number, 0 or more.")
+    return int(value)
+
+
+async def refuse(websocket: WebSocket, status: int, code: str, message: str) -> None:
+    """Answer the upgrade request with an HTTP error, or close if the server cannot."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(status, code, message))
+    else:
+        await websocket.close(1008, message[:120])

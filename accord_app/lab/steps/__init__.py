@@ -1,0 +1,1 @@
+"""Modules generated from the solution notebooks (cells tagged "export"), for later chapters."""

@@ -1,0 +1,195 @@
+"""Hibernatable WebSockets over an in-memory transport: no network involved."""
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from accord_app.actors import (
+    Actor,
+    ActorContext,
+    AttachmentTooLarge,
+    HibernatableWebSocket,
+    MemoryTransport,
+    Namespace,
+    Runtime,
+    TransportClosed,
+)
+from accord_app.actors.storage import fsync_path
+
+pytestmark = pytest.mark.anyio
+constructed: list[int] = []
+closes: list[tuple[str, int]] = []
+
+
+class Room(Actor):
+    def __init__(self, ctx: ActorContext) -> None:
+        super().__init__(ctx)
+        constructed.append(1)
+
+    async def join(self, transport: MemoryTransport, name: str) -> None:
+        ws = self.ctx.accept_websocket(transport, tags=[name, "member"])
+        ws.serialize_attachment({"name": name})
+        self.ctx.set_websocket_auto_response("ping", "pong")
+
+    async def members(self) -> list[str]:
+        return sorted(ws.deserialize_attachment()["name"] for ws in self.ctx.get_websockets())
+
+    async def history(self) -> list[str]:
+        return list(self.storage.list(prefix="msg:").values())
+
+    async def kick(self, name: str) -> None:
+        for ws in self.ctx.get_websockets(tag=name):
+            ws.close(4000, "kicked")
+
+    async def websocket_message(self, ws: HibernatableWebSocket, data: str | bytes) -> None:
+        if data == "fail":
+            self.storage.put("msg:fail", "must be rolled back")
+            raise ValueError("handler failed")
+        name = ws.deserialize_attachment()["name"]
+        count = len(self.storage.list(prefix="msg:"))
+        self.storage.put(f"msg:{count:06}", f"{name}: {data!s}")
+        for other in self.ctx.get_websockets("member"):
+            other.send(f"{name}: {data!s}")
+
+    async def websocket_close(self, ws: HibernatableWebSocket, code: int, reason: str) -> None:
+        name = ws.deserialize_attachment()["name"]
+        closes.append((name, code))
+        for other in self.ctx.get_websockets():
+            other.send(f"{name} left")
+
+
+@pytest.fixture(autouse=True)
+def reset_records() -> None:
+    constructed.clear()
+    closes.clear()
+
+
+async def receive(client: MemoryTransport) -> str | bytes:
+    return await asyncio.wait_for(client.client_receive(), 2)
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 2
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+async def join(rooms: Namespace[Room], name: str) -> MemoryTransport:
+    client = MemoryTransport()
+    await rooms.get(rooms.id_from_name("lobby")).join(client, name)
+    return client
+
+
+async def test_messages_reach_every_member_and_are_stored(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path)
+    rooms = runtime.namespace("rooms", Room)
+    ada, bob = await join(rooms, "ada"), await join(rooms, "bob")
+    ada.client_send("hello")
+    assert await receive(ada) == "ada: hello"
+    assert await receive(bob) == "ada: hello"
+    lobby = rooms.get(rooms.id_from_name("lobby"))
+    assert await lobby.members() == ["ada", "bob"]
+    assert await lobby.history() == ["ada: hello"]
+    await runtime.close()
+
+
+async def test_hibernated_actor_wakes_with_storage_and_attachments(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path, idle_timeout=0.05)
+    rooms = runtime.namespace("rooms", Room)
+    ada, bob = await join(rooms, "ada"), await join(rooms, "bob")
+    ada.client_send("before")
+    assert await receive(ada) == await receive(bob) == "ada: before"
+    await eventually(lambda: rooms.live_count == 0)
+    [info] = rooms.list_actors()
+    assert not info.live and info.websockets == 2  # the sockets stayed open
+    bob.client_send("after")
+    assert await receive(ada) == "bob: after"  # the attachment still names bob
+    assert len(constructed) == 2
+    assert await rooms.get(rooms.id_from_name("lobby")).history() == ["ada: before", "bob: after"]
+    await runtime.close()
+
+
+async def test_auto_response_does_not_wake_the_actor(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path, idle_timeout=0.05)
+    rooms = runtime.namespace("rooms", Room)
+    ada = await join(rooms, "ada")
+    await eventually(lambda: rooms.live_count == 0)
+    for _ in range(3):
+        ada.client_send("ping")
+        assert await receive(ada) == "pong"
+    assert rooms.live_count == 0 and len(constructed) == 1
+    await runtime.close()
+
+
+async def test_close_of_a_hibernated_socket_runs_the_handler(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path, idle_timeout=0.05)
+    rooms = runtime.namespace("rooms", Room)
+    ada, bob = await join(rooms, "ada"), await join(rooms, "bob")
+    await eventually(lambda: rooms.live_count == 0)
+    bob.client_close(1001, "tab closed")
+    assert await receive(ada) == "bob left"
+    assert closes == [("bob", 1001)]
+    assert await rooms.get(rooms.id_from_name("lobby")).members() == ["ada"]  # no ghost
+    await runtime.close()
+
+
+async def test_frames_wait_for_the_writes_before_them(tmp_path: Path) -> None:
+    release = threading.Event()
+
+    def slow_fsync(path: Path) -> None:
+        release.wait(10)
+        fsync_path(path)
+
+    runtime = Runtime(tmp_path, fsync=slow_fsync)
+    rooms = runtime.namespace("rooms", Room)
+    release.set()
+    ada = await join(rooms, "ada")
+    release.clear()
+    ada.client_send("durable first")
+    await asyncio.sleep(0.05)
+    frame = asyncio.ensure_future(ada.client_receive())
+    await asyncio.sleep(0.05)
+    assert not frame.done()
+    release.set()
+    assert await asyncio.wait_for(frame, 2) == "ada: durable first"
+    await runtime.close()
+
+
+async def test_server_close_and_failing_handler(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path)
+    rooms = runtime.namespace("rooms", Room)
+    ada, bob = await join(rooms, "ada"), await join(rooms, "bob")
+    ada.client_send("fail")  # logged, rolled back, the socket stays open
+    ada.client_send("still here")
+    assert await receive(bob) == "ada: still here"
+    lobby = rooms.get(rooms.id_from_name("lobby"))
+    assert await lobby.history() == ["ada: still here"]
+    await lobby.kick("bob")
+    with pytest.raises(TransportClosed) as closed:
+        while True:
+            await receive(bob)
+    assert closed.value.code == 4000
+    assert await lobby.members() == ["ada"] and closes == []  # closed by us: no close event
+    await runtime.close()
+
+
+async def test_attachment_is_limited_to_16_kib(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path)
+    rooms = runtime.namespace("rooms", Room)
+
+    class Greedy(Room):
+        async def join(self, transport: MemoryTransport, name: str) -> None:
+            ws = self.ctx.accept_websocket(transport)
+            ws.serialize_attachment("x" * 16_000)
+            ws.serialize_attachment("x" * 17_000)
+
+    greedy = runtime.namespace("greedy", Greedy)
+    with pytest.raises(AttachmentTooLarge, match="16384 bytes"):
+        await greedy.get(greedy.new_unique_id()).join(MemoryTransport(), "g")
+    assert rooms.list_actors() == []
+    await runtime.close()
