@@ -107,8 +107,7 @@ async def paced(stub: Any, rate: float, seconds: float) -> list[float]:
     return latencies
 
 
-async def throughput(data_dir: Path, seconds: float) -> list[str]:
-    rows = []
+async def throughput(data_dir: Path, seconds: float) -> None:
     grouped_rate = 0.0
     for mode in ("grouped", "per_turn"):
         runtime = Runtime(data_dir / mode, commit_mode=mode, max_queue=100_000)
@@ -117,20 +116,19 @@ async def throughput(data_dir: Path, seconds: float) -> list[str]:
         await stub.hello()
         rate, latencies = await closed_loop(stub, seconds)
         grouped_rate = grouped_rate or rate
-        rows.append(
+        print(
             f"{mode:<10} {CALLERS} callers   {rate:>9,.0f} acked writes/s"
             f"   p50 {ms(percentile(latencies, 0.5))}   p99 {ms(percentile(latencies, 0.99))}"
         )
         if mode == "grouped":
             paced_latencies = await paced(stub, grouped_rate / 2, seconds)
-            rows.append(
+            print(
                 f"paced at {grouped_rate / 2:,.0f}/s (half of grouped), grouped commits:"
                 f"   p50 {ms(percentile(paced_latencies, 0.5))}"
                 f"   p99 {ms(percentile(paced_latencies, 0.99))}"
             )
         await runtime.close()
-    rows.append(f"grouped / per_turn throughput: {grouped_rate / rate:.1f}x")
-    return rows
+    print(f"grouped / per_turn throughput: {grouped_rate / rate:.1f}x")
 
 
 def python_and_rss() -> tuple[int, int]:
@@ -152,8 +150,7 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None
         await asyncio.sleep(0.05)
 
 
-async def memory_and_wakeup(data_dir: Path) -> list[str]:
-    rows = []
+async def memory_and_wakeup(data_dir: Path) -> None:
     runtime = Runtime(data_dir / "memory", idle_timeout=2.0, max_queue=10)
     ledgers = runtime.namespace("ledger", Ledger)
     stubs = [ledgers.get(ledgers.id_from_name(str(n))) for n in range(LIVE)]
@@ -163,17 +160,17 @@ async def memory_and_wakeup(data_dir: Path) -> list[str]:
     tracemalloc.start()
     before = python_and_rss()
     await asyncio.gather(*(stub.read() for stub in stubs))
-    rows.append(f"live        ({LIVE:,} actors)        {per_actor(before, python_and_rss(), LIVE)}")
+    print(f"live        ({LIVE:,} actors)        {per_actor(before, python_and_rss(), LIVE)}")
     await wait_until(lambda: ledgers.live_count == 0)
     await asyncio.sleep(0.5)  # background closes finish
-    rows.append(f"after they hibernate again           {per_actor(before, python_and_rss(), LIVE)}")
+    print(f"after they hibernate again           {per_actor(before, python_and_rss(), LIVE)}")
 
     clients = [MemoryTransport() for _ in range(WITH_SOCKETS)]
     before = python_and_rss()
     await asyncio.gather(*(stub.join(client) for stub, client in zip(stubs, clients, strict=False)))
     await wait_until(lambda: ledgers.live_count == 0)
     await asyncio.sleep(0.5)
-    rows.append(
+    print(
         f"hibernated + 1 open WebSocket ({WITH_SOCKETS:,})"
         f" {per_actor(before, python_and_rss(), WITH_SOCKETS)}"
         "  (incl. the in-memory transport)"
@@ -185,19 +182,19 @@ async def memory_and_wakeup(data_dir: Path) -> list[str]:
         started = time.perf_counter()
         await stub.read()
         wake.append(time.perf_counter() - started)
-    rows.append(
+    print(
         f"wake-up of a hibernated actor ({WAKE_SAMPLES} samples, open db + construct + read):"
         f"   p50 {ms(percentile(wake, 0.5))}   p99 {ms(percentile(wake, 0.99))}"
     )
     template = ledgers.storage_path(stubs[-1].id.hex)
     await runtime.close()
-    rows += await hibernated_at_scale(data_dir / "memory", template)
-    return rows
+    await hibernated_at_scale(data_dir / "memory", template)
 
 
-async def hibernated_at_scale(data_dir: Path, template: Path) -> list[str]:
+async def hibernated_at_scale(data_dir: Path, template: Path) -> None:
     """HIBERNATED actors, each with a storage file (hard links to one real actor's file, to
     spare the disk) and a pending alarm in the namespace's index, then a fresh runtime."""
+    (data_dir / "sleepers").mkdir()
     index = sqlite3.connect(data_dir / "sleepers" / "alarms.sqlite3", isolation_level=None)
     index.execute(
         "CREATE TABLE alarms (actor TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID"
@@ -227,10 +224,8 @@ async def hibernated_at_scale(data_dir: Path, template: Path) -> list[str]:
     assert len(listed) == HIBERNATED and not any(info.live for info in listed)
     del listed
     await runtime.close()
-    return [
-        f"hibernated  ({HIBERNATED:,} actors)      {per_actor(before, after, HIBERNATED)}",
-        f"list_actors() over {HIBERNATED:,} hibernated actors (from disk): {listing:.2f} s",
-    ]
+    print(f"hibernated  ({HIBERNATED:,} actors)      {per_actor(before, after, HIBERNATED)}")
+    print(f"list_actors() over {HIBERNATED:,} hibernated actors (from disk): {listing:.2f} s")
 
 
 async def main(seconds: float) -> None:
@@ -240,11 +235,9 @@ async def main(seconds: float) -> None:
     with tempfile.TemporaryDirectory(dir=RESULTS) as folder:
         print(f"Accord actor runtime benchmark ({os.cpu_count()} CPUs, data in {folder})")
         print("\n-- one actor, durable writes (fsync'ed before the ack) --")
-        for row in await throughput(Path(folder), seconds):
-            print(row)
+        await throughput(Path(folder), seconds)
         print("\n-- memory per actor (tracemalloc / RSS deltas) and wake-up --")
-        for row in await memory_and_wakeup(Path(folder)):
-            print(row)
+        await memory_and_wakeup(Path(folder))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ validation. Any ids are accepted. What Accord costs is then "Accord minus this".
 """
 
 import argparse
+import contextlib
 import itertools
 import json
 import time
@@ -54,10 +55,9 @@ async def connect(
             # The sender is a member too and gets its own message back, as in Accord.
             # list(): a member may leave while we await a send.
             for member in list(members):
-                try:
+                # A member that went away makes its send fail; its own loop removes it.
+                with contextlib.suppress(Exception):
                     await member.send_text(frame)
-                except Exception:  # a member that went away; its own loop removes it
-                    pass
     except WebSocketDisconnect:
         pass
     finally:

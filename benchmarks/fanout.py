@@ -146,7 +146,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
     add("--idle-members", type=int, default=100, help="memory test: idle members per channel")
     add("--idle-timeout", type=float, default=1.0, help="memory test: ACCORD_IDLE_TIMEOUT")
     add("--targets", nargs="+", choices=list(TARGETS), default=list(TARGETS))
-    add("--loads", nargs="+", choices=["fixed", "saturation"], default=["fixed", "saturation"])
+    add(
+        "--loads",
+        nargs="*",
+        choices=["fixed", "saturation"],
+        default=["fixed", "saturation"],
+        help="none: only the memory test",
+    )
     add("--no-memory", dest="memory", action="store_false", help="skip the memory test")
     add("--compression", action="store_true", help="offer permessage-deflate, as browsers do")
     add("--no-pin", dest="pin", action="store_false", help="do not pin server and client")
@@ -421,7 +427,9 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     server_cpu: float  # percent of one core
+    server_us_per_msg: float  # server CPU per delivered frame: hardly moved by other load
     client_cpu: float
+    other_cpu: float  # other processes on the machine; 200% = both cores
     undelivered: int  # copies still missing after the drain: a backlog, or frames lost
 
 
@@ -438,7 +446,9 @@ async def drain(tally: Tally, members: int, timeout: float = 3.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def run_load(server: ServerProcess, paths: list[str], config: Config, load: str) -> LoadResult:
+async def run_load(
+    server: ServerProcess, paths: list[str], config: Config, load: str
+) -> LoadResult:
     """Connect every member, load the server for warm-up + duration, then disconnect."""
     channels = await open_members(server, paths, config.members, config.compression)
     tally = Tally()
@@ -458,7 +468,7 @@ async def run_load(server: ServerProcess, paths: list[str], config: Config, load
                 sender = send_closed_loop(member, padding, tally)
             senders.append(asyncio.create_task(sender))
         await asyncio.sleep(config.warmup)
-        seconds, server_cpu, client_cpu = await measure_window(server, tally, config.duration)
+        window = await measure_window(server, tally, config.duration)
         for task in senders:
             task.cancel()
         await drain(tally, config.members)
@@ -468,7 +478,7 @@ async def run_load(server: ServerProcess, paths: list[str], config: Config, load
         await close_all([member.ws for member in members])
         for task in receivers:
             task.cancel()
-    latencies = sorted(tally.latencies)
+    latencies, seconds = sorted(tally.latencies), window.seconds
     return LoadResult(
         target=server.target.label,
         load=load_label(config, load),
@@ -477,22 +487,43 @@ async def run_load(server: ServerProcess, paths: list[str], config: Config, load
         delivered_per_s=tally.delivered / seconds,
         p50_ms=percentile(latencies, 0.50) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
-        server_cpu=100 * server_cpu / seconds,
-        client_cpu=100 * client_cpu / seconds,
+        server_cpu=100 * window.server_cpu / seconds,
+        server_us_per_msg=1e6 * window.server_cpu / max(1, tally.delivered),
+        client_cpu=100 * window.client_cpu / seconds,
+        other_cpu=100 * window.other_cpu / seconds,
         undelivered=tally.sent_total * config.members - tally.received_total,
     )
 
 
-async def measure_window(
-    server: ServerProcess, tally: Tally, duration: float
-) -> tuple[float, float, float]:
-    """Open the window for `duration` s: (wall seconds, server CPU s, client CPU s) in it."""
-    server_cpu, client_cpu, start = server.cpu_seconds(), time.process_time(), time.perf_counter()
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine spent busy (all cores, all processes), from /proc/stat."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Window:
+    """The measured window: its length and the CPU seconds spent in it, by whom."""
+
+    seconds: float
+    server_cpu: float
+    client_cpu: float
+    other_cpu: float  # every other process: if high, the machine was not ours alone
+
+
+async def measure_window(server: ServerProcess, tally: Tally, duration: float) -> Window:
+    """Count frames in the tally for `duration` seconds and the CPU each side used meanwhile."""
+    server_cpu, client_cpu, busy = server.cpu_seconds(), time.process_time(), busy_cpu_seconds()
+    start = time.perf_counter()
     tally.measuring = True
     await asyncio.sleep(duration)
     tally.measuring = False
     seconds = time.perf_counter() - start
-    return seconds, server.cpu_seconds() - server_cpu, time.process_time() - client_cpu
+    server_cpu = server.cpu_seconds() - server_cpu
+    client_cpu = time.process_time() - client_cpu
+    other_cpu = busy_cpu_seconds() - busy - server_cpu - client_cpu
+    return Window(seconds, server_cpu, client_cpu, max(0.0, other_cpu))
 
 
 def load_label(config: Config, load: str) -> str:
@@ -564,14 +595,16 @@ async def measure_memory(target: Target, config: Config) -> MemoryResult:
 def throughput_table(results: list[LoadResult]) -> str:
     header = (
         f"{'target':15} {'load':22} {'sent/s':>8} {'delivered/s':>12} {'p50 ms':>8}"
-        f" {'p99 ms':>8} {'srv CPU':>8} {'cli CPU':>8} {'undelivered':>12}"
+        f" {'p99 ms':>8} {'srv CPU':>8} {'srv us/msg':>10} {'cli CPU':>8} {'other':>6}"
+        f" {'undelivered':>12}"
     )
     rows = [header, "-" * len(header)]
     for r in sorted(results, key=lambda r: (r.load, r.target != "baseline")):
         rows.append(
             f"{r.target:15} {r.load:22} {r.sent_per_s:8,.0f} {r.delivered_per_s:12,.0f}"
-            f" {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.server_cpu:7.0f}% {r.client_cpu:7.0f}%"
-            f" {r.undelivered:12,}"
+            f" {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.server_cpu:7.0f}% {r.server_us_per_msg:10.1f}"
+            f" {r.client_cpu:7.0f}%"
+            f" {r.other_cpu:5.0f}% {r.undelivered:12,}"
         )
     return "\n".join(rows)
 
@@ -584,10 +617,11 @@ def ratio_lines(results: list[LoadResult]) -> list[str]:
         if r.target == "baseline" or base is None or base.delivered_per_s == 0:
             continue
         ratio = r.delivered_per_s / base.delivered_per_s
+        cost = r.server_us_per_msg / base.server_us_per_msg
         verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
         lines.append(
-            f"{r.target:15} {r.load:22} {ratio:5.2f}x baseline"
-            f"  ({verdict} the {TARGET_RATIO}x target)"
+            f"{r.target:15} {r.load:22} {ratio:5.2f}x baseline msgs/s"
+            f" ({verdict} the {TARGET_RATIO}x target); {cost:4.2f}x its server CPU per msg"
         )
     return lines
 
@@ -613,10 +647,11 @@ def setup_line(config: Config, pinned: bool) -> str:
         if pinned
         else f"NOT pinned: server and load generator share {os.cpu_count()} core(s)"
     )
+    compression = "on" if config.compression else "off"
     return (
         f"{config.channels} channels x {config.members} members over {config.servers} servers,"
         f" {config.message_chars}-char messages, {config.duration:g} s measured after"
-        f" {config.warmup:g} s warm-up; {cores}; compression {'on' if config.compression else 'off'}"
+        f" {config.warmup:g} s warm-up; {cores}; compression {compression}"
     )
 
 
@@ -654,7 +689,7 @@ async def run(config: Config, pinned: bool) -> None:
     config = Config(**{**asdict(config), "pin": pinned})
     print(setup_line(config, pinned), flush=True)
     loads: list[LoadResult] = []
-    for name in config.targets:  # baseline first by default: the reference is measured first
+    for name in config.targets if config.loads else []:  # baseline first: the reference
         print(f"throughput: {TARGETS[name].label} ...", flush=True)
         loads += await measure_throughput(TARGETS[name], config)
     memory: list[MemoryResult] = []

@@ -190,6 +190,7 @@ class ActorHost:
     """The runtime's side of one actor id. Runs turns, commits, hibernation and sockets."""
 
     __slots__ = (
+        "_checkpointing",
         "_committing",
         "_drainer",
         "_idle_timer",
@@ -218,6 +219,7 @@ class ActorHost:
         self.blockers: list[Callable[[], Awaitable[object]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self._committing: asyncio.Task[None] | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_active = 0.0
         self._pending_reset: BaseException | None = None
@@ -225,7 +227,12 @@ class ActorHost:
     @property
     def quiet(self) -> bool:
         """Nothing queued, running, committing or held: safe to hibernate."""
-        return self.mailbox.idle and not self.gate.busy and self._committing is None
+        return (
+            self.mailbox.idle
+            and not self.gate.busy
+            and self._committing is None
+            and self._checkpointing is None
+        )
 
     # -- events and turns ----------------------------------------------------------------
 
@@ -315,10 +322,11 @@ class ActorHost:
     async def _finish_commit(
         self, storage: Storage, alarm_update: tuple[bool, float | None]
     ) -> None:
-        runtime = self.namespace.runtime
+        loop = asyncio.get_running_loop()
+        executor = self.namespace.runtime.executor
         try:
-            await asyncio.get_running_loop().run_in_executor(
-                runtime.executor, self._make_durable, storage, alarm_update
+            wal_is_large = await loop.run_in_executor(
+                executor, self._make_durable, storage, alarm_update
             )
         except Exception as error:
             self._committing = None
@@ -327,6 +335,9 @@ class ActorHost:
         self._committing = None
         for output in self.gate.commit_succeeded():
             output.release()
+        if wal_is_large and self._checkpointing is None:
+            self._checkpointing = loop.run_in_executor(executor, storage.checkpoint)
+            self._checkpointing.add_done_callback(self._checkpoint_done)
         if alarm_update[0]:
             self.namespace.scheduler.poke()
         if self.gate.should_commit() and not self.mailbox.turn_running:
@@ -334,15 +345,23 @@ class ActorHost:
         else:
             self._note_activity()
 
-    def _make_durable(self, storage: Storage, alarm_update: tuple[bool, float | None]) -> None:
+    def _make_durable(self, storage: Storage, alarm_update: tuple[bool, float | None]) -> bool:
         """Worker thread: lower the alarm index, fsync the actor's -wal, then settle the index."""
         index = self.namespace.alarm_index
         changed, at = alarm_update
         if changed and at is not None:
             index.lower(self.id.hex, at)
-        storage.make_durable()
+        wal_is_large = storage.make_durable()
         if changed:
             index.settle(self.id.hex, at)
+        return wal_is_large
+
+    def _checkpoint_done(self, checkpoint: "asyncio.Future[None]") -> None:
+        self._checkpointing = None
+        if not checkpoint.cancelled() and checkpoint.exception() is not None:
+            # Only the -wal's size is at stake: the data is durable in it already.
+            logger.warning("checkpoint of actor %s failed: %r", self.id.hex, checkpoint.exception())
+        self._note_activity()
 
     def _commit_failed(self, error: BaseException) -> None:
         logger.error("commit of actor %s failed, resetting it: %s", self.id.hex, error)
@@ -489,8 +508,8 @@ class ActorHost:
             with contextlib.suppress(Exception):
                 await ws.transport.close(1001, "server shutting down")
         self.sockets.clear()
-        while self._drainer is not None or self._committing is not None:
-            await asyncio.gather(*(t for t in (self._drainer, self._committing) if t))
+        while busy := [t for t in (self._drainer, self._committing, self._checkpointing) if t]:
+            await asyncio.gather(*busy, return_exceptions=True)
         self.hibernate()
 
 

@@ -156,6 +156,7 @@ class ChannelActor(Actor):
                 ProtocolError(
                     "rate_limited",
                     f"Slow down: try again in {bucket.retry_after():.1f} s.",
+                    frame.nonce,
                 ),
             )
             return

@@ -33,13 +33,17 @@ _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
 class ProtocolError(Exception):
     """A frame the channel refuses; sent back as an error frame, the socket stays open."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, nonce: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.nonce = nonce  # the refused message's nonce, so a client knows which one failed
 
     def frame(self) -> dict[str, str]:
-        return {"type": "error", "code": self.code, "message": self.message}
+        frame = {"type": "error", "code": self.code, "message": self.message}
+        if self.nonce is not None:
+            frame["nonce"] = self.nonce
+        return frame
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,11 @@ def parse_frame(text: str) -> ClientFrame:
             )
         if nonce is not None:
             _check_text(nonce, "nonce")
-        return SendMessage(clean_message(message), nonce)
+        try:
+            return SendMessage(clean_message(message), nonce)
+        except ProtocolError as error:
+            error.nonce = nonce
+            raise
     if kind == "resume":
         after_seq = command.get("after_seq")
         if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:

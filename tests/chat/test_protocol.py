@@ -105,3 +105,17 @@ def test_shard_keys_come_from_the_path_parts() -> None:
     assert shard_key(Sharding.SERVER, "s1", "c1") != shard_key(Sharding.SERVER, "s2", "c1")
     assert shard_key(Sharding.GLOBAL, "s1", "c1") == shard_key(Sharding.GLOBAL, "s2", "c9")
     assert Sharding("server") is Sharding.SERVER
+
+
+def test_a_refused_message_keeps_its_nonce_so_the_client_knows_which_failed() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_frame('{"type": "message", "message": "   ", "nonce": "n-7"}')
+    assert caught.value.frame() == {
+        "type": "error",
+        "code": "empty_message",
+        "message": "A message needs some text.",
+        "nonce": "n-7",
+    }
+    with pytest.raises(ProtocolError) as plain:
+        parse_frame("")
+    assert "nonce" not in plain.value.frame()
