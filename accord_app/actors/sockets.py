@@ -22,6 +22,12 @@ from accord_app.actors.errors import AttachmentTooLarge
 
 MAX_ATTACHMENT_BYTES = 16 * 1024
 MAX_TAGS = 10
+# Frames waiting for one socket, in bytes (characters, for text). A client that stops reading
+# lets them pile up; past this it is disconnected, so it costs bounded memory and never slows
+# the other members.
+MAX_OUTBOX_BYTES = 2 * 1024 * 1024
+# The close code reported to the actor for such a client (RFC 6455: "policy violation").
+CLOSE_TOO_SLOW = 1008
 # Sent when a socket's actor cannot take more events (RFC 6455: "Try Again Later").
 CLOSE_TRY_AGAIN_LATER = 1013
 
@@ -48,6 +54,11 @@ class Transport(Protocol):
 
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
+    def abort(self, code: int, reason: str) -> None:
+        """Drop the connection without a closing handshake: the peer may not be reading.
+        A pending or later receive() raises TransportClosed(code, reason)."""
+        ...
+
 
 class StarletteTransport:
     """A Starlette/FastAPI WebSocket (already accepted) as a Transport.
@@ -62,6 +73,7 @@ class StarletteTransport:
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         self._closed = asyncio.Event()
+        self._aborted: asyncio.Future[TransportClosed] = asyncio.get_running_loop().create_future()
 
     async def send_text(self, data: str) -> None:
         await self.websocket.send_text(data)
@@ -70,7 +82,13 @@ class StarletteTransport:
         await self.websocket.send_bytes(data)
 
     async def receive(self) -> str | bytes:
-        message = await self.websocket.receive()
+        receiving = asyncio.ensure_future(self.websocket.receive())
+        waiting: set[asyncio.Future[Any]] = {receiving, self._aborted}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not receiving.done():
+            receiving.cancel()
+            raise self._aborted.result()
+        message = receiving.result()
         if message["type"] == "websocket.disconnect":
             self._closed.set()
             raise TransportClosed(message.get("code", 1000), message.get("reason") or "")
@@ -83,6 +101,13 @@ class StarletteTransport:
                 await self.websocket.close(code, reason)
         finally:
             self._closed.set()
+
+    def abort(self, code: int, reason: str) -> None:
+        # ASGI offers no way to reset a connection. Ending the endpoint (wait_closed returns)
+        # makes uvicorn close it; the bytes already in its buffer still wait for the peer.
+        if not self._aborted.done():
+            self._aborted.set_result(TransportClosed(code, reason))
+        self._closed.set()
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -114,6 +139,12 @@ class MemoryTransport:
             self.close_code = code
             self._to_client.put_nowait(TransportClosed(code, reason))
 
+    def abort(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self._to_server.put_nowait(TransportClosed(code, reason))
+            self._to_client.put_nowait(TransportClosed(code, reason))
+
     def client_send(self, data: str | bytes) -> None:
         self._to_server.put_nowait(data)
 
@@ -136,6 +167,7 @@ class HibernatableWebSocket:
         "_attachment",
         "_gate",
         "_outbox",
+        "_outbox_bytes",
         "_pump",
         "closing",
         "receiver",
@@ -157,7 +189,8 @@ class HibernatableWebSocket:
         self.receiver: asyncio.Task[None] | None = None
         self._gate = gate
         self._attachment: str | None = None
-        self._outbox: deque[str | bytes | TransportClosed] = deque()
+        self._outbox: deque[str | bytes | TransportClosed] | None = None  # None while empty
+        self._outbox_bytes = 0
         self._pump: asyncio.Task[None] | None = None
 
     def serialize_attachment(self, value: Any) -> None:
@@ -186,24 +219,46 @@ class HibernatableWebSocket:
 
     def deliver(self, frame: str | bytes | TransportClosed) -> None:
         """Hand a released frame to the transport, keeping the order frames were sent in."""
+        if not isinstance(frame, TransportClosed):
+            self._outbox_bytes += len(frame)
+            if self._outbox_bytes > MAX_OUTBOX_BYTES:
+                self._cut_off()
+                return
+        if self._outbox is None:
+            self._outbox = deque()
         self._outbox.append(frame)
         if self._pump is None:
             self._pump = asyncio.get_running_loop().create_task(self._send_outbox())
+
+    def _cut_off(self) -> None:
+        """The peer stopped reading: drop what waits for it and the connection itself. Its
+        receive loop then ends like any close, so the actor's close handler runs."""
+        self._outbox = None
+        self._outbox_bytes = 0
+        if self._pump is not None:
+            self._pump.cancel()
+            self._pump = None
+        self.transport.abort(CLOSE_TOO_SLOW, "send queue full: the client is not reading")
 
     async def _send_outbox(self) -> None:
         try:
             while self._outbox:
                 frame = self._outbox.popleft()
+                if not isinstance(frame, TransportClosed):
+                    self._outbox_bytes -= len(frame)
                 # A peer that went away makes sends fail; its receive loop reports the close.
                 with contextlib.suppress(Exception):
                     if isinstance(frame, TransportClosed):
                         await self.transport.close(frame.code, frame.reason)
+                        if self.receiver is not None:  # nothing more to read from it
+                            self.receiver.cancel()
                     elif isinstance(frame, str):
                         await self.transport.send_text(frame)
                     else:
                         await self.transport.send_bytes(frame)
         finally:
-            self._pump = None
+            if self._pump is asyncio.current_task():  # not a cut-off pump's late cleanup
+                self._pump = self._outbox = None
 
     def __repr__(self) -> str:
         return f"<HibernatableWebSocket tags={list(self.tags)}>"

@@ -43,7 +43,11 @@ SCHEMA = [
         WHERE nonce IS NOT NULL""",
 ]
 COLUMNS = "id, seq, timestamp, username, message"
-MAX_REPLAY = 10_000
+# One replay sends at most this many messages, or about this many characters, then says
+# "more": the client asks again. A whole day of a busy channel in one go could fill the
+# socket's bounded send queue (sockets.MAX_OUTBOX_BYTES) and get a healthy client cut off.
+REPLAY_MESSAGES = 1000
+REPLAY_CHARS = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -199,17 +203,27 @@ class ChannelActor(Actor):
         return self.last_seq[channel_id] + 1
 
     def replay(self, ws: HibernatableWebSocket, channel_id: str, after_seq: int) -> None:
-        """Send every message after `after_seq`, oldest first, then a "resumed" marker."""
+        """Send the messages after `after_seq`, oldest first, then a "resumed" marker whose
+        "more" says whether the client should ask again from the last seq it got."""
         rows = self.storage.sql.execute(
             f"SELECT {COLUMNS} FROM messages WHERE channel_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             channel_id,
             after_seq,
-            MAX_REPLAY,
+            REPLAY_MESSAGES,
         )
+        sent, last_sent = 0, None
         for row in rows:
-            ws.send(encode({"type": "message", **record(row)}))
-        last_seq = rows[-1]["seq"] if rows else self.next_seq(channel_id) - 1
-        ws.send(encode({"type": "resumed", "after_seq": after_seq, "last_seq": last_seq}))
+            if sent > REPLAY_CHARS:
+                break
+            frame = encode({"type": "message", **record(row)})
+            ws.send(frame)
+            sent += len(frame)
+            last_sent = row["seq"]
+        channel_last = self.next_seq(channel_id) - 1
+        last_seq = channel_last if last_sent is None else last_sent
+        more = last_seq < channel_last
+        resumed = {"type": "resumed", "after_seq": after_seq, "last_seq": last_seq, "more": more}
+        ws.send(encode(resumed))
 
     def relay_typing(self, ws: HibernatableWebSocket, channel_id: str, username: str) -> None:
         now = time.monotonic()

@@ -9,7 +9,9 @@ Client to server:
 
 Server to client: {"type": "ack" | "message", "id", "seq", "timestamp", "username", "message"},
 {"type": "presence", "members"}, {"type": "joined" | "left" | "typing", "username"},
-{"type": "resumed", "after_seq", "last_seq"} and {"type": "error", "code", "message"}.
+{"type": "resumed", "after_seq", "last_seq", "more"} (with more=true, resume again from
+last_seq: long absences are replayed in slices) and {"type": "error", "code", "message"}
+(plus the "nonce" of the refused message, if it had one).
 
 Plain text stays a message so that the simplest client (the talk's frontend, `websocat`) works;
 a user who types a JSON object with a "type" gets an error frame. Phoenix Channels wrap every

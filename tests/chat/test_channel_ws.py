@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from accord_app.chat.channel import REPLAY_MESSAGES
+
 if TYPE_CHECKING:
     from conftest import ChannelRef, Chat, Wire
 
@@ -240,12 +242,22 @@ async def test_resume_with_after_seq_on_connect(chat: "Chat", wire: "type[Wire]"
         replayed = await wire.recv_frames(bob, 3)
         assert [f["type"] for f in replayed] == ["message"] * 3
         assert [stored(f) for f in replayed] == frames[2:]
-        assert await wire.recv_json(bob) == {"type": "resumed", "after_seq": 2, "last_seq": 5}
+        assert await wire.recv_json(bob) == {
+            "type": "resumed",
+            "after_seq": 2,
+            "last_seq": 5,
+            "more": False,
+        }
         ack, echo = await wire.send_and_confirm(bob, "live")
         assert ack["seq"] == echo["seq"] == 6
     async with chat.connect(channel, "cy", after_seq=6) as cy:
         assert (await wire.recv_json(cy))["type"] == "presence"
-        assert await wire.recv_json(cy) == {"type": "resumed", "after_seq": 6, "last_seq": 6}
+        assert await wire.recv_json(cy) == {
+            "type": "resumed",
+            "after_seq": 6,
+            "last_seq": 6,
+            "more": False,
+        }
 
 
 async def test_resume_with_a_first_frame(chat: "Chat", wire: "type[Wire]") -> None:
@@ -256,15 +268,30 @@ async def test_resume_with_a_first_frame(chat: "Chat", wire: "type[Wire]") -> No
         assert await wire.recv_json(bob) == {"type": "presence", "members": ["bob"]}
         await bob.send(json.dumps({"type": "resume", "after_seq": 3}))
         assert [stored(f) for f in await wire.recv_frames(bob, 2)] == frames[3:]
-        assert await wire.recv_json(bob) == {"type": "resumed", "after_seq": 3, "last_seq": 5}
+        assert await wire.recv_json(bob) == {
+            "type": "resumed",
+            "after_seq": 3,
+            "last_seq": 5,
+            "more": False,
+        }
         await bob.send(json.dumps({"type": "resume", "after_seq": 0}))
         assert [stored(f) for f in await wire.recv_frames(bob, 5)] == frames
-        assert await wire.recv_json(bob) == {"type": "resumed", "after_seq": 0, "last_seq": 5}
+        assert await wire.recv_json(bob) == {
+            "type": "resumed",
+            "after_seq": 0,
+            "last_seq": 5,
+            "more": False,
+        }
         ack, _ = await wire.send_and_confirm(bob, "after resume")
         assert ack["seq"] == 6
         assert await wire.recv_json(lonely) == {"type": "presence", "members": ["bob"]}
         await lonely.send(json.dumps({"type": "resume", "after_seq": 0}))
-        assert await wire.recv_json(lonely) == {"type": "resumed", "after_seq": 0, "last_seq": 0}
+        assert await wire.recv_json(lonely) == {
+            "type": "resumed",
+            "after_seq": 0,
+            "last_seq": 0,
+            "more": False,
+        }
 
 
 async def test_a_nonce_is_stored_once_and_acked_twice_the_same(
@@ -493,7 +520,12 @@ async def test_channels_are_isolated_and_actors_follow_the_sharding(
         await asyncio.sleep(0.2)
         for ws in sockets:  # nothing else arrived anywhere (typing has no one else to go to)
             await ws.send(json.dumps({"type": "resume", "after_seq": 2}))
-            assert await wire.recv_json(ws) == {"type": "resumed", "after_seq": 2, "last_seq": 2}
+            assert await wire.recv_json(ws) == {
+                "type": "resumed",
+                "after_seq": 2,
+                "last_seq": 2,
+                "more": False,
+            }
     for index, channel in enumerate(channels):
         rows = chat.history(channel)
         assert [(r["seq"], r["message"]) for r in rows] == [
@@ -527,3 +559,24 @@ async def test_members_of_other_channels_hear_nothing(chat: "Chat", wire: "type[
             ack, _ = await wire.send_and_confirm(ws, "mine")
             assert ack["seq"] == 1
     assert len(chat.history(first)) == 1
+
+
+async def test_a_long_absence_is_replayed_in_slices(chat: "Chat", wire: "type[Wire]") -> None:
+    """More than REPLAY_MESSAGES missed: a first slice with more=true, then the rest on asking
+    again, so one resume can never overflow a healthy client's send queue."""
+    channel = chat.create_channel()
+    frames = await fill(chat, wire, channel, REPLAY_MESSAGES + 5)
+    async with chat.connect(channel, "bob", after_seq=0) as bob:
+        assert (await wire.recv_json(bob))["type"] == "presence"
+        first = await wire.recv_frames(bob, REPLAY_MESSAGES)
+        assert [stored(f) for f in first] == frames[:REPLAY_MESSAGES]
+        assert await wire.recv_json(bob) == {
+            "type": "resumed",
+            "after_seq": 0,
+            "last_seq": REPLAY_MESSAGES,
+            "more": True,
+        }
+        await bob.send(json.dumps({"type": "resume", "after_seq": REPLAY_MESSAGES}))
+        rest = await wire.recv_frames(bob, 5)
+        assert [stored(f) for f in rest] == frames[REPLAY_MESSAGES:]
+        assert (await wire.recv_json(bob))["more"] is False

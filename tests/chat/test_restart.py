@@ -196,6 +196,7 @@ async def test_acked_messages_survive_a_kill_under_load(
             "type": "resumed",
             "after_seq": last_seen,
             "last_seq": len(rows),
+            "more": False,
         }
         ack, _ = await wire.send_and_confirm(ada, "after the restart")
         assert ack["seq"] == len(rows) + 1

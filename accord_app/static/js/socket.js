@@ -241,6 +241,9 @@ export class ChannelSocket {
         this.handlers.ack?.(frame, frame.nonce);
         break;
       case "resumed":
+        // A long absence is replayed in slices, so a slow link never overflows the server's
+        // send queue for this socket: ask for the next slice until there is no more.
+        if (frame.more) this.ws.send(JSON.stringify({ type: "resume", after_seq: this.lastSeq }));
         this.handlers.resumed?.(frame);
         break;
       case "error":
@@ -260,10 +263,11 @@ export class ChannelSocket {
 
   failed(frame) {
     const error = new ApiError(frame.message, frame.code, 0);
-    // The channel answers a connection's frames in order, and an error frame names no nonce:
-    // it belongs to the oldest message still waiting for an answer.
+    // An error about a message names its nonce; the channel also answers a connection's frames
+    // in order, so without one it belongs to the oldest message still waiting for an answer.
     if (MESSAGE_ERRORS.has(frame.code) && this.inFlight.length > 0) {
-      const nonce = this.inFlight.shift();
+      const nonce = this.inFlight.includes(frame.nonce) ? frame.nonce : this.inFlight[0];
+      this.answered(nonce);
       this.outbox.delete(nonce); // not stored: sending it again is the user's choice (Retry)
       this.handlers.failed?.(nonce, error);
     } else {
