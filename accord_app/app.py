@@ -52,10 +52,17 @@ def create_app(
     """The Accord app. `channel_actor` is the class that hosts channels: the chapters plug the
     attendee's own in; it must offer the RPC methods `history` and `join` of ChannelActor."""
     settings = settings or Settings.from_env()
-    runtime = Runtime(settings.actors_dir, idle_timeout=settings.idle_timeout)
+    # The limits are a class attribute because the runtime constructs the actors itself.
+    actor_class = type(channel_actor.__name__, (channel_actor,), {"limits": settings.chat_limits})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The runtime starts here, not in create_app: its tasks (alarms, commits, sockets)
+        # belong to the event loop that serves the app, which a notebook or a test may run in
+        # another thread than the one that built the app.
+        runtime = Runtime(settings.actors_dir, idle_timeout=settings.idle_timeout)
+        app.state.runtime = runtime
+        app.state.channels = runtime.namespace("channels", actor_class)
         yield
         await runtime.close()  # finishes queued turns and commits, closes every socket
 
@@ -70,12 +77,8 @@ def create_app(
     )
     catalog = Catalog(settings.catalog_path)
     catalog.migrate()
-    # The limits are a class attribute because the runtime constructs the actors itself.
-    actor_class = type(channel_actor.__name__, (channel_actor,), {"limits": settings.chat_limits})
     app.state.settings = settings
     app.state.catalog = catalog
-    app.state.runtime = runtime
-    app.state.channels = runtime.namespace("channels", actor_class)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
     app.include_router(api.router)
