@@ -42,8 +42,10 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
 
 
 # What uvicorn needs to know about this app, wherever it serves it (make run, tests, notebooks).
-# A frame larger than this is closed with code 1009 ("message too big") by uvicorn itself.
-UVICORN_OPTIONS: dict[str, Any] = {"ws_max_size": MAX_FRAME_BYTES}
+# A frame larger than ws_max_size is closed with code 1009 ("message too big") by uvicorn.
+# No per-message compression: chat frames are small, and each compressed connection keeps
+# zlib state (benchmarks/fanout.py measured tens of KB per idle connection) and burns CPU.
+UVICORN_OPTIONS: dict[str, Any] = {"ws_max_size": MAX_FRAME_BYTES, "ws_per_message_deflate": False}
 
 
 def create_app(
