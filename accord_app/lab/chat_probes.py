@@ -101,17 +101,24 @@ async def probe_broadcast(server: BackgroundServer, report: Report) -> None:
         )
 
 
+async def post_messages(server: BackgroundServer, path: str, count: int, report: Report) -> bool:
+    """ada posts "message 1".."message <count>" and waits for their acks."""
+    async with connect(f"{server.ws_url}{path}/connect?username=ada") as ada:
+        for number in range(1, count + 1):
+            await ada.send(f"message {number}")
+        try:
+            await receive_frames(ada, count, {"ack"})
+        except TimeoutError:
+            report.fail(f"{count} messages are acked", hint="does exercise 5.1 pass?")
+            return False
+    return True
+
+
 async def probe_history(server: BackgroundServer, report: Report) -> None:
     """Messages sent over a socket come back from GET .../messages, newest first."""
     path = await new_channel(server)
-    async with connect(f"{server.ws_url}{path}/connect?username=ada") as ada:
-        for number in range(1, 6):
-            await ada.send(f"message {number}")
-        try:
-            await receive_frames(ada, 5, {"ack"})
-        except TimeoutError:
-            report.fail("five messages are acked", hint="does exercise 5.1 pass?")
-            return
+    if not await post_messages(server, path, 5, report):
+        return
     async with httpx.AsyncClient(base_url=server.url) as client:
         latest = await client.get(f"{path}/messages")
         page = await client.get(f"{path}/messages", params={"limit": 2, "before": 4})
@@ -138,14 +145,8 @@ async def probe_resume(server: BackgroundServer, report: Report) -> None:
     """A member who left at seq 2 comes back with after_seq=2 and gets 3.. in order, once."""
     path = await new_channel(server)
     url = f"{server.ws_url}{path}/connect"
-    async with connect(f"{url}?username=ada") as ada:
-        for number in range(1, 7):
-            await ada.send(f"message {number}")
-        try:
-            await receive_frames(ada, 6, {"ack"})
-        except TimeoutError:
-            report.fail("six messages are acked", hint="does exercise 5.1 pass?")
-            return
+    if not await post_messages(server, path, 6, report):
+        return
     for how in ["query", "frame"]:
         query = "?username=bob&after_seq=2" if how == "query" else "?username=bob"
         async with connect(f"{url}{query}") as bob:
