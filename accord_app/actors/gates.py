@@ -30,11 +30,13 @@ class Mailbox(Generic[Event]):
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
         self.max_queue = max_queue
-        self._waiting: deque[Event] = deque()
+        # None while empty: an empty deque still holds a 760-byte block, and a hibernated actor
+        # with open WebSockets keeps its mailbox.
+        self._waiting: deque[Event] | None = None
         self.turn_running = False
 
     def __len__(self) -> int:
-        return len(self._waiting)
+        return len(self._waiting) if self._waiting else 0
 
     @property
     def idle(self) -> bool:
@@ -46,11 +48,13 @@ class Mailbox(Generic[Event]):
         `bounded=False` is for events that must never be lost, such as a WebSocket's close:
         refusing it would leave a ghost member that no handler ever removes.
         """
-        if bounded and len(self._waiting) >= self.max_queue:
+        if bounded and len(self) >= self.max_queue:
             raise ActorOverloaded(
-                f"the actor has {len(self._waiting)} events waiting (max_queue={self.max_queue});"
+                f"the actor has {len(self)} events waiting (max_queue={self.max_queue});"
                 " shed load or shard it over more actors"
             )
+        if self._waiting is None:
+            self._waiting = deque()
         self._waiting.append(event)
 
     def start_turn(self) -> Event | None:
@@ -58,16 +62,13 @@ class Mailbox(Generic[Event]):
         if self.turn_running or not self._waiting:
             return None
         self.turn_running = True
-        return self._waiting.popleft()
+        event = self._waiting.popleft()
+        if not self._waiting:
+            self._waiting = None
+        return event
 
     def finish_turn(self) -> None:
         self.turn_running = False
-
-    def take_all(self) -> list[Event]:
-        """Empty the queue, e.g. to fail every waiting event at shutdown."""
-        events = list(self._waiting)
-        self._waiting.clear()
-        return events
 
 
 class OutputGate(Generic[Output]):
@@ -84,7 +85,7 @@ class OutputGate(Generic[Output]):
         self.written = 0  # sequence number of the newest write
         self.durable = 0  # every write up to this number is on disk
         self.committing: int | None = None  # the commit in flight covers writes up to this
-        self._held: deque[tuple[int, Output]] = deque()
+        self._held: deque[tuple[int, Output]] | None = None  # None while empty, as in Mailbox
 
     @property
     def uncommitted(self) -> bool:
@@ -97,7 +98,7 @@ class OutputGate(Generic[Output]):
         return self.committing is not None or self.written > self.durable or bool(self._held)
 
     def __len__(self) -> int:
-        return len(self._held)
+        return len(self._held) if self._held else 0
 
     def wrote(self) -> int:
         self.written += 1
@@ -107,6 +108,8 @@ class OutputGate(Generic[Output]):
         """True: release `output` now (no write before it is pending). False: it is held."""
         if self.written <= self.durable:
             return True
+        if self._held is None:
+            self._held = deque()
         self._held.append((self.written, output))
         return False
 
@@ -126,13 +129,15 @@ class OutputGate(Generic[Output]):
         released = []
         while self._held and self._held[0][0] <= self.durable:
             released.append(self._held.popleft()[1])
+        if not self._held:
+            self._held = None
         return released
 
     def commit_failed(self) -> list[Output]:
         """The commit failed: every held output is dropped, and the writes are forgotten (the
         caller resets the actor, rolling back what was not durable)."""
-        dropped = [output for _, output in self._held]
-        self._held.clear()
+        dropped = [output for _, output in self._held or ()]
+        self._held = None
         self.committing = None
         self.written = self.durable
         return dropped

@@ -190,12 +190,13 @@ class ActorHost:
     """The runtime's side of one actor id. Runs turns, commits, hibernation and sockets."""
 
     __slots__ = (
-        "_checkpointing",
+        "_checkpoint_due",
         "_committing",
         "_drainer",
         "_idle_timer",
         "_last_active",
         "_pending_reset",
+        "_turns_wait_for_commit",
         "auto_response",
         "blockers",
         "gate",
@@ -219,7 +220,8 @@ class ActorHost:
         self.blockers: list[Callable[[], Awaitable[object]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self._committing: asyncio.Task[None] | None = None
-        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpoint_due = False  # the -wal is large: checkpoint with the next commit
+        self._turns_wait_for_commit = False  # that commit is in flight: no turn may start
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_active = 0.0
         self._pending_reset: BaseException | None = None
@@ -227,12 +229,7 @@ class ActorHost:
     @property
     def quiet(self) -> bool:
         """Nothing queued, running, committing or held: safe to hibernate."""
-        return (
-            self.mailbox.idle
-            and not self.gate.busy
-            and self._committing is None
-            and self._checkpointing is None
-        )
+        return self.mailbox.idle and not self.gate.busy and self._committing is None
 
     # -- events and turns ----------------------------------------------------------------
 
@@ -243,7 +240,11 @@ class ActorHost:
 
     async def _drain(self) -> None:
         try:
-            while (event := self.mailbox.start_turn()) is not None:
+            while True:
+                if self._turns_wait_for_commit and self._committing is not None:
+                    await asyncio.shield(self._committing)
+                if (event := self.mailbox.start_turn()) is None:
+                    break
                 try:
                     await self._run_turn(event)
                 finally:
@@ -258,6 +259,8 @@ class ActorHost:
         value: Any = None
         error: BaseException | None = None
         try:
+            if self.instance is None:
+                await self.namespace.wait_until_closed(self.id.hex)
             actor = self._instance()
             await self._run_blockers()
             value = await event.action(actor)
@@ -315,29 +318,29 @@ class ActorHost:
         except Exception as error:
             self._commit_failed(error)
             return
+        checkpoint, self._checkpoint_due = self._checkpoint_due, False
+        self._turns_wait_for_commit = checkpoint
         self._committing = asyncio.get_running_loop().create_task(
-            self._finish_commit(storage, alarm_update)
+            self._finish_commit(storage, alarm_update, checkpoint)
         )
 
     async def _finish_commit(
-        self, storage: Storage, alarm_update: tuple[bool, float | None]
+        self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
     ) -> None:
         loop = asyncio.get_running_loop()
         executor = self.namespace.runtime.executor
         try:
             wal_is_large = await loop.run_in_executor(
-                executor, self._make_durable, storage, alarm_update
+                executor, self._make_durable, storage, alarm_update, checkpoint
             )
         except Exception as error:
-            self._committing = None
+            self._committing, self._turns_wait_for_commit = None, False
             self._commit_failed(error)
             return
-        self._committing = None
+        self._committing, self._turns_wait_for_commit = None, False
+        self._checkpoint_due = wal_is_large
         for output in self.gate.commit_succeeded():
             output.release()
-        if wal_is_large and self._checkpointing is None:
-            self._checkpointing = loop.run_in_executor(executor, storage.checkpoint)
-            self._checkpointing.add_done_callback(self._checkpoint_done)
         if alarm_update[0]:
             self.namespace.scheduler.poke()
         if self.gate.should_commit() and not self.mailbox.turn_running:
@@ -345,23 +348,18 @@ class ActorHost:
         else:
             self._note_activity()
 
-    def _make_durable(self, storage: Storage, alarm_update: tuple[bool, float | None]) -> bool:
+    def _make_durable(
+        self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
+    ) -> bool:
         """Worker thread: lower the alarm index, fsync the actor's -wal, then settle the index."""
         index = self.namespace.alarm_index
         changed, at = alarm_update
         if changed and at is not None:
             index.lower(self.id.hex, at)
-        wal_is_large = storage.make_durable()
+        wal_is_large = storage.make_durable(checkpoint)
         if changed:
             index.settle(self.id.hex, at)
         return wal_is_large
-
-    def _checkpoint_done(self, checkpoint: "asyncio.Future[None]") -> None:
-        self._checkpointing = None
-        if not checkpoint.cancelled() and checkpoint.exception() is not None:
-            # Only the -wal's size is at stake: the data is durable in it already.
-            logger.warning("checkpoint of actor %s failed: %r", self.id.hex, checkpoint.exception())
-        self._note_activity()
 
     def _commit_failed(self, error: BaseException) -> None:
         logger.error("commit of actor %s failed, resetting it: %s", self.id.hex, error)
@@ -408,13 +406,13 @@ class ActorHost:
         self.hibernate()
 
     def hibernate(self) -> None:
-        """Drop the instance and close its database (in a worker thread: closing fsyncs)."""
+        """Drop the instance and close its database."""
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
         storage, self.storage, self.instance = self.storage, None, None
         if storage is not None:
-            self.namespace.runtime.close_in_background(storage)
+            self.namespace.close_in_background(self.id.hex, storage)
         if not self.sockets:
             self.namespace.forget(self)
 
@@ -450,9 +448,8 @@ class ActorHost:
             if ws.closing:
                 continue  # the actor closed it; wait for the peer's close, nothing more to deliver
             if self.auto_response is not None and data == self.auto_response[0]:
-                ws.deliver(
-                    self.auto_response[1]
-                )  # not gated, as in Cloudflare: it reveals no state
+                # Not gated, as in Cloudflare: a fixed answer reveals no state.
+                ws.deliver(self.auto_response[1])
                 continue
             turn_done: asyncio.Future[None] = loop.create_future()
             try:
@@ -508,7 +505,7 @@ class ActorHost:
             with contextlib.suppress(Exception):
                 await ws.transport.close(1001, "server shutting down")
         self.sockets.clear()
-        while busy := [t for t in (self._drainer, self._committing, self._checkpointing) if t]:
+        while busy := [t for t in (self._drainer, self._committing) if t]:
             await asyncio.gather(*busy, return_exceptions=True)
         self.hibernate()
 
@@ -586,6 +583,7 @@ class Namespace(Generic[A]):
             AlarmRetries(runtime.alarm_retry_base, runtime.alarm_max_retries),
         )
         self._hosts: dict[str, ActorHost] = {}
+        self._closing: dict[str, asyncio.Future[None]] = {}  # databases being closed, by actor
         self._started = False
         with contextlib.suppress(RuntimeError):  # no running loop yet: start on first call
             self._start()
@@ -629,6 +627,18 @@ class Namespace(Generic[A]):
             host = self._hosts[actor_hex] = ActorHost(self, ids.ActorId(self.name, actor_hex))
         return host
 
+    def close_in_background(self, actor_hex: str, storage: Storage) -> None:
+        """Close a hibernating actor's database in a worker thread (closing fsyncs)."""
+        closing = asyncio.get_running_loop().run_in_executor(self.runtime.executor, storage.close)
+        self._closing[actor_hex] = closing
+        closing.add_done_callback(lambda _: self._closing.pop(actor_hex, None))
+
+    async def wait_until_closed(self, actor_hex: str) -> None:
+        """The database is opened EXCLUSIVE: a wake-up waits for the last close to finish."""
+        closing = self._closing.get(actor_hex)
+        if closing is not None:
+            await asyncio.gather(closing, return_exceptions=True)
+
     def forget(self, host: ActorHost) -> None:
         if self._hosts.get(host.id.hex) is host:
             del self._hosts[host.id.hex]
@@ -639,7 +649,10 @@ class Namespace(Generic[A]):
         self.runtime.check_open()
         self._start()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        action = lambda actor: getattr(actor, method)(*args, **kwargs)  # noqa: E731
+
+        def action(actor: Actor) -> Awaitable[Any]:
+            return getattr(actor, method)(*args, **kwargs)  # type: ignore[no-any-return]
+
         self.host(actor_hex).push(Event(action, future))
         return future
 
@@ -676,6 +689,7 @@ class Namespace(Generic[A]):
         await self.scheduler.close()
         for host in list(self._hosts.values()):
             await host.shut_down()
+        await asyncio.gather(*self._closing.values(), return_exceptions=True)
         self.alarm_index.close()
 
 
@@ -723,7 +737,6 @@ class Runtime:
         # fsyncs of different actors run in parallel; each actor has at most one in flight.
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="accord-commit")
         self._namespaces: dict[str, Namespace[Any]] = {}
-        self._closing_storages: set[asyncio.Future[None]] = set()
         self._closed = False
 
     def namespace(self, name: str, actor_class: type[A]) -> Namespace[A]:
@@ -744,11 +757,6 @@ class Runtime:
         if self._closed:
             raise RuntimeClosed("the actor runtime is closed")
 
-    def close_in_background(self, storage: Storage) -> None:
-        closing = asyncio.get_running_loop().run_in_executor(self.executor, storage.close)
-        self._closing_storages.add(closing)
-        closing.add_done_callback(self._closing_storages.discard)
-
     async def close(self) -> None:
         """Finish queued events and commits, hibernate every actor, close every file."""
         if self._closed:
@@ -756,5 +764,4 @@ class Runtime:
         self._closed = True
         for namespace in self._namespaces.values():
             await namespace.close()
-        await asyncio.gather(*self._closing_storages, return_exceptions=True)
         self.executor.shutdown(wait=True)

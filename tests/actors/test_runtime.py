@@ -17,6 +17,7 @@ from accord_app.actors import (
     Runtime,
     UnknownMethod,
 )
+from accord_app.actors import storage as storage_module
 from accord_app.actors.storage import fsync_path
 
 pytestmark = pytest.mark.anyio
@@ -304,4 +305,26 @@ async def test_introspection_lists_live_and_hibernated_actors(tmp_path: Path) ->
     path = counters.storage_path(live.id)
     assert path.relative_to(tmp_path).parts == ("counters", live.id[:2], live.id[2:4], path.name)
     await asyncio.gather(*calls)
+    await runtime.close()
+
+
+async def test_wal_is_checkpointed_and_reused_under_steady_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage_module, "CHECKPOINT_AFTER_WAL_BYTES", 64 * 1024)
+    monkeypatch.setattr(storage_module, "WAL_SIZE_LIMIT_BYTES", 16 * 1024)
+    runtime = Runtime(tmp_path, max_queue=10_000)
+    counters = runtime.namespace("counters", Counter)
+    stub = counters.get(counters.id_from_name("a"))
+    path = counters.storage_path(stub.id.hex)
+    largest_wal = 0
+    for _ in range(20):  # turns never pause on their own: the runtime must make the gap
+        await asyncio.gather(*(stub.increment() for _ in range(200)))
+        largest_wal = max(largest_wal, path.with_name(path.name + "-wal").stat().st_size)
+    assert largest_wal < 1024 * 1024
+    assert path.stat().st_size > 0  # pages reached the database file itself
+    await runtime.close()
+    runtime = Runtime(tmp_path)
+    counters = runtime.namespace("counters", Counter)
+    assert await counters.get(counters.id_from_name("a")).read() == 4000
     await runtime.close()

@@ -193,3 +193,26 @@ async def test_attachment_is_limited_to_16_kib(tmp_path: Path) -> None:
         await greedy.get(greedy.new_unique_id()).join(MemoryTransport(), "g")
     assert rooms.list_actors() == []
     await runtime.close()
+
+
+async def test_socket_of_an_overloaded_actor_is_closed_and_reported(tmp_path: Path) -> None:
+    class Slow(Room):
+        async def websocket_message(self, ws: HibernatableWebSocket, data: str | bytes) -> None:
+            await asyncio.sleep(0.05)
+
+    runtime = Runtime(tmp_path, max_queue=1)
+    rooms = runtime.namespace("slow", Slow)
+    clients = [MemoryTransport() for _ in range(3)]
+    lobby = rooms.get(rooms.id_from_name("lobby"))
+    for number, client in enumerate(clients):
+        await lobby.join(client, f"user{number}")
+    for client in clients:
+        client.client_send("work")
+    await eventually(lambda: bool(closes))
+    await asyncio.sleep(0.2)
+    assert 1 <= len(closes) <= 2 and {code for _, code in closes} == {1013}
+    for name, _ in closes:
+        with pytest.raises(TransportClosed):
+            await receive(clients[int(name.removeprefix("user"))])
+    assert len(await lobby.members()) == 3 - len(closes)
+    await runtime.close()
