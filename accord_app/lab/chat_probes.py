@@ -18,11 +18,12 @@ from accord_app.lab.server import BackgroundServer
 RECEIVE_TIMEOUT = 3.0
 
 
-async def new_channel(server: BackgroundServer) -> str:
-    """Create a server and a channel; return the channel's base path."""
+async def new_channel(server: BackgroundServer, server_id: str | None = None) -> str:
+    """Create a channel (in a new server unless one is given); return its base path."""
     async with httpx.AsyncClient(base_url=server.url) as client:
-        created = await client.post("/api/servers", json={"name": f"Probe {uuid.uuid4().hex[:6]}"})
-        server_id = created.json()["id"]
+        if server_id is None:
+            name = f"Probe {uuid.uuid4().hex[:6]}"
+            server_id = (await client.post("/api/servers", json={"name": name})).json()["id"]
         channel = await client.post(f"/api/servers/{server_id}/channels", json={"name": "probe"})
         return f"/api/servers/{server_id}/channels/{channel.json()['id']}"
 
@@ -99,6 +100,30 @@ async def probe_broadcast(server: BackgroundServer, report: Report) -> None:
         report.equal(
             _fields(mine[0]) if mine else None, _fields(ack), "a message and its ack agree"
         )
+        await ada.send("   ")
+        try:
+            refused = await collect(ada, {"error": 1})
+            report.equal(
+                refused["error"][0].get("code"),
+                "empty_message",
+                "an empty message gets an error frame",
+                hint="on ProtocolError, ws.send(encode(error.frame()))",
+            )
+        except TimeoutError:
+            report.fail("an empty message gets an error frame", hint="catch ProtocolError")
+    other = await new_channel(server, server_id=path.split("/")[3])
+    async with connect(f"{server.ws_url}{other}/connect?username=ada") as ada:
+        await ada.send("first in another channel")
+        try:
+            first = await collect(ada, {"ack": 1})
+            report.equal(
+                first["ack"][0].get("seq"),
+                1,
+                "another channel of the same server counts from 1",
+                hint="one actor may host several channels: WHERE channel_id = ? in your max(seq)",
+            )
+        except TimeoutError:
+            report.fail("a second channel works too", hint="see the first checks above")
 
 
 async def post_messages(server: BackgroundServer, path: str, count: int, report: Report) -> bool:
@@ -175,30 +200,50 @@ async def probe_resume(server: BackgroundServer, report: Report) -> None:
 
 
 async def probe_presence(server: BackgroundServer, report: Report) -> None:
-    """Members see who is online: a presence list on join, then joined and left events."""
+    """Members see who is online: the list on join, then joined and left, once per person
+    however many tabs they have open."""
     path = await new_channel(server)
     url = f"{server.ws_url}{path}/connect"
-    async with connect(f"{url}?username=ada") as ada:
-        try:
+    try:
+        async with connect(f"{url}?username=ada") as ada:
             first = await collect(ada, {"presence": 1})
-        except TimeoutError:
-            report.fail("a member gets the presence list on join", hint="see exercise 6.1")
-            return
-        report.equal(first["presence"][-1].get("members"), ["ada"], "ada alone: members ['ada']")
-        async with connect(f"{url}?username=bob"):
-            try:
-                seen = await collect(ada, {"joined": 1})
-            except TimeoutError:
-                report.fail("ada hears that bob joined", hint="broadcast {'type': 'joined'}")
-                return
-            report.equal(seen["joined"][0].get("username"), "bob", "ada gets joined: bob")
-            if "presence" in seen:
+            report.equal(first["presence"][-1].get("members"), ["ada"], "ada alone: ['ada']")
+            async with connect(f"{url}?username=bob") as bob:
+                on_join = await collect(bob, {"presence": 1})
                 report.equal(
-                    seen["presence"][-1].get("members"), ["ada", "bob"], "members: ada, bob"
+                    on_join["presence"][-1].get("members"),
+                    ["ada", "bob"],
+                    "bob gets the list on join: ['ada', 'bob']",
+                    hint="sorted, one entry per person",
                 )
-        try:
+                seen = await collect(ada, {"joined": 1})
+                report.equal(seen["joined"][0].get("username"), "bob", "ada gets joined: bob")
+                async with connect(f"{url}?username=ada") as second_tab:
+                    tab = await collect(second_tab, {"presence": 1})
+                    report.equal(
+                        tab["presence"][-1].get("members"),
+                        ["ada", "bob"],
+                        "with two tabs open, ada is listed once",
+                        hint="members(): a set of usernames, sorted",
+                    )
+                    await second_tab.send("from my second tab")
+                    between = await collect(bob, {"message": 1})
+                report.expect(
+                    not between.get("joined"),
+                    "ada's second tab announces no second 'joined'",
+                    hint="send 'joined' only when it is the user's only socket in the channel",
+                )
+                await ada.send("my first tab is still here")
+                between = await collect(bob, {"message": 1})
+                report.expect(
+                    not between.get("left"),
+                    "closing one of ada's two tabs announces no 'left'",
+                    hint="send 'left' only when the user has no socket left in the channel",
+                )
             gone = await collect(ada, {"left": 1})
-        except TimeoutError:
-            report.fail("ada hears that bob left", hint="websocket_close: broadcast 'left'")
-            return
-        report.equal(gone["left"][0].get("username"), "bob", "ada gets left: bob")
+            report.equal(gone["left"][0].get("username"), "bob", "ada gets left: bob")
+    except TimeoutError:
+        report.fail(
+            "presence, joined and left frames arrive",
+            hint="join: broadcast 'joined' and 'presence'; websocket_close: 'left' and 'presence'",
+        )

@@ -67,6 +67,21 @@ class Report:
         return "\n".join(lines)
 
 
+def describe(error: BaseException) -> str:
+    """The error, and the last line of notebook code it went through (not library code)."""
+    text = f"{type(error).__name__}: {error}"
+    if len(text) > 300:
+        text = text[:300] + "…"
+    in_notebook = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if "ipykernel_" in frame.filename or frame.filename.startswith("<ipython-input")
+    ]
+    if in_notebook:
+        text += f" (raised through your code: `{(in_notebook[-1].line or '').strip()}`)"
+    return text
+
+
 @contextmanager
 def check(title: str) -> Iterator[Report]:
     """Collect expectations, print the report, raise CheckFailed if any failed.
@@ -79,12 +94,10 @@ def check(title: str) -> Iterator[Report]:
         yield report
     except NotImplementedError as error:
         report.fail("the exercise is solved", hint=f"it still raises NotImplementedError: {error}")
+    except NameError as error:
+        report.fail("the exercise cell ran", hint=f"{error}: run the exercise cell above first")
     except Exception as error:
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        report.fail(
-            "the code runs without raising",
-            hint=f"{type(error).__name__}: {error} (line {where.lineno} of {where.filename})",
-        )
+        report.fail("the code runs without raising", hint=describe(error))
     if not report.outcomes:
         report.fail("the check looked at something", hint="this check recorded no expectation")
     print(report.render())

@@ -19,9 +19,12 @@ def _is_uuid(value: object) -> bool:
     return True
 
 
-def _error_shape(report: Report, response: httpx.Response, status: int, what: str) -> None:
+def _error_shape(
+    report: Report, response: httpx.Response, status: int, what: str, hint: str = ""
+) -> None:
     """Expect an error answer: this status and a JSON body {"message": str, "code": str}."""
-    report.equal(response.status_code, status, f"{what} answers {status}")
+    if not report.equal(response.status_code, status, f"{what} answers {status}", hint=hint):
+        return  # the shape of a wrong answer proves nothing
     try:
         body = response.json()
     except ValueError:
@@ -113,7 +116,12 @@ def probe_servers(client: httpx.Client, report: Report) -> list[str]:
 def probe_channels(client: httpx.Client, report: Report, server_id: str) -> None:
     """Create channels in an existing server, list them, and try the error cases."""
     created = client.post(f"/api/servers/{server_id}/channels", json={"name": " general "})
-    report.equal(created.status_code, 201, "POST .../channels answers 201 Created")
+    report.equal(
+        created.status_code,
+        201,
+        "POST .../channels answers 201 Created",
+        hint="pass status_code=201 to the route decorator",
+    )
     if created.status_code == 201:
         body = created.json()
         report.equal(
@@ -135,23 +143,27 @@ def probe_channels(client: httpx.Client, report: Report, server_id: str) -> None
         )
 
     unknown = str(uuid.uuid4())
+    not_found = "the catalog returned None: raise ApiError(404, 'server_not_found', ...)"
     _error_shape(
         report,
         client.get(f"/api/servers/{unknown}/channels"),
         404,
         "listing the channels of an unknown server",
+        not_found,
     )
     _error_shape(
         report,
         client.post(f"/api/servers/{unknown}/channels", json={"name": "general"}),
         404,
         "creating a channel in an unknown server",
+        not_found,
     )
     _error_shape(
         report,
         client.get("/api/servers/not-a-uuid/channels"),
         400,
         "a server id that is not a UUID",
+        "annotate the parameter as server_id: uuid.UUID",
     )
     _error_shape(
         report,

@@ -7,9 +7,11 @@ with another chapter, another attendee's server or `make run`.
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 import time
+import traceback
 from types import TracebackType
 from typing import Any
 
@@ -17,6 +19,31 @@ import uvicorn
 from starlette.types import ASGIApp
 
 DEFAULT_START_TIMEOUT = 10.0
+
+
+class OneLineErrors(logging.Formatter):
+    """Log an exception as its last line. An unsolved exercise raises in every request, and
+    seventy lines of framework traceback per request would bury the self-check's report."""
+
+    def formatException(self, ei: Any) -> str:
+        return "".join(traceback.format_exception_only(ei[0], ei[1])).strip()
+
+
+_SHORT = {"handlers": ["stderr"], "level": "WARNING", "propagate": False}
+# uvicorn's log config for servers started here: warnings and errors, one line each.
+LAB_LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"short": {"()": OneLineErrors, "format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "short",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {name: _SHORT for name in ["uvicorn", "uvicorn.error", "accord", "accord_app"]},
+}
 
 # Servers started by serve(), by name: running a cell again replaces its server, not adds one.
 _running: dict[str, "BackgroundServer"] = {}
@@ -65,7 +92,12 @@ class BackgroundServer:
                 f"cannot listen on {self.host}:{self.requested_port}: {error.strerror}"
             ) from error
         self.port = sock.getsockname()[1]
-        options = {"log_level": "warning", "lifespan": "on", **self.uvicorn_options}
+        options = {
+            "log_level": "warning",
+            "log_config": LAB_LOG_CONFIG,
+            "lifespan": "on",
+            **self.uvicorn_options,
+        }
         config = uvicorn.Config(self.app, **options)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
