@@ -8,6 +8,7 @@ gates), `storage` (per-actor SQLite, group-commit primitives), `alarms`, `socket
 from accord_app.actors.errors import (
     ActorError,
     ActorOverloaded,
+    ActorReset,
     AttachmentTooLarge,
     CommitFailed,
     InvalidActorId,
@@ -42,6 +43,7 @@ __all__ = [
     "ActorId",
     "ActorInfo",
     "ActorOverloaded",
+    "ActorReset",
     "AttachmentTooLarge",
     "CommitFailed",
     "CommitMode",

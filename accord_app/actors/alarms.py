@@ -102,7 +102,7 @@ class AlarmRetries:
         """When to retry after this failure: base, 2·base, 4·base, ... or None to give up."""
         failures = self._failures.get(actor, 0) + 1
         if failures > self.max_retries:
-            del self._failures[actor]
+            self._failures.pop(actor, None)
             return None
         self._failures[actor] = failures
         return now + self.base_delay * 2.0 ** (failures - 1)

@@ -29,6 +29,11 @@ class CommitFailed(ActorError):
     """
 
 
+class ActorReset(ActorError):
+    """The actor was reset (its construction or a commit failed) before the writes this answer
+    depended on were durable; they were rolled back. Retrying an idempotent call is safe."""
+
+
 class StorageError(ActorError):
     """A storage call the runtime refuses, e.g. a value that is not JSON or too many keys."""
 

@@ -133,6 +133,16 @@ class OutputGate(Generic[Output]):
             self._held = None
         return released
 
+    def reset_uncommitted(self) -> list[Output]:
+        """The actor was reset: writes that no commit covers were rolled back. Drop the outputs
+        that waited for them; those of a commit in flight stay and are released by it."""
+        kept = self.committing if self.committing is not None else self.durable
+        dropped = [output for number, output in self._held or () if number > kept]
+        if self._held:
+            self._held = deque(item for item in self._held if item[0] <= kept) or None
+        self.written = kept
+        return dropped
+
     def commit_failed(self) -> list[Output]:
         """The commit failed: every held output is dropped, and the writes are forgotten (the
         caller resets the actor, rolling back what was not durable)."""

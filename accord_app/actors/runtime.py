@@ -41,6 +41,7 @@ from accord_app.actors.alarms import (
 )
 from accord_app.actors.errors import (
     ActorOverloaded,
+    ActorReset,
     CommitFailed,
     InvalidActorId,
     InvalidName,
@@ -57,6 +58,8 @@ from accord_app.actors.sockets import (
 from accord_app.actors.storage import Storage, fsync_path
 
 logger = logging.getLogger(__name__)
+# How long a socket gets to close politely when the runtime shuts down.
+SHUTDOWN_CLOSE_SECONDS = 1.0
 
 CommitMode = Literal["grouped", "per_turn"]
 _NAMESPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -259,10 +262,15 @@ class ActorHost:
         value: Any = None
         error: BaseException | None = None
         try:
-            if self.instance is None:
+            constructing = self.instance is None
+            if constructing:
                 await self.namespace.wait_until_closed(self.id.hex)
             actor = self._instance()
             await self._run_blockers()
+            if constructing and self.storage is not None:
+                # What the constructor and blockers wrote (a schema, say) stands on its own:
+                # the event failing must not roll it back under the instance's feet.
+                self.storage.end_turn(succeeded=True)
             value = await event.action(actor)
             await self._run_blockers()
         except Exception as exc:  # the turn fails alone; the caller gets the exception
@@ -380,7 +388,20 @@ class ActorHost:
         self.blockers.clear()
         self.instance = None
         storage, self.storage = self.storage, None
-        if storage is not None:
+        lost = ActorReset(
+            f"actor {self.id.hex[:12]}… was reset before these writes were durable: {cause!r}"
+        )
+        for output in self.gate.reset_uncommitted():
+            output.drop(lost)
+        if storage is None:
+            return
+        if self._committing is not None:
+            # The commit in flight is still being fsynced through this connection's files:
+            # undo the later turns now, close once that commit is durable.
+            with contextlib.suppress(Exception):
+                storage.roll_back()
+            self.namespace.close_in_background(self.id.hex, storage, after=self._committing)
+        else:
             with contextlib.suppress(Exception):
                 storage.close()
 
@@ -499,15 +520,25 @@ class ActorHost:
     # -- shutdown ------------------------------------------------------------------------------
 
     async def shut_down(self) -> None:
-        for ws in list(self.sockets):
+        sockets, self.sockets = list(self.sockets), []
+        for ws in sockets:
             if ws.receiver is not None:
                 ws.receiver.cancel()
-            with contextlib.suppress(Exception):
-                await ws.transport.close(1001, "server shutting down")
-        self.sockets.clear()
         while busy := [t for t in (self._drainer, self._committing) if t]:
             await asyncio.gather(*busy, return_exceptions=True)
+        # In parallel, and briefly: a peer that stopped reading would hold a polite close
+        # forever, so it is dropped instead.
+        await asyncio.gather(*(_close_or_abort(ws.transport) for ws in sockets))
         self.hibernate()
+
+
+async def _close_or_abort(transport: Transport) -> None:
+    try:
+        await asyncio.wait_for(
+            transport.close(1001, "server shutting down"), SHUTDOWN_CLOSE_SECONDS
+        )
+    except Exception:
+        transport.abort(1001, "server shutting down")
 
 
 def _handler_event(
@@ -627,9 +658,18 @@ class Namespace(Generic[A]):
             host = self._hosts[actor_hex] = ActorHost(self, ids.ActorId(self.name, actor_hex))
         return host
 
-    def close_in_background(self, actor_hex: str, storage: Storage) -> None:
-        """Close a hibernating actor's database in a worker thread (closing fsyncs)."""
-        closing = asyncio.get_running_loop().run_in_executor(self.runtime.executor, storage.close)
+    def close_in_background(
+        self, actor_hex: str, storage: Storage, after: "asyncio.Future[Any] | None" = None
+    ) -> None:
+        """Close an actor's database in a worker thread (closing fsyncs), once `after` is done."""
+        loop = asyncio.get_running_loop()
+
+        async def close() -> None:
+            if after is not None:
+                await asyncio.gather(after, return_exceptions=True)
+            await loop.run_in_executor(self.runtime.executor, storage.close)
+
+        closing = loop.create_task(close())
         self._closing[actor_hex] = closing
         closing.add_done_callback(lambda _: self._closing.pop(actor_hex, None))
 

@@ -23,9 +23,13 @@ from accord_app.actors.errors import AttachmentTooLarge
 MAX_ATTACHMENT_BYTES = 16 * 1024
 MAX_TAGS = 10
 # Frames waiting for one socket, in bytes (characters, for text). A client that stops reading
-# lets them pile up; past this it is disconnected, so it costs bounded memory and never slows
-# the other members.
+# lets them pile up. Past MAX_OUTBOX_BYTES, the socket must show progress (a frame sent) within
+# SEND_STALL_SECONDS or it is disconnected; past HARD_OUTBOX_BYTES, at once. A healthy client
+# may get a big burst when a commit releases many frames; a stuck one costs bounded memory and
+# never slows the other members.
 MAX_OUTBOX_BYTES = 2 * 1024 * 1024
+HARD_OUTBOX_BYTES = 8 * MAX_OUTBOX_BYTES
+SEND_STALL_SECONDS = 1.0
 # The close code reported to the actor for such a client (RFC 6455: "policy violation").
 CLOSE_TOO_SLOW = 1008
 # Sent when a socket's actor cannot take more events (RFC 6455: "Try Again Later").
@@ -165,10 +169,13 @@ class HibernatableWebSocket:
 
     __slots__ = (
         "_attachment",
+        "_cut",
         "_gate",
         "_outbox",
         "_outbox_bytes",
         "_pump",
+        "_sent",
+        "_watchdog",
         "closing",
         "receiver",
         "tags",
@@ -192,6 +199,9 @@ class HibernatableWebSocket:
         self._outbox: deque[str | bytes | TransportClosed] | None = None  # None while empty
         self._outbox_bytes = 0
         self._pump: asyncio.Task[None] | None = None
+        self._sent = 0  # frames handed to the transport: the measure of progress
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._cut = False
 
     def serialize_attachment(self, value: Any) -> None:
         """Keep a JSON-serialisable value with the socket (≤ 16 KiB); it survives hibernation."""
@@ -219,22 +229,42 @@ class HibernatableWebSocket:
 
     def deliver(self, frame: str | bytes | TransportClosed) -> None:
         """Hand a released frame to the transport, keeping the order frames were sent in."""
+        if self._cut:
+            return  # a gap after a cut-off would be worse than nothing: the client resumes
         if not isinstance(frame, TransportClosed):
             self._outbox_bytes += len(frame)
-            if self._outbox_bytes > MAX_OUTBOX_BYTES:
+            if self._outbox_bytes > HARD_OUTBOX_BYTES:
                 self._cut_off()
                 return
         if self._outbox is None:
             self._outbox = deque()
         self._outbox.append(frame)
+        loop = asyncio.get_running_loop()
         if self._pump is None:
-            self._pump = asyncio.get_running_loop().create_task(self._send_outbox())
+            self._pump = loop.create_task(self._send_outbox())
+        if self._outbox_bytes > MAX_OUTBOX_BYTES and self._watchdog is None:
+            self._watchdog = loop.call_later(SEND_STALL_SECONDS, self._check_progress, self._sent)
+
+    def _check_progress(self, sent_before: int) -> None:
+        self._watchdog = None
+        if self._cut or self._outbox_bytes <= MAX_OUTBOX_BYTES:
+            return
+        if self._sent == sent_before:
+            self._cut_off()
+        else:  # slow but moving: look again later
+            self._watchdog = asyncio.get_running_loop().call_later(
+                SEND_STALL_SECONDS, self._check_progress, self._sent
+            )
 
     def _cut_off(self) -> None:
         """The peer stopped reading: drop what waits for it and the connection itself. Its
         receive loop then ends like any close, so the actor's close handler runs."""
+        self._cut = True
         self._outbox = None
         self._outbox_bytes = 0
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._pump is not None:
             self._pump.cancel()
             self._pump = None
@@ -256,6 +286,7 @@ class HibernatableWebSocket:
                         await self.transport.send_text(frame)
                     else:
                         await self.transport.send_bytes(frame)
+                self._sent += 1
         finally:
             if self._pump is asyncio.current_task():  # not a cut-off pump's late cleanup
                 self._pump = self._outbox = None

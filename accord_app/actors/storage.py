@@ -56,6 +56,15 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_directory(path: Path) -> None:
+    """fsync a folder, so the names of files created in it survive a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def to_epoch_seconds(when: float | datetime) -> float:
     if isinstance(when, datetime):
         if when.tzinfo is None:
@@ -150,6 +159,7 @@ class Storage:
         self._alarm_for_index: float | None = None
         self._alarm_index_stale = False
         self.sql = SqlApi(self)
+        self._directories_synced = False
 
     def _create_schema(self) -> None:
         self.connection.execute("BEGIN IMMEDIATE")
@@ -195,6 +205,16 @@ class Storage:
         With `checkpoint`, also copy the -wal into the database file (see `checkpoint()`).
         Returns whether the -wal has grown enough to ask for a checkpoint next time."""
         self._fsync(self.wal_path)
+        if not self._directories_synced:
+            # The -wal is created anew on each wake-up and a new actor's file and folders too:
+            # their names must be on disk as well, or a power cut could lose an acked write.
+            for directory in (
+                self.path.parent,
+                self.path.parent.parent,
+                self.path.parent.parent.parent,
+            ):
+                fsync_directory(directory)
+            self._directories_synced = True
         if checkpoint:
             self.checkpoint()
         try:
@@ -215,6 +235,13 @@ class Storage:
             self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             self.connection.execute("PRAGMA synchronous = OFF")
+
+    def roll_back(self) -> None:
+        """Undo everything not yet committed (the turns after the commit in flight)."""
+        self._turn_savepoint = False
+        self._transaction_depth = 0
+        if self.connection.in_transaction:
+            self.connection.execute("ROLLBACK")
 
     def close(self) -> None:
         """Roll back anything not committed and close. May run in a worker thread.

@@ -122,7 +122,8 @@ class ChannelActor(Actor):
         if isinstance(frame, SendMessage):
             self.post(ws, channel_id, username, frame)
         elif isinstance(frame, Resume):
-            self.replay(ws, channel_id, frame.after_seq)
+            if self.within_rate(ws):  # a replay costs far more than a message: it pays too
+                self.replay(ws, channel_id, frame.after_seq)
         elif isinstance(frame, Typing):
             self.relay_typing(ws, channel_id, username)
 
@@ -148,21 +149,7 @@ class ChannelActor(Actor):
             if stored:  # a retry: repeat the first ack, store and broadcast nothing
                 ws.send(encode({"type": "ack", **record(stored[0]), "nonce": frame.nonce}))
                 return
-        bucket = self.buckets.setdefault(
-            ws,
-            TokenBucket(
-                self.limits.messages_per_second, self.limits.burst, updated=time.monotonic()
-            ),
-        )
-        if not bucket.take(time.monotonic()):
-            self.send_error(
-                ws,
-                ProtocolError(
-                    "rate_limited",
-                    f"Slow down: try again in {bucket.retry_after():.1f} s.",
-                    frame.nonce,
-                ),
-            )
+        if not self.within_rate(ws, frame.nonce):
             return
         message: dict[str, Any] = {
             "id": str(uuid.uuid4()),
@@ -190,6 +177,18 @@ class ChannelActor(Actor):
             ack["nonce"] = frame.nonce
         ws.send(encode(ack))
         self.broadcast(channel_id, {"type": "message", **message})
+
+    def within_rate(self, ws: HibernatableWebSocket, nonce: str | None = None) -> bool:
+        """Spend a token of this socket's bucket, or send a rate_limited error and say no."""
+        now = time.monotonic()
+        bucket = self.buckets.setdefault(
+            ws, TokenBucket(self.limits.messages_per_second, self.limits.burst, updated=now)
+        )
+        if bucket.take(now):
+            return True
+        message = f"Slow down: try again in {bucket.retry_after():.1f} s."
+        self.send_error(ws, ProtocolError("rate_limited", message, nonce))
+        return False
 
     def next_seq(self, channel_id: str) -> int:
         if channel_id not in self.last_seq:

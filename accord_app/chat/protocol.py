@@ -27,6 +27,8 @@ from typing import Any
 MAX_MESSAGE_CHARS = 2000
 MAX_USERNAME_CHARS = 32
 MAX_NONCE_CHARS = 64
+# The largest seq a client may name: SQLite's INTEGER is a signed 64-bit number.
+MAX_SEQ = 2**63 - 1
 # The largest frame the server reads: a full message with its JSON envelope, in UTF-8.
 MAX_FRAME_BYTES = 16 * 1024
 
@@ -146,7 +148,11 @@ def parse_frame(text: str) -> ClientFrame:
             raise
     if kind == "resume":
         after_seq = command.get("after_seq")
-        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
+        if (
+            isinstance(after_seq, bool)
+            or not isinstance(after_seq, int)
+            or not 0 <= after_seq <= MAX_SEQ
+        ):
             raise ProtocolError(
                 "invalid_after_seq", '"after_seq" must be a whole number, 0 or more.'
             )

@@ -17,7 +17,7 @@ from accord_app.actors import ActorOverloaded, Namespace, StarletteTransport
 from accord_app.api import ERROR_RESPONSES
 from accord_app.catalog import Catalog
 from accord_app.chat.channel import ChannelActor
-from accord_app.chat.protocol import ProtocolError, clean_username
+from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.errors import ApiError, error_response
 from accord_app.types import ErrorBody, Message
@@ -59,7 +59,7 @@ async def list_messages(
     channel_id: str,
     limit: Annotated[int, Query(ge=1, le=HISTORY_LIMIT_MAX)] = HISTORY_LIMIT_DEFAULT,
     before: Annotated[
-        int | None, Query(ge=1, description="only messages with a smaller seq")
+        int | None, Query(ge=1, le=MAX_SEQ, description="only messages with a smaller seq")
     ] = None,
 ) -> list[Message]:
     actor = await channel_actor(request, server_id, channel_id)
@@ -113,7 +113,8 @@ async def connect(
 def parse_after_seq(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit():
+    # isascii: "²".isdigit() is True, and int() refuses it.
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEQ:
         raise ProtocolError("invalid_after_seq", "after_seq must be a whole number, 0 or more.")
     return int(value)
 

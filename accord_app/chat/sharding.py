@@ -22,8 +22,11 @@ class Sharding(StrEnum):
 
 def shard_key(mode: Sharding, server_id: str, channel_id: str) -> str:
     """The name of the actor that hosts this channel (fed to id_from_name)."""
-    if mode is Sharding.CHANNEL:
+    # == rather than `is`: a plain "server" string from a caller equals Sharding.SERVER.
+    if mode == Sharding.CHANNEL:
         return f"channel:{channel_id}"
-    if mode is Sharding.SERVER:
+    if mode == Sharding.SERVER:
         return f"server:{server_id}"
-    return "global"
+    if mode == Sharding.GLOBAL:
+        return "global"
+    raise ValueError(f"unknown sharding mode {mode!r}: use channel, server or global")

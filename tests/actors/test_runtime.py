@@ -13,6 +13,7 @@ from accord_app.actors import (
     Actor,
     ActorContext,
     ActorOverloaded,
+    ActorReset,
     CommitFailed,
     Runtime,
     UnknownMethod,
@@ -336,4 +337,71 @@ async def test_wal_is_checkpointed_and_reused_under_steady_load(
     runtime = Runtime(tmp_path)
     counters = runtime.namespace("counters", Counter)
     assert await counters.get(counters.id_from_name("a")).read() == 4000
+    await runtime.close()
+
+
+class Schema(Actor):
+    """Creates its table in the constructor, as the channel actor does."""
+
+    def __init__(self, ctx: ActorContext) -> None:
+        super().__init__(ctx)
+        self.storage.sql.execute("CREATE TABLE IF NOT EXISTS notes (text TEXT)")
+
+    async def fail(self) -> None:
+        raise RuntimeError("the first event fails")
+
+    async def add(self, text: str) -> int:
+        self.storage.sql.execute("INSERT INTO notes VALUES (?)", text)
+        return len(self.storage.sql.execute("SELECT text FROM notes"))
+
+
+async def test_a_failing_first_event_keeps_what_the_constructor_wrote(runtime: Runtime) -> None:
+    schemas = runtime.namespace("schemas", Schema)
+    stub = schemas.get(schemas.id_from_name("a"))
+    with pytest.raises(RuntimeError, match="first event"):
+        await stub.fail()
+    assert await stub.add("the table is still there") == 1
+
+
+class Resettable(Actor):
+    async def put(self, key: str, value: int) -> str:
+        self.storage.put(key, value)
+        return "ok"
+
+    async def get(self, key: str) -> Any:
+        return self.storage.get(key)
+
+    async def fail_to_initialise(self) -> None:
+        async def fail() -> None:
+            raise RuntimeError("blocker failed")
+
+        self.ctx.block_concurrency_while(fail)
+
+
+async def test_a_reset_during_a_commit_drops_the_answers_of_rolled_back_writes(
+    tmp_path: Path,
+) -> None:
+    release = threading.Event()
+
+    def held_fsync(path: Path) -> None:
+        fsync_path(path)
+        release.wait(5)
+
+    runtime = Runtime(tmp_path, fsync=held_fsync)
+    stub = runtime.namespace("resets", Resettable).get(
+        runtime.namespace("resets", Resettable).id_from_name("x")
+    )
+    first = stub.put("a", 1)  # its commit is in flight, held in the fsync
+    await asyncio.sleep(0.05)
+    second = stub.put("b", 2)  # waits behind that commit
+    reset = stub.fail_to_initialise()  # resets the actor: "b" is rolled back
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await first == "ok"
+    with pytest.raises(RuntimeError, match="blocker failed"):
+        await reset
+    with pytest.raises(ActorReset):
+        await second
+    assert await stub.get("a") == 1
+    assert await stub.get("b") is None  # never acked, never stored
     await runtime.close()

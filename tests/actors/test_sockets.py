@@ -17,6 +17,7 @@ from accord_app.actors import (
     Namespace,
     Runtime,
     TransportClosed,
+    sockets,
 )
 from accord_app.actors.storage import fsync_path
 
@@ -216,3 +217,56 @@ async def test_socket_of_an_overloaded_actor_is_closed_and_reported(tmp_path: Pa
             await receive(clients[int(name.removeprefix("user"))])
     assert len(await lobby.members()) == 3 - len(closes)
     await runtime.close()
+
+
+class PacedTransport(MemoryTransport):
+    """A peer that reads one frame per `pause` seconds, or never (pause=None)."""
+
+    def __init__(self, pause: float | None) -> None:
+        super().__init__()
+        self.pause = pause
+        self.aborted: tuple[int, str] | None = None
+        self.delivered = 0
+
+    async def send_text(self, data: str) -> None:
+        if self.pause is None:
+            await asyncio.Event().wait()  # never reads
+        await asyncio.sleep(self.pause)
+        self.delivered += 1
+
+    def abort(self, code: int, reason: str) -> None:
+        self.aborted = (code, reason)
+        super().abort(code, reason)
+
+
+def burst(ws: HibernatableWebSocket, total_bytes: int) -> None:
+    frame = "x" * 2000
+    for _ in range(total_bytes // len(frame)):
+        ws.deliver(frame)
+
+
+async def test_a_peer_that_stops_reading_is_cut_off_and_gets_nothing_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sockets, "SEND_STALL_SECONDS", 0.1)
+    transport = PacedTransport(pause=None)
+    ws = HibernatableWebSocket(transport, ["room"], lambda ws, data: ws.deliver(data))
+    burst(ws, sockets.MAX_OUTBOX_BYTES + 10_000)
+    await asyncio.sleep(0.3)
+    assert transport.aborted is not None and transport.aborted[0] == sockets.CLOSE_TOO_SLOW
+    transport.pause = 0.0  # would read now: nothing must be sent on a cut-off socket
+    ws.deliver("after the cut-off")
+    await asyncio.sleep(0.05)
+    assert transport.delivered == 0
+
+
+async def test_a_slow_but_reading_peer_survives_a_big_burst(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sockets, "SEND_STALL_SECONDS", 0.1)
+    transport = PacedTransport(pause=0.0005)
+    ws = HibernatableWebSocket(transport, ["room"], lambda ws, data: ws.deliver(data))
+    burst(ws, sockets.MAX_OUTBOX_BYTES + 200_000)  # over the soft limit in one go
+    await asyncio.sleep(0.5)
+    assert transport.aborted is None
+    assert transport.delivered > 100  # it kept making progress

@@ -91,8 +91,15 @@ async def test_history_limit_and_before_page_back(chat: "Chat", wire: "type[Wire
 
 @pytest.mark.parametrize(
     "query",
-    [{"limit": 0}, {"limit": 201}, {"limit": -1}, {"limit": "ten"}, {"before": "x"}],
-    ids=["limit-0", "limit-201", "limit-negative", "limit-text", "before-text"],
+    [
+        {"limit": 0},
+        {"limit": 201},
+        {"limit": -1},
+        {"limit": "ten"},
+        {"before": "x"},
+        {"before": 2**63},
+    ],
+    ids=["limit-0", "limit-201", "limit-negative", "limit-text", "before-text", "before-huge"],
 )
 async def test_history_bad_query_is_400(chat: "Chat", query: dict) -> None:
     channel = chat.create_channel()
@@ -148,6 +155,8 @@ async def test_connect_refusals_come_before_the_upgrade(chat: "Chat") -> None:
         (channel, "   ", {}, 400, "invalid_username"),
         (channel, "x" * 33, {}, 400, "invalid_username"),
         (channel, "ada", {"after_seq": "soon"}, 400, "invalid_after_seq"),
+        (channel, "ada", {"after_seq": "²"}, 400, "invalid_after_seq"),
+        (channel, "ada", {"after_seq": str(2**63)}, 400, "invalid_after_seq"),
     ]
     for target, username, params, status, code in cases:
         with pytest.raises(InvalidStatus) as refused:
@@ -430,6 +439,20 @@ async def test_a_flood_is_rate_limited_and_the_socket_stays_open(
         ack, _ = await wire.send_and_confirm(ada, "after the pause")
         assert ack["seq"] == 5
     assert [row["seq"] for row in chat.history(channel)] == [5, 4, 3, 2, 1]
+
+
+async def test_resumes_pay_the_rate_limit_too(
+    rate_limited_chat: "Chat", wire: "type[Wire]"
+) -> None:
+    chat = rate_limited_chat
+    channel = chat.create_channel()
+    async with chat.connect(channel, "ada") as ada:
+        await wire.recv_json(ada)
+        for _ in range(4):
+            await ada.send(json.dumps({"type": "resume", "after_seq": 0}))
+        frames = await wire.recv_frames(ada, 4)
+    assert [f["type"] for f in frames] == ["resumed", "resumed", "resumed", "error"]
+    assert frames[-1]["code"] == "rate_limited"
 
 
 # -- hibernation -------------------------------------------------------------------------------

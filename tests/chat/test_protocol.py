@@ -119,3 +119,16 @@ def test_a_refused_message_keeps_its_nonce_so_the_client_knows_which_failed() ->
     with pytest.raises(ProtocolError) as plain:
         parse_frame("")
     assert "nonce" not in plain.value.frame()
+
+
+def test_a_resume_beyond_sqlite_integers_is_refused() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_frame('{"type": "resume", "after_seq": 9223372036854775808}')
+    assert caught.value.code == "invalid_after_seq"
+    assert parse_frame('{"type": "resume", "after_seq": 9223372036854775807}') == Resume(2**63 - 1)
+
+
+def test_a_plain_string_sharding_mode_is_the_same_mode() -> None:
+    assert shard_key("server", "s1", "c1") == shard_key(Sharding.SERVER, "s1", "c1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown sharding mode"):
+        shard_key("everything", "s1", "c1")  # type: ignore[arg-type]
