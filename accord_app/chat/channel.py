@@ -77,6 +77,9 @@ class ChannelActor(Actor):
         self.last_timestamp: dict[str, int] = {}
         self.buckets: dict[HibernatableWebSocket, TokenBucket] = {}
         self.last_typing: dict[HibernatableWebSocket, float] = {}
+        # (channel_id, username) per socket, parsed once from its attachment: presence walks
+        # every member's socket on each join and leave, and JSON per socket would add up.
+        self.members_of: dict[HibernatableWebSocket, tuple[str, str]] = {}
         self.ctx.set_websocket_auto_response("ping", "pong")
 
     # -- RPC, called by the HTTP layer ---------------------------------------------------------
@@ -235,15 +238,18 @@ class ChannelActor(Actor):
         self.buckets.pop(ws, None)
         self.last_typing.pop(ws, None)
         channel_id, username = self.who(ws)
+        del self.members_of[ws]
         if not self.sockets_of(channel_id, username):
             self.broadcast(channel_id, {"type": "left", "username": username})
 
     # -- members -----------------------------------------------------------------------------------
 
-    @staticmethod
-    def who(ws: HibernatableWebSocket) -> tuple[str, str]:
-        attachment = ws.deserialize_attachment()
-        return attachment["channel_id"], attachment["username"]
+    def who(self, ws: HibernatableWebSocket) -> tuple[str, str]:
+        known = self.members_of.get(ws)
+        if known is None:
+            attachment = ws.deserialize_attachment()
+            known = self.members_of[ws] = (attachment["channel_id"], attachment["username"])
+        return known
 
     def sockets_of(self, channel_id: str, username: str) -> list[HibernatableWebSocket]:
         return [ws for ws in self.ctx.get_websockets(channel_id) if self.who(ws)[1] == username]
