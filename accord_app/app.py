@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
@@ -11,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from accord_app import api
 from accord_app.actors import Actor, Runtime
 from accord_app.catalog import Catalog
+from accord_app.chat import activity
 from accord_app.chat import routes as chat_routes
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_FRAME_BYTES
@@ -18,6 +20,7 @@ from accord_app.errors import install_error_handlers
 from accord_app.frontend import install_frontend
 from accord_app.limits import BodySizeLimit
 from accord_app.settings import Settings
+from accord_app.worker_header import WorkerHeader
 
 DESCRIPTION = """\
 Accord is a real-time chat backend: servers and channels live in a catalog database,
@@ -46,6 +49,8 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
 # No per-message compression: chat frames are small, and each compressed connection keeps
 # zlib state (benchmarks/fanout.py measured tens of KB per idle connection) and burns CPU.
 UVICORN_OPTIONS: dict[str, Any] = {"ws_max_size": MAX_FRAME_BYTES, "ws_per_message_deflate": False}
+# How long a call to an actor on another worker of the cluster may take.
+ROUTER_TIMEOUT_SECONDS = 5.0
 
 
 def create_app(
@@ -54,18 +59,36 @@ def create_app(
     """The Accord app. `channel_actor` is the class that hosts channels: the chapters plug the
     attendee's own in; it must offer the RPC methods `history` and `join` of ChannelActor."""
     settings = settings or Settings.from_env()
-    # The limits are a class attribute because the runtime constructs the actors itself.
-    actor_class = type(channel_actor.__name__, (channel_actor,), {"limits": settings.chat_limits})
+    # Limits and cost are class attributes because the runtime constructs the actors itself.
+    actor_class = type(
+        channel_actor.__name__,
+        (channel_actor,),
+        {"limits": settings.chat_limits, "cost": settings.message_cost},
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The runtime starts here, not in create_app: its tasks (alarms, commits, sockets)
         # belong to the event loop that serves the app, which a notebook or a test may run in
         # another thread than the one that built the app.
-        runtime = Runtime(settings.actors_dir, idle_timeout=settings.idle_timeout)
+        worker = settings.worker
+        runtime = Runtime(
+            settings.actors_dir,
+            idle_timeout=settings.idle_timeout,
+            alarm_index_name="alarms.sqlite3" if worker is None else f"alarms-{worker}.sqlite3",
+        )
         app.state.runtime = runtime
         app.state.channels = runtime.namespace("channels", actor_class)
+        # In a cluster, calls to actors that other workers host go through the proxy.
+        # trust_env=False: a proxy set in the environment must never see loopback traffic.
+        app.state.router = None
+        if settings.router_url is not None:
+            app.state.router = httpx.AsyncClient(
+                base_url=settings.router_url, timeout=ROUTER_TIMEOUT_SECONDS, trust_env=False
+            )
         yield
+        if app.state.router is not None:
+            await app.state.router.aclose()
         await runtime.close()  # finishes queued turns and commits, closes every socket
 
     # FastAPIOffline is FastAPI whose /docs and /redoc pages load Swagger UI and ReDoc from
@@ -81,10 +104,14 @@ def create_app(
     catalog.migrate()
     app.state.settings = settings
     app.state.catalog = catalog
+    app.state.placement = settings.placement
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    if settings.worker is not None:
+        app.add_middleware(WorkerHeader, worker=settings.worker)
     app.include_router(api.router)
     app.include_router(chat_routes.router)
+    app.include_router(activity.router)
     install_frontend(app)
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from accord_app.chat.channel import ChatLimits
+from accord_app.chat.cost import CostKind, MessageCost
 from accord_app.chat.sharding import Sharding
+from accord_app.placement import Placement
 
 # The project folder (the package sits in it); data/ beside the package is git-ignored.
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -31,6 +33,21 @@ class Settings:
     sharding: Sharding = Sharding.CHANNEL
     idle_timeout: float = 10.0  # seconds before an idle actor hibernates
     chat_limits: ChatLimits = field(default_factory=ChatLimits)
+    message_cost: MessageCost = field(default_factory=MessageCost)
+    # Set by the cluster (accord_app/cluster) for each of its workers; None: a lone process.
+    worker: int | None = None  # this worker's number, 1..K
+    workers: tuple[str, ...] = ()  # every worker's host:port, in the proxy's order
+    router_url: str | None = None  # the proxy, for calls to actors on other workers
+
+    def __post_init__(self) -> None:
+        if self.worker is not None:
+            Placement(self.workers, self.worker)  # raises if the worker is not in the list
+            if self.router_url is None:
+                raise ValueError("a cluster worker needs the router's URL (ACCORD_ROUTER_URL)")
+
+    @property
+    def placement(self) -> Placement | None:
+        return None if self.worker is None else Placement(self.workers, self.worker)
 
     @property
     def catalog_path(self) -> Path:
@@ -61,6 +78,17 @@ class Settings:
         port = parse_port(environ.get("ACCORD_PORT", str(defaults.port)), "ACCORD_PORT")
         data_dir = environ.get("ACCORD_DATA_DIR")
         limits = defaults.chat_limits
+        worker = environ.get("ACCORD_WORKER")
+        if worker is not None and not (worker.isascii() and worker.isdigit()):
+            raise ValueError(f"ACCORD_WORKER must be a worker number (1, 2, ...), not {worker!r}")
+        workers = environ.get("ACCORD_WORKERS", "")
+        work_ms = number("ACCORD_WORK_MS", 0.0)
+        if not work_ms >= 0:
+            raise ValueError(f"ACCORD_WORK_MS must be 0 or more milliseconds, not {work_ms!r}")
+        work_kind = environ.get("ACCORD_WORK_KIND", CostKind.TURN.value)
+        if work_kind not in {kind.value for kind in CostKind}:
+            choices = ", ".join(kind.value for kind in CostKind)
+            raise ValueError(f"ACCORD_WORK_KIND must be one of {choices}, not {work_kind!r}")
         return cls(
             host=environ.get("ACCORD_HOST", defaults.host),
             port=port,
@@ -71,4 +99,8 @@ class Settings:
                 messages_per_second=number("ACCORD_RATE_LIMIT", limits.messages_per_second),
                 burst=int(number("ACCORD_RATE_BURST", limits.burst)),
             ),
+            message_cost=MessageCost(work_ms, CostKind(work_kind)),
+            worker=None if worker is None else int(worker),
+            workers=tuple(address for address in workers.split(",") if address),
+            router_url=environ.get("ACCORD_ROUTER_URL") or None,
         )

@@ -37,3 +37,15 @@ class Message:
     timestamp: int  # milliseconds since the epoch
     username: str
     message: str
+
+
+@dataclass(frozen=True)
+class ChannelActivity:
+    """What a sidebar with unread badges needs of a channel: its message count and latest
+    message. When the channel's actor could not be reached, `error` says why and the rest is
+    None: one unreachable channel does not fail the whole list."""
+
+    channel_id: str
+    messages: int | None
+    latest: Message | None
+    error: ErrorBody | None = None

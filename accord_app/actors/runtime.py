@@ -607,7 +607,7 @@ class Namespace(Generic[A]):
             for method, function in inspect.getmembers(actor_class, inspect.iscoroutinefunction)
             if not method.startswith("_") and method not in _HANDLERS
         )
-        self.alarm_index = AlarmIndex(self.directory / "alarms.sqlite3")
+        self.alarm_index = AlarmIndex(self.directory / runtime.alarm_index_name)
         self.scheduler = AlarmScheduler(
             self.alarm_index,
             self._deliver_alarm,
@@ -751,6 +751,9 @@ class Runtime:
         (the baseline the benchmark compares against).
     alarm_retry_base, alarm_max_retries: backoff of a failing alarm() (2 s, 4 s, ... 6 times).
     fsync: how a file is made durable; tests inject slow or failing ones.
+    alarm_index_name: the file, in each namespace's folder, that lists when to wake whom.
+        Processes that share a data folder (the cluster's workers) each keep their own, so an
+        alarm fires in the process that set it, which is the one that hosts the actor.
     """
 
     def __init__(
@@ -764,6 +767,7 @@ class Runtime:
         alarm_max_retries: int = DEFAULT_MAX_RETRIES,
         fsync: Callable[[Path], None] = fsync_path,
         worker_threads: int = 8,
+        alarm_index_name: str = "alarms.sqlite3",
     ) -> None:
         if commit_mode not in ("grouped", "per_turn"):
             raise ValueError(f"commit_mode is 'grouped' or 'per_turn', not {commit_mode!r}")
@@ -774,6 +778,7 @@ class Runtime:
         self.alarm_retry_base = alarm_retry_base
         self.alarm_max_retries = alarm_max_retries
         self.fsync = fsync
+        self.alarm_index_name = alarm_index_name
         # fsyncs of different actors run in parallel; each actor has at most one in flight.
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="accord-commit")
         self._namespaces: dict[str, Namespace[Any]] = {}

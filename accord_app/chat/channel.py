@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from accord_app.actors import Actor, ActorContext, HibernatableWebSocket, Transport
+from accord_app.chat.cost import MessageCost
 from accord_app.chat.protocol import (
     ProtocolError,
     Resume,
@@ -65,6 +66,7 @@ def record(row: Any) -> dict[str, Any]:
 
 class ChannelActor(Actor):
     limits: ClassVar[ChatLimits] = ChatLimits()
+    cost: ClassVar[MessageCost] = MessageCost()  # extra work per message; none by default
 
     def __init__(self, ctx: ActorContext) -> None:
         super().__init__(ctx)
@@ -97,6 +99,21 @@ class ChannelActor(Actor):
         )
         return [record(row) for row in rows]
 
+    async def activity(self, channel_ids: list[str]) -> list[dict[str, Any]]:
+        """Each channel's message count and latest message (None before the first): what an
+        unread-badge sidebar needs. One call answers for every channel this actor hosts."""
+        found = []
+        for channel_id in channel_ids:
+            rows = self.storage.sql.execute(
+                f"SELECT {COLUMNS} FROM messages WHERE channel_id = ? ORDER BY seq DESC LIMIT 1",
+                channel_id,
+            )
+            latest = record(rows[0]) if rows else None
+            # seq counts 1, 2, 3, ... without gaps, so the latest seq is the count.
+            count = latest["seq"] if latest else 0
+            found.append({"channel_id": channel_id, "messages": count, "latest": latest})
+        return found
+
     async def join(
         self, transport: Transport, channel_id: str, username: str, after_seq: int | None
     ) -> None:
@@ -123,6 +140,7 @@ class ChannelActor(Actor):
             return
         channel_id, username = self.who(ws)
         if isinstance(frame, SendMessage):
+            await self.cost.spend()  # inside the turn: nothing else reaches this actor meanwhile
             self.post(ws, channel_id, username, frame)
         elif isinstance(frame, Resume):
             if self.within_rate(ws):  # a replay costs far more than a message: it pays too

@@ -20,12 +20,18 @@ from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.errors import ApiError, error_response
-from accord_app.types import ErrorBody, Message
+from accord_app.placement import Placement
+from accord_app.types import ChannelActivity, ErrorBody, Message
 
 logger = logging.getLogger("accord")
 router = APIRouter(prefix="/api/servers/{server_id}/channels/{channel_id}")
 
 HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX = 50, 200
+# What a channel's endpoints may answer besides success.
+CHANNEL_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    421: {"model": ErrorBody, "description": "Another worker of the cluster hosts the channel."},
+}
 
 
 def parse_uuid(value: str, name: str) -> str:
@@ -35,9 +41,25 @@ def parse_uuid(value: str, name: str) -> str:
         raise ApiError(400, f"invalid_{name}", f"The {name} in the path must be a UUID.") from None
 
 
+def misdirected(placement: Placement, key: str, channel_id: str) -> ApiError:
+    return ApiError(
+        421,
+        "wrong_worker",
+        f"Channel {channel_id} is hosted by worker {placement.owner(key)}, and this is worker"
+        f" {placement.me}: send requests through the cluster's router, which knows. A worker"
+        " never opens an actor that another one hosts.",
+    )
+
+
 async def channel_actor(connection: HTTPConnection, server_id: str, channel_id: str) -> Any:
-    """The stub of the actor hosting this channel; ApiError if the channel does not exist."""
+    """The stub of the actor hosting this channel; ApiError if the channel does not exist, or
+    if another worker of the cluster hosts it."""
     server_id, channel_id = parse_uuid(server_id, "server_id"), parse_uuid(channel_id, "channel_id")
+    sharding: Sharding = connection.app.state.settings.sharding
+    key = shard_key(sharding, server_id, channel_id)
+    placement: Placement | None = connection.app.state.placement
+    if placement is not None and not placement.is_mine(key):
+        raise misdirected(placement, key, channel_id)
     catalog: Catalog = connection.app.state.catalog
     if await run_in_threadpool(catalog.get_channel, server_id, channel_id) is None:
         if await run_in_threadpool(catalog.get_server, server_id) is None:
@@ -46,12 +68,11 @@ async def channel_actor(connection: HTTPConnection, server_id: str, channel_id: 
             404, "channel_not_found", f"Server {server_id} has no channel with id {channel_id}."
         )
     channels: Namespace[ChannelActor] = connection.app.state.channels
-    sharding: Sharding = connection.app.state.settings.sharding
-    return channels.get(channels.id_from_name(shard_key(sharding, server_id, channel_id)))
+    return channels.get(channels.id_from_name(key))
 
 
 @router.get(
-    "/messages", summary="The latest messages of a channel, newest first", responses=ERROR_RESPONSES
+    "/messages", summary="The latest messages of a channel, newest first", responses=CHANNEL_ERRORS
 )
 async def list_messages(
     request: Request,
@@ -65,6 +86,24 @@ async def list_messages(
     actor = await channel_actor(request, server_id, channel_id)
     rows = await actor.history(str(uuid.UUID(channel_id)), limit, before)
     return [Message(**row) for row in rows]
+
+
+@router.get(
+    "/activity",
+    summary="A channel's message count and latest message",
+    responses=CHANNEL_ERRORS,
+)
+async def channel_activity(request: Request, server_id: str, channel_id: str) -> ChannelActivity:
+    actor = await channel_actor(request, server_id, channel_id)
+    [row] = await actor.activity([str(uuid.UUID(channel_id))])
+    return activity_of(row)
+
+
+def activity_of(row: dict[str, Any]) -> ChannelActivity:
+    latest = row["latest"]
+    return ChannelActivity(
+        row["channel_id"], row["messages"], None if latest is None else Message(**latest)
+    )
 
 
 @router.get(

@@ -7,10 +7,12 @@
 - "global": one actor for everything. The talk's "what if you only use one": simple, and a
   ceiling for the whole app.
 
-A proxy that knows only the URL /api/servers/{s}/channels/{c}/... can compute the same key,
-which is what lets a later chapter spread actors over processes and route to them.
+Each key is a template over the path's parts. The app fills it in with `shard_key()`; the
+cluster's proxy (accord_app/cluster/caddy.py) fills the same template with the parts its path
+matcher captured, so proxy and app can never disagree about which actor a request is for.
 """
 
+import string
 from enum import StrEnum
 
 
@@ -20,13 +22,26 @@ class Sharding(StrEnum):
     GLOBAL = "global"
 
 
+KEY_TEMPLATES: dict[Sharding, str] = {
+    Sharding.CHANNEL: "channel:{channel_id}",
+    Sharding.SERVER: "server:{server_id}",
+    Sharding.GLOBAL: "global",
+}
+
+
+def key_template(mode: Sharding) -> str:
+    """The key's template, with {server_id} and {channel_id} where the path's parts go."""
+    try:
+        return KEY_TEMPLATES[Sharding(mode)]
+    except ValueError:
+        raise ValueError(f"unknown sharding mode {mode!r}: use channel, server or global") from None
+
+
+def key_fields(mode: Sharding) -> set[str]:
+    """The path parts the key needs: a path that lacks one cannot name the actor."""
+    return {field for _, field, _, _ in string.Formatter().parse(key_template(mode)) if field}
+
+
 def shard_key(mode: Sharding, server_id: str, channel_id: str) -> str:
     """The name of the actor that hosts this channel (fed to id_from_name)."""
-    # == rather than `is`: a plain "server" string from a caller equals Sharding.SERVER.
-    if mode == Sharding.CHANNEL:
-        return f"channel:{channel_id}"
-    if mode == Sharding.SERVER:
-        return f"server:{server_id}"
-    if mode == Sharding.GLOBAL:
-        return "global"
-    raise ValueError(f"unknown sharding mode {mode!r}: use channel, server or global")
+    return key_template(mode).format(server_id=server_id, channel_id=channel_id)

@@ -1,0 +1,125 @@
+"""`python -m accord_app.cluster`: K workers of Accord behind Caddy, until Ctrl-C.
+
+A worker that dies is reported and started again (its channels answer 502 meanwhile); the
+others keep serving theirs. ACCORD_* variables reach the workers (ACCORD_WORK_MS, ...).
+"""
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from accord_app.chat.sharding import Sharding
+from accord_app.cluster.supervisor import Cluster, ClusterError, log_tail
+from accord_app.settings import Settings, parse_port
+
+# Seconds before a dead worker is started again, doubling while it keeps dying.
+RESTART_DELAYS = [1, 2, 4, 8, 15, 30]
+# A worker that stayed up this long starts its next crash from the first delay again.
+STABLE_SECONDS = 60
+
+
+def port_flag(text: str) -> int:
+    try:
+        return parse_port(text, "--port")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def workers_flag(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"--workers takes 1 to 64, not {text!r}")
+    return int(text)
+
+
+def stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # the same orderly stop as Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m accord_app.cluster", description=__doc__)
+    parser.add_argument("--workers", type=workers_flag, default=4, help="default: 4")
+    parser.add_argument(
+        "--sharding",
+        choices=[mode.value for mode in Sharding],
+        default=Sharding.CHANNEL.value,
+        help="which actor hosts a channel; default: channel",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    parser.add_argument(
+        "--port",
+        type=port_flag,
+        default=8787,
+        help="the proxy's port; workers take the next ones (default: 8787, workers 8788...)",
+    )
+    parser.add_argument("--data-dir", type=Path, default=Settings().data_dir, help="default: data/")
+    args = parser.parse_args(argv)
+    worker_ports = None if args.port == 0 else [args.port + n for n in range(1, args.workers + 1)]
+    if worker_ports and worker_ports[-1] > 65535:
+        parser.error(f"--port {args.port} leaves no room for {args.workers} worker ports")
+    cluster = Cluster(
+        args.workers,
+        args.sharding,
+        args.data_dir,
+        host=args.host,
+        port=args.port,
+        worker_ports=worker_ports,
+    )
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        cluster.start()
+    except ClusterError as error:
+        sys.exit(f"The cluster did not start: {error}")
+    except KeyboardInterrupt:
+        sys.exit(1)
+    print(f"Accord cluster on {cluster.url}: {args.workers} workers, one actor per {args.sharding}")
+    for number in range(1, cluster.workers + 1):
+        print(f"  worker {number}  {cluster.worker_url(number)}  pid {cluster.pid(number)}")
+    print(f"  proxy     Caddy, config in {cluster.data_dir / 'proxy'}, no admin endpoint")
+    print(f"Data in {cluster.data_dir}, logs in {cluster.log_dir}. Ctrl-C stops everything.")
+    try:
+        supervise(cluster)
+    except KeyboardInterrupt:
+        print("Stopping: the proxy first, then the workers (each finishes its commits).")
+    finally:
+        # A second Ctrl-C must not cut the stop short: it ends within STOP_TIMEOUT_SECONDS.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        cluster.stop()
+
+
+def supervise(cluster: Cluster) -> None:
+    """Report every process that dies and start it again, backing off if it keeps dying."""
+    crashes: dict[str, int] = {}
+    started: dict[str, float] = {}
+    while True:
+        time.sleep(0.2)
+        for exited in cluster.exited():
+            if time.monotonic() - started.get(exited.name, 0.0) > STABLE_SECONDS:
+                crashes[exited.name] = 0
+            delay = RESTART_DELAYS[min(crashes.get(exited.name, 0), len(RESTART_DELAYS) - 1)]
+            crashes[exited.name] = crashes.get(exited.name, 0) + 1
+            what = "nothing answers" if exited.name == "proxy" else "its channels answer 502"
+            print(f"{exited.describe()}: {what} until it is back. Restarting in {delay} s.")
+            if exited.returncode > 0 and (tail := log_tail(exited.log)):
+                print(
+                    f"  the end of {exited.log}:\n"
+                    + "\n".join(f"  | {line}" for line in tail.splitlines())
+                )
+            time.sleep(delay)
+            try:
+                if exited.name == "proxy":
+                    cluster.restart_proxy()
+                else:
+                    cluster.restart(int(exited.name.removeprefix("worker ")))
+            except ClusterError as error:
+                print(f"  {exited.name} did not come back: {error}")
+                continue
+            started[exited.name] = time.monotonic()
+            print(f"  {exited.name} is back.")
+
+
+if __name__ == "__main__":
+    main()

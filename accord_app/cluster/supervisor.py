@@ -1,0 +1,283 @@
+"""Start, watch and stop a cluster: K worker processes on loopback and Caddy in front of them.
+
+    with Cluster(workers=4, sharding="channel", data_dir=Path("data")) as cluster:
+        httpx.get(f"{cluster.url}/api/servers")  # through the proxy
+        cluster.kill(2)                           # kill -9 one worker (a crash, for tests)
+        cluster.restart(2)
+
+Every worker serves the whole app on its own port and shares the data folder: the catalog
+(SQLite in WAL mode is safe across processes) and the actors' files, each of which only the
+worker that the proxy routes its key to ever opens. Processes run in their own session, so a
+Ctrl-C in the terminal reaches only the cluster, which then stops the proxy first (no new
+requests) and the workers next (each finishes its commits). Each writes its output to a log
+file in `data_dir/logs/`, whose last lines are shown when it dies.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from accord_app.chat.sharding import Sharding
+from accord_app.cluster.caddy import caddy_config, caddy_executable
+
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+LOG_TAIL_LINES = 15
+
+
+class ClusterError(RuntimeError):
+    """A process of the cluster did not start, or the cluster is misconfigured."""
+
+
+@dataclass(frozen=True)
+class Exited:
+    """A process that ended on its own (a crash, a kill -9)."""
+
+    name: str  # "worker 2" or "proxy"
+    pid: int
+    returncode: int
+    log: Path
+
+    def describe(self) -> str:
+        if self.returncode < 0:
+            with contextlib.suppress(ValueError):
+                how = f"was killed by {signal.Signals(-self.returncode).name}"
+                return f"{self.name} (pid {self.pid}) {how}"
+        return f"{self.name} (pid {self.pid}) exited with code {self.returncode}"
+
+
+def free_port(host: str) -> int:
+    """A port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Cluster:
+    """K workers of the Accord app behind Caddy, which routes each actor's key to one worker.
+
+    port: the proxy's public port (0: any free one). worker_ports: one per worker (default:
+    free ports). env: extra variables for the workers, e.g. {"ACCORD_WORK_MS": "5"}.
+    Workers are numbered 1..K, as in the X-Accord-Worker header of their answers.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        sharding: Sharding | str = Sharding.CHANNEL,
+        data_dir: Path | str = "data",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8787,
+        worker_ports: Sequence[int] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ClusterError(f"a cluster needs at least one worker, not {workers}")
+        if worker_ports is not None and len(worker_ports) != workers:
+            raise ClusterError(f"{len(worker_ports)} worker ports given for {workers} workers")
+        self.sharding = Sharding(sharding)
+        self.data_dir = Path(data_dir).resolve()
+        self.host = host
+        self.port = port or free_port(host)
+        ports = list(worker_ports) if worker_ports else [free_port(host) for _ in range(workers)]
+        self.addresses = tuple(f"{host}:{port}" for port in ports)
+        self.env = dict(env or {})
+        self.log_dir = self.data_dir / "logs"
+        self._workers: dict[int, subprocess.Popen[bytes]] = {}
+        self._proxy: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def workers(self) -> int:
+        return len(self.addresses)
+
+    def worker_url(self, number: int) -> str:
+        return f"http://{self.addresses[number - 1]}"
+
+    def pid(self, number: int) -> int:
+        return self._workers[number].pid
+
+    @property
+    def proxy_pid(self) -> int | None:
+        return None if self._proxy is None else self._proxy.pid
+
+    # -- starting and stopping -----------------------------------------------------------------
+
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> "Cluster":
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # Workers start side by side (importing the app takes most of their start-up).
+            for number in range(1, self.workers + 1):
+                self._workers[number] = self._spawn_worker(number)
+            for number in range(1, self.workers + 1):
+                self._wait_ready(f"worker {number}", self._workers[number], number, timeout)
+            self._proxy = self._spawn_proxy()
+            self._wait_ready("proxy", self._proxy, None, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """The proxy first, so no new request arrives; then every worker, politely, and any
+        that does not finish within `timeout` is killed."""
+        if self._proxy is not None:
+            _terminate([self._proxy], timeout)
+            self._proxy = None
+        _terminate(list(self._workers.values()), timeout)
+        self._workers.clear()
+
+    def kill(self, number: int) -> None:
+        """kill -9 one worker: what a crash looks like to everyone else."""
+        process = self._workers[number]
+        process.kill()
+        process.wait()
+
+    def restart(self, number: int, timeout: float = START_TIMEOUT_SECONDS) -> None:
+        """Start worker `number` again (after a crash or kill), on its same address."""
+        old = self._workers.get(number)
+        if old is not None and old.poll() is None:
+            raise ClusterError(f"worker {number} is still running (pid {old.pid})")
+        self._workers[number] = self._spawn_worker(number)
+        self._wait_ready(f"worker {number}", self._workers[number], number, timeout)
+
+    def exited(self) -> list[Exited]:
+        """The processes that ended on their own since they started (a crash, a kill -9)."""
+        found = [
+            Exited(f"worker {number}", process.pid, process.returncode, self._log(number))
+            for number, process in self._workers.items()
+            if process.poll() is not None
+        ]
+        if self._proxy is not None and self._proxy.poll() is not None:
+            proxy = self._proxy
+            found.append(Exited("proxy", proxy.pid, proxy.returncode, self._log(None)))
+        return found
+
+    def restart_proxy(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
+        self._proxy = self._spawn_proxy()
+        self._wait_ready("proxy", self._proxy, None, timeout)
+
+    def __enter__(self) -> "Cluster":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Cluster {self.url}: {self.workers} workers, one actor per {self.sharding.value}>"
+
+    # -- processes -------------------------------------------------------------------------------
+
+    def _log(self, number: int | None) -> Path:
+        return self.log_dir / ("proxy.log" if number is None else f"worker-{number}.log")
+
+    def _spawn(
+        self, command: list[str], env: Mapping[str, str], log: Path
+    ) -> "subprocess.Popen[bytes]":
+        with log.open("ab") as output:
+            return subprocess.Popen(
+                command,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _spawn_worker(self, number: int) -> "subprocess.Popen[bytes]":
+        host, port = self.addresses[number - 1].rsplit(":", 1)
+        env = {
+            **os.environ,
+            **self.env,
+            "ACCORD_HOST": host,
+            "ACCORD_PORT": port,
+            "ACCORD_DATA_DIR": str(self.data_dir),
+            "ACCORD_SHARDING": self.sharding.value,
+            "ACCORD_WORKER": str(number),
+            "ACCORD_WORKERS": ",".join(self.addresses),
+            "ACCORD_ROUTER_URL": self.url,
+            "PYTHONUNBUFFERED": "1",  # the log file shows what happened up to a crash
+        }
+        command = [sys.executable, "-m", "accord_app.cluster.worker"]
+        return self._spawn(command, env, self._log(number))
+
+    def _spawn_proxy(self) -> "subprocess.Popen[bytes]":
+        state = self.data_dir / "proxy"
+        state.mkdir(parents=True, exist_ok=True)
+        config = state / "caddy.json"
+        listen = f"{self.host}:{self.port}"
+        config.write_text(
+            json.dumps(caddy_config(self.sharding, listen, self.addresses, state), indent=2)
+        )
+        # Caddy keeps a few files of its own (XDG folders): in the data folder, not in $HOME.
+        env = {**os.environ, "XDG_DATA_HOME": str(state), "XDG_CONFIG_HOME": str(state)}
+        command = [str(caddy_executable()), "run", "--config", str(config)]
+        return self._spawn(command, env, self._log(None))
+
+    def _wait_ready(
+        self,
+        name: str,
+        process: "subprocess.Popen[bytes]",
+        number: int | None,
+        timeout: float,
+    ) -> None:
+        """Until GET /api answers 200 (from the worker, or through the proxy)."""
+        url = (self.url if number is None else self.worker_url(number)) + "/api"
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1.0, trust_env=False) as client:
+            while True:
+                if process.poll() is not None:
+                    exited = Exited(name, process.pid, process.returncode, self._log(number))
+                    raise ClusterError(
+                        f"{exited.describe()} while starting; the end of {exited.log}:\n"
+                        + log_tail(exited.log)
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(url).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"{name} did not answer {url} within {timeout:g} s")
+                time.sleep(0.05)
+
+
+def _terminate(processes: list["subprocess.Popen[bytes]"], timeout: float) -> None:
+    """SIGTERM (graceful for uvicorn and Caddy) to all at once, then SIGKILL to stragglers."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

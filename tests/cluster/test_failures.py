@@ -1,0 +1,176 @@
+"""A worker that dies takes only its own channels down, loses nothing it acked, and comes back;
+the cluster stops without leaving a process behind."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from accord_app.chat.sharding import Sharding
+from accord_app.cluster import Cluster
+
+pytestmark = pytest.mark.anyio
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def test_a_dead_worker_fails_only_its_channels_and_loses_no_acked_message(
+    own_cluster: Any,
+) -> None:
+    running, cluster = own_cluster, own_cluster.cluster
+    by_worker = running.channels_on_every_worker()
+    victim, survivor = 2, 1
+    doomed, spared = by_worker[victim][0], by_worker[survivor][0]
+    async with (
+        running.connect(running.ws_url(doomed, "ada")) as doomed_ws,
+        running.connect(running.ws_url(spared, "bob")) as spared_ws,
+    ):
+        acked = []
+        for number in range(20):
+            await doomed_ws.send(f"message {number}")
+            acked.append(await running.recv_until(doomed_ws, "ack"))
+
+        cluster.kill(victim)
+
+        response = running.http.get(f"{doomed.path}/messages")
+        assert response.status_code == 502
+        assert response.json()["code"] == "worker_unavailable"
+        assert "Worker 2 is not answering" in response.json()["message"]
+        assert response.headers["x-accord-worker"] == "2"
+        with pytest.raises(ConnectionClosed):  # the proxy drops the dead worker's members
+            await running.recv_until(doomed_ws, "never")
+        with pytest.raises(InvalidStatus) as refused:
+            async with running.connect(running.ws_url(doomed, "ada")):
+                pass
+        assert refused.value.response.status_code == 502
+        # Everyone else carries on, over the sockets they already had and over new requests.
+        await spared_ws.send("still here")
+        assert (await running.recv_until(spared_ws, "ack"))["message"] == "still here"
+        for worker in (1, 3):
+            for channel in by_worker[worker]:
+                assert running.http.get(f"{channel.path}/messages").status_code == 200
+        # The catalog is every worker's: it answers whichever worker the proxy tries first.
+        for _ in range(6):
+            assert running.http.get("/api/servers").status_code == 200
+        activity = running.http.get(f"/api/servers/{doomed.server_id}/activity").json()
+        assert activity[0]["error"]["code"] == "worker_unavailable"
+
+    cluster.restart(victim)
+    history = running.http.get(f"{doomed.path}/messages", params={"limit": 50}).json()
+    assert [(m["seq"], m["id"]) for m in reversed(history)] == [
+        (frame["seq"], frame["id"]) for frame in acked
+    ]
+    activity = running.http.get(f"/api/servers/{doomed.server_id}/activity").json()
+    assert activity == [
+        {
+            "channel_id": doomed.channel_id,
+            "messages": 20,
+            "latest": {key: acked[-1][key] for key in history[0]},
+            "error": None,
+        }
+    ]
+
+
+async def test_server_activity_gathers_channels_from_every_worker(own_cluster: Any) -> None:
+    running = own_cluster
+    channels = running.create_channels(12)
+    assert {running.owner(channel) for channel in channels} == {1, 2, 3}
+    for count, channel in enumerate(channels[:4], start=1):
+        async with running.connect(running.ws_url(channel, "ada")) as ws:
+            for number in range(count):
+                await ws.send(f"{channel.channel_id} {number}")
+                await running.recv_until(ws, "ack")
+    activity = running.http.get(f"/api/servers/{channels[0].server_id}/activity").json()
+    assert [entry["channel_id"] for entry in activity] == [c.channel_id for c in channels]
+    assert [entry["messages"] for entry in activity] == [1, 2, 3, 4] + [0] * 8
+    assert activity[3]["latest"]["message"] == f"{channels[3].channel_id} 3"
+    assert all(entry["error"] is None for entry in activity)
+
+
+def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
+    cluster = Cluster(2, Sharding.SERVER, tmp_path / "data", port=0).start()
+    pids = [cluster.pid(1), cluster.pid(2), cluster.proxy_pid]
+    ports = [cluster.port, *(int(a.rsplit(":", 1)[1]) for a in cluster.addresses)]
+    assert all(pid is not None and alive(pid) for pid in pids)
+    cluster.stop()
+    assert [pid for pid in pids if pid is not None and alive(pid)] == []
+    assert all(port_is_free(port) for port in ports)
+
+
+def read_lines(stream: Any, lines: "Queue[str]") -> None:
+    for line in stream:
+        lines.put(line.rstrip("\n"))
+
+
+def wait_for(lines: "Queue[str]", text: str, seen: list[str], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except Empty:
+            raise AssertionError(f"no {text!r} in {timeout} s:\n" + "\n".join(seen)) from None
+        seen.append(line)
+        if text in line:
+            return line
+
+
+def test_the_command_reports_a_dead_worker_restarts_it_and_stops_cleanly(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "accord_app.cluster", "--workers", "2", "--port", "0"]
+    process = subprocess.Popen(
+        [*command, "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: Queue[str] = Queue()
+    reader = threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        url = wait_for(lines, "Accord cluster on", seen).split()[3].rstrip(":")
+        pids = {int(wait_for(lines, f"worker {n} ", seen).split()[-1]) for n in (1, 2)}
+        wait_for(lines, "Ctrl-C stops everything", seen)
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        assert "was killed by SIGKILL" in wait_for(lines, f"(pid {victim})", seen)
+        wait_for(lines, "is back", seen)
+        with httpx.Client(base_url=url, trust_env=False, timeout=10) as http:
+            assert http.post("/api/servers", json={"name": "after"}).status_code == 201
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0, "\n".join(seen)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        reader.join(5)
+        assert process.stdout is not None
+        process.stdout.close()
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in pids)
