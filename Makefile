@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: lab test lint run notebooks clean
+.PHONY: lab test lint run cluster bench locust notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -42,6 +42,25 @@ lint: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m accord_app
+
+# K workers behind Caddy on :8787, e.g. make cluster K=2 SHARDING=global. ACCORD_* variables
+# reach the workers: ACCORD_WORK_MS=20 ACCORD_WORK_KIND=turn make cluster adds a per-message cost.
+K ?= 4
+SHARDING ?= channel
+cluster: $(STAMP)
+	$(BIN)/python -m accord_app.cluster --workers $(K) --sharding $(SHARDING)
+
+# The scaling benchmark (about 15 minutes; BENCH_ARGS=--quick: under 2).
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python benchmarks/scaling.py $(BENCH_ARGS)
+
+# Locust's web UI on http://127.0.0.1:8089 against a running app or cluster.
+LOCUST_HOST ?= http://127.0.0.1:8787
+LOCUST_ARGS ?=
+locust: $(STAMP)
+	$(BIN)/locust -f benchmarks/locustfile.py --host $(LOCUST_HOST) --web-host 127.0.0.1 \
+		--processes 2 $(LOCUST_ARGS)
 
 notebooks: $(STAMP)
 	$(BIN)/python -m accord_app.lab.attendee

@@ -84,7 +84,10 @@ def create_app(
         app.state.router = None
         if settings.router_url is not None:
             app.state.router = httpx.AsyncClient(
-                base_url=settings.router_url, timeout=ROUTER_TIMEOUT_SECONDS, trust_env=False
+                base_url=settings.router_url,
+                timeout=ROUTER_TIMEOUT_SECONDS,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+                trust_env=False,
             )
         yield
         if app.state.router is not None:

@@ -37,8 +37,7 @@ ACTOR_PATHS: dict[str, tuple[str, set[str]]] = {
     "server": (f"^/api/servers/(?P<server_id>{_ID})/activity$", {"server_id"}),
 }
 UNAVAILABLE_MESSAGE = (
-    "Worker {worker} is not answering, so the channels it hosts are unavailable until it is"
-    " back. Try again in a moment."
+    "Worker {worker} is not answering, so the channels it hosts are unavailable until it is back."
 )
 
 

@@ -105,7 +105,11 @@ async def test_server_activity_gathers_channels_from_every_worker(own_cluster: A
             for number in range(count):
                 await ws.send(f"{channel.channel_id} {number}")
                 await running.recv_until(ws, "ack")
-    activity = running.http.get(f"/api/servers/{channels[0].server_id}/activity").json()
+    response = running.http.get(f"/api/servers/{channels[0].server_id}/activity")
+    answered_by = int(response.headers["x-accord-worker"])
+    here = sum(running.owner(channel) == answered_by for channel in channels)
+    assert response.headers["x-accord-actor-calls"] == f"{here} local, {12 - here} remote"
+    activity = response.json()
     assert [entry["channel_id"] for entry in activity] == [c.channel_id for c in channels]
     assert [entry["messages"] for entry in activity] == [1, 2, 3, 4] + [0] * 8
     assert activity[3]["latest"]["message"] == f"{channels[3].channel_id} 3"

@@ -138,35 +138,39 @@ export class ChannelSocket {
     if (this.ws === ws) this.ws = null;
     this.inFlight = [];
     if (this.stopped) return;
+    let reason = "";
     if (!opened) {
       // A refused handshake reaches JavaScript as a bare close, without the server's reason.
       // The same checks answer over HTTP with a readable error: a 4xx there (say, the channel
-      // was deleted) will not fix itself, so stop instead of retrying forever.
+      // was deleted) will not fix itself, so stop instead of retrying forever. A 5xx (the
+      // cluster's worker for this channel is down) may: say why, and keep trying.
       const refusal = await this.whyRefused();
       if (this.stopped || this.ws) return; // stopped, or reconnectNow() ran while we asked
-      if (refusal) {
+      if (refusal?.status >= 400 && refusal.status < 500) {
         this.stopped = true;
         this.setState("offline", refusal.message);
         this.handlers.error?.(refusal);
         return;
       }
+      if (refusal?.status >= 500) reason = `${refusal.message} `;
     }
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
     this.attempt += 1;
     // Jitter (75% to 125%) spreads out the tabs that all lost the same server at once.
     const wait = Math.round(delay * (0.75 + Math.random() / 2));
-    this.setState("reconnecting", `Trying again in ${Math.max(1, Math.round(wait / 1000))} s.`);
+    const seconds = Math.max(1, Math.round(wait / 1000));
+    this.setState("reconnecting", `${reason}Trying again in ${seconds} s.`);
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), wait);
   }
 
+  /** The API's error for this channel, if it has one (an ApiError), else null. */
   async whyRefused() {
     try {
       await listMessages(this.serverId, this.channelId, { limit: 1 });
       return null;
     } catch (error) {
-      const permanent = error instanceof ApiError && error.status >= 400 && error.status < 500;
-      return permanent ? error : null;
+      return error instanceof ApiError ? error : null;
     }
   }
 

@@ -1,0 +1,299 @@
+"""Run the Locust load test (benchmarks/locustfile.py) from Python, and read what it measured.
+
+    result = run_locust(cluster.url, folder, rates=[50, 100, 200], step_seconds=5)
+    for step in result.steps:
+        print(step.offered, step.acked, step.ack_p99)
+    sustained_throughput(result.steps, p99_limit_ms=250)
+
+Locust runs headless in a subprocess (a master and `processes` generator processes), stops by
+itself after the last step, and is killed if it overruns its time. Only loopback hosts.
+"""
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+LOCUSTFILE = PROJECT_DIR / "benchmarks" / "locustfile.py"
+ACK, DELIVERY = "send→ack", "send→delivery"
+# A step counts as sustained when (almost) everything offered was acked.
+ACKED_SHARE = 0.95
+# A generator process busier than this (share of one core) may have been the limit.
+GENERATOR_BUSY = 0.85
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class LoadTestError(RuntimeError):
+    """Locust failed, overran its time, or wrote no results."""
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One request type in one step: how many per second, how fast, what failed."""
+
+    per_second: float
+    p50_ms: float | None
+    p99_ms: float | None
+    failures: dict[str, int]
+
+    @classmethod
+    def of(cls, names: dict[str, Any], name: str) -> "Latency":
+        found = names.get(name, {})
+        return cls(
+            found.get("per_second", 0.0),
+            found.get("p50_ms"),
+            found.get("p99_ms"),
+            dict(found.get("failures", {})),
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the stepped load, as every generator process measured it."""
+
+    offered: float  # messages per second asked of the generators
+    sent: float  # ... that they managed to send
+    ack: Latency
+    delivery: Latency
+    generator_cpu: float  # the busiest generator process, share of one core
+    names: dict[str, Any]  # every request type, e.g. "send→ack [hot]"
+
+    @property
+    def acked(self) -> float:
+        return self.ack.per_second
+
+    @property
+    def delivered(self) -> float:
+        return self.delivery.per_second
+
+    @property
+    def failures(self) -> int:
+        return sum(sum(entry.get("failures", {}).values()) for entry in self.names.values())
+
+    @property
+    def generator_busy(self) -> bool:
+        return self.generator_cpu > GENERATOR_BUSY
+
+    def latency(self, name: str) -> Latency:
+        return Latency.of(self.names, name)
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> "Step":
+        names = data["names"]
+        return cls(
+            data["offered_per_second"],
+            data["sent_per_second"],
+            Latency.of(names, ACK),
+            Latency.of(names, DELIVERY),
+            data["generator_cpu_max"],
+            names,
+        )
+
+
+@dataclass(frozen=True)
+class LoadTestResult:
+    steps: list[Step]
+    stats: list[dict[str, str]]  # Locust's own totals for the run (its *_stats.csv)
+    folder: Path
+
+
+def latency_bucket(ms: float) -> float:
+    """Rounded so histograms stay small: 0.1 ms under 10 ms, 1 ms under 1 s, then 10 ms."""
+    if ms < 10:
+        return round(ms, 1)
+    return float(round(ms)) if ms < 1000 else float(round(ms, -1))
+
+
+def percentile(histogram: Mapping[float, int], fraction: float) -> float | None:
+    """The smallest value with at least `fraction` of the counts at or below it."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank, seen = fraction * total, 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return max(histogram)
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Who sits where in a load test: `members` per channel, or `hot_members` in the hot
+    channel (channel 0) when `hot_share` of all messages go to it; every member's share of
+    the total rate follows from that."""
+
+    channels: int
+    members: int
+    hot_share: float = 0.0
+    hot_members: int = 0  # 0: as many as any channel
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.hot_share < 1:
+            raise ValueError(f"the hot share is a fraction from 0 to below 1, not {self.hot_share}")
+        if self.hot_share and self.channels < 2:
+            raise ValueError("a hot channel needs other channels beside it")
+
+    @property
+    def hot(self) -> int:
+        """Members of the hot channel (0 without one)."""
+        return (self.hot_members or self.members) if self.hot_share else 0
+
+    @property
+    def total(self) -> int:
+        return self.hot + (self.channels - (1 if self.hot else 0)) * self.members
+
+    def seat(self, slot: int) -> tuple[int, float]:
+        """(channel index, share of the total rate) of the member in `slot` (0..total-1)."""
+        slot %= self.total
+        if slot < self.hot:
+            return 0, self.hot_share / self.hot
+        quiet_channels = self.channels - (1 if self.hot else 0)
+        channel = (1 if self.hot else 0) + (slot - self.hot) % quiet_channels
+        return channel, (1 - self.hot_share) / (quiet_channels * self.members)
+
+
+def sustained_throughput(steps: Sequence[Step], p99_limit_ms: float) -> float:
+    """The most messages per second acked in a step that kept up: p99 of send→ack within the
+    limit, no failure, and at least 95% of what was sent acked. 0 if no step kept up.
+
+    The highest such step, not the last one before the first bad step: one hiccup at a low
+    load (a checkpoint, a GC pause) says nothing about the capacity."""
+    good = [
+        step.acked
+        for step in steps
+        if step.ack.p99_ms is not None
+        and step.ack.p99_ms <= p99_limit_ms
+        and step.failures == 0
+        and step.acked >= ACKED_SHARE * step.sent
+    ]
+    return max(good, default=0.0)
+
+
+@dataclass
+class RatePlan:
+    """Which rate each step offers: the --rates in order, or a search for the knee. Told after
+    every step whether it kept up, it answers the next rate, or None to stop.
+
+    The search doubles the rate while steps keep up (halves it while they do not); once it
+    knows a rate that keeps up and a higher one that does not, it bisects between them
+    (geometric midpoint) until they are within `precision` of each other. From a start
+    within 2x of the knee that takes 6 to 9 steps."""
+
+    rates: list[float]
+    search_from: float = 0.0
+    stop_on_bad: bool = False
+    precision: float = 1.08
+    max_steps: int = 24
+    good: float = 0.0  # the highest rate that kept up so far
+    bad: float = 0.0  # the lowest rate above it that did not
+    bad_in_a_row: int = 0
+    steps: int = 0
+
+    def next(self, rate: float | None, kept_up: bool) -> float | None:
+        """The rate after a step at `rate` (None: before the first step)."""
+        if rate is not None:
+            self.steps += 1
+            if kept_up:
+                self.good, self.bad_in_a_row = max(self.good, rate), 0
+                self.bad = self.bad if self.bad > self.good else 0.0
+            else:
+                self.bad, self.bad_in_a_row = min(self.bad or rate, rate), self.bad_in_a_row + 1
+        if self.steps >= self.max_steps:
+            return None
+        if not self.search_from:
+            if self.stop_on_bad and self.bad_in_a_row >= 2:
+                return None  # two steps in a row past the knee
+            return self.rates[self.steps] if self.steps < len(self.rates) else None
+        if rate is None:
+            return self.search_from
+        if not self.bad:
+            return rate * 2
+        if not self.good:
+            return rate / 2
+        if self.bad / self.good <= self.precision:
+            return None
+        return math.sqrt(self.good * self.bad)
+
+
+def run_locust(
+    host: str,
+    folder: Path,
+    *,
+    rates: Sequence[float] = (),
+    search_from: float = 0.0,
+    precision: float = 1.08,
+    step_seconds: float = 5.0,
+    warmup_seconds: float = 1.5,
+    min_samples: int = 0,
+    join_seconds: float = 2.0,
+    servers: int = 4,
+    channels: int = 20,
+    members: int = 2,
+    hot_share: float = 0.0,
+    hot_members: int = 0,
+    readers: int = 0,
+    processes: int = 2,
+    stop_p99_ms: float = 0.0,
+    ack_timeout: float = 5.0,
+) -> LoadTestResult:
+    """Run the stepped load against `host` and return its steps: the given `rates` (messages
+    per second, all members together), or a search for the knee from `search_from` (doubling,
+    then bisecting until it is known within `precision`; needs `stop_p99_ms`).
+    `processes` generator processes (0 or 1: one process does it all); Locust's CSVs and the
+    steps go to `folder`."""
+    if bool(rates) == bool(search_from):
+        raise ValueError("give either rates or search_from")
+    if urlsplit(host).hostname not in LOOPBACK:
+        raise LoadTestError(f"load tests only run against loopback, not {host!r}")
+    folder.mkdir(parents=True, exist_ok=True)
+    results = folder / "steps.json"
+    results.unlink(missing_ok=True)
+    command = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host,
+        "--headless", "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
+        "--csv", str(folder / "locust"), "--results", str(results),
+        "--rates", ",".join(f"{rate:g}" for rate in rates or [1]),
+        "--search-from", f"{search_from:g}", "--precision", f"{precision:g}",
+        "--step-seconds", f"{step_seconds:g}", "--warmup-seconds", f"{warmup_seconds:g}",
+        "--min-samples", str(min_samples),
+        "--join-seconds", f"{join_seconds:g}", "--servers", str(servers),
+        "--channels", str(channels), "--members", str(members),
+        "--hot-share", f"{hot_share:g}", "--hot-members", str(hot_members),
+        "--readers", str(readers),
+        "--stop-p99-ms", f"{stop_p99_ms:g}", "--ack-timeout", f"{ack_timeout:g}",
+    ]  # fmt: skip
+    if processes > 1:
+        command += ["--processes", str(processes)]
+    # Start-up, the steps (a search takes at most 24, with pauses), then stopping, with room
+    # to spare; past that it is hung. A step lasts longer when it must gather min_samples.
+    lowest = min(rates) if rates else search_from / 2**6
+    step_limit = max(step_seconds, warmup_seconds + min_samples / lowest) + 2
+    limit = 40 + join_seconds + (len(rates) if rates else 24) * step_limit
+    with (folder / "locust.log").open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            returncode = process.wait(limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the master and its generators
+            process.wait()
+            log_path = folder / "locust.log"
+            raise LoadTestError(f"Locust ran past {limit:.0f} s; see {log_path}") from None
+    if returncode != 0 or not results.exists():
+        tail = (folder / "locust.log").read_text(errors="replace").splitlines()[-20:]
+        raise LoadTestError(f"Locust exited with {returncode}:\n" + "\n".join(tail))
+    measured = [Step.of(step) for step in json.loads(results.read_text())["steps"]]
+    with (folder / "locust_stats.csv").open(newline="", encoding="utf-8") as stats:
+        rows = list(csv.DictReader(stats))
+    return LoadTestResult(measured, rows, folder)
