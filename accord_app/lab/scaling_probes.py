@@ -116,7 +116,7 @@ def knee_cases(seed: int | None = None) -> list[tuple[list[Step], float, float]]
     no step kept up."""
     rng = random.Random(seed)
     cases = []
-    for _ in range(3):
+    for number in range(3):
         knee = rng.uniform(40, 900)
         limit = rng.choice([100.0, 250.0, 500.0])
         steps = [
@@ -129,9 +129,10 @@ def knee_cases(seed: int | None = None) -> list[tuple[list[Step], float, float]]
             step_of(knee * 1.3, knee * 1.02, limit * 2),  # more acked; half were fast enough
             step_of(knee * 1.1, knee * 1.05, limit * 0.7, failures=3),  # fast, but failures
             step_of(knee * 1.5, knee * 1.2, limit * 0.9),  # fast, but left a fifth unacked
-            step_of(knee * 0.15, knee * 0.15, limit * 1.5),  # a hiccup at a low load
         ]
         rng.shuffle(steps)
+        hiccup = step_of(knee * 0.15, knee * 0.15, limit * 1.5)  # a hiccup at a low load
+        steps.insert(0 if number == 0 else rng.randrange(len(steps) + 1), hiccup)
         cases.append((steps, limit, best.acked))
     cases.append(([step_of(100, 60, 5000), step_of(50, 40, 900)], 250.0, 0.0))
     return cases
