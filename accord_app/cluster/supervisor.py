@@ -65,6 +65,17 @@ def free_port(host: str) -> int:
         return port
 
 
+def port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR as servers bind: a port left in TIME_WAIT by our own last run is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -201,8 +212,15 @@ class Cluster:
         return self.log_dir / ("proxy.log" if number is None else f"worker-{number}.log")
 
     def _spawn(
-        self, command: list[str], env: Mapping[str, str], log: Path
+        self, command: list[str], env: Mapping[str, str], log: Path, address: str
     ) -> "subprocess.Popen[bytes]":
+        # Checked first: a process already listening there would answer our readiness check.
+        host, port = address.rsplit(":", 1)
+        if port_taken(host, int(port)):
+            raise ClusterError(
+                f"{address} is already in use (another cluster, or make run?): stop it, or"
+                " choose another --port"
+            )
         with log.open("ab") as output:
             return subprocess.Popen(
                 command,
@@ -228,7 +246,7 @@ class Cluster:
             "PYTHONUNBUFFERED": "1",  # the log file shows what happened up to a crash
         }
         command = [sys.executable, "-m", "accord_app.cluster.worker"]
-        return self._spawn(command, env, self._log(number))
+        return self._spawn(command, env, self._log(number), self.addresses[number - 1])
 
     def _spawn_proxy(self) -> "subprocess.Popen[bytes]":
         state = self.data_dir / "proxy"
@@ -241,7 +259,7 @@ class Cluster:
         # Caddy keeps a few files of its own (XDG folders): in the data folder, not in $HOME.
         env = {**os.environ, "XDG_DATA_HOME": str(state), "XDG_CONFIG_HOME": str(state)}
         command = [str(caddy_executable()), "run", "--config", str(config)]
-        return self._spawn(command, env, self._log(None))
+        return self._spawn(command, env, self._log(None), listen)
 
     def _wait_ready(
         self,

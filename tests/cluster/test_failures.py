@@ -17,7 +17,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from accord_app.chat.sharding import Sharding
-from accord_app.cluster import Cluster
+from accord_app.cluster import Cluster, ClusterError
 
 pytestmark = pytest.mark.anyio
 
@@ -178,3 +178,18 @@ def test_the_command_reports_a_dead_worker_restarts_it_and_stops_cleanly(tmp_pat
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in pids)
+
+
+def test_a_second_cluster_on_the_same_ports_is_refused_and_the_first_keeps_going(
+    tmp_path: Path,
+) -> None:
+    with Cluster(1, Sharding.CHANNEL, tmp_path / "first", port=0) as first:
+        worker_port = int(first.addresses[0].rsplit(":", 1)[1])
+        second = Cluster(
+            1, Sharding.CHANNEL, tmp_path / "second", port=0, worker_ports=[worker_port]
+        )
+        with pytest.raises(ClusterError, match=f"127.0.0.1:{worker_port} is already in use"):
+            second.start()
+        with httpx.Client(base_url=first.url, trust_env=False) as http:
+            assert http.get("/api/servers").status_code == 200
+        assert alive(first.pid(1))
