@@ -477,7 +477,16 @@ def wait_for_reports(environment: Environment, step: StepResult, timeout: float 
         gevent.sleep(0.05)
 
 
-DRAIN_SECONDS = 2.0
+DRAIN_SECONDS = (1.0, 20.0)  # at least, at most
+
+
+def drain_seconds(step: dict[str, Any], good_rate: float) -> float:
+    """How long the server needs to clear what a step left unanswered: the messages sent
+    beyond those acked, at the best rate it is known to keep up with."""
+    acked = step["names"].get(ACK, {}).get("per_second", 0.0)
+    backlog = max(0.0, step["sent_per_second"] - acked) * step["seconds"]
+    low, high = DRAIN_SECONDS
+    return min(high, max(low, backlog / max(good_rate, acked, 1.0)))
 
 
 def conduct(environment: Environment, shape: SteppedRate) -> None:
@@ -502,7 +511,7 @@ def conduct(environment: Environment, shape: SteppedRate) -> None:
             rate, index = plan.next(rate, kept_up), index + 1
             if rate is not None and not kept_up:
                 announce(environment, -1, 0.0, measuring=False)  # a pause: the queues drain
-                gevent.sleep(DRAIN_SECONDS)
+                gevent.sleep(drain_seconds(step.summary(), plan.good))
         announce(environment, -1, 0.0, measuring=False)
         write_results(environment)
     finally:

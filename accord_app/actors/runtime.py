@@ -254,6 +254,11 @@ class ActorHost:
                     self.mailbox.finish_turn()
                 if self.gate.should_commit():
                     self._start_commit()
+                # Let the event loop run between turns: finished commits release their answers,
+                # sockets are read, other actors take their turns. A turn that never awaits
+                # anything (pure computation) would otherwise hold the loop until this actor's
+                # whole queue is empty, and every answer would wait for the last turn.
+                await asyncio.sleep(0)
         finally:
             self._drainer = None
             self._note_activity()

@@ -3,6 +3,7 @@ group commit, resets, hibernation, overload and introspection."""
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,29 @@ async def test_different_actors_run_concurrently(runtime: Runtime) -> None:
     sleepers = runtime.namespace("sleepers", Sleeper)
     await asyncio.gather(*(sleepers.get(sleepers.id_from_name(name)).nap(name) for name in "ab"))
     assert naps[:2] == ["a in", "b in"]  # b's turn started while a's was still asleep
+
+
+class Cruncher(Actor):
+    """Turns that compute without ever awaiting."""
+
+    async def crunch(self) -> int:
+        time.sleep(0.002)  # stands for pure computation: the turn never yields
+        value = (self.storage.get("count") or 0) + 1
+        self.storage.put("count", value)
+        return value
+
+
+async def test_a_long_queue_of_busy_turns_does_not_hold_the_event_loop(runtime: Runtime) -> None:
+    crunchers, counters = runtime.namespace("crunchers", Cruncher), runtime.namespace("c", Counter)
+    cruncher = crunchers.get(crunchers.id_from_name("busy"))
+    queued = [cruncher.crunch() for _ in range(100)]  # 200 ms of turns that never await
+    started = time.perf_counter()
+    # Another actor answers long before that queue is through, and so do its first turns.
+    assert await counters.get(counters.id_from_name("quick")).read() == 0
+    assert time.perf_counter() - started < 0.1
+    await queued[0]
+    assert sum(call.done() for call in queued) < 50
+    assert await asyncio.gather(*queued) == list(range(1, 101))
 
 
 async def test_a_turn_that_raises_leaves_storage_unchanged(runtime: Runtime) -> None:
