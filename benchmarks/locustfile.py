@@ -47,7 +47,14 @@ from locust import FastHttpUser, LoadTestShape, User, constant_pacing, events, t
 from locust.env import Environment
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
-from accord_app.lab.loadtest import Membership, RatePlan, latency_bucket, percentile
+from accord_app.lab.loadtest import (
+    Membership,
+    RatePlan,
+    Step,
+    kept_up,
+    latency_bucket,
+    percentile,
+)
 
 logger = logging.getLogger("accord.locust")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request of the setup
@@ -481,12 +488,15 @@ DRAIN_SECONDS = (1.0, 20.0)  # at least, at most
 
 
 def drain_seconds(step: dict[str, Any], good_rate: float) -> float:
-    """How long the server needs to clear what a step left unanswered: the messages sent
-    beyond those acked, at the best rate it is known to keep up with."""
-    acked = step["names"].get(ACK, {}).get("per_second", 0.0)
+    """How long the server needs to clear what a step left it: the messages sent beyond those
+    acked, at the best rate it is known to keep up with, or at least the p99 wait the step
+    saw (a queue that makes messages wait that long takes about that long to empty)."""
+    ack = step["names"].get(ACK, {})
+    acked = ack.get("per_second", 0.0)
     backlog = max(0.0, step["sent_per_second"] - acked) * step["seconds"]
+    waited = (ack.get("p99_ms") or 0.0) / 1000
     low, high = DRAIN_SECONDS
-    return min(high, max(low, backlog / max(good_rate, acked, 1.0)))
+    return min(high, max(low, waited, backlog / max(good_rate, acked, 1.0)))
 
 
 def conduct(environment: Environment, shape: SteppedRate) -> None:
@@ -519,13 +529,10 @@ def conduct(environment: Environment, shape: SteppedRate) -> None:
 
 
 def past_the_knee(environment: Environment, step: StepResult) -> bool:
-    """Whether the step did not keep up: its p99 send→ack above --stop-p99-ms, or failures."""
+    """Whether the server did not keep up with the step (see loadtest.kept_up)."""
     limit = options(environment).stop_p99_ms
     wait_for_reports(environment, step)
-    if not limit:
-        return False
-    ack = step.summary()["names"].get(ACK, {})
-    return ack.get("p99_ms") is None or ack["p99_ms"] > limit or bool(ack.get("failures"))
+    return bool(limit) and not kept_up(Step.of(step.summary()), limit)
 
 
 def write_results(environment: Environment) -> None:

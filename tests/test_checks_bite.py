@@ -30,6 +30,11 @@ def route_key(mode, path):
     found = re.match(r"^/api/servers/([^/]+)/activity$", path)
     return shard_key(mode, found[1], "") if found and mode != "channel" else None
 """
+KEPT = (
+    "    return max([s.offered for s in steps if s.ack.p99_ms <= p99_limit_ms"
+    " and s.failures == 0 and s.acked >= 0.95 * s.sent and s.sent >= 0.85 * s.offered],"
+    " default=0.0)\n"
+)
 PICK = """def pick_worker(key, addresses):
     scores = [xxhash.xxh64_intdigest((a + key).encode()) for a in addresses]
     return scores.index(max(scores)) + 1
@@ -90,40 +95,34 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
         "exercise-7.3": [
             (mistake, f"def sustained(steps, p99_limit_ms):\n{body}")
             for mistake, body in [
-                ("the last step's throughput", "    return steps[-1].acked"),
-                ("the most acked, fast or not", "    return max(s.acked for s in steps)"),
-                (
-                    "failures ignored",
-                    "    return max([s.acked for s in steps if s.ack.p99_ms <= p99_limit_ms"
-                    " and s.acked >= 0.95 * s.sent], default=0.0)",
-                ),
+                ("the last step's load", "    return steps[-1].offered"),
+                ("the most offered, fast or not", "    return max(s.offered for s in steps)"),
+                ("failures ignored", KEPT.replace(" and s.failures == 0", "")),
                 (
                     "a step exactly at the limit left out",
-                    "    return max([s.acked for s in steps if s.ack.p99_ms < p99_limit_ms"
-                    " and s.failures == 0 and s.acked >= 0.95 * s.sent], default=0.0)",
+                    KEPT.replace("<= p99_limit_ms", "< p99_limit_ms"),
                 ),
                 (
-                    "the offered load instead of what was acked",
-                    "    return max([s.offered for s in steps if s.ack.p99_ms <= p99_limit_ms"
-                    " and s.failures == 0 and s.acked >= 0.95 * s.sent], default=0.0)",
+                    "what was acked instead of the offered load",
+                    KEPT.replace("[s.offered", "[s.acked"),
                 ),
+                ("unacked messages ignored", KEPT.replace(" and s.acked >= 0.95 * s.sent", "")),
                 (
-                    "unacked messages ignored",
-                    "    return max([s.acked for s in steps if s.ack.p99_ms <= p99_limit_ms"
-                    " and s.failures == 0], default=0.0)",
+                    "the generators' shortfall ignored",
+                    KEPT.replace(" and s.sent >= 0.85 * s.offered", ""),
                 ),
                 (
                     "the median instead of the p99",
-                    "    return max([s.acked for s in steps if s.ack.p50_ms <= p99_limit_ms"
-                    " and s.failures == 0 and s.acked >= 0.95 * s.sent], default=0.0)",
+                    KEPT.replace("s.ack.p99_ms <=", "s.ack.p50_ms <="),
                 ),
                 (
                     "the last good step before the first bad one",
                     "    best = 0.0\n"
                     "    for s in steps:\n"
-                    "        if s.ack.p99_ms > p99_limit_ms or s.failures: break\n"
-                    "        best = s.acked\n"
-                    "    return best",
+                    "        if s.ack.p99_ms > p99_limit_ms or s.failures:\n"
+                    "            break\n"
+                    "        best = s.offered\n"
+                    "    return best\n",
                 ),
             ]
         ],

@@ -100,20 +100,23 @@ def reference_route_key(mode: Sharding | str, path: str) -> str | None:
     return None
 
 
-def step_of(offered: float, acked: float, p99_ms: float, failures: int = 0) -> Step:
+def step_of(
+    offered: float, acked: float, p99_ms: float, failures: int = 0, sent: float | None = None
+) -> Step:
     errors = {"ack_timeout": failures} if failures else {}
     ack = Latency(acked, p99_ms / 3, p99_ms, errors)
     names = {"send→ack": {"per_second": acked, "p99_ms": p99_ms, "failures": errors}}
-    return Step(offered, offered, ack, ack, 0.1, names)
+    return Step(offered, offered if sent is None else sent, ack, ack, 0.1, names)
 
 
 def knee_cases(seed: int | None = None) -> list[tuple[list[Step], float, float]]:
     """(steps, p99 limit in ms, the sustained throughput) cases, with fresh numbers each run.
 
-    The traps: steps out of order of load (a search visits them so), the best step exactly at
-    the limit, a hiccup at a low load, a step with a good median but a p99 past the limit, a
-    fast step with failures, one that left a fifth of what was sent unacked, and a case where
-    no step kept up."""
+    The traps: steps out of order of load (a search visits them so), acks that wander below
+    the offered rate, the best step exactly at the limit, a hiccup at a low load, a step with
+    a good median but a p99 past the limit, a fast step with failures, one that left a fifth
+    of what was sent unacked, one whose generators sent far less than offered, and a case
+    where no step kept up."""
     rng = random.Random(seed)
     cases = []
     for number in range(3):
@@ -129,10 +132,11 @@ def knee_cases(seed: int | None = None) -> list[tuple[list[Step], float, float]]
             step_of(knee * 1.3, knee * 1.02, limit * 2),  # more acked; half were fast enough
             step_of(knee * 1.1, knee * 1.05, limit * 0.7, failures=3),  # fast, but failures
             step_of(knee * 1.5, knee * 1.2, limit * 0.9),  # fast, but left a fifth unacked
+            step_of(knee * 2, knee * 0.9, limit * 0.5, sent=knee * 0.9),  # generators fell short
         ]
         rng.shuffle(steps)
         hiccup = step_of(knee * 0.15, knee * 0.15, limit * 1.5)  # a hiccup at a low load
         steps.insert(0 if number == 0 else rng.randrange(len(steps) + 1), hiccup)
-        cases.append((steps, limit, best.acked))
+        cases.append((steps, limit, best.offered))
     cases.append(([step_of(100, 60, 5000), step_of(50, 40, 900)], 250.0, 0.0))
     return cases
