@@ -509,6 +509,11 @@ def conduct(environment: Environment, shape: SteppedRate) -> None:
     try:
         CONDUCTOR.started.wait()
         gevent.sleep(opts.join_seconds)
+        if opts.search_from:
+            # A search trusts its first steps the most: warm up first (connections, caches),
+            # at half the first rate, unmeasured.
+            announce(environment, -1, opts.search_from / 2, measuring=False)
+            gevent.sleep(opts.step_seconds)
         rate, index = plan.next(None, True), 0
         while rate is not None:
             step = CONDUCTOR.steps[index] = StepResult(index, rate)

@@ -51,7 +51,15 @@ def test_a_search_brackets_the_knee_within_its_precision(
 def test_a_search_from_near_the_knee_takes_few_steps() -> None:
     plan = RatePlan([], search_from=20, precision=1.08)
     rates = walk(plan, lambda rate: rate <= 45)
-    assert [round(rate) for rate in rates] == [20, 40, 80, 57, 48, 44, 46]
+    assert [round(rate) for rate in rates] == [20, 40, 80, 80, 57, 48, 44, 46]
+
+
+def test_a_first_failure_that_does_not_repeat_was_a_hiccup() -> None:
+    hiccups = iter([False])  # the first try at 40 fails, the second keeps up
+    plan = RatePlan([], search_from=40, precision=1.08)
+    rates = walk(plan, lambda rate: rate <= 60 and next(hiccups, True))
+    assert [round(rate) for rate in rates][:4] == [40, 40, 80, 80]
+    assert plan.good <= 60 < plan.bad
 
 
 def test_a_search_stops_at_its_step_limit() -> None:
