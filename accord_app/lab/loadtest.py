@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -194,34 +194,37 @@ class RatePlan:
 
     The search doubles the rate while steps keep up (halves it while they do not); once it
     knows a rate that keeps up and a higher one that does not, it bisects between them
-    (geometric midpoint) until they are within `precision` of each other. The first step that
-    does not keep up is tried twice before it counts. From a start within 2x of the knee that
-    takes 7 to 10 steps."""
+    (geometric midpoint) until they are within `precision` of each other. Two results are
+    checked by trying the step again: the first step that does not keep up (the search
+    narrows on it), and the final one that does (the answer rests on it). From a start within
+    2x of the knee that takes 8 to 11 steps."""
 
     rates: list[float]
     search_from: float = 0.0
     stop_on_bad: bool = False
     precision: float = 1.08
     max_steps: int = 24
-    good: float = 0.0  # the highest rate that kept up so far
-    bad: float = 0.0  # the lowest rate above it that did not
+    bad: float = 0.0  # the lowest rate that did not keep up
     bad_in_a_row: int = 0
     steps: int = 0
-    doubted: float = 0.0  # the first rate that did not keep up, before it is tried again
+    goods: list[float] = field(default_factory=list)  # rates that kept up
+    doubted: float = 0.0  # a rate whose result is being checked by trying it again
+
+    @property
+    def good(self) -> float:
+        """The highest rate that kept up so far, below the lowest that did not."""
+        below = [rate for rate in self.goods if not self.bad or rate < self.bad]
+        return max(below, default=0.0)
 
     def next(self, rate: float | None, kept_up: bool) -> float | None:
         """The rate after a step at `rate` (None: before the first step)."""
         if rate is not None:
             self.steps += 1
-            first_bad = self.search_from and not kept_up and not self.bad
-            if first_bad and rate != self.doubted and self.steps < self.max_steps:
-                # The whole search narrows on the first failure: a hiccup there (a checkpoint,
-                # a pause of the machine) would mislead it, so that step is tried once more.
-                self.doubted = rate
-                return rate
+            if self.search_from and self.steps < self.max_steps and self._doubt(rate, kept_up):
+                return rate  # once more, to be sure
             if kept_up:
-                self.good, self.bad_in_a_row = max(self.good, rate), 0
-                self.bad = self.bad if self.bad > self.good else 0.0
+                self.goods.append(rate)
+                self.bad_in_a_row = 0
             else:
                 self.bad, self.bad_in_a_row = min(self.bad or rate, rate), self.bad_in_a_row + 1
         if self.steps >= self.max_steps:
@@ -237,8 +240,21 @@ class RatePlan:
         if not self.good:
             return rate / 2
         if self.bad / self.good <= self.precision:
+            if self.good != self.doubted and self.steps < self.max_steps:
+                self.doubted = self.good  # the answer rests on this step: try it again
+                return self.good
             return None
         return math.sqrt(self.good * self.bad)
+
+    def _doubt(self, rate: float, kept_up: bool) -> bool:
+        """Whether this step's result is a first try that must be repeated: the first step
+        that does not keep up (the whole search narrows on it, so a hiccup there would
+        mislead it). The final good step is repeated by next() itself; a repeat that fails
+        lowers the answer."""
+        first_bad = not kept_up and not self.bad and rate != self.doubted
+        if first_bad:
+            self.doubted = rate
+        return first_bad
 
 
 def run_locust(

@@ -51,7 +51,15 @@ def test_a_search_brackets_the_knee_within_its_precision(
 def test_a_search_from_near_the_knee_takes_few_steps() -> None:
     plan = RatePlan([], search_from=20, precision=1.08)
     rates = walk(plan, lambda rate: rate <= 45)
-    assert [round(rate) for rate in rates] == [20, 40, 80, 80, 57, 48, 44, 46]
+    assert [round(rate) for rate in rates] == [20, 40, 80, 80, 57, 48, 44, 46, 44]
+
+
+def test_a_lucky_last_step_is_tried_again_and_the_answer_drops_when_it_fails() -> None:
+    luck = iter([True])  # the first try at 73.4 keeps up by chance; the capacity is 70
+    plan = RatePlan([], search_from=40, precision=1.08)
+    rates = walk(plan, lambda rate: rate <= 70 or (73 < rate < 74 and next(luck, False)))
+    assert [round(rate) for rate in rates].count(73) == 2
+    assert plan.good <= 70 < plan.bad
 
 
 def test_a_first_failure_that_does_not_repeat_was_a_hiccup() -> None:
