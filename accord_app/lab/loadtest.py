@@ -178,13 +178,18 @@ def kept_up(step: Step, p99_limit_ms: float) -> bool:
 
 
 def sustained_throughput(steps: Sequence[Step], p99_limit_ms: float) -> float:
-    """The highest offered load (messages per second) of a step that the server kept up with;
-    0 if it kept up with none.
+    """The highest offered load (messages per second) that the server kept up with; 0 if it
+    kept up with none. A load tried more than once (a search repeats the steps it doubts)
+    counts only if every try kept up.
 
     The offered rate, not the count of acks in the step's few seconds, which wanders with the
     random send times; and the highest such step, not the last one before the first bad step:
     one hiccup at a low load (a checkpoint, a GC pause) says nothing about the capacity."""
-    return max((step.offered for step in steps if kept_up(step, p99_limit_ms)), default=0.0)
+    tries: dict[float, bool] = {}
+    for step in steps:
+        rate = round(step.offered, 6)
+        tries[rate] = tries.get(rate, True) and kept_up(step, p99_limit_ms)
+    return max((rate for rate, good in tries.items() if good), default=0.0)
 
 
 @dataclass

@@ -105,6 +105,11 @@ def test_sustained_throughput_is_the_best_offered_load_that_was_kept_up_with() -
     assert sustained_throughput([], p99_limit_ms=250) == 0
 
 
+def test_a_load_tried_twice_counts_only_if_both_tries_kept_up() -> None:
+    lucky_then_not = [step(80, 80, 100), step(84, 84, 200), step(84, 84, 900)]
+    assert sustained_throughput(lucky_then_not, p99_limit_ms=250) == 80
+
+
 def test_a_few_percent_fewer_sent_than_offered_is_the_randomness_of_send_times() -> None:
     assert sustained_throughput([step(100, 92, 50, sent=93)], 250) == 100
 
