@@ -1,32 +1,42 @@
 # Every target bootstraps .venv from pyproject.toml on its own, so a fresh clone needs only
-# `make lab` or `make test`. The stamp file makes the install run again only when
-# pyproject.toml is newer than the last install.
+# `make lab` or `make test`. A stamp file makes an install run again only when pyproject.toml
+# is newer than the last one: the lab's packages for `make lab`, the developers' for the rest.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
+DEV_STAMP := $(VENV)/.installed-dev
 # The project's own kernel spec comes first on JUPYTER_PATH, so notebooks run in .venv even
 # when the laptop has another "python3" kernel registered for the user.
 export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# With a wheelhouse/ folder (make wheelhouse, handed out on USB sticks) the lab installs from it
+# alone: no network at all. The developers' tools are not in it, so they may still download.
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+WHEELS := $(if $(wildcard wheelhouse/*.whl),--find-links wheelhouse)
+OFFLINE := $(if $(WHEELS),--no-index $(WHEELS))
 
-.PHONY: lab test lint run cluster bench locust notebooks clean
+.PHONY: lab test lint run cluster bench locust notebooks slides slides-pdf wheelhouse clean
 
-$(STAMP): pyproject.toml
+$(LAB_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
 		{ echo "Accord needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version)." >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[lab,dev]'
+	$(PIP) $(OFFLINE) -e '.[lab]'
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (Accord)" >/dev/null
-	@touch $(STAMP)
+	@touch $(LAB_STAMP)
+
+$(DEV_STAMP): $(LAB_STAMP)
+	$(PIP) $(WHEELS) -e '.[lab,dev]'
+	@touch $(DEV_STAMP)
 
 # Extra JupyterLab flags, e.g. make lab LAB_ARGS="--no-browser --port 8899".
 LAB_ARGS ?=
 # Jupyter refuses to run as root unless told; containers and CI machines often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-lab: $(STAMP)
+lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_FLAG) \
 		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
 		--LabApp.news_url=None $(LAB_ARGS)
@@ -34,35 +44,52 @@ lab: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy accord_app
 	$(BIN)/python -m accord_app.lab.attendee --check
 
-run: $(STAMP)
+run: $(LAB_STAMP)
 	$(BIN)/python -m accord_app
 
 # K workers behind Caddy on :8787, e.g. make cluster K=2 SHARDING=global. ACCORD_* variables
 # reach the workers: ACCORD_WORK_MS=20 ACCORD_WORK_KIND=turn make cluster adds a per-message cost.
 K ?= 4
 SHARDING ?= channel
-cluster: $(STAMP)
+cluster: $(LAB_STAMP)
 	$(BIN)/python -m accord_app.cluster --workers $(K) --sharding $(SHARDING)
 
 # The scaling benchmark (about 15 minutes; BENCH_ARGS=--quick: under 2).
 BENCH_ARGS ?=
-bench: $(STAMP)
+bench: $(LAB_STAMP)
 	$(BIN)/python benchmarks/scaling.py $(BENCH_ARGS)
 
 # Locust's web UI on http://127.0.0.1:8089 against a running app or cluster.
 LOCUST_HOST ?= http://127.0.0.1:8787
 LOCUST_ARGS ?=
-locust: $(STAMP)
+locust: $(LAB_STAMP)
 	$(BIN)/locust -f benchmarks/locustfile.py --host $(LOCUST_HOST) --web-host 127.0.0.1 \
 		--processes 2 $(LOCUST_ARGS)
 
-notebooks: $(STAMP)
+# The deck as one page that works offline: slides/build/index.html (S: speaker notes).
+slides: $(LAB_STAMP)
+	$(BIN)/python slides/build.py
+
+# The deck as a PDF, printed by Chromium from the page above: slides/build/accord.pdf.
+CHROMIUM ?= chromium
+slides-pdf: slides
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --no-pdf-header-footer \
+		--print-to-pdf=slides/build/accord.pdf \
+		"file://$(abspath slides/build/index.html)?print-pdf"
+
+# Every wheel the lab needs for the laptops of a room: see tools/wheelhouse.py. Narrow it
+# with e.g. WHEELHOUSE_ARGS="--platform linux-x86_64 --python 3.12".
+WHEELHOUSE_ARGS ?=
+wheelhouse: $(DEV_STAMP)
+	$(BIN)/python tools/wheelhouse.py $(WHEELHOUSE_ARGS)
+
+notebooks: $(DEV_STAMP)
 	$(BIN)/python -m accord_app.lab.attendee
 
 clean:
