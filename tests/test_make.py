@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -60,8 +61,14 @@ def test_make_lab_serves_the_chapters() -> None:
     with make("lab", lab_args):
         page = wait_for(f"http://127.0.0.1:{port}/lab?token=test-token")
         assert page.status_code == 200
-        listing = httpx.get(f"http://127.0.0.1:{port}/api/contents?token=test-token").json()
-    names = {entry["name"] for entry in listing["content"]}
+        listing = httpx.get(f"http://127.0.0.1:{port}/api/contents/notebooks?token=test-token")
+        opened = httpx.get(f"http://127.0.0.1:{port}/?token=test-token", follow_redirects=True)
+        deck = httpx.get(
+            f"http://127.0.0.1:{port}/api/contents/slides/accord.ipynb?token=test-token"
+        )
+    assert urlsplit(str(opened.url)).path == "/lab/tree/notebooks"
+    assert deck.status_code == 200
+    names = {entry["name"] for entry in listing.json()["content"]}
     chapters = {path.name for path in (PROJECT_DIR / "notebooks").glob("*.ipynb")}
     assert chapters and chapters <= names
     assert "solutions" in names
