@@ -104,7 +104,7 @@ def create_app(
         lifespan=lifespan,
     )
     catalog = Catalog(settings.catalog_path)
-    catalog.migrate()
+    catalog.migrate(settings.actors_dir)
     app.state.settings = settings
     app.state.catalog = catalog
     app.state.placement = settings.placement

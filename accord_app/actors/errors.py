@@ -38,6 +38,15 @@ class StorageError(ActorError):
     """A storage call the runtime refuses, e.g. a value that is not JSON or too many keys."""
 
 
+class StorageUnavailable(StorageError):
+    """The actor's file cannot be opened or written (a read-only folder, a full disk, no file
+    descriptors left): nothing was stored. Worth trying again later."""
+
+
+class StorageBusy(StorageUnavailable):
+    """Another process holds the actor's file (a second server on the same data folder)."""
+
+
 class AttachmentTooLarge(ActorError, ValueError):
     """A WebSocket attachment above the 16 KiB limit."""
 

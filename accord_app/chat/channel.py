@@ -167,6 +167,11 @@ class ChannelActor(Actor):
                 username,
                 frame.nonce,
             )
+            if stored and stored[0]["message"] != frame.text:
+                # Not a retry: a client reusing nonces would lose this message silently.
+                message = "This nonce already names another message: use a new nonce each time."
+                self.send_error(ws, ProtocolError("nonce_reused", message, frame.nonce))
+                return
             if stored:  # a retry: repeat the first ack, store and broadcast nothing
                 ws.send(encode({"type": "ack", **record(stored[0]), "nonce": frame.nonce}))
                 return

@@ -20,6 +20,7 @@ from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.errors import ApiError, error_response
+from accord_app.origins import origin_allowed
 from accord_app.placement import Placement
 from accord_app.types import ChannelActivity, ErrorBody, Message
 
@@ -124,6 +125,16 @@ async def connect(
     username: str | None = None,
     after_seq: str | None = None,
 ) -> None:
+    settings = websocket.app.state.settings
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, websocket.headers.get("host"), settings.allowed_origins):
+        shown = (origin or "")[:100]
+        message = (
+            f"Pages from {shown} may not connect to this Accord: only its own pages may, and"
+            " the origins listed in ACCORD_ALLOWED_ORIGINS."
+        )
+        await refuse(websocket, 403, "origin_not_allowed", message)
+        return
     try:
         name = clean_username(username)
         resume_from = parse_after_seq(after_seq)
@@ -152,8 +163,13 @@ async def connect(
 def parse_after_seq(value: str | None) -> int | None:
     if value is None:
         return None
-    # isascii: "²".isdigit() is True, and int() refuses it.
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEQ:
+    # isascii: "²".isdigit() is True, and int() refuses it. The length first: int() refuses
+    # more than 4300 digits (a guard against slow conversions), which would be a 500.
+    if (
+        not (value.isascii() and value.isdigit())
+        or len(value) > len(str(MAX_SEQ))
+        or int(value) > MAX_SEQ
+    ):
         raise ProtocolError("invalid_after_seq", "after_seq must be a whole number, 0 or more.")
     return int(value)
 
