@@ -5,8 +5,10 @@ FastAPI's own errors (422 with a list of details, {"detail": ...} for 404 and 40
 into this shape here, and a malformed request is a 400, never a 500.
 """
 
+import errno
 import logging
 import re
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +17,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from accord_app.actors import ActorOverloaded
+from accord_app.actors import (
+    ActorOverloaded,
+    ActorReset,
+    CommitFailed,
+    StorageError,
+    StorageUnavailable,
+)
+from accord_app.actors.errors import is_disk_full
 
 logger = logging.getLogger("accord")
 
@@ -143,9 +152,34 @@ async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def storage_error_answer(exc: BaseException) -> tuple[str, str] | None:
+    """(code, sentence) for an error of the disk or of a database file, or None for others."""
+    if is_disk_full(exc):
+        return "storage_full", "The server's disk is full: nothing can be stored for now."
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return "server_busy", "The server has too many files open right now; try again shortly."
+    if isinstance(exc, StorageUnavailable | sqlite3.OperationalError):
+        return "storage_unavailable", "The server's storage is unavailable right now."
+    if isinstance(exc, CommitFailed | ActorReset):
+        return "not_stored", "The change could not be made durable; it was not kept."
+    return None
+
+
+async def _storage_failed(request: Request, exc: Exception) -> JSONResponse:
+    # The disk, not the request: answer 503 (try again later) and log it, without a traceback
+    # per request (a full disk fails them all).
+    answer = storage_error_answer(exc)
+    if answer is None:
+        return await _unexpected_error(request, exc)
+    logger.warning("%s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, *answer, headers={"retry-after": "5"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(ActorOverloaded, _overloaded)
+    for storage_failure in (StorageError, CommitFailed, ActorReset, sqlite3.Error, OSError):
+        app.add_exception_handler(storage_failure, _storage_failed)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

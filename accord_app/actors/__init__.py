@@ -14,7 +14,10 @@ from accord_app.actors.errors import (
     InvalidActorId,
     InvalidName,
     RuntimeClosed,
+    StorageBusy,
     StorageError,
+    StorageFull,
+    StorageUnavailable,
     UnknownMethod,
 )
 from accord_app.actors.ids import ActorId
@@ -56,7 +59,10 @@ __all__ = [
     "RuntimeClosed",
     "StarletteTransport",
     "Storage",
+    "StorageBusy",
     "StorageError",
+    "StorageFull",
+    "StorageUnavailable",
     "Stub",
     "Transport",
     "TransportClosed",

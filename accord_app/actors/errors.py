@@ -1,5 +1,7 @@
 """Errors the actor runtime raises, each with a message that says what to do about it."""
 
+import errno
+
 
 class ActorError(Exception):
     """Base class of every error raised by accord_app.actors."""
@@ -45,6 +47,24 @@ class StorageUnavailable(StorageError):
 
 class StorageBusy(StorageUnavailable):
     """Another process holds the actor's file (a second server on the same data folder)."""
+
+
+class StorageFull(StorageUnavailable):
+    """The disk is full: nothing more can be stored until space is freed."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether an error from SQLite or the OS says the disk is full."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    return "disk is full" in str(error) or "No space left" in str(error)
+
+
+def storage_unavailable(path: object, error: BaseException) -> StorageUnavailable:
+    """The error to raise when an actor's file cannot be used, naming the file and why."""
+    if is_disk_full(error):
+        return StorageFull(f"{path}: the disk is full ({error})")
+    return StorageUnavailable(f"{path} cannot be used: {error}")
 
 
 class AttachmentTooLarge(ActorError, ValueError):

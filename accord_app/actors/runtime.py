@@ -24,6 +24,7 @@ import contextlib
 import inspect
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,9 @@ from accord_app.actors.errors import (
     InvalidActorId,
     InvalidName,
     RuntimeClosed,
+    StorageError,
     UnknownMethod,
+    storage_unavailable,
 )
 from accord_app.actors.gates import Mailbox, OutputGate
 from accord_app.actors.sockets import (
@@ -60,6 +63,8 @@ from accord_app.actors.storage import Storage, fsync_path
 logger = logging.getLogger(__name__)
 # How long a socket gets to close politely when the runtime shuts down.
 SHUTDOWN_CLOSE_SECONDS = 1.0
+# A failing actor's log lines: one per this many seconds at most.
+FAILURE_LOG_SECONDS = 60.0
 
 CommitMode = Literal["grouped", "per_turn"]
 _NAMESPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -90,6 +95,15 @@ class Actor:
 
     async def websocket_error(self, ws: HibernatableWebSocket, error: Exception) -> None:
         """Receiving from `ws` failed; the socket is closed and gone."""
+
+    @classmethod
+    def websocket_refused(
+        cls, ws: HibernatableWebSocket, data: str | bytes, error: Exception
+    ) -> None:
+        """A message that arrived on `ws` came to nothing: the actor could not start (its
+        storage is unavailable), `websocket_message` raised, or the commit that would have
+        kept its writes failed. Say so to the client with `ws.send(...)`. A class method:
+        there may be no instance to ask. By default the client is told nothing."""
 
 
 class ActorContext:
@@ -140,6 +154,7 @@ class Event:
     action: Callable[[Actor], Awaitable[Any]]
     reply: "asyncio.Future[Any] | None" = None  # resolved through the output gate
     turn_done: "asyncio.Future[None] | None" = None  # resolved when the turn ends, not gated
+    message: "tuple[HibernatableWebSocket, str | bytes] | None" = None  # from a socket
 
 
 class Reply:
@@ -161,6 +176,22 @@ class Reply:
     def drop(self, error: BaseException) -> None:
         if not self.future.done():
             self.future.set_exception(error)
+
+
+class Refusal:
+    """Stands behind the writes of a socket message's turn in the output gate: released (and
+    forgotten) when they are durable, dropped (and the client told) if they are lost."""
+
+    __slots__ = ("data", "host", "ws")
+
+    def __init__(self, host: "ActorHost", ws: HibernatableWebSocket, data: str | bytes):
+        self.host, self.ws, self.data = host, ws, data
+
+    def release(self) -> None:
+        """The message's writes are durable: nothing to say."""
+
+    def drop(self, error: BaseException) -> None:
+        self.host.refuse(self.ws, self.data, error)
 
 
 class Frame:
@@ -215,7 +246,7 @@ class ActorHost:
         self.namespace = namespace
         self.id = actor_id
         self.mailbox: Mailbox[Event] = Mailbox(namespace.runtime.max_queue)
-        self.gate: OutputGate[Reply | Frame] = OutputGate()
+        self.gate: OutputGate[Reply | Frame | Refusal] = OutputGate()
         self.instance: Actor | None = None
         self.storage: Storage | None = None
         self.sockets: list[HibernatableWebSocket] = []
@@ -287,6 +318,13 @@ class ActorHost:
             self._reset(error)
         if event.turn_done is not None and not event.turn_done.done():
             event.turn_done.set_result(None)
+        if event.message is not None:
+            ws, data = event.message
+            refusal = Refusal(self, ws, data)
+            if error is not None:
+                refusal.drop(error)
+            else:
+                self.gate.send(refusal)  # held until its writes are durable, if it made any
         if event.reply is not None:
             reply = Reply(event.reply, value, error)
             if self.gate.send(reply):
@@ -303,13 +341,30 @@ class ActorHost:
         if self.instance is None:
             runtime = self.namespace.runtime
             path = self.namespace.storage_path(self.id.hex)
-            self.storage = Storage(path, on_first_write=self.gate.wrote, fsync=runtime.fsync)
+            try:
+                self.storage = Storage(path, on_first_write=self.gate.wrote, fsync=runtime.fsync)
+            except StorageError as error:
+                self.namespace.log_failure(self.id.hex, f"cannot start: {error}")
+                raise
+            except (OSError, sqlite3.Error) as error:
+                unavailable = storage_unavailable(path, error)
+                self.namespace.log_failure(self.id.hex, f"cannot start: {unavailable}")
+                raise unavailable from error
             try:
                 self.instance = self.namespace.actor_class(ActorContext(self))
             except BaseException as error:
                 self._reset(error)
                 raise
         return self.instance
+
+    def refuse(self, ws: HibernatableWebSocket, data: str | bytes, error: BaseException) -> None:
+        """Tell the client of `ws` (through the actor class) that its message came to nothing."""
+        if ws.closing or not isinstance(error, Exception):
+            return
+        try:
+            self.namespace.actor_class.websocket_refused(ws, data, error)
+        except Exception:
+            logger.exception("websocket_refused of %s failed", self.namespace.actor_class.__name__)
 
     async def _run_blockers(self) -> None:
         while self.blockers:
@@ -375,7 +430,7 @@ class ActorHost:
         return wal_is_large
 
     def _commit_failed(self, error: BaseException) -> None:
-        logger.error("commit of actor %s failed, resetting it: %s", self.id.hex, error)
+        self.namespace.log_failure(self.id.hex, f"commit failed, resetting it: {error}")
         failure = CommitFailed(
             f"writes of actor {self.id.hex[:12]}… were not made durable: {error}"
         )
@@ -389,7 +444,7 @@ class ActorHost:
     def _reset(self, cause: BaseException) -> None:
         """Throw the instance away, rolling back what is not committed. Queued events stay and
         will meet a fresh instance built from disk."""
-        logger.warning("actor %s reset: %r", self.id.hex, cause)
+        self.namespace.log_failure(self.id.hex, f"reset: {cause!r}")
         self.blockers.clear()
         self.instance = None
         storage, self.storage = self.storage, None
@@ -559,7 +614,8 @@ def _handler_event(
             logger.exception("%s of actor %s failed", handler, actor.ctx.id.hex)
             raise
 
-    return Event(action, None, turn_done)
+    message = (args[0], args[1]) if handler == "websocket_message" else None
+    return Event(action, None, turn_done, message)
 
 
 class Stub(Generic[A]):
@@ -620,6 +676,7 @@ class Namespace(Generic[A]):
         )
         self._hosts: dict[str, ActorHost] = {}
         self._closing: dict[str, asyncio.Future[None]] = {}  # databases being closed, by actor
+        self._failures_logged: dict[str, float] = {}  # actor -> when its last failure was logged
         self._started = False
         with contextlib.suppress(RuntimeError):  # no running loop yet: start on first call
             self._start()
@@ -683,6 +740,22 @@ class Namespace(Generic[A]):
         closing = self._closing.get(actor_hex)
         if closing is not None:
             await asyncio.gather(closing, return_exceptions=True)
+
+    def log_failure(self, actor_hex: str, what: str) -> None:
+        """Log an actor's failure, at most once per FAILURE_LOG_SECONDS for each actor: a full
+        disk fails every message, and a log line per message would fill it faster."""
+        now = time.monotonic()
+        if now - self._failures_logged.get(actor_hex, -FAILURE_LOG_SECONDS) < FAILURE_LOG_SECONDS:
+            logger.debug("actor %s: %s", actor_hex, what)
+            return
+        self._failures_logged[actor_hex] = now
+        logger.error(
+            "actor %s of %s: %s (its next failures within %g s are not logged)",
+            actor_hex[:12],
+            self.name,
+            what,
+            FAILURE_LOG_SECONDS,
+        )
 
     def forget(self, host: ActorHost) -> None:
         if self._hosts.get(host.id.hex) is host:

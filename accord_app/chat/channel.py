@@ -14,7 +14,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from accord_app.actors import Actor, ActorContext, HibernatableWebSocket, Transport
+from accord_app.actors import (
+    Actor,
+    ActorContext,
+    ActorReset,
+    CommitFailed,
+    HibernatableWebSocket,
+    StorageBusy,
+    StorageUnavailable,
+    Transport,
+)
+from accord_app.actors.errors import is_disk_full
 from accord_app.chat.cost import MessageCost
 from accord_app.chat.protocol import (
     ProtocolError,
@@ -58,6 +68,25 @@ class ChatLimits:
     messages_per_second: float = 5.0
     burst: int = 10
     typing_interval: float = 2.0  # at most one typing notice relayed per socket per interval
+
+
+def refusal_for(error: Exception, nonce: str | None) -> ProtocolError:
+    """The error frame for a message that came to nothing because of `error`."""
+    if is_disk_full(error):
+        return ProtocolError(
+            "storage_full", "The server's disk is full: this message was not stored.", nonce
+        )
+    if isinstance(error, StorageBusy):
+        message = "Another process holds this channel's data: this message was not stored."
+        return ProtocolError("storage_unavailable", message, nonce)
+    if isinstance(error, StorageUnavailable):
+        message = "This channel's storage is unavailable: this message was not stored."
+        return ProtocolError("storage_unavailable", message, nonce)
+    if isinstance(error, CommitFailed | ActorReset):
+        message = "This message could not be made durable, so it was not stored: send it again."
+        return ProtocolError("not_stored", message, nonce)
+    message = "The channel failed to handle this message; it was not stored."
+    return ProtocolError("internal_error", message, nonce)
 
 
 def record(row: Any) -> dict[str, Any]:
@@ -153,6 +182,22 @@ class ChannelActor(Actor):
 
     async def websocket_error(self, ws: HibernatableWebSocket, error: Exception) -> None:
         self.forget(ws)
+
+    @classmethod
+    def websocket_refused(
+        cls, ws: HibernatableWebSocket, data: str | bytes, error: Exception
+    ) -> None:
+        """The message came to nothing (see Actor.websocket_refused): an error frame with the
+        message's nonce, so the client knows which one to send again."""
+        nonce = None
+        if isinstance(data, str):
+            try:
+                frame = parse_frame(data)
+            except ProtocolError as refused:
+                nonce = refused.nonce
+            else:
+                nonce = frame.nonce if isinstance(frame, SendMessage) else None
+        cls.send_error(ws, refusal_for(error, nonce))
 
     # -- the work ----------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ error with the API's usual JSON body, so a client learns why in words, not a bar
 """
 
 import logging
+import sqlite3
 import uuid
 from typing import Annotated, Any
 
@@ -13,13 +14,21 @@ from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from accord_app.actors import ActorOverloaded, Namespace, StarletteTransport
+from accord_app.actors import (
+    ActorOverloaded,
+    ActorReset,
+    CommitFailed,
+    Namespace,
+    StarletteTransport,
+    StorageUnavailable,
+)
+from accord_app.actors.sockets import CLOSE_TRY_AGAIN_LATER
 from accord_app.api import ERROR_RESPONSES
 from accord_app.catalog import Catalog
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.sharding import Sharding, shard_key
-from accord_app.errors import ApiError, error_response
+from accord_app.errors import ApiError, error_response, storage_error_answer
 from accord_app.origins import origin_allowed
 from accord_app.placement import Placement
 from accord_app.types import ChannelActivity, ErrorBody, Message
@@ -145,12 +154,19 @@ async def connect(
     except ApiError as error:
         await refuse(websocket, error.status_code, error.code, error.message)
         return
+    except (sqlite3.Error, OSError) as error:  # the catalog: a full disk, no file descriptors
+        code, message = storage_error_answer(error) or ("storage_unavailable", str(error))
+        await refuse(websocket, 503, code, message)
+        return
     await websocket.accept()
     transport = StarletteTransport(websocket)
     try:
         await actor.join(transport, str(uuid.UUID(channel_id)), name, resume_from)
     except ActorOverloaded:
-        await transport.close(1013, "the channel is overloaded; try again later")
+        await transport.close(CLOSE_TRY_AGAIN_LATER, "the channel is overloaded; try again later")
+        return
+    except (StorageUnavailable, CommitFailed, ActorReset):  # logged by the runtime, once
+        await transport.close(CLOSE_TRY_AGAIN_LATER, "the channel's storage is unavailable")
         return
     except Exception:
         logger.exception("joining channel %s failed", channel_id)
