@@ -8,6 +8,7 @@ from pathlib import Path
 
 import uvicorn
 
+from accord_app.actors.files import raise_open_files_limit
 from accord_app.app import UVICORN_OPTIONS, create_app
 from accord_app.catalog import CatalogError
 from accord_app.chat.sharding import Sharding
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = replace(Settings.from_env(environ), **given)
     except ValueError as error:
         parser.error(str(error))
+    raise_open_files_limit()  # before the runtime sizes itself by it
     url = f"http://{settings.host}:{settings.port}"
     lock = DataDirLock(settings.data_dir, f"python -m accord_app on {url}")
     try:

@@ -51,6 +51,7 @@ from accord_app.actors.errors import (
     UnknownMethod,
     storage_unavailable,
 )
+from accord_app.actors.files import open_files_limit
 from accord_app.actors.gates import Mailbox, OutputGate
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
@@ -261,6 +262,10 @@ class ActorHost:
         self._pending_reset: BaseException | None = None
 
     @property
+    def last_active(self) -> float:
+        return self._last_active
+
+    @property
     def quiet(self) -> bool:
         """Nothing queued, running, committing or held: safe to hibernate."""
         return self.mailbox.idle and not self.gate.busy and self._committing is None
@@ -301,6 +306,7 @@ class ActorHost:
             constructing = self.instance is None
             if constructing:
                 await self.namespace.wait_until_closed(self.id.hex)
+                await self.namespace.runtime.make_room(for_host=self)
             actor = self._instance()
             await self._run_blockers()
             if constructing and self.storage is not None:
@@ -803,12 +809,23 @@ class Namespace(Generic[A]):
     def live_count(self) -> int:
         return sum(1 for host in self._hosts.values() if host.instance is not None)
 
+    def awake_hosts(self) -> list[ActorHost]:
+        return [host for host in self._hosts.values() if host.instance is not None]
+
+    def closing_futures(self) -> list["asyncio.Future[None]"]:
+        return list(self._closing.values())
+
     async def close(self) -> None:
         await self.scheduler.close()
         for host in list(self._hosts.values()):
             await host.shut_down()
         await asyncio.gather(*self._closing.values(), return_exceptions=True)
         self.alarm_index.close()
+
+
+def default_max_live() -> int:
+    """A quarter of the open files this process may have, at two files per awake actor."""
+    return max(16, open_files_limit() // 8)
 
 
 def _storage_bytes(path: Path) -> int:
@@ -829,6 +846,10 @@ class Runtime:
         (the baseline the benchmark compares against).
     alarm_retry_base, alarm_max_retries: backoff of a failing alarm() (2 s, 4 s, ... 6 times).
     fsync: how a file is made durable; tests inject slow or failing ones.
+    max_live: how many actors may be awake at once (each holds two open files). When one more
+        must wake, the least recently active idle one hibernates, as Cloudflare evicts
+        objects; if none is idle, the new work is refused (ActorOverloaded). The default
+        leaves three quarters of the process's file descriptors to sockets and the rest.
     alarm_index_name: the file, in each namespace's folder, that lists when to wake whom.
         Processes that share a data folder (the cluster's workers) each keep their own, so an
         alarm fires in the process that set it, which is the one that hosts the actor.
@@ -846,6 +867,7 @@ class Runtime:
         fsync: Callable[[Path], None] = fsync_path,
         worker_threads: int = 8,
         alarm_index_name: str = "alarms.sqlite3",
+        max_live: int | None = None,
     ) -> None:
         if commit_mode not in ("grouped", "per_turn"):
             raise ValueError(f"commit_mode is 'grouped' or 'per_turn', not {commit_mode!r}")
@@ -857,6 +879,7 @@ class Runtime:
         self.alarm_max_retries = alarm_max_retries
         self.fsync = fsync
         self.alarm_index_name = alarm_index_name
+        self.max_live = max_live or default_max_live()
         # fsyncs of different actors run in parallel; each actor has at most one in flight.
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="accord-commit")
         self._namespaces: dict[str, Namespace[Any]] = {}
@@ -875,6 +898,25 @@ class Runtime:
         namespace = Namespace(self, name, actor_class)
         self._namespaces[name] = namespace
         return namespace
+
+    async def make_room(self, for_host: "ActorHost") -> None:
+        """Before `for_host` wakes: if max_live actors are awake (or still closing their files),
+        hibernate the least recently active idle one and wait for its files to close; refuse
+        (ActorOverloaded) if every awake actor is busy."""
+        while True:
+            awake = [host for ns in self._namespaces.values() for host in ns.awake_hosts()]
+            closing = [f for ns in self._namespaces.values() for f in ns.closing_futures()]
+            if len(awake) + len(closing) < self.max_live:
+                return
+            if closing:
+                await asyncio.wait(closing, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            idle = [host for host in awake if host.quiet and host is not for_host]
+            if not idle:
+                raise ActorOverloaded(
+                    f"{self.max_live} actors are awake and busy: no room to wake another now"
+                )
+            min(idle, key=lambda host: host.last_active).hibernate()
 
     def check_open(self) -> None:
         if self._closed:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from accord_app.actors import (
     Actor,
     ActorContext,
+    ActorOverloaded,
     ActorReset,
     CommitFailed,
     HibernatableWebSocket,
@@ -82,6 +83,9 @@ def refusal_for(error: Exception, nonce: str | None) -> ProtocolError:
     if isinstance(error, StorageUnavailable):
         message = "This channel's storage is unavailable: this message was not stored."
         return ProtocolError("storage_unavailable", message, nonce)
+    if isinstance(error, ActorOverloaded):
+        message = "The server is too busy to take this message now: send it again shortly."
+        return ProtocolError("overloaded", message, nonce)
     if isinstance(error, CommitFailed | ActorReset):
         message = "This message could not be made durable, so it was not stored: send it again."
         return ProtocolError("not_stored", message, nonce)
