@@ -5,8 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from accord_app.chat.channel import ChatLimits
 from accord_app.chat.cost import CostKind, MessageCost
+from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
 from accord_app.origins import normalise_origin
 from accord_app.placement import Placement
@@ -112,6 +112,13 @@ class Settings:
             chat_limits=ChatLimits(
                 messages_per_second=number("ACCORD_RATE_LIMIT", limits.messages_per_second),
                 burst=int(number("ACCORD_RATE_BURST", limits.burst)),
+                client_messages_per_second=number(
+                    "ACCORD_CLIENT_RATE_LIMIT", limits.client_messages_per_second
+                ),
+                client_burst=int(number("ACCORD_CLIENT_RATE_BURST", limits.client_burst)),
+                client_connections=int(
+                    number("ACCORD_CLIENT_CONNECTIONS", limits.client_connections)
+                ),
             ),
             allowed_origins=frozenset(origins),
             message_cost=MessageCost(work_ms, CostKind(work_kind)),

@@ -11,7 +11,6 @@ see a message that a crash could take back.
 
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from accord_app.actors import (
@@ -28,6 +27,7 @@ from accord_app.actors import (
 from accord_app.actors.errors import is_disk_full
 from accord_app.chat.cost import MessageCost
 from accord_app.chat.protocol import (
+    ClientFrame,
     ProtocolError,
     Resume,
     SendMessage,
@@ -35,7 +35,7 @@ from accord_app.chat.protocol import (
     encode,
     parse_frame,
 )
-from accord_app.chat.ratelimit import TokenBucket
+from accord_app.chat.ratelimit import ChatLimits, ClientLimits, TokenBucket
 
 SCHEMA = [
     # WITHOUT ROWID: the rows are stored in (channel_id, seq) order, which is the order every
@@ -55,20 +55,14 @@ SCHEMA = [
         WHERE nonce IS NOT NULL""",
 ]
 COLUMNS = "id, seq, timestamp, username, message"
+# The close code for a connection that keeps sending refused frames (RFC 6455: "policy
+# violation").
+CLOSE_POLICY = 1008
 # One replay sends at most this many messages, or about this many characters, then says
 # "more": the client asks again. A whole day of a busy channel in one go could fill the
 # socket's bounded send queue (sockets.MAX_OUTBOX_BYTES) and get a healthy client cut off.
 REPLAY_MESSAGES = 1000
 REPLAY_CHARS = 512 * 1024
-
-
-@dataclass(frozen=True)
-class ChatLimits:
-    """Per-connection limits. Load tests raise them; the defaults suit people typing."""
-
-    messages_per_second: float = 5.0
-    burst: int = 10
-    typing_interval: float = 2.0  # at most one typing notice relayed per socket per interval
 
 
 def refusal_for(error: Exception, nonce: str | None) -> ProtocolError:
@@ -99,6 +93,8 @@ def record(row: Any) -> dict[str, Any]:
 
 class ChannelActor(Actor):
     limits: ClassVar[ChatLimits] = ChatLimits()
+    # What each client address may still do, shared by every actor of the process.
+    clients: ClassVar[ClientLimits] = ClientLimits(ChatLimits())
     cost: ClassVar[MessageCost] = MessageCost()  # extra work per message; none by default
 
     def __init__(self, ctx: ActorContext) -> None:
@@ -112,6 +108,7 @@ class ChannelActor(Actor):
         self.last_timestamp: dict[str, int] = {}
         self.buckets: dict[HibernatableWebSocket, TokenBucket] = {}
         self.last_typing: dict[HibernatableWebSocket, float] = {}
+        self.strikes: dict[HibernatableWebSocket, int] = {}  # refused frames in a row
         # (channel_id, username) per socket, parsed once from its attachment: presence walks
         # every member's socket on each join and leave, and JSON per socket would add up.
         self.members_of: dict[HibernatableWebSocket, tuple[str, str]] = {}
@@ -163,23 +160,49 @@ class ChannelActor(Actor):
     # -- socket events ---------------------------------------------------------------------------
 
     async def websocket_message(self, ws: HibernatableWebSocket, data: str | bytes) -> None:
-        if isinstance(data, bytes):
-            self.send_error(ws, ProtocolError("binary_frame", "Send text frames, not binary."))
-            return
-        try:
-            frame = parse_frame(data)
-        except ProtocolError as error:
-            self.send_error(ws, error)
+        frame = self.admit(ws, data)
+        if frame is None:
             return
         channel_id, username = self.who(ws)
         if isinstance(frame, SendMessage):
             await self.cost.spend()  # inside the turn: nothing else reaches this actor meanwhile
             self.post(ws, channel_id, username, frame)
         elif isinstance(frame, Resume):
-            if self.within_rate(ws):  # a replay costs far more than a message: it pays too
-                self.replay(ws, channel_id, frame.after_seq)
+            self.replay(ws, channel_id, frame.after_seq)
         elif isinstance(frame, Typing):
             self.relay_typing(ws, channel_id, username)
+
+    def admit(self, ws: HibernatableWebSocket, data: str | bytes) -> ClientFrame | None:
+        """The frame, once paid for; None if refused (with an error frame, and a strike).
+
+        Every frame costs a token of its connection's bucket and of its client's, whatever it
+        asks (a retry, a typing notice, a frame that is refused as malformed), so none of them
+        makes the server work for free. A connection that gets STRIKES refusals in a row is
+        closed: it is not talking to us in good faith."""
+        refusal: ProtocolError | None = None
+        frame: ClientFrame | None = None
+        if isinstance(data, bytes):
+            refusal = ProtocolError("binary_frame", "Send text frames, not binary.")
+        else:
+            try:
+                frame = parse_frame(data)
+            except ProtocolError as error:
+                refusal = error
+        nonce = frame.nonce if isinstance(frame, SendMessage) else getattr(refusal, "nonce", None)
+        if not self.within_rate(ws, nonce):
+            self.strike(ws)
+            return None
+        if refusal is not None:
+            self.send_error(ws, refusal)
+            self.strike(ws)
+            return None
+        return frame
+
+    def strike(self, ws: HibernatableWebSocket) -> None:
+        self.strikes[ws] = self.strikes.get(ws, 0) + 1
+        if self.strikes[ws] >= self.limits.strikes:
+            ws.close(CLOSE_POLICY, f"{self.limits.strikes} refused frames in a row")
+            self.forget(ws)  # no close event follows a close from this side
 
     async def websocket_close(self, ws: HibernatableWebSocket, code: int, reason: str) -> None:
         self.forget(ws)
@@ -224,8 +247,7 @@ class ChannelActor(Actor):
             if stored:  # a retry: repeat the first ack, store and broadcast nothing
                 ws.send(encode({"type": "ack", **record(stored[0]), "nonce": frame.nonce}))
                 return
-        if not self.within_rate(ws, frame.nonce):
-            return
+        self.strikes.pop(ws, None)  # a message stored: the connection is in good standing
         message: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "seq": self.next_seq(channel_id),
@@ -254,16 +276,38 @@ class ChannelActor(Actor):
         self.broadcast(channel_id, {"type": "message", **message})
 
     def within_rate(self, ws: HibernatableWebSocket, nonce: str | None = None) -> bool:
-        """Spend a token of this socket's bucket, or send a rate_limited error and say no."""
+        """Spend a token of this socket's bucket and of its client's, or send a rate_limited
+        error and say no."""
         now = time.monotonic()
         bucket = self.buckets.setdefault(
             ws, TokenBucket(self.limits.messages_per_second, self.limits.burst, updated=now)
         )
-        if bucket.take(now):
+        client = self.client_of(ws)
+        if not bucket.take(now):
+            wait = bucket.retry_after()
+        elif not self.clients.take(client, now):
+            bucket.tokens += 1  # not this connection's fault: give its token back
+            wait = self.clients.retry_after(client)
+        else:
             return True
-        message = f"Slow down: try again in {bucket.retry_after():.1f} s."
+        message = f"Slow down: try again in {wait:.1f} s."
         self.send_error(ws, ProtocolError("rate_limited", message, nonce))
         return False
+
+    def charge(self, ws: HibernatableWebSocket, tokens: float) -> None:
+        """Charge work already done (a long replay) to the socket and its client; the debt
+        delays their next frames."""
+        now = time.monotonic()
+        bucket = self.buckets.get(ws)
+        if bucket is not None:
+            bucket.refill(now)
+            bucket.tokens -= tokens
+        self.clients.charge(self.client_of(ws), now, tokens)
+
+    @staticmethod
+    def client_of(ws: HibernatableWebSocket) -> str:
+        """The client address the web layer gave the socket's transport ("local" if none)."""
+        return str(getattr(ws.transport, "client", "local"))
 
     def next_seq(self, channel_id: str) -> int:
         if channel_id not in self.last_seq:
@@ -298,6 +342,8 @@ class ChannelActor(Actor):
         more = last_seq < channel_last
         resumed = {"type": "resumed", "after_seq": after_seq, "last_seq": last_seq, "more": more}
         ws.send(encode(resumed))
+        # Replaying is the most expensive thing a client can ask: it pays by the message.
+        self.charge(ws, len(rows) // self.limits.replay_messages_per_token)
 
     def relay_typing(self, ws: HibernatableWebSocket, channel_id: str, username: str) -> None:
         now = time.monotonic()
@@ -309,6 +355,7 @@ class ChannelActor(Actor):
     def forget(self, ws: HibernatableWebSocket) -> None:
         self.buckets.pop(ws, None)
         self.last_typing.pop(ws, None)
+        self.strikes.pop(ws, None)
         channel_id, username = self.who(ws)
         del self.members_of[ws]
         if not self.sockets_of(channel_id, username):

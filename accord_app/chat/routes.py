@@ -27,6 +27,7 @@ from accord_app.api import ERROR_RESPONSES
 from accord_app.catalog import Catalog
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
+from accord_app.chat.ratelimit import ClientLimits
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.errors import ApiError, error_response, storage_error_answer
 from accord_app.origins import origin_allowed
@@ -158,10 +159,27 @@ async def connect(
         code, message = storage_error_answer(error) or ("storage_unavailable", str(error))
         await refuse(websocket, 503, code, message)
         return
-    await websocket.accept()
-    transport = StarletteTransport(websocket)
+    client = client_address(websocket)
+    clients: ClientLimits = websocket.app.state.clients
+    if not clients.connect(client):
+        limit = clients.limits.client_connections
+        message = f"Too many connections from {client}: at most {limit} at once."
+        await refuse(websocket, 429, "too_many_connections", message)
+        return
     try:
-        await actor.join(transport, str(uuid.UUID(channel_id)), name, resume_from)
+        await websocket.accept()
+        transport = StarletteTransport(websocket, client=client)
+        await serve_member(actor, transport, channel_id, name, resume_from)
+    finally:
+        clients.disconnect(client)
+
+
+async def serve_member(
+    actor: Any, transport: StarletteTransport, channel_id: str, name: str, after: int | None
+) -> None:
+    """Hand the socket to the channel's actor and wait until it closes."""
+    try:
+        await actor.join(transport, str(uuid.UUID(channel_id)), name, after)
     except ActorOverloaded:
         await transport.close(CLOSE_TRY_AGAIN_LATER, "the channel is overloaded; try again later")
         return
@@ -174,6 +192,18 @@ async def connect(
         return
     # The actor's runtime owns the socket now; returning would make Starlette close it.
     await transport.wait_closed()
+
+
+def client_address(connection: HTTPConnection) -> str:
+    """Who is asking: the peer's IP address, or, behind the cluster's proxy (a worker reached
+    from loopback), the address the proxy saw, which it puts last in X-Forwarded-For. The
+    header is believed from that proxy only: anyone else could write anything in it."""
+    peer = connection.client.host if connection.client else "unknown"
+    settings = connection.app.state.settings
+    forwarded = connection.headers.get("x-forwarded-for")
+    if settings.worker is not None and peer in ("127.0.0.1", "::1") and forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return peer
 
 
 def parse_after_seq(value: str | None) -> int | None:
