@@ -17,7 +17,7 @@ from accord_app.chat import routes as chat_routes
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.chat.ratelimit import ClientLimits
-from accord_app.errors import install_error_handlers
+from accord_app.errors import install_error_handlers, no_such_websocket
 from accord_app.frontend import install_frontend
 from accord_app.limits import BodySizeLimit
 from accord_app.settings import Settings
@@ -120,5 +120,6 @@ def create_app(
     app.include_router(chat_routes.router)
     app.include_router(activity.router)
     install_frontend(app)
+    app.add_api_websocket_route("/{path:path}", no_such_websocket)  # after every other route
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -43,6 +43,20 @@ def error_response(
     status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"message": message, "code": code}, status_code, headers=headers)
+
+
+async def refuse(websocket: WebSocket, status: int, code: str, message: str) -> None:
+    """Answer a WebSocket upgrade with an HTTP error in the API's shape, before any upgrade
+    (or close with a reason, on a server that cannot send a denial response)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(status, code, message))
+    else:
+        await websocket.close(1008, message[:120])
+
+
+async def no_such_websocket(websocket: WebSocket) -> None:
+    """Every WebSocket path that no route has: a 404 like any other, not an empty 403."""
+    await refuse(websocket, 404, "not_found", f"There is no WebSocket at {websocket.url.path}.")
 
 
 # FastAPI's status codes for its own exceptions, and the codes we give them.

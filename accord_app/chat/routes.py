@@ -29,7 +29,7 @@ from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.ratelimit import ClientLimits
 from accord_app.chat.sharding import Sharding, shard_key
-from accord_app.errors import ApiError, error_response, storage_error_answer
+from accord_app.errors import ApiError, refuse, storage_error_answer
 from accord_app.origins import origin_allowed
 from accord_app.placement import Placement
 from accord_app.types import ChannelActivity, ErrorBody, Message
@@ -218,11 +218,3 @@ def parse_after_seq(value: str | None) -> int | None:
     ):
         raise ProtocolError("invalid_after_seq", "after_seq must be a whole number, 0 or more.")
     return int(value)
-
-
-async def refuse(websocket: WebSocket, status: int, code: str, message: str) -> None:
-    """Answer the upgrade request with an HTTP error, or close if the server cannot."""
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(error_response(status, code, message))
-    else:
-        await websocket.close(1008, message[:120])
