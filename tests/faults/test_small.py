@@ -1,0 +1,75 @@
+"""The small ones (item 8): each a clear 4xx or error frame, never a 500, an empty body or a
+flood of log lines."""
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+
+def test_an_after_seq_of_thousands_of_digits_is_a_400(start: Any) -> None:
+    running = start()
+    path = running.channel()
+    with pytest.raises(InvalidStatus) as refused:
+        with connect(f"{running.server.ws_url}{path}/connect?username=ada&after_seq={'9' * 5000}"):
+            pass
+    assert refused.value.response.status_code == 400
+    assert json.loads(refused.value.response.body)["code"] == "invalid_after_seq"
+    history = running.http.get(f"{path}/messages", params={"before": "9" * 5000})
+    assert history.status_code == 400 and history.json()["code"] == "invalid_before"
+
+
+def test_a_websocket_to_an_unknown_path_is_a_json_404(start: Any) -> None:
+    running = start()
+    for path in ["/nowhere", "/api/servers/x/channels/y/elsewhere", "/api/servers"]:
+        with pytest.raises(InvalidStatus) as refused:
+            with connect(f"{running.server.ws_url}{path}"):
+                pass
+        assert refused.value.response.status_code == 404
+        body = json.loads(refused.value.response.body)
+        assert body["code"] == "not_found" and path in body["message"]
+
+
+def test_a_nonce_reused_for_another_text_is_refused_not_taken_for_a_retry(start: Any) -> None:
+    running = start()
+    path = running.channel()
+    with connect(f"{running.server.ws_url}{path}/connect?username=ada") as ws:
+        json.loads(ws.recv(timeout=5))
+        for text in ["first", "second"]:
+            ws.send(json.dumps({"type": "message", "message": text, "nonce": "n-1"}))
+        frames = [json.loads(ws.recv(timeout=5)) for _ in range(3)]
+        kinds = [(frame["type"], frame.get("code")) for frame in frames]
+        assert kinds == [("ack", None), ("message", None), ("error", "nonce_reused")]
+        assert frames[2]["nonce"] == "n-1"
+    assert [m["message"] for m in running.http.get(f"{path}/messages").json()] == ["first"]
+
+
+def test_invalid_utf8_closes_with_1007_without_a_traceback_each_time(
+    start: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = start()
+    path = running.channel()
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            with connect(f"{running.server.ws_url}{path}/connect?username=ada") as ws:
+                json.loads(ws.recv(timeout=5))
+                ws.protocol.send_text(b"\xff\xfe bad")  # type: ignore[attr-defined]
+                ws.send_data()  # type: ignore[attr-defined]
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.recv(timeout=5)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+    tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
+    assert tracebacks == []
+
+
+def test_websocket_refusals_speak_json_too(start: Any) -> None:
+    running = start()
+    with pytest.raises(InvalidStatus) as refused:
+        path = f"/api/servers/{uuid.uuid4()}/channels/{uuid.uuid4()}/connect?username=ada"
+        with connect(f"{running.server.ws_url}{path}"):
+            pass
+    assert json.loads(refused.value.response.body)["code"] == "server_not_found"
