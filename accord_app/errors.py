@@ -9,6 +9,7 @@ import errno
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -189,7 +190,35 @@ async def _storage_failed(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, *answer, headers={"retry-after": "5"})
 
 
+class QuietBadUtf8(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 frame as an ERROR with a traceback, every time:
+    a client's mistake, not the server's, and a way to flood the log. One INFO line, at most
+    once per BAD_UTF8_LOG_SECONDS; the connection is closed with 1007 all the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = -BAD_UTF8_LOG_SECONDS
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            return True
+        now = time.monotonic()
+        if now - self.last < BAD_UTF8_LOG_SECONDS:
+            return False
+        self.last = now
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg = "A client sent a text frame that is not UTF-8; closed it with 1007."
+        return True
+
+
+BAD_UTF8_LOG_SECONDS = 10.0
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietBadUtf8) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(QuietBadUtf8())
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(ActorOverloaded, _overloaded)
     for storage_failure in (StorageError, CommitFailed, ActorReset, sqlite3.Error, OSError):
