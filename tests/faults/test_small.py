@@ -48,22 +48,33 @@ def test_a_nonce_reused_for_another_text_is_refused_not_taken_for_a_retry(start:
     assert [m["message"] for m in running.http.get(f"{path}/messages").json()] == ["first"]
 
 
-def test_invalid_utf8_closes_with_1007_without_a_traceback_each_time(
-    start: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_invalid_utf8_closes_with_1007_without_a_traceback_each_time(start: Any) -> None:
     running = start()
     path = running.channel()
-    with caplog.at_level(logging.INFO):
+    uvicorn_errors = logging.getLogger("uvicorn.error")  # where uvicorn reports it
+    records = Records()
+    uvicorn_errors.addHandler(records)
+    try:
         for _ in range(3):
             with connect(f"{running.server.ws_url}{path}/connect?username=ada") as ws:
                 json.loads(ws.recv(timeout=5))
-                ws.protocol.send_text(b"\xff\xfe bad")  # type: ignore[attr-defined]
-                ws.send_data()  # type: ignore[attr-defined]
+                ws.send(b"\xff\xfe bad", text=True)  # a text frame that is not UTF-8
                 with pytest.raises(ConnectionClosed) as closed:
                     ws.recv(timeout=5)
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
-    tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
-    assert tracebacks == []
+    finally:
+        uvicorn_errors.removeHandler(records)
+    assert [r for r in records.records if r.exc_info or r.levelno >= logging.ERROR] == []
+    assert len([r for r in records.records if "UTF-8" in r.getMessage()]) == 1
 
 
 def test_websocket_refusals_speak_json_too(start: Any) -> None:
