@@ -22,6 +22,7 @@ from accord_app.actors import (
     ActorOverloaded,
     ActorReset,
     CommitFailed,
+    StorageBusy,
     StorageError,
     StorageUnavailable,
 )
@@ -173,6 +174,9 @@ def storage_error_answer(exc: BaseException) -> tuple[str, str] | None:
         return "storage_full", "The server's disk is full: nothing can be stored for now."
     if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
         return "server_busy", "The server has too many files open right now; try again shortly."
+    if isinstance(exc, StorageBusy):
+        message = "Another process holds this data: is a second Accord using the same folder?"
+        return "storage_unavailable", message
     if isinstance(exc, StorageUnavailable | sqlite3.OperationalError):
         return "storage_unavailable", "The server's storage is unavailable right now."
     if isinstance(exc, CommitFailed | ActorReset):
