@@ -197,11 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     http_url, base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
     # The history is written with the limits lifted, then the server starts again with its
     # defaults, which are what is measured.
-    lifted = {
-        name: "100000"
-        for name in ["ACCORD_RATE_LIMIT", "ACCORD_RATE_BURST", "ACCORD_CLIENT_RATE_LIMIT"]
-        + ["ACCORD_CLIENT_RATE_BURST"]
-    }
+    limits = ["RATE_LIMIT", "RATE_BURST", "CLIENT_RATE_LIMIT", "CLIENT_RATE_BURST"]
+    lifted = {f"ACCORD_{name}": "100000" for name in limits}
     with serving(port, data, lifted):
         quiet, busy = asyncio.run(prepare(base, http_url))
     with serving(port, data, {}):

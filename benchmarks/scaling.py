@@ -57,6 +57,7 @@ from accord_app.cluster.caddy import caddy_executable
 from accord_app.lab import plots
 from accord_app.lab.loadtest import (
     GENERATOR_BUSY,
+    LIFTED_LIMITS,
     LoadTestError,
     Step,
     run_locust,
@@ -69,7 +70,6 @@ P99_LIMIT_MS = 250.0
 MODES = ["global", "server", "channel"]
 # Load tests open hundreds of sockets from one address; the per-connection limit is not what
 # is measured here.
-NO_RATE_LIMIT = {"ACCORD_RATE_LIMIT": "1000000", "ACCORD_RATE_BURST": "1000000"}
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 
 
 def run_load(load: Load, search_from: float, folder: Path) -> dict[str, Any]:
-    env = {**NO_RATE_LIMIT, "ACCORD_WORK_MS": f"{load.cost_ms:g}", "ACCORD_WORK_KIND": load.kind}
+    env = {**LIFTED_LIMITS, "ACCORD_WORK_MS": f"{load.cost_ms:g}", "ACCORD_WORK_KIND": load.kind}
     started = time.monotonic()
     with Cluster(load.workers, load.mode, folder / "data", port=0, env=env) as cluster:
         workers = [cluster.pid(n) for n in range(1, load.workers + 1)]
@@ -259,7 +259,7 @@ def run_activity(plan: ActivityPlan, mode: str, folder: Path) -> list[dict[str, 
     """Servers of each size; then `samples` sequential GETs of each one's activity."""
     found = []
     with (
-        Cluster(plan.workers, mode, folder / "data", port=0, env=NO_RATE_LIMIT) as cluster,
+        Cluster(plan.workers, mode, folder / "data", port=0, env=LIFTED_LIMITS) as cluster,
         httpx.Client(base_url=cluster.url, timeout=60, trust_env=False) as http,
     ):
         for size in plan.sizes:

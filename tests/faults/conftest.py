@@ -2,6 +2,7 @@
 do that others cannot (mounting a small or read-only filesystem), skipped with a reason outside
 CI when unavailable, a failure in CI."""
 
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -11,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from accord_app import Settings, create_app
 from accord_app.app import UVICORN_OPTIONS
@@ -58,6 +61,14 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     yield make
     for running in started:
         running.close()
+
+
+def refused(url: str, **options: Any) -> tuple[int, dict[str, Any]]:
+    """Open a WebSocket that must be refused at the handshake: its HTTP status and JSON body."""
+    with pytest.raises(InvalidStatus) as refusal, connect(url, **options):
+        pass
+    response = refusal.value.response
+    return response.status_code, json.loads(response.body)
 
 
 def need_root(what: str) -> None:

@@ -54,10 +54,12 @@ def test_reading_2000_channels_with_1024_open_files_breaks_nothing(tmp_path: Pat
         poller = threading.Thread(target=poll_catalog)
         poller.start()
         limits = httpx.Limits(max_connections=40)
-        with httpx.Client(base_url=url, timeout=60, trust_env=False, limits=limits) as http:
-            with concurrent.futures.ThreadPoolExecutor(40) as pool:
-                for status in pool.map(lambda p: http.get(f"{p}/messages").status_code, paths):
-                    statuses.append(status)
+        with (
+            httpx.Client(base_url=url, timeout=60, trust_env=False, limits=limits) as http,
+            concurrent.futures.ThreadPoolExecutor(40) as pool,
+        ):
+            for status in pool.map(lambda p: http.get(f"{p}/messages").status_code, paths):
+                statuses.append(status)
         done.set()
         poller.join()
         assert 500 not in statuses and set(statuses) <= {200, 503}, set(statuses)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from playwright.sync_api import expect
 
-from accord_app.chat.channel import ChatLimits
+from accord_app.chat.ratelimit import ChatLimits
 
 if TYPE_CHECKING:
     from conftest import Accord, Pages
@@ -165,7 +165,14 @@ def test_reload_shows_history_in_the_same_channel(accord: "Accord", pages: "Page
 
 
 def test_older_messages_load_on_scroll_up(make_accord: Any, pages: "Pages") -> None:
-    accord = make_accord(chat_limits=ChatLimits(messages_per_second=1000, burst=1000))
+    accord = make_accord(
+        chat_limits=ChatLimits(
+            messages_per_second=1000,
+            burst=1000,
+            client_messages_per_second=1000,
+            client_burst=1000,
+        )
+    )
     server_id, (channel_id,) = accord.create("Python Lisbon", "general")
     accord.post(server_id, channel_id, "ada", [f"message {n}" for n in range(1, 121)])
     page = pages.open(accord.page_url(server_id, channel_id), username="bob")
