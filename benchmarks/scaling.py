@@ -92,7 +92,7 @@ class Load:
     direct: bool = False  # straight to worker 1, not through the proxy
     step_seconds: float = 4.0
     warmup_seconds: float = 1.0
-    min_samples: int = 300  # a step lasts long enough for this many messages (a steadier p99)
+    min_samples: int = 400  # a step lasts long enough for this many messages (a steadier p99)
     repeat: int = 0
 
     @property

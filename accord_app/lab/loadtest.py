@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -185,13 +185,17 @@ def kept_up(step: Step, p99_limit_ms: float) -> bool:
 
 
 def sustained_throughput(steps: Sequence[Step], p99_limit_ms: float) -> float:
-    """The highest offered load (messages per second) of a step that the server kept up with;
-    0 if it kept up with none.
+    """The highest offered load (messages per second) that the server kept up with; 0 if it
+    kept up with none. A load tried more than once (a search repeats the steps it doubts)
+    counts as its last try says, as the search itself decided.
 
     The offered rate, not the count of acks in the step's few seconds, which wanders with the
     random send times; and the highest such step, not the last one before the first bad step:
     one hiccup at a low load (a checkpoint, a GC pause) says nothing about the capacity."""
-    return max((step.offered for step in steps if kept_up(step, p99_limit_ms)), default=0.0)
+    last_try: dict[float, bool] = {}
+    for step in steps:  # in the order they ran
+        last_try[round(step.offered, 6)] = kept_up(step, p99_limit_ms)
+    return max((rate for rate, good in last_try.items() if good), default=0.0)
 
 
 @dataclass
@@ -199,28 +203,44 @@ class RatePlan:
     """Which rate each step offers: the --rates in order, or a search for the knee. Told after
     every step whether it kept up, it answers the next rate, or None to stop.
 
-    The search doubles the rate while steps keep up (halves it while they do not); once it
+    The search raises the rate by half while steps keep up (halves it while they do not);
+    once it
     knows a rate that keeps up and a higher one that does not, it bisects between them
-    (geometric midpoint) until they are within `precision` of each other. From a start
-    within 2x of the knee that takes 6 to 9 steps."""
+    (geometric midpoint) until they are within `precision` of each other. Two results are
+    checked by trying the step again: the first step that does not keep up (the search
+    narrows on it), and the final one that does (the answer rests on it). From a start within
+    2x of the knee that takes 8 to 11 steps."""
 
     rates: list[float]
     search_from: float = 0.0
     stop_on_bad: bool = False
     precision: float = 1.08
     max_steps: int = 24
-    good: float = 0.0  # the highest rate that kept up so far
-    bad: float = 0.0  # the lowest rate above it that did not
+    bad: float = 0.0  # the lowest rate that did not keep up
     bad_in_a_row: int = 0
     steps: int = 0
+    goods: list[float] = field(default_factory=list)  # rates that kept up
+    doubted: float = 0.0  # a rate whose result is being checked by trying it again
+    coarse: float = 1.5  # the step up while every step keeps up
 
-    def next(self, rate: float | None, kept_up: bool) -> float | None:
-        """The rate after a step at `rate` (None: before the first step)."""
+    @property
+    def good(self) -> float:
+        """The highest rate that kept up so far, below the lowest that did not."""
+        below = [rate for rate in self.goods if not self.bad or rate < self.bad]
+        return max(below, default=0.0)
+
+    def next(self, rate: float | None, kept_up: bool, overloaded: bool = False) -> float | None:
+        """The rate after a step at `rate` (None: before the first step). `overloaded`: the
+        step did not keep up beyond doubt (failures, or messages left unacked), not just a
+        slow tail, which a hiccup could explain."""
         if rate is not None:
             self.steps += 1
+            doubt = not overloaded and self._doubt(rate, kept_up)
+            if self.search_from and self.steps < self.max_steps and doubt:
+                return rate  # once more, to be sure
             if kept_up:
-                self.good, self.bad_in_a_row = max(self.good, rate), 0
-                self.bad = self.bad if self.bad > self.good else 0.0
+                self.goods.append(rate)
+                self.bad_in_a_row = 0
             else:
                 self.bad, self.bad_in_a_row = min(self.bad or rate, rate), self.bad_in_a_row + 1
         if self.steps >= self.max_steps:
@@ -232,12 +252,25 @@ class RatePlan:
         if rate is None:
             return self.search_from
         if not self.bad:
-            return rate * 2
+            return rate * self.coarse
         if not self.good:
             return rate / 2
         if self.bad / self.good <= self.precision:
+            if self.good != self.doubted and self.steps < self.max_steps:
+                self.doubted = self.good  # the answer rests on this step: try it again
+                return self.good
             return None
         return math.sqrt(self.good * self.bad)
+
+    def _doubt(self, rate: float, kept_up: bool) -> bool:
+        """Whether this step's result is a first try that must be repeated: the first step
+        that does not keep up (the whole search narrows on it, so a hiccup there would
+        mislead it). The final good step is repeated by next() itself; a repeat that fails
+        lowers the answer."""
+        first_bad = not kept_up and not self.bad and rate != self.doubted
+        if first_bad:
+            self.doubted = rate
+        return first_bad
 
 
 def run_locust(
