@@ -2,7 +2,6 @@
 do that others cannot (mounting a small or read-only filesystem), skipped with a reason outside
 CI when unavailable, a failure in CI."""
 
-import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -12,8 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
 
 from accord_app import Settings, create_app
 from accord_app.app import UVICORN_OPTIONS
@@ -63,14 +60,6 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         running.close()
 
 
-def refused(url: str, **options: Any) -> tuple[int, dict[str, Any]]:
-    """Open a WebSocket that must be refused at the handshake: its HTTP status and JSON body."""
-    with pytest.raises(InvalidStatus) as refusal, connect(url, **options):
-        pass
-    response = refusal.value.response
-    return response.status_code, json.loads(response.body)
-
-
 def need_root(what: str) -> None:
     if os.geteuid() != 0:
         message = f"needs root to {what}"
@@ -90,19 +79,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Fill the filesystem of `folder` up; the file to delete to free it again."""
-    filler = folder / "filler"
-    with filler.open("wb") as file:
-        try:
-            while True:
-                file.write(b"\0" * 65536)
-                file.flush()
-        except OSError:
-            pass
-    return filler
 
 
 @pytest.fixture

@@ -7,12 +7,11 @@ import uuid
 from typing import Any
 
 import pytest
+from fault_tools import refused
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from accord_app.chat.ratelimit import ChatLimits, ClientLimits, TokenBucket
-
-from .conftest import refused  # type: ignore[import-not-found]
 
 
 def frames_until(ws: ClientConnection, kind: str, timeout: float = 5) -> list[dict[str, Any]]:

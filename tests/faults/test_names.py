@@ -6,11 +6,10 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from fault_tools import refused
 from websockets.sync.client import connect
 
 from accord_app.names import check_name
-
-from .conftest import refused  # type: ignore[import-not-found]
 
 LYING = {
     "\u0430da": "one script",  # a Cyrillic a beside Latin letters

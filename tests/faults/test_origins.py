@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fault_tools import refused
 from playwright.sync_api import expect
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
@@ -13,8 +14,6 @@ from websockets.sync.client import connect
 
 from accord_app.lab.server import BackgroundServer
 from accord_app.origins import normalise_origin, origin_allowed
-
-from .conftest import refused  # type: ignore[import-not-found]
 
 TRUSTED = frozenset({"http://workshop.example:8080"})
 

@@ -7,10 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
+from fault_tools import refused
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
-
-from .conftest import refused  # type: ignore[import-not-found]
 
 
 def test_an_after_seq_of_thousands_of_digits_is_a_400(start: Any) -> None:

@@ -14,12 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fault_tools import fill
 from websockets.sync.client import ClientConnection, connect
 
 from accord_app.actors import ids
 from accord_app.settings import Settings
-
-from .conftest import fill  # type: ignore[import-not-found]
 
 
 def send(ws: ClientConnection, text: str) -> str:
