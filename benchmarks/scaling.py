@@ -1,6 +1,6 @@
 """One actor or many: the scaling benchmark behind chapter 07 (`make bench`).
 
-    .venv/bin/python benchmarks/scaling.py            # everything, about 15 minutes
+    .venv/bin/python benchmarks/scaling.py            # everything, about 30 minutes
     .venv/bin/python benchmarks/scaling.py --quick    # a smaller run, under 2 minutes
     .venv/bin/python benchmarks/scaling.py --report benchmarks/reference   # redraw a report
 
