@@ -168,7 +168,7 @@ def quick_plan() -> Plan:
         channels=100,
         servers=10,
         rates=(20, 30, 40, 50),
-        step_seconds=6,
+        step_seconds=5,
     )
     loads = [replace(scaling, mode="global", workers=k) for k in (1, 2)]
     loads.append(replace(scaling, mode="channel", workers=2, rates=(20, 35, 50, 65, 80, 100)))
