@@ -11,6 +11,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
@@ -23,6 +24,7 @@ from accord_app.actors import (
     ActorReset,
     CommitFailed,
     StorageBusy,
+    StorageDamaged,
     StorageError,
     StorageUnavailable,
 )
@@ -168,12 +170,16 @@ async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def storage_error_answer(exc: BaseException) -> tuple[str, str] | None:
-    """(code, sentence) for an error of the disk or of a database file, or None for others."""
-    if is_disk_full(exc):
+def storage_error_answer(exc: BaseException, folder: Path | None = None) -> tuple[str, str] | None:
+    """(code, sentence) for an error of the disk or of a database file (in `folder`, if known),
+    or None for others."""
+    if is_disk_full(exc, folder):
         return "storage_full", "The server's disk is full: nothing can be stored for now."
     if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
         return "server_busy", "The server has too many files open right now; try again shortly."
+    if isinstance(exc, StorageDamaged) or type(exc) is sqlite3.DatabaseError:  # not a database
+        message = "This data is damaged and needs the server's operator; nothing was changed."
+        return "storage_unavailable", message
     if isinstance(exc, StorageBusy):
         message = "Another process holds this data: is a second Accord using the same folder?"
         return "storage_unavailable", message
@@ -187,7 +193,7 @@ def storage_error_answer(exc: BaseException) -> tuple[str, str] | None:
 async def _storage_failed(request: Request, exc: Exception) -> JSONResponse:
     # The disk, not the request: answer 503 (try again later) and log it, without a traceback
     # per request (a full disk fails them all).
-    answer = storage_error_answer(exc)
+    answer = storage_error_answer(exc, request.app.state.settings.data_dir)
     if answer is None:
         return await _unexpected_error(request, exc)
     logger.warning("%s %s: %s", request.method, request.url.path, exc)

@@ -49,6 +49,7 @@ from accord_app.actors.errors import (
     RuntimeClosed,
     StorageError,
     UnknownMethod,
+    is_disk_full,
     storage_unavailable,
 )
 from accord_app.actors.files import open_files_limit
@@ -436,10 +437,10 @@ class ActorHost:
         return wal_is_large
 
     def _commit_failed(self, error: BaseException) -> None:
-        self.namespace.log_failure(self.id.hex, f"commit failed, resetting it: {error}")
-        failure = CommitFailed(
-            f"writes of actor {self.id.hex[:12]}… were not made durable: {error}"
-        )
+        folder = self.namespace.storage_path(self.id.hex).parent
+        why = f"the disk is full ({error})" if is_disk_full(error, folder) else str(error)
+        self.namespace.log_failure(self.id.hex, f"commit failed, resetting it: {why}")
+        failure = CommitFailed(f"writes of actor {self.id.hex[:12]}… were not made durable: {why}")
         for output in self.gate.commit_failed():
             output.drop(failure)
         if self.mailbox.turn_running:

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, overload
 
-from accord_app.actors.errors import StorageBusy, StorageError
+from accord_app.actors.errors import StorageBusy, StorageDamaged, StorageError
 
 # Durable Objects' limit for one multi-key get/put/delete.
 MAX_KEYS_PER_CALL = 128
@@ -168,7 +168,7 @@ class Storage:
         elif path.stat().st_size == 0 and not _has_data(self.wal_path):
             # Never left so by Accord (files are created whole, see _create): it was truncated.
             # Starting it afresh would number its messages from 1 again, so refuse.
-            raise StorageError(
+            raise StorageDamaged(
                 f"{path} is empty (0 bytes): this actor's data was truncated or lost. Restore"
                 " the file from a backup; Accord will not start the actor afresh over it."
             )
@@ -199,7 +199,7 @@ class Storage:
         version = self.connection.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
             self.connection.close()
-            raise StorageError(f"{path} is not an Accord actor's file (schema version {version})")
+            raise StorageDamaged(f"{path} is not an Accord actor's file (schema version {version})")
         self._turn_savepoint = False
         self._transaction_depth = 0
         self._alarm: float | None = None

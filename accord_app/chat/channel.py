@@ -21,6 +21,7 @@ from accord_app.actors import (
     CommitFailed,
     HibernatableWebSocket,
     StorageBusy,
+    StorageDamaged,
     StorageUnavailable,
     Transport,
 )
@@ -71,6 +72,9 @@ def refusal_for(error: Exception, nonce: str | None) -> ProtocolError:
         return ProtocolError(
             "storage_full", "The server's disk is full: this message was not stored.", nonce
         )
+    if isinstance(error, StorageDamaged):
+        message = "This channel's data is damaged and needs the server's operator: not stored."
+        return ProtocolError("storage_unavailable", message, nonce)
     if isinstance(error, StorageBusy):
         message = "Another process holds this channel's data: this message was not stored."
         return ProtocolError("storage_unavailable", message, nonce)
@@ -176,9 +180,11 @@ class ChannelActor(Actor):
         """The frame, once paid for; None if refused (with an error frame, and a strike).
 
         Every frame costs a token of its connection's bucket and of its client's, whatever it
-        asks (a retry, a typing notice, a frame that is refused as malformed), so none of them
-        makes the server work for free. A connection that gets STRIKES refusals in a row is
-        closed: it is not talking to us in good faith."""
+        asks (a retry, a frame that is refused as malformed), so none of them makes the server
+        work for free. The exception is the one typing notice per typing_interval that is
+        relayed: the page sends no more than that, so an honest member never pays for typing,
+        and a client that sends more pays for every extra. A connection that gets STRIKES
+        refusals in a row is closed: it is not talking to us in good faith."""
         refusal: ProtocolError | None = None
         frame: ClientFrame | None = None
         if isinstance(data, bytes):
@@ -188,6 +194,8 @@ class ChannelActor(Actor):
                 frame = parse_frame(data)
             except ProtocolError as error:
                 refusal = error
+        if isinstance(frame, Typing) and self.typing_due(ws):
+            return frame
         nonce = frame.nonce if isinstance(frame, SendMessage) else getattr(refusal, "nonce", None)
         if not self.within_rate(ws, nonce):
             self.strike(ws)
@@ -241,8 +249,8 @@ class ChannelActor(Actor):
             )
             if stored and stored[0]["message"] != frame.text:
                 # Not a retry: a client reusing nonces would lose this message silently.
-                message = "This nonce already names another message: use a new nonce each time."
-                self.send_error(ws, ProtocolError("nonce_reused", message, frame.nonce))
+                reused = "This nonce already names another message: use a new nonce each time."
+                self.send_error(ws, ProtocolError("nonce_reused", reused, frame.nonce))
                 return
             if stored:  # a retry: repeat the first ack, store and broadcast nothing
                 ws.send(encode({"type": "ack", **record(stored[0]), "nonce": frame.nonce}))
@@ -345,11 +353,14 @@ class ChannelActor(Actor):
         # Replaying is the most expensive thing a client can ask: it pays by the message.
         self.charge(ws, len(rows) // self.limits.replay_messages_per_token)
 
+    def typing_due(self, ws: HibernatableWebSocket) -> bool:
+        """Whether a typing notice from `ws` would be relayed now (one per typing_interval)."""
+        return time.monotonic() - self.last_typing.get(ws, -1e9) >= self.limits.typing_interval
+
     def relay_typing(self, ws: HibernatableWebSocket, channel_id: str, username: str) -> None:
-        now = time.monotonic()
-        if now - self.last_typing.get(ws, -1e9) < self.limits.typing_interval:
+        if not self.typing_due(ws):
             return  # typing notices are hints: dropping extras is harmless
-        self.last_typing[ws] = now
+        self.last_typing[ws] = time.monotonic()
         self.broadcast(channel_id, {"type": "typing", "username": username}, skip=ws)
 
     def forget(self, ws: HibernatableWebSocket) -> None:

@@ -20,6 +20,7 @@ from accord_app.actors import (
     CommitFailed,
     Namespace,
     StarletteTransport,
+    StorageDamaged,
     StorageUnavailable,
 )
 from accord_app.actors.sockets import CLOSE_TRY_AGAIN_LATER
@@ -156,7 +157,8 @@ async def connect(
         await refuse(websocket, error.status_code, error.code, error.message)
         return
     except (sqlite3.Error, OSError) as error:  # the catalog: a full disk, no file descriptors
-        code, message = storage_error_answer(error) or ("storage_unavailable", str(error))
+        answer = storage_error_answer(error, settings.data_dir)
+        code, message = answer or ("storage_unavailable", str(error))
         await refuse(websocket, 503, code, message)
         return
     client = client_address(websocket)
@@ -182,6 +184,11 @@ async def serve_member(
         await actor.join(transport, str(uuid.UUID(channel_id)), name, after)
     except ActorOverloaded:
         await transport.close(CLOSE_TRY_AGAIN_LATER, "the channel is overloaded; try again later")
+        return
+    except StorageDamaged:  # logged by the runtime, naming the file
+        await transport.close(
+            1011, "this channel's data is damaged: the server's operator must restore it"
+        )
         return
     except (StorageUnavailable, CommitFailed, ActorReset):  # logged by the runtime, once
         await transport.close(CLOSE_TRY_AGAIN_LATER, "the channel's storage is unavailable")

@@ -1,9 +1,6 @@
-"""Fixtures for the fault tests: the app on loopback with chosen settings, and what root can
-do that others cannot (mounting a small or read-only filesystem), skipped with a reason outside
-CI when unavailable, a failure in CI."""
+"""Fixtures for the fault tests: the app on loopback with chosen settings. The disks that fill
+up or turn read-only come from tests/conftest.py."""
 
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -58,42 +55,3 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     yield make
     for running in started:
         running.close()
-
-
-def need_root(what: str) -> None:
-    if os.geteuid() != 0:
-        message = f"needs root to {what}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs: a disk that fills up."""
-    need_root("mount a small tmpfs")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-@pytest.fixture
-def remountable(tmp_path: Path) -> Iterator[Callable[[bool], None]]:
-    """A tmpfs at tmp_path / "ro" and a function to make it read-only (True) or not."""
-    need_root("mount and remount a tmpfs")
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
-
-    def read_only(on: bool) -> None:
-        mode = "ro" if on else "rw"
-        subprocess.run(["mount", "-o", f"remount,{mode}", str(mount)], check=True)
-
-    try:
-        yield read_only
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from fault_tools import refused
+from fault_tools import opened, refused
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -51,8 +51,7 @@ def test_a_bucket_can_be_charged_into_debt() -> None:
 def test_connections_per_client_address_are_capped(start: Any) -> None:
     running = start(chat_limits=ChatLimits(client_connections=3))
     path = running.channel()
-    sockets = [connect(running.ws_url(path, f"user{n}")) for n in range(3)]
-    try:
+    with opened([running.ws_url(path, f"user{n}") for n in range(3)]) as sockets:
         status, body = refused(running.ws_url(path, "one-too-many"))
         assert status == 429 and body["code"] == "too_many_connections"
         sockets.pop().close()
@@ -65,9 +64,6 @@ def test_connections_per_client_address_are_capped(start: Any) -> None:
             except InvalidStatus:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-    finally:
-        for ws in sockets:
-            ws.close()
 
 
 def test_many_connections_share_one_budget(start: Any) -> None:
@@ -75,8 +71,7 @@ def test_many_connections_share_one_budget(start: Any) -> None:
                         client_burst=6)  # fmt: skip
     running = start(chat_limits=limits)
     path = running.channel()
-    sockets = [connect(running.ws_url(path, f"user{n}")) for n in range(3)]
-    try:
+    with opened([running.ws_url(path, f"user{n}") for n in range(3)]) as sockets:
         for ws in sockets:
             json.loads(ws.recv(timeout=5))  # presence
         for ws in sockets:
@@ -85,9 +80,6 @@ def test_many_connections_share_one_budget(start: Any) -> None:
         codes = [code for ws in sockets for code in answers(ws, 4)]
         assert codes.count("ack") == 6, codes  # the burst of the client, not 3 x 4
         assert codes.count("rate_limited") == 6
-    finally:
-        for ws in sockets:
-            ws.close()
 
 
 def test_retries_of_a_stored_message_pay_like_messages(start: Any) -> None:
@@ -118,7 +110,7 @@ def test_a_connection_that_keeps_sending_refused_frames_is_closed(start: Any) ->
 
 
 def test_a_stored_message_forgives_refused_frames(start: Any) -> None:
-    running = start(chat_limits=ChatLimits(strikes=3))
+    running = start(chat_limits=ChatLimits(strikes=3, messages_per_second=100, burst=100))
     path = running.channel()
     with connect(running.ws_url(path)) as ws:
         json.loads(ws.recv(timeout=5))
@@ -145,3 +137,21 @@ def test_a_long_replay_is_paid_by_the_message(start: Any) -> None:
         for number in range(6):
             send(ws, f"after {number}")
         assert answers(ws, 6) == ["ack"] * 4 + ["rate_limited"] * 2
+
+
+def test_one_typing_notice_per_interval_is_free_and_extras_pay(start: Any) -> None:
+    running = start(chat_limits=ChatLimits(messages_per_second=0.1, burst=3))
+    path = running.channel()
+    with connect(running.ws_url(path, "honest")) as ws:
+        json.loads(ws.recv(timeout=5))
+        ws.send('{"type": "typing"}')  # relayed: what the page sends, costs nothing
+        for number in range(3):
+            send(ws, f"message {number}")
+        assert answers(ws, 3) == ["ack", "ack", "ack"]
+    with connect(running.ws_url(path, "chatty")) as ws:
+        json.loads(ws.recv(timeout=5))
+        for _ in range(3):  # the first is relayed; the two extras cost a token each
+            ws.send('{"type": "typing"}')
+        send(ws, "one")
+        send(ws, "two")
+        assert answers(ws, 2) == ["ack", "rate_limited"]

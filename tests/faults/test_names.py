@@ -1,6 +1,7 @@
 """Names that lie are refused, by one rule for HTTP and WebSocket alike (item 6)."""
 
 import json
+import re
 import unicodedata
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +18,7 @@ LYING = {
     "\u200b\u200b\u200b": "invisible formatting",
     "\u202eada": "invisible formatting",  # right-to-left override
     "abc\u202egnp.exe": "invisible formatting",
-    "\ufffd\ufffd\ufffd": "U+FFFD",  # what undecodable bytes become
+    "\ufffd\ufffd\ufffd": re.escape("U+FFFD"),  # what undecodable bytes become
     "\u3164\u3164\u3164": "blank",  # Hangul filler
     "\u2800\u2800\u2800": "blank",  # braille blank
     "a" + "\u0301" * 99: "marks",

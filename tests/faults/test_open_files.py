@@ -34,6 +34,14 @@ def test_reading_2000_channels_with_1024_open_files_breaks_nothing(tmp_path: Pat
         url = f"http://127.0.0.1:{port}"
         threading.Thread(target=server.stdout.read, daemon=True).start()  # keep the pipe open
         with httpx.Client(base_url=url, timeout=30, trust_env=False) as http:
+            deadline = time.monotonic() + 30
+            while True:  # "Accord on" is printed just before uvicorn listens
+                try:
+                    http.get("/api")
+                    break
+                except httpx.ConnectError:
+                    assert time.monotonic() < deadline, "the server did not start listening"
+                    time.sleep(0.1)
             server_id = http.post("/api/servers", json={"name": "Big"}).json()["id"]
             paths = []
             for number in range(CHANNELS):

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from fault_tools import refused
+from fault_tools import logged, refused
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -42,22 +42,10 @@ def test_a_nonce_reused_for_another_text_is_refused_not_taken_for_a_retry(start:
     assert [m["message"] for m in running.http.get(f"{path}/messages").json()] == ["first"]
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 def test_invalid_utf8_closes_with_1007_without_a_traceback_each_time(start: Any) -> None:
     running = start()
     path = running.channel()
-    uvicorn_errors = logging.getLogger("uvicorn.error")  # where uvicorn reports it
-    records = Records()
-    uvicorn_errors.addHandler(records)
-    try:
+    with logged("uvicorn.error") as records:  # where uvicorn reports it
         for _ in range(3):
             with connect(f"{running.server.ws_url}{path}/connect?username=ada") as ws:
                 json.loads(ws.recv(timeout=5))
@@ -65,8 +53,6 @@ def test_invalid_utf8_closes_with_1007_without_a_traceback_each_time(start: Any)
                 with pytest.raises(ConnectionClosed) as closed:
                     ws.recv(timeout=5)
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
-    finally:
-        uvicorn_errors.removeHandler(records)
     assert [r for r in records.records if r.exc_info or r.levelno >= logging.ERROR] == []
     assert len([r for r in records.records if "UTF-8" in r.getMessage()]) == 1
 

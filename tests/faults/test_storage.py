@@ -12,9 +12,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fault_tools import fill
+from fault_tools import logged
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from accord_app.actors import ids
@@ -43,17 +43,18 @@ def actor_file(settings: Settings, path: str) -> Path:
 
 
 def test_a_read_only_data_folder_refuses_each_message_with_its_nonce(
-    start: Any, remountable: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    start: Any, remountable: Any
 ) -> None:
-    running = start(data_dir=tmp_path / "ro" / "data", idle_timeout=0.2)
+    running = start(idle_timeout=0.2)
     path = running.channel()
+    read_only = remountable(actor_file(running.settings, path).parent)  # the actor's own folder
     with connect(running.ws_url(path)) as ws:
         json.loads(ws.recv(timeout=5))
         send(ws, "before")
         assert answer(ws)["type"] == "ack"
-        time.sleep(0.8)  # the actor hibernates; its member stays connected
-        remountable(True)
-        with caplog.at_level(logging.ERROR):
+        time.sleep(0.8)  # the actor hibernates, closing its file; its member stays connected
+        read_only(True)
+        with logged() as records:
             for _ in range(5):
                 nonce = send(ws, "hello")
                 error = answer(ws)
@@ -62,45 +63,45 @@ def test_a_read_only_data_folder_refuses_each_message_with_its_nonce(
                     "storage_unavailable",
                     nonce,
                 )
-        logged = [r for r in caplog.records if "cannot start" in r.getMessage()]
-        assert len(logged) == 1, [r.getMessage() for r in caplog.records]
-        assert str(actor_file(running.settings, path)) in logged[0].getMessage()
+        errors = records.messages(logging.ERROR)
+        assert len(errors) == 1 and "cannot start" in errors[0], errors  # once, not per message
+        assert str(actor_file(running.settings, path)) in errors[0]
         history = running.http.get(f"{path}/messages")
         assert history.status_code == 503 and history.json()["code"] == "storage_unavailable"
-        remountable(False)
+        read_only(False)
         send(ws, "and now?")
         assert answer(ws)["type"] == "ack"  # recovered, without a restart
 
 
 def test_a_full_disk_refuses_messages_and_recovers_when_space_is_freed(
-    start: Any, small_disk: Path, caplog: pytest.LogCaptureFixture
+    start: Any, small_disk: Any
 ) -> None:
-    running = start(data_dir=small_disk / "data")
+    running = start(data_dir=small_disk.path / "data")
     path = running.channel()
     with connect(running.ws_url(path)) as ws:
         json.loads(ws.recv(timeout=5))
         send(ws, "before")
         assert answer(ws)["type"] == "ack"
-        filler = fill(small_disk)
-        codes = set()
-        with caplog.at_level(logging.ERROR):
+        filler = small_disk.fill()
+        codes, kept = set(), []
+        with logged() as records:
             for number in range(30):
                 nonce = send(ws, f"while full {number} " + "x" * 1500)
                 frame = answer(ws)
                 if frame["type"] == "ack":
-                    continue  # a page or two may still fit
+                    kept.append(frame["message"])  # a page or two may still fit
+                    continue
                 assert frame["nonce"] == nonce
                 codes.add(frame["code"])
         assert codes == {"storage_full"}, codes
-        assert len([r for r in caplog.records if "actor" in r.getMessage()]) <= 2
+        assert 1 <= len(records.messages(logging.WARNING)) <= 2, records.messages()
         created = running.http.post("/api/servers", json={"name": "no room"})
         assert created.status_code == 503 and created.json()["code"] == "storage_full"
         filler.unlink()
         send(ws, "after")
         assert answer(ws)["type"] == "ack"
     texts = [m["message"] for m in running.http.get(f"{path}/messages").json()]
-    assert texts[0] == "after" and texts[-1] == "before"
-    assert not any(text.startswith("while full") for text in texts[1:-1] if False)
+    assert texts == ["after", *reversed(kept), "before"]  # what was refused is not there
 
 
 HOLDER = """
@@ -137,7 +138,8 @@ def test_a_file_held_by_another_process_is_refused_at_once_and_the_loop_runs_on(
             assert (error["code"], error["nonce"]) == ("storage_unavailable", nonce)
             assert "Another process" in error["message"]
             history = running.http.get(f"{path}/messages")
-            assert history.status_code == 503 and "another process" in history.json()["message"]
+            said = history.json()["message"].lower()
+            assert history.status_code == 503 and "another process" in said
             assert running.http.get("/api").status_code == 200
         finally:
             holder.kill()
@@ -181,8 +183,6 @@ def test_a_damaged_catalog_is_refused_naming_the_file(tmp_path: Path, damage: st
     from accord_app.catalog import CatalogError
 
     settings = Settings(data_dir=tmp_path)
-    with httpx.Client():
-        pass
     create_app(settings)  # a catalog, and an actor file beside it
     actor = settings.actors_dir / "channels" / "ab" / "cd" / ("abcd" + "0" * 60 + ".sqlite3")
     actor.parent.mkdir(parents=True)
@@ -202,13 +202,16 @@ def test_an_emptied_actor_file_is_refused_not_restarted_from_seq_1(start: Any) -
     time.sleep(0.6)  # hibernated: the file is closed, its -wal folded in and gone
     file = actor_file(running.settings, path)
     file.write_bytes(b"")
-    with connect(running.ws_url(path)) as ws:
-        json.loads(ws.recv(timeout=5))
-        nonce = send(ws, "two")
-        error = answer(ws)
-        assert (error["type"], error["nonce"]) == ("error", nonce)
-    history = running.http.get(f"{path}/messages")
-    assert (history.status_code == 503 and str(file) in history.json()["message"]) or True
+    with logged() as records, connect(running.ws_url(path)) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        history = running.http.get(f"{path}/messages")
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    assert "damaged" in closed.value.rcvd.reason
+    assert history.status_code == 503 and "damaged" in history.json()["message"]
+    assert str(file) not in history.text  # the server's paths are for its operator only
+    assert any(str(file) in line and "empty" in line for line in records.messages())
+    assert file.read_bytes() == b""  # not started afresh over it
 
 
 def test_a_corrupt_alarm_index_says_which_file(tmp_path: Path) -> None:

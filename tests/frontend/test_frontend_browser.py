@@ -244,6 +244,34 @@ def test_the_rate_limit_is_shown_and_the_message_can_be_retried(
     pages.assert_clean()
 
 
+def test_a_full_disk_shows_on_the_message_and_retry_works_once_there_is_room(
+    make_accord: Any, pages: "Pages", small_disk: Any
+) -> None:
+    accord = make_accord(data_dir=small_disk.path / "data")
+    server_id, (channel_id,) = accord.create("Python Lisbon", "general")
+    page = pages.open(accord.page_url(server_id, channel_id), username="ada")
+    expect_connected(page)
+    say(page, "before")
+    waiting = page.locator("#message-list .pending:not(.failed)")  # neither acked nor refused
+    expect(waiting).to_have_count(0)
+    filler = small_disk.fill()
+    failed = page.locator("#message-list .message.failed")
+    for number in range(30):  # a page or two of the actor's file may still fit
+        say(page, f"while full {number} " + "x" * 1500)
+        expect(waiting).to_have_count(0)
+        if failed.count():
+            break
+    expect(failed).to_have_count(1)
+    expect(failed.get_by_role("alert")).to_contain_text("disk is full")
+    refused = failed.locator(".message-text").inner_text()
+    filler.unlink()
+    failed.get_by_role("button", name="Retry").click()
+    expect(page.locator("#message-list .failed, #message-list .pending")).to_have_count(0)
+    history = accord.http.get(f"/api/servers/{server_id}/channels/{channel_id}/messages").json()
+    assert history[0]["message"] == refused
+    pages.assert_clean()
+
+
 def test_reconnects_after_a_restart_without_gaps_or_duplicates(
     accord: "Accord", pages: "Pages"
 ) -> None:

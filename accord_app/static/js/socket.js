@@ -21,6 +21,7 @@ const HEARTBEAT_MS = 20_000;
 // The server relays at most one typing notice per ~2 s anyway: sending more is wasted traffic.
 const TYPING_EVERY_MS = 3_000;
 // Error codes that answer a "message" frame (the others are about the connection as a whole).
+// The message was not stored: it is shown as failed, with the reason and a Retry button.
 const MESSAGE_ERRORS = new Set([
   "rate_limited",
   "empty_message",
@@ -28,6 +29,12 @@ const MESSAGE_ERRORS = new Set([
   "invalid_message",
   "invalid_nonce",
   "invalid_frame",
+  "nonce_reused",
+  "storage_full",
+  "storage_unavailable",
+  "not_stored",
+  "overloaded",
+  "internal_error",
 ]);
 
 /** A random id for a message. crypto.randomUUID() needs https or localhost; this works anywhere. */
