@@ -65,9 +65,10 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def _create(path: Path, fsync: Callable[[Path], None]) -> None:
+def _create(path: Path) -> None:
     """Create an actor's database whole: built under another name, made durable, then renamed
-    into place. So a file at `path` is never empty unless something damaged it."""
+    into place. So a file at `path` is never empty unless something damaged it. (This fsync is
+    not a commit's: the `fsync` given to Storage, which tests count, covers commits only.)"""
     building = path.with_name(path.name + ".new")
     building.unlink(missing_ok=True)  # left by a crash in the middle of a creation
     connection = sqlite3.connect(building, isolation_level=None)
@@ -79,7 +80,7 @@ def _create(path: Path, fsync: Callable[[Path], None]) -> None:
         connection.execute("COMMIT")
     finally:
         connection.close()
-    fsync(building)
+    fsync_path(building)
     building.replace(path)
     fsync_directory(path.parent)
 
@@ -164,7 +165,7 @@ class Storage:
         self._fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
-            _create(path, fsync)
+            _create(path)
         elif path.stat().st_size == 0 and not _has_data(self.wal_path):
             # Never left so by Accord (files are created whole, see _create): it was truncated.
             # Starting it afresh would number its messages from 1 again, so refuse.
