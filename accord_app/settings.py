@@ -119,6 +119,12 @@ class Settings:
                 client_connections=int(
                     number("ACCORD_CLIENT_CONNECTIONS", limits.client_connections)
                 ),
+                client_connects_per_second=number(
+                    "ACCORD_CLIENT_CONNECT_RATE", limits.client_connects_per_second
+                ),
+                client_connect_burst=int(
+                    number("ACCORD_CLIENT_CONNECT_BURST", limits.client_connect_burst)
+                ),
             ),
             allowed_origins=frozenset(origins),
             message_cost=MessageCost(work_ms, CostKind(work_kind)),

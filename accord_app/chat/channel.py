@@ -335,7 +335,7 @@ class ChannelActor(Actor):
             f"SELECT {COLUMNS} FROM messages WHERE channel_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             channel_id,
             after_seq,
-            REPLAY_MESSAGES,
+            min(REPLAY_MESSAGES, self.replay_allowance(ws)),
         )
         sent, last_sent = 0, None
         for row in rows:
@@ -351,7 +351,19 @@ class ChannelActor(Actor):
         resumed = {"type": "resumed", "after_seq": after_seq, "last_seq": last_seq, "more": more}
         ws.send(encode(resumed))
         # Replaying is the most expensive thing a client can ask: it pays by the message.
-        self.charge(ws, len(rows) // self.limits.replay_messages_per_token)
+        self.charge(ws, len(rows) / self.limits.replay_messages_per_token)
+
+    def replay_allowance(self, ws: HibernatableWebSocket) -> int:
+        """How many messages the socket and its client can pay for now (at least one): a slice
+        is cut to that, so 20 sockets of one client cannot all ask for a full slice at once."""
+        now = time.monotonic()
+        buckets = [self.clients.bucket(self.client_of(ws), now)]
+        if ws in self.buckets:  # made by the socket's first frame
+            buckets.append(self.buckets[ws])
+        for bucket in buckets:
+            bucket.refill(now)
+        tokens = min(bucket.tokens for bucket in buckets)
+        return max(1, int(tokens * self.limits.replay_messages_per_token))
 
     def typing_due(self, ws: HibernatableWebSocket) -> bool:
         """Whether a typing notice from `ws` would be relayed now (one per typing_interval)."""

@@ -1,5 +1,6 @@
 """Limits on what one client may ask of Accord: messages per connection and per client
-address, connections per address, and refused frames in a row.
+address, connections per address (open at once, and opened per second), and refused frames in
+a row.
 
 The token bucket is pure and clock-agnostic (the caller passes `now`), so tests need no sleep.
 Every frame a client sends costs tokens: messages, retries of a stored message, typing
@@ -23,6 +24,10 @@ class ChatLimits:
     client_messages_per_second: float = 20.0  # per client address, all its connections
     client_burst: int = 40
     client_connections: int = 100  # open at once from one address
+    # New connections from one address: a handshake and a join cost the server far more than a
+    # message, and 30 at once hold up everyone for a moment. Reconnecting tabs stay well within.
+    client_connects_per_second: float = 2.0
+    client_connect_burst: int = 10
     strikes: int = 20  # refused frames in a row before the connection is closed
     typing_interval: float = 2.0  # at most one typing notice relayed per socket per interval
     replay_messages_per_token: int = 100  # a replay costs 1 token, plus 1 per this many
@@ -65,21 +70,39 @@ class ClientLimits:
     limits: ChatLimits
     connections: dict[str, int] = field(default_factory=dict)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    openings: dict[str, TokenBucket] = field(default_factory=dict)
 
-    def connect(self, client: str) -> bool:
-        """Count a new connection; False (and nothing counted) when the client has too many."""
-        if self.connections.get(client, 0) >= self.limits.client_connections:
-            return False
+    def connect(self, client: str, now: float) -> str | None:
+        """Count a new connection; or say why it is refused (and count nothing)."""
+        limits = self.limits
+        if self.connections.get(client, 0) >= limits.client_connections:
+            most = limits.client_connections
+            return f"Too many connections from {client}: at most {most} at once."
+        opening = self.openings.get(client)
+        if opening is None:
+            opening = TokenBucket(limits.client_connects_per_second, limits.client_connect_burst,
+                                  -1, now)  # fmt: skip
+            self.openings[client] = opening
+        if not opening.take(now):
+            wait = opening.retry_after()
+            return f"Too many new connections from {client}: try again in {wait:.1f} s."
         self.connections[client] = self.connections.get(client, 0) + 1
-        return True
+        return None
 
-    def disconnect(self, client: str) -> None:
+    def disconnect(self, client: str, now: float) -> None:
         left = self.connections.get(client, 0) - 1
         if left > 0:
             self.connections[client] = left
-        else:  # its bucket goes too: a client with no connection sends nothing
-            self.connections.pop(client, None)
-            self.buckets.pop(client, None)
+            return
+        self.connections.pop(client, None)
+        # A client that leaves owing tokens owes them when it comes back: reconnecting must not
+        # wipe a debt. Buckets that are full again hold nothing worth keeping.
+        for buckets in (self.buckets, self.openings):
+            for address in [a for a in buckets if a not in self.connections]:
+                bucket = buckets[address]
+                bucket.refill(now)
+                if bucket.tokens >= bucket.burst:
+                    del buckets[address]
 
     def take(self, client: str, now: float, cost: float = 1.0) -> bool:
         """Spend from the client's bucket; False means: over the client's limit."""

@@ -7,6 +7,7 @@ error with the API's usual JSON body, so a client learns why in words, not a bar
 
 import logging
 import sqlite3
+import time
 import uuid
 from typing import Annotated, Any
 
@@ -163,17 +164,16 @@ async def connect(
         return
     client = client_address(websocket)
     clients: ClientLimits = websocket.app.state.clients
-    if not clients.connect(client):
-        limit = clients.limits.client_connections
-        message = f"Too many connections from {client}: at most {limit} at once."
-        await refuse(websocket, 429, "too_many_connections", message)
+    refusal = clients.connect(client, time.monotonic())
+    if refusal is not None:
+        await refuse(websocket, 429, "too_many_connections", refusal)
         return
     try:
         await websocket.accept()
         transport = StarletteTransport(websocket, client=client)
         await serve_member(actor, transport, channel_id, name, resume_from)
     finally:
-        clients.disconnect(client)
+        clients.disconnect(client, time.monotonic())
 
 
 async def serve_member(

@@ -36,7 +36,8 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # meant for one person typing, per connection and per address, or they would measure those.
 LIFTED_LIMITS = dict.fromkeys(
     ["ACCORD_RATE_LIMIT", "ACCORD_RATE_BURST", "ACCORD_CLIENT_RATE_LIMIT",
-     "ACCORD_CLIENT_RATE_BURST", "ACCORD_CLIENT_CONNECTIONS"],
+     "ACCORD_CLIENT_RATE_BURST", "ACCORD_CLIENT_CONNECTIONS", "ACCORD_CLIENT_CONNECT_RATE",
+     "ACCORD_CLIENT_CONNECT_BURST"],
     "1000000",
 )  # fmt: skip
 

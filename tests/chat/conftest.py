@@ -34,6 +34,8 @@ NO_LIMITS = ChatLimits(
     client_messages_per_second=100_000,
     client_burst=100_000,
     client_connections=100_000,
+    client_connects_per_second=100_000,
+    client_connect_burst=100_000,
 )
 RECV_TIMEOUT = 5.0  # seconds a test waits for one frame before it counts as lost
 HTTP_TIMEOUT = 10.0
