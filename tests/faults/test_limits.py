@@ -48,6 +48,24 @@ def test_a_bucket_can_be_charged_into_debt() -> None:
     assert clients.take("a", 1.2)
 
 
+def test_new_connections_per_address_are_paced_and_a_debt_outlives_a_reconnect() -> None:
+    limits = ChatLimits(client_connects_per_second=2, client_connect_burst=3,
+                        client_messages_per_second=1, client_burst=5)  # fmt: skip
+    clients = ClientLimits(limits)
+    assert [clients.connect("a", 0.0) for _ in range(3)] == [None] * 3
+    refusal = clients.connect("a", 0.0)
+    assert refusal == "Too many new connections from a: try again in 0.5 s."
+    assert clients.connect("b", 0.0) is None  # another address has its own budget
+    assert clients.connect("a", 0.5) is None
+    clients.charge("a", 0.5, 15)  # 5 in the bucket and 10 owed
+    for _ in range(4):
+        clients.disconnect("a", 0.5)
+    assert clients.connect("a", 5.0) is None
+    assert not clients.take("a", 5.0)  # 4.5 s repaid 4.5 of the 10 owed: still in debt
+    assert not clients.take("a", 10.9)  # a token needs 11 s: 10 owed, then 1 to spend
+    assert clients.take("a", 11.1)
+
+
 def test_connections_per_client_address_are_capped(start: Any) -> None:
     running = start(chat_limits=ChatLimits(client_connections=3))
     path = running.channel()

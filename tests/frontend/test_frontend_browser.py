@@ -4,9 +4,11 @@ Every test ends with pages.assert_clean(): no request left the machine, no scrip
 JavaScript dialog. Set UPDATE_SCREENSHOT=1 to rewrite docs/screenshot.png (the README's picture).
 """
 
+import json
 import os
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -304,4 +306,40 @@ def test_reconnects_after_a_restart_without_gaps_or_duplicates(
     assert "after_seq=2" in sockets[-1]  # resumed after the last message it had
     history = accord.http.get(f"/api/servers/{server_id}/channels/{channel_id}/messages").json()
     assert sorted(m["message"] for m in history).count("written while offline") == 1
+    pages.assert_clean()
+
+
+def test_a_long_absence_is_caught_up_in_slices_the_rate_limit_can_pay(
+    make_accord: Any, pages: "Pages"
+) -> None:
+    # Replays are paid by the message (a token per 5 here): the page's first slice spends its
+    # budget, the next "resume" is refused, and the page must wait and ask again.
+    strict = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=10,
+                        client_burst=20, replay_messages_per_token=5)  # fmt: skip
+    accord = make_accord(chat_limits=strict)
+    server_id, (channel_id,) = accord.create("Python Lisbon", "general")
+    page = pages.open(accord.page_url(server_id, channel_id), username="dave")
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    expect_connected(page)
+    accord.stop()
+    while len(sockets) < 3:  # then the next attempt is at least 1.5 s away: time to post
+        page.wait_for_timeout(50)
+    # While the page is away, 250 messages are written by a server with no limit to speak of.
+    generous = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=1000,
+                          client_burst=1000)  # fmt: skip
+    accord.settings = replace(accord.settings, chat_limits=generous)
+    accord.start_again()
+    with accord.chat(server_id, channel_id, "carol") as carol:
+        for number in range(250):  # all at once: a commit or two
+            carol.ws.send(json.dumps({"type": "message", "message": f"missed {number}"}))
+        while sum(frame["type"] == "ack" for frame in carol.frames) < 250:
+            carol.frames.append(carol.receive())
+    accord.stop()
+    accord.settings = replace(accord.settings, chat_limits=strict)
+    accord.start_again()
+    expect_connected(page)
+    expect(page.locator("#message-list .message")).to_have_count(250, timeout=20_000)
+    expect(texts(page, "missed 249")).to_have_count(1)
+    assert "after_seq=0" in sockets[-1]  # it had seen nothing: it asked for everything
     pages.assert_clean()
