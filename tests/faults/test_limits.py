@@ -62,8 +62,8 @@ def test_new_connections_per_address_are_paced_and_a_debt_outlives_a_reconnect()
         clients.disconnect("a", 0.5)
     assert clients.connect("a", 5.0) is None
     assert not clients.take("a", 5.0)  # 4.5 s repaid 4.5 of the 10 owed: still in debt
-    assert not clients.take("a", 10.9)  # a token needs 11 s: 10 owed, then 1 to spend
-    assert clients.take("a", 11.1)
+    assert not clients.take("a", 11.4)  # 11 s after the charge: 10 owed, then 1 to spend
+    assert clients.take("a", 11.6)
 
 
 def test_connections_per_client_address_are_capped(start: Any) -> None:
