@@ -62,7 +62,7 @@ SHARDING ?= channel
 cluster: $(LAB_STAMP)
 	$(BIN)/python -m accord_app.cluster --workers $(K) --sharding $(SHARDING)
 
-# The scaling benchmark (about 15 minutes; BENCH_ARGS=--quick: under 2).
+# The scaling benchmark (about 30 minutes; BENCH_ARGS=--quick: about 2).
 BENCH_ARGS ?=
 bench: $(LAB_STAMP)
 	$(BIN)/python benchmarks/scaling.py $(BENCH_ARGS)

@@ -2,13 +2,17 @@
 
 import argparse
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
 
+from accord_app.actors.files import raise_open_files_limit
 from accord_app.app import UVICORN_OPTIONS, create_app
+from accord_app.catalog import CatalogError
 from accord_app.chat.sharding import Sharding
+from accord_app.datalock import DataDirInUse, DataDirLock
 from accord_app.settings import Settings, parse_port
 
 
@@ -44,11 +48,19 @@ def main(argv: list[str] | None = None) -> None:
         settings = replace(Settings.from_env(environ), **given)
     except ValueError as error:
         parser.error(str(error))
-    print(
-        f"Accord on http://{settings.host}:{settings.port}"
-        f" (data in {settings.data_dir}, one actor per {settings.sharding.value})"
-    )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+    raise_open_files_limit()  # before the runtime sizes itself by it
+    url = f"http://{settings.host}:{settings.port}"
+    lock = DataDirLock(settings.data_dir, f"python -m accord_app on {url}")
+    try:
+        lock.acquire()
+        app = create_app(settings)
+    except (DataDirInUse, CatalogError) as error:
+        sys.exit(f"Accord did not start: {error}")
+    print(f"Accord on {url} (data in {settings.data_dir}, one actor per {settings.sharding.value})")
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+    finally:
+        lock.release()
 
 
 if __name__ == "__main__":

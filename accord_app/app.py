@@ -16,7 +16,8 @@ from accord_app.chat import activity
 from accord_app.chat import routes as chat_routes
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_FRAME_BYTES
-from accord_app.errors import install_error_handlers
+from accord_app.chat.ratelimit import ClientLimits
+from accord_app.errors import install_error_handlers, no_such_websocket
 from accord_app.frontend import install_frontend
 from accord_app.limits import BodySizeLimit
 from accord_app.settings import Settings
@@ -59,11 +60,13 @@ def create_app(
     """The Accord app. `channel_actor` is the class that hosts channels: the chapters plug the
     attendee's own in; it must offer the RPC methods `history` and `join` of ChannelActor."""
     settings = settings or Settings.from_env()
-    # Limits and cost are class attributes because the runtime constructs the actors itself.
+    # Limits and cost are class attributes because the runtime constructs the actors itself;
+    # the clients' counters are one object, shared by every actor and the WebSocket route.
+    clients = ClientLimits(settings.chat_limits)
     actor_class = type(
         channel_actor.__name__,
         (channel_actor,),
-        {"limits": settings.chat_limits, "cost": settings.message_cost},
+        {"limits": settings.chat_limits, "clients": clients, "cost": settings.message_cost},
     )
 
     @asynccontextmanager
@@ -104,9 +107,10 @@ def create_app(
         lifespan=lifespan,
     )
     catalog = Catalog(settings.catalog_path)
-    catalog.migrate()
+    catalog.migrate(settings.actors_dir)
     app.state.settings = settings
     app.state.catalog = catalog
+    app.state.clients = clients
     app.state.placement = settings.placement
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
@@ -116,5 +120,6 @@ def create_app(
     app.include_router(chat_routes.router)
     app.include_router(activity.router)
     install_frontend(app)
+    app.add_api_websocket_route("/{path:path}", no_such_websocket)  # after every other route
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app

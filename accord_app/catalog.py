@@ -25,6 +25,10 @@ BUSY_TIMEOUT_SECONDS = 10.0
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
+class CatalogError(RuntimeError):
+    """The catalog file cannot be used; the message names it and says what to do."""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -143,10 +147,33 @@ class Catalog:
         finally:
             conn.close()
 
-    def migrate(self) -> list[int]:
+    def migrate(self, actors_dir: Path | None = None) -> list[int]:
+        """Bring the file up to date; CatalogError if it cannot be the catalog of `actors_dir`.
+
+        An empty (0-byte) file beside actors that hold messages means the catalog was lost or
+        truncated: starting afresh would hide every server and channel, so it is refused.
+        (A brand-new file is empty for a moment too, hence the look at the actors.)"""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connection() as conn:
-            return apply_migrations(conn, load_migrations())
+        if self._is_empty() and actors_dir is not None and any(actors_dir.glob("*/??/??/*")):
+            raise CatalogError(
+                f"{self.path} is empty (0 bytes), yet {actors_dir} holds actors' data: the"
+                " catalog of servers and channels was lost or truncated. Restore it from a"
+                " backup; Accord will not start over with an empty catalog beside them."
+            )
+        try:
+            with self.connection() as conn:
+                return apply_migrations(conn, load_migrations())
+        except sqlite3.DatabaseError as error:
+            raise CatalogError(
+                f"{self.path} cannot be opened as Accord's catalog ({error}). Is it a catalog"
+                " at all? Restore it from a backup, or point ACCORD_DATA_DIR elsewhere."
+            ) from error
+
+    def _is_empty(self) -> bool:
+        try:
+            return self.path.stat().st_size == 0
+        except FileNotFoundError:
+            return False
 
     def create_server(self, name: str) -> Server:
         server = Server(id=str(uuid.uuid4()), name=name)

@@ -5,17 +5,30 @@ FastAPI's own errors (422 with a list of details, {"detail": ...} for 404 and 40
 into this shape here, and a malformed request is a 400, never a 500.
 """
 
+import errno
 import logging
 import re
+import sqlite3
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from accord_app.actors import ActorOverloaded
+from accord_app.actors import (
+    ActorOverloaded,
+    ActorReset,
+    CommitFailed,
+    StorageBusy,
+    StorageDamaged,
+    StorageError,
+    StorageUnavailable,
+)
+from accord_app.actors.errors import is_disk_full
 
 logger = logging.getLogger("accord")
 
@@ -34,6 +47,20 @@ def error_response(
     status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"message": message, "code": code}, status_code, headers=headers)
+
+
+async def refuse(websocket: WebSocket, status: int, code: str, message: str) -> None:
+    """Answer a WebSocket upgrade with an HTTP error in the API's shape, before any upgrade
+    (or close with a reason, on a server that cannot send a denial response)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(status, code, message))
+    else:
+        await websocket.close(1008, message[:120])
+
+
+async def no_such_websocket(websocket: WebSocket) -> None:
+    """Every WebSocket path that no route has: a 404 like any other, not an empty 403."""
+    await refuse(websocket, 404, "not_found", f"There is no WebSocket at {websocket.url.path}.")
 
 
 # FastAPI's status codes for its own exceptions, and the codes we give them.
@@ -143,9 +170,69 @@ async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def storage_error_answer(exc: BaseException, folder: Path | None = None) -> tuple[str, str] | None:
+    """(code, sentence) for an error of the disk or of a database file (in `folder`, if known),
+    or None for others."""
+    if is_disk_full(exc, folder):
+        return "storage_full", "The server's disk is full: nothing can be stored for now."
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return "server_busy", "The server has too many files open right now; try again shortly."
+    if isinstance(exc, StorageDamaged) or type(exc) is sqlite3.DatabaseError:  # not a database
+        message = "This data is damaged and needs the server's operator; nothing was changed."
+        return "storage_unavailable", message
+    if isinstance(exc, StorageBusy):
+        message = "Another process holds this data: is a second Accord using the same folder?"
+        return "storage_unavailable", message
+    if isinstance(exc, StorageUnavailable | sqlite3.OperationalError):
+        return "storage_unavailable", "The server's storage is unavailable right now."
+    if isinstance(exc, CommitFailed | ActorReset):
+        return "not_stored", "The change could not be made durable; it was not kept."
+    return None
+
+
+async def _storage_failed(request: Request, exc: Exception) -> JSONResponse:
+    # The disk, not the request: answer 503 (try again later) and log it, without a traceback
+    # per request (a full disk fails them all).
+    answer = storage_error_answer(exc, request.app.state.settings.data_dir)
+    if answer is None:
+        return await _unexpected_error(request, exc)
+    logger.warning("%s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, *answer, headers={"retry-after": "5"})
+
+
+class QuietBadUtf8(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 frame as an ERROR with a traceback, every time:
+    a client's mistake, not the server's, and a way to flood the log. One INFO line, at most
+    once per BAD_UTF8_LOG_SECONDS; the connection is closed with 1007 all the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = -BAD_UTF8_LOG_SECONDS
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            return True
+        now = time.monotonic()
+        if now - self.last < BAD_UTF8_LOG_SECONDS:
+            return False
+        self.last = now
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg = "A client sent a text frame that is not UTF-8; closed it with 1007."
+        return True
+
+
+BAD_UTF8_LOG_SECONDS = 10.0
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietBadUtf8) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(QuietBadUtf8())
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(ActorOverloaded, _overloaded)
+    for storage_failure in (StorageError, CommitFailed, ActorReset, sqlite3.Error, OSError):
+        app.add_exception_handler(storage_failure, _storage_failed)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -5,9 +5,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from accord_app.chat.channel import ChatLimits
 from accord_app.chat.cost import CostKind, MessageCost
+from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
+from accord_app.origins import normalise_origin
 from accord_app.placement import Placement
 
 # The project folder (the package sits in it); data/ beside the package is git-ignored.
@@ -33,6 +34,8 @@ class Settings:
     sharding: Sharding = Sharding.CHANNEL
     idle_timeout: float = 10.0  # seconds before an idle actor hibernates
     chat_limits: ChatLimits = field(default_factory=ChatLimits)
+    # Web pages of other origins that may open WebSockets here (its own pages always may).
+    allowed_origins: frozenset[str] = frozenset()
     message_cost: MessageCost = field(default_factory=MessageCost)
     # Set by the cluster (accord_app/cluster) for each of its workers; None: a lone process.
     worker: int | None = None  # this worker's number, 1..K
@@ -85,6 +88,17 @@ class Settings:
         work_ms = number("ACCORD_WORK_MS", 0.0)
         if not work_ms >= 0:
             raise ValueError(f"ACCORD_WORK_MS must be 0 or more milliseconds, not {work_ms!r}")
+        origins = set()
+        for text in environ.get("ACCORD_ALLOWED_ORIGINS", "").split(","):
+            if not text.strip():
+                continue
+            origin = normalise_origin(text)
+            if origin is None:
+                raise ValueError(
+                    f"ACCORD_ALLOWED_ORIGINS lists {text.strip()!r}, which is not an origin"
+                    " such as https://chat.example.org or http://localhost:5173"
+                )
+            origins.add(origin)
         work_kind = environ.get("ACCORD_WORK_KIND", CostKind.TURN.value)
         if work_kind not in {kind.value for kind in CostKind}:
             choices = ", ".join(kind.value for kind in CostKind)
@@ -98,7 +112,21 @@ class Settings:
             chat_limits=ChatLimits(
                 messages_per_second=number("ACCORD_RATE_LIMIT", limits.messages_per_second),
                 burst=int(number("ACCORD_RATE_BURST", limits.burst)),
+                client_messages_per_second=number(
+                    "ACCORD_CLIENT_RATE_LIMIT", limits.client_messages_per_second
+                ),
+                client_burst=int(number("ACCORD_CLIENT_RATE_BURST", limits.client_burst)),
+                client_connections=int(
+                    number("ACCORD_CLIENT_CONNECTIONS", limits.client_connections)
+                ),
+                client_connects_per_second=number(
+                    "ACCORD_CLIENT_CONNECT_RATE", limits.client_connects_per_second
+                ),
+                client_connect_burst=int(
+                    number("ACCORD_CLIENT_CONNECT_BURST", limits.client_connect_burst)
+                ),
             ),
+            allowed_origins=frozenset(origins),
             message_cost=MessageCost(work_ms, CostKind(work_kind)),
             worker=None if worker is None else int(worker),
             workers=tuple(address for address in workers.split(",") if address),

@@ -74,6 +74,8 @@ from typing import Any, TypeVar, cast
 
 import httpx
 
+from accord_app.lab.loadtest import LIFTED_LIMITS
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"  # git-ignored
@@ -84,8 +86,6 @@ MESSAGE_PREFIX = b'{"type":"message"'
 TARGET_RATIO = 0.9
 TARGET_KB_PER_CONNECTION = 20.0
 BUSY_MACHINE_CPU = 25.0  # % of a core used by other processes that makes msgs/s unreliable
-# Accord's defaults suit people typing; a load test must not measure the rate limiter.
-ACCORD_LIMITS = {"ACCORD_RATE_LIMIT": "1e6", "ACCORD_RATE_BURST": "1000000"}
 CONNECT_CONCURRENCY = 100  # handshakes in flight at once: keeps the listen backlog happy
 T = TypeVar("T")
 
@@ -212,7 +212,7 @@ class ServerProcess:
         self.target = target
         self.port = free_port()
         self.log_path = workdir / "server.log"
-        env = {**os.environ, **ACCORD_LIMITS, "PYTHONPATH": str(PROJECT_DIR)}
+        env = {**os.environ, **LIFTED_LIMITS, "PYTHONPATH": str(PROJECT_DIR)}
         if idle_timeout is not None:
             env["ACCORD_IDLE_TIMEOUT"] = str(idle_timeout)
         # A file, not a pipe: nobody reads a pipe during the run, and a full one blocks the server.

@@ -48,6 +48,7 @@ from locust.env import Environment
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from accord_app.lab.loadtest import (
+    ACKED_SHARE,
     Membership,
     RatePlan,
     Step,
@@ -496,7 +497,9 @@ def drain_seconds(step: dict[str, Any], good_rate: float) -> float:
     backlog = max(0.0, step["sent_per_second"] - acked) * step["seconds"]
     waited = (ack.get("p99_ms") or 0.0) / 1000
     low, high = DRAIN_SECONDS
-    return min(high, max(low, waited, backlog / max(good_rate, acked, 1.0)))
+    # Half as long again, to be safe: a step measured on a queue left by the last one would
+    # blame the server for what came before it.
+    return min(high, max(low, 1.5 * max(waited, backlog / max(good_rate, acked, 1.0))))
 
 
 def conduct(environment: Environment, shape: SteppedRate) -> None:
@@ -522,8 +525,10 @@ def conduct(environment: Environment, shape: SteppedRate) -> None:
             announce(environment, index, rate, measuring=True)
             gevent.sleep(max(opts.step_seconds - opts.warmup_seconds, opts.min_samples / rate))
             announce(environment, -1, rate, measuring=False)  # closes the step, load goes on
-            kept_up = not past_the_knee(environment, step)
-            rate, index = plan.next(rate, kept_up), index + 1
+            kept_up = not past_the_knee(environment, step)  # waits for every report
+            measured = Step.of(step.summary())
+            overloaded = measured.failures > 0 or measured.acked < ACKED_SHARE * measured.sent
+            rate, index = plan.next(rate, kept_up, overloaded), index + 1
             if rate is not None and not kept_up:
                 announce(environment, -1, 0.0, measuring=False)  # a pause: the queues drain
                 gevent.sleep(drain_seconds(step.summary(), plan.good))

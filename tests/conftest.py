@@ -1,11 +1,13 @@
 """Fixtures shared by every test: settings on a temporary data dir, the app in-process and
-behind a real uvicorn on loopback, and a headless Chromium for the browser tests.
+behind a real uvicorn on loopback, a headless Chromium for the browser tests, and disks that
+fill up or turn read-only (root only: skipped with the reason elsewhere, failed in CI).
 
 Nothing here is autouse: a test gets only what it asks for.
 """
 
 import os
-from collections.abc import AsyncIterator, Iterator
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,3 +109,68 @@ def browser(chromium_path: Path) -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+def need_root(what: str) -> None:
+    """Skip a test that needs root (to mount a filesystem, say), with the reason; in CI, which
+    runs as root, fail it instead: nothing may be skipped there."""
+    if os.geteuid() != 0:
+        message = f"needs root to {what}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+class SmallDisk:
+    """A 4 MiB tmpfs: a disk that fills up."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fill(self) -> Path:
+        """Fill it up; the file to delete to free it again."""
+        filler = self.path / "filler"
+        with filler.open("wb") as file:
+            try:
+                while True:
+                    file.write(b"\0" * 65536)
+                    file.flush()
+            except OSError:
+                pass
+        return filler
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    need_root("mount a small tmpfs")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    try:
+        yield SmallDisk(mount)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def remountable() -> Iterator[Callable[[Path], Callable[[bool], None]]]:
+    """mount(folder): a small tmpfs on `folder`, and a function that makes it read-only (True)
+    or writable again (False). Linux refuses to make a mount read-only while a file on it is
+    open for writing, so the folder must be one whose files are closed by then."""
+    need_root("mount and remount a tmpfs")
+    mounted: list[Path] = []
+
+    def mount(folder: Path) -> Callable[[bool], None]:
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], check=True)
+        mounted.append(folder)
+
+        def read_only(on: bool) -> None:
+            mode = "ro" if on else "rw"
+            subprocess.run(["mount", "-o", f"remount,{mode}", str(folder)], check=True)
+
+        return read_only
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

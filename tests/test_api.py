@@ -5,6 +5,7 @@ httpx.ASGITransport, and over a real socket against uvicorn on 127.0.0.1.
 """
 
 import json
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
@@ -323,7 +324,7 @@ async def test_channel_name_bounds(client: httpx.AsyncClient, name: str, ok: boo
     response = await client.post(f"/api/servers/{server['id']}/channels", json={"name": name})
     if ok:
         assert response.status_code == 201
-        assert response.json()["name"] == name.strip()
+        assert response.json()["name"] == unicodedata.normalize("NFC", name.strip())
     else:
         assert_error(response, 400, "invalid_body")
 
@@ -560,7 +561,7 @@ async def test_odd_unicode_names_are_accepted_or_refused_never_500(
     content = json.dumps({"name": name}).encode()
     response = await http.post("/api/servers", content=content, headers=JSON)
     if response.status_code == 201:
-        assert response.json()["name"] == name.strip()
+        assert response.json()["name"] == unicodedata.normalize("NFC", name.strip())
         assert (await http.get("/api/servers")).json() == [response.json()]
     else:
         assert_error(response, 400, "invalid_body")

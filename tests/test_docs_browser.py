@@ -19,6 +19,8 @@ EXPECTED_OPERATIONS = [
     ("POST", "/api/servers/{server_id}/channels"),
     ("GET", "/api/servers/{server_id}/channels/{channel_id}/messages"),
     ("GET", "/api/servers/{server_id}/channels/{channel_id}/connect"),
+    ("GET", "/api/servers/{server_id}/channels/{channel_id}/activity"),
+    ("GET", "/api/servers/{server_id}/activity"),
 ]
 
 

@@ -14,7 +14,11 @@ from accord_app.actors.errors import (
     InvalidActorId,
     InvalidName,
     RuntimeClosed,
+    StorageBusy,
+    StorageDamaged,
     StorageError,
+    StorageFull,
+    StorageUnavailable,
     UnknownMethod,
 )
 from accord_app.actors.ids import ActorId
@@ -56,7 +60,11 @@ __all__ = [
     "RuntimeClosed",
     "StarletteTransport",
     "Storage",
+    "StorageBusy",
+    "StorageDamaged",
     "StorageError",
+    "StorageFull",
+    "StorageUnavailable",
     "Stub",
     "Transport",
     "TransportClosed",

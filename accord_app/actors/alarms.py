@@ -22,6 +22,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from accord_app.actors.errors import StorageDamaged
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_RETRY_BASE_SECONDS = 2.0
@@ -38,7 +40,14 @@ class AlarmIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()  # one writer connection, shared by the worker threads
         self._writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._writer.execute("PRAGMA journal_mode = WAL")
+        try:
+            self._writer.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.DatabaseError as error:
+            self._writer.close()
+            raise StorageDamaged(
+                f"{path} is not an alarm index ({error}): move it aside to start; the alarms it"
+                " held are then forgotten, and their actors must set them again"
+            ) from error
         self._writer.execute("PRAGMA synchronous = FULL")
         self._writer.execute(
             "CREATE TABLE IF NOT EXISTS alarms (actor TEXT PRIMARY KEY, at REAL NOT NULL)"

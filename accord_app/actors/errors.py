@@ -1,5 +1,11 @@
 """Errors the actor runtime raises, each with a message that says what to do about it."""
 
+import errno
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
 
 class ActorError(Exception):
     """Base class of every error raised by accord_app.actors."""
@@ -36,6 +42,60 @@ class ActorReset(ActorError):
 
 class StorageError(ActorError):
     """A storage call the runtime refuses, e.g. a value that is not JSON or too many keys."""
+
+
+class StorageUnavailable(StorageError):
+    """The actor's file cannot be opened or written (a read-only folder, a full disk, no file
+    descriptors left): nothing was stored. Worth trying again later."""
+
+
+class StorageBusy(StorageUnavailable):
+    """Another process holds the actor's file (a second server on the same data folder)."""
+
+
+class StorageDamaged(StorageUnavailable):
+    """The actor's file is damaged: empty, not a database, or of another format. Refused rather
+    than started afresh, which would number its messages from 1 again: it needs an operator."""
+
+
+class StorageFull(StorageUnavailable):
+    """The disk is full: nothing more can be stored until space is freed."""
+
+
+# SQLite says "disk I/O error", not "disk is full", when the file it cannot grow is its
+# shared-memory index or its journal: then the filesystem's free space tells.
+NEARLY_FULL_BYTES = 256 * 1024
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes an unprivileged writer may still use on `folder`'s filesystem (huge if unknown)."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return sys.maxsize
+    return stats.f_bavail * stats.f_frsize
+
+
+def is_disk_full(error: BaseException, folder: Path | None = None) -> bool:
+    """Whether an error from SQLite or the OS, met while writing in `folder`, means that
+    the disk is full."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    text = str(error)
+    if "disk is full" in text or "No space left" in text:
+        return True
+    return (
+        folder is not None and "disk I/O error" in text and free_bytes(folder) < NEARLY_FULL_BYTES
+    )
+
+
+def storage_unavailable(path: Path, error: BaseException) -> StorageUnavailable:
+    """The error to raise when an actor's file cannot be used, naming the file and why."""
+    if is_disk_full(error, path.parent):
+        return StorageFull(f"{path}: the disk is full ({error})")
+    if type(error) is sqlite3.DatabaseError:  # "file is not a database", "malformed"
+        return StorageDamaged(f"{path} is damaged: {error}")
+    return StorageUnavailable(f"{path} cannot be used: {error}")
 
 
 class AttachmentTooLarge(ActorError, ValueError):

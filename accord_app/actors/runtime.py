@@ -24,6 +24,7 @@ import contextlib
 import inspect
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,8 +47,12 @@ from accord_app.actors.errors import (
     InvalidActorId,
     InvalidName,
     RuntimeClosed,
+    StorageError,
     UnknownMethod,
+    is_disk_full,
+    storage_unavailable,
 )
+from accord_app.actors.files import open_files_limit
 from accord_app.actors.gates import Mailbox, OutputGate
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
@@ -60,6 +65,8 @@ from accord_app.actors.storage import Storage, fsync_path
 logger = logging.getLogger(__name__)
 # How long a socket gets to close politely when the runtime shuts down.
 SHUTDOWN_CLOSE_SECONDS = 1.0
+# A failing actor's log lines: one per this many seconds at most.
+FAILURE_LOG_SECONDS = 60.0
 
 CommitMode = Literal["grouped", "per_turn"]
 _NAMESPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -90,6 +97,15 @@ class Actor:
 
     async def websocket_error(self, ws: HibernatableWebSocket, error: Exception) -> None:
         """Receiving from `ws` failed; the socket is closed and gone."""
+
+    @classmethod
+    def websocket_refused(
+        cls, ws: HibernatableWebSocket, data: str | bytes, error: Exception
+    ) -> None:
+        """A message that arrived on `ws` came to nothing: the actor could not start (its
+        storage is unavailable), `websocket_message` raised, or the commit that would have
+        kept its writes failed. Say so to the client with `ws.send(...)`. A class method:
+        there may be no instance to ask. By default the client is told nothing."""
 
 
 class ActorContext:
@@ -140,6 +156,7 @@ class Event:
     action: Callable[[Actor], Awaitable[Any]]
     reply: "asyncio.Future[Any] | None" = None  # resolved through the output gate
     turn_done: "asyncio.Future[None] | None" = None  # resolved when the turn ends, not gated
+    message: "tuple[HibernatableWebSocket, str | bytes] | None" = None  # from a socket
 
 
 class Reply:
@@ -161,6 +178,22 @@ class Reply:
     def drop(self, error: BaseException) -> None:
         if not self.future.done():
             self.future.set_exception(error)
+
+
+class Refusal:
+    """Stands behind the writes of a socket message's turn in the output gate: released (and
+    forgotten) when they are durable, dropped (and the client told) if they are lost."""
+
+    __slots__ = ("data", "host", "ws")
+
+    def __init__(self, host: "ActorHost", ws: HibernatableWebSocket, data: str | bytes):
+        self.host, self.ws, self.data = host, ws, data
+
+    def release(self) -> None:
+        """The message's writes are durable: nothing to say."""
+
+    def drop(self, error: BaseException) -> None:
+        self.host.refuse(self.ws, self.data, error)
 
 
 class Frame:
@@ -215,7 +248,7 @@ class ActorHost:
         self.namespace = namespace
         self.id = actor_id
         self.mailbox: Mailbox[Event] = Mailbox(namespace.runtime.max_queue)
-        self.gate: OutputGate[Reply | Frame] = OutputGate()
+        self.gate: OutputGate[Reply | Frame | Refusal] = OutputGate()
         self.instance: Actor | None = None
         self.storage: Storage | None = None
         self.sockets: list[HibernatableWebSocket] = []
@@ -228,6 +261,10 @@ class ActorHost:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_active = 0.0
         self._pending_reset: BaseException | None = None
+
+    @property
+    def last_active(self) -> float:
+        return self._last_active
 
     @property
     def quiet(self) -> bool:
@@ -270,6 +307,7 @@ class ActorHost:
             constructing = self.instance is None
             if constructing:
                 await self.namespace.wait_until_closed(self.id.hex)
+                await self.namespace.runtime.make_room(for_host=self)
             actor = self._instance()
             await self._run_blockers()
             if constructing and self.storage is not None:
@@ -287,6 +325,13 @@ class ActorHost:
             self._reset(error)
         if event.turn_done is not None and not event.turn_done.done():
             event.turn_done.set_result(None)
+        if event.message is not None:
+            ws, data = event.message
+            refusal = Refusal(self, ws, data)
+            if error is not None:
+                refusal.drop(error)
+            else:
+                self.gate.send(refusal)  # held until its writes are durable, if it made any
         if event.reply is not None:
             reply = Reply(event.reply, value, error)
             if self.gate.send(reply):
@@ -303,13 +348,30 @@ class ActorHost:
         if self.instance is None:
             runtime = self.namespace.runtime
             path = self.namespace.storage_path(self.id.hex)
-            self.storage = Storage(path, on_first_write=self.gate.wrote, fsync=runtime.fsync)
+            try:
+                self.storage = Storage(path, on_first_write=self.gate.wrote, fsync=runtime.fsync)
+            except StorageError as error:
+                self.namespace.log_failure(self.id.hex, f"cannot start: {error}")
+                raise
+            except (OSError, sqlite3.Error) as error:
+                unavailable = storage_unavailable(path, error)
+                self.namespace.log_failure(self.id.hex, f"cannot start: {unavailable}")
+                raise unavailable from error
             try:
                 self.instance = self.namespace.actor_class(ActorContext(self))
             except BaseException as error:
                 self._reset(error)
                 raise
         return self.instance
+
+    def refuse(self, ws: HibernatableWebSocket, data: str | bytes, error: BaseException) -> None:
+        """Tell the client of `ws` (through the actor class) that its message came to nothing."""
+        if ws.closing or not isinstance(error, Exception):
+            return
+        try:
+            self.namespace.actor_class.websocket_refused(ws, data, error)
+        except Exception:
+            logger.exception("websocket_refused of %s failed", self.namespace.actor_class.__name__)
 
     async def _run_blockers(self) -> None:
         while self.blockers:
@@ -375,10 +437,10 @@ class ActorHost:
         return wal_is_large
 
     def _commit_failed(self, error: BaseException) -> None:
-        logger.error("commit of actor %s failed, resetting it: %s", self.id.hex, error)
-        failure = CommitFailed(
-            f"writes of actor {self.id.hex[:12]}… were not made durable: {error}"
-        )
+        folder = self.namespace.storage_path(self.id.hex).parent
+        why = f"the disk is full ({error})" if is_disk_full(error, folder) else str(error)
+        self.namespace.log_failure(self.id.hex, f"commit failed, resetting it: {why}")
+        failure = CommitFailed(f"writes of actor {self.id.hex[:12]}… were not made durable: {why}")
         for output in self.gate.commit_failed():
             output.drop(failure)
         if self.mailbox.turn_running:
@@ -389,7 +451,7 @@ class ActorHost:
     def _reset(self, cause: BaseException) -> None:
         """Throw the instance away, rolling back what is not committed. Queued events stay and
         will meet a fresh instance built from disk."""
-        logger.warning("actor %s reset: %r", self.id.hex, cause)
+        self.namespace.log_failure(self.id.hex, f"reset: {cause!r}")
         self.blockers.clear()
         self.instance = None
         storage, self.storage = self.storage, None
@@ -559,7 +621,8 @@ def _handler_event(
             logger.exception("%s of actor %s failed", handler, actor.ctx.id.hex)
             raise
 
-    return Event(action, None, turn_done)
+    message = (args[0], args[1]) if handler == "websocket_message" else None
+    return Event(action, None, turn_done, message)
 
 
 class Stub(Generic[A]):
@@ -620,6 +683,7 @@ class Namespace(Generic[A]):
         )
         self._hosts: dict[str, ActorHost] = {}
         self._closing: dict[str, asyncio.Future[None]] = {}  # databases being closed, by actor
+        self._failures_logged: dict[str, float] = {}  # actor -> when its last failure was logged
         self._started = False
         with contextlib.suppress(RuntimeError):  # no running loop yet: start on first call
             self._start()
@@ -684,6 +748,22 @@ class Namespace(Generic[A]):
         if closing is not None:
             await asyncio.gather(closing, return_exceptions=True)
 
+    def log_failure(self, actor_hex: str, what: str) -> None:
+        """Log an actor's failure, at most once per FAILURE_LOG_SECONDS for each actor: a full
+        disk fails every message, and a log line per message would fill it faster."""
+        now = time.monotonic()
+        if now - self._failures_logged.get(actor_hex, -FAILURE_LOG_SECONDS) < FAILURE_LOG_SECONDS:
+            logger.debug("actor %s: %s", actor_hex, what)
+            return
+        self._failures_logged[actor_hex] = now
+        logger.error(
+            "actor %s of %s: %s (its next failures within %g s are not logged)",
+            actor_hex[:12],
+            self.name,
+            what,
+            FAILURE_LOG_SECONDS,
+        )
+
     def forget(self, host: ActorHost) -> None:
         if self._hosts.get(host.id.hex) is host:
             del self._hosts[host.id.hex]
@@ -730,12 +810,23 @@ class Namespace(Generic[A]):
     def live_count(self) -> int:
         return sum(1 for host in self._hosts.values() if host.instance is not None)
 
+    def awake_hosts(self) -> list[ActorHost]:
+        return [host for host in self._hosts.values() if host.instance is not None]
+
+    def closing_futures(self) -> list["asyncio.Future[None]"]:
+        return list(self._closing.values())
+
     async def close(self) -> None:
         await self.scheduler.close()
         for host in list(self._hosts.values()):
             await host.shut_down()
         await asyncio.gather(*self._closing.values(), return_exceptions=True)
         self.alarm_index.close()
+
+
+def default_max_live() -> int:
+    """A quarter of the open files this process may have, at two files per awake actor."""
+    return max(16, open_files_limit() // 8)
 
 
 def _storage_bytes(path: Path) -> int:
@@ -756,6 +847,10 @@ class Runtime:
         (the baseline the benchmark compares against).
     alarm_retry_base, alarm_max_retries: backoff of a failing alarm() (2 s, 4 s, ... 6 times).
     fsync: how a file is made durable; tests inject slow or failing ones.
+    max_live: how many actors may be awake at once (each holds two open files). When one more
+        must wake, the least recently active idle one hibernates, as Cloudflare evicts
+        objects; if none is idle, the new work is refused (ActorOverloaded). The default
+        leaves three quarters of the process's file descriptors to sockets and the rest.
     alarm_index_name: the file, in each namespace's folder, that lists when to wake whom.
         Processes that share a data folder (the cluster's workers) each keep their own, so an
         alarm fires in the process that set it, which is the one that hosts the actor.
@@ -773,6 +868,7 @@ class Runtime:
         fsync: Callable[[Path], None] = fsync_path,
         worker_threads: int = 8,
         alarm_index_name: str = "alarms.sqlite3",
+        max_live: int | None = None,
     ) -> None:
         if commit_mode not in ("grouped", "per_turn"):
             raise ValueError(f"commit_mode is 'grouped' or 'per_turn', not {commit_mode!r}")
@@ -784,6 +880,7 @@ class Runtime:
         self.alarm_max_retries = alarm_max_retries
         self.fsync = fsync
         self.alarm_index_name = alarm_index_name
+        self.max_live = max_live or default_max_live()
         # fsyncs of different actors run in parallel; each actor has at most one in flight.
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="accord-commit")
         self._namespaces: dict[str, Namespace[Any]] = {}
@@ -802,6 +899,25 @@ class Runtime:
         namespace = Namespace(self, name, actor_class)
         self._namespaces[name] = namespace
         return namespace
+
+    async def make_room(self, for_host: "ActorHost") -> None:
+        """Before `for_host` wakes: if max_live actors are awake (or still closing their files),
+        hibernate the least recently active idle one and wait for its files to close; refuse
+        (ActorOverloaded) if every awake actor is busy."""
+        while True:
+            awake = [host for ns in self._namespaces.values() for host in ns.awake_hosts()]
+            closing = [f for ns in self._namespaces.values() for f in ns.closing_futures()]
+            if len(awake) + len(closing) < self.max_live:
+                return
+            if closing:
+                await asyncio.wait(closing, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            idle = [host for host in awake if host.quiet and host is not for_host]
+            if not idle:
+                raise ActorOverloaded(
+                    f"{self.max_live} actors are awake and busy: no room to wake another now"
+                )
+            min(idle, key=lambda host: host.last_active).hibernate()
 
     def check_open(self) -> None:
         if self._closed:

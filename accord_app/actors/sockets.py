@@ -74,8 +74,9 @@ class StarletteTransport:
         await transport.wait_closed()
     """
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocket, client: str = "local") -> None:
         self.websocket = websocket
+        self.client = client  # who is at the other end, as the web layer tells it
         self._closed = asyncio.Event()
         self._aborted: asyncio.Future[TransportClosed] = asyncio.get_running_loop().create_future()
 

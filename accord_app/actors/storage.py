@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, overload
 
-from accord_app.actors.errors import StorageError
+from accord_app.actors.errors import StorageBusy, StorageDamaged, StorageError
 
 # Durable Objects' limit for one multi-key get/put/delete.
 MAX_KEYS_PER_CALL = 128
@@ -63,6 +63,33 @@ def fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _create(path: Path) -> None:
+    """Create an actor's database whole: built under another name, made durable, then renamed
+    into place. So a file at `path` is never empty unless something damaged it. (This fsync is
+    not a commit's: the `fsync` given to Storage, which tests count, covers commits only.)"""
+    building = path.with_name(path.name + ".new")
+    building.unlink(missing_ok=True)  # left by a crash in the middle of a creation
+    connection = sqlite3.connect(building, isolation_level=None)
+    try:
+        connection.execute("BEGIN")
+        for statement in _SCHEMA:
+            connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+    fsync_path(building)
+    building.replace(path)
+    fsync_directory(path.parent)
+
+
+def _has_data(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def to_epoch_seconds(when: float | datetime) -> float:
@@ -137,21 +164,43 @@ class Storage:
         self._on_first_write = on_first_write
         self._fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            _create(path)
+        elif path.stat().st_size == 0 and not _has_data(self.wal_path):
+            # Never left so by Accord (files are created whole, see _create): it was truncated.
+            # Starting it afresh would number its messages from 1 again, so refuse.
+            raise StorageDamaged(
+                f"{path} is empty (0 bytes): this actor's data was truncated or lost. Restore"
+                " the file from a backup; Accord will not start the actor afresh over it."
+            )
         # check_same_thread=False: checkpoints and close() run in a worker thread while the
-        # loop leaves the connection alone.
-        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # loop leaves the connection alone. timeout=0: a file that another process holds is
+        # reported at once, not waited for on the event loop (which would freeze every actor).
+        self.connection = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=0
+        )
         self.connection.row_factory = sqlite3.Row
         # EXCLUSIVE: this connection is the only one, for as long as the actor is awake. SQLite
         # then keeps the WAL index in memory instead of a -shm file (one file fewer to create on
         # every wake-up), and a second process opening the same actor fails with "database is
         # locked": a local guard of the one-instance rule that Cloudflare enforces globally.
         self.connection.execute("PRAGMA locking_mode = EXCLUSIVE")
-        self.connection.execute("PRAGMA journal_mode = WAL")
+        try:
+            self.connection.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as error:
+            self.connection.close()
+            if "locked" in str(error):
+                raise StorageBusy(
+                    f"{path} is held by another process: is a second Accord using this data folder?"
+                ) from None
+            raise
         self.connection.execute("PRAGMA synchronous = OFF")  # make_durable() does the fsync
         self.connection.execute("PRAGMA wal_autocheckpoint = 0")  # make_durable() checkpoints
         self.connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
-        if self.connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            self._create_schema()
+        version = self.connection.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            self.connection.close()
+            raise StorageDamaged(f"{path} is not an Accord actor's file (schema version {version})")
         self._turn_savepoint = False
         self._transaction_depth = 0
         self._alarm: float | None = None
@@ -160,13 +209,6 @@ class Storage:
         self._alarm_index_stale = False
         self.sql = SqlApi(self)
         self._directories_synced = False
-
-    def _create_schema(self) -> None:
-        self.connection.execute("BEGIN IMMEDIATE")
-        for statement in _SCHEMA:
-            self.connection.execute(statement)
-        self.connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self.connection.execute("COMMIT")
 
     # -- turns and commits (used by the runtime) -------------------------------------------
 

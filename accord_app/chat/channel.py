@@ -11,12 +11,24 @@ see a message that a crash could take back.
 
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from accord_app.actors import Actor, ActorContext, HibernatableWebSocket, Transport
+from accord_app.actors import (
+    Actor,
+    ActorContext,
+    ActorOverloaded,
+    ActorReset,
+    CommitFailed,
+    HibernatableWebSocket,
+    StorageBusy,
+    StorageDamaged,
+    StorageUnavailable,
+    Transport,
+)
+from accord_app.actors.errors import is_disk_full
 from accord_app.chat.cost import MessageCost
 from accord_app.chat.protocol import (
+    ClientFrame,
     ProtocolError,
     Resume,
     SendMessage,
@@ -24,7 +36,7 @@ from accord_app.chat.protocol import (
     encode,
     parse_frame,
 )
-from accord_app.chat.ratelimit import TokenBucket
+from accord_app.chat.ratelimit import ChatLimits, ClientLimits, TokenBucket
 
 SCHEMA = [
     # WITHOUT ROWID: the rows are stored in (channel_id, seq) order, which is the order every
@@ -44,6 +56,9 @@ SCHEMA = [
         WHERE nonce IS NOT NULL""",
 ]
 COLUMNS = "id, seq, timestamp, username, message"
+# The close code for a connection that keeps sending refused frames (RFC 6455: "policy
+# violation").
+CLOSE_POLICY = 1008
 # One replay sends at most this many messages, or about this many characters, then says
 # "more": the client asks again. A whole day of a busy channel in one go could fill the
 # socket's bounded send queue (sockets.MAX_OUTBOX_BYTES) and get a healthy client cut off.
@@ -51,13 +66,29 @@ REPLAY_MESSAGES = 1000
 REPLAY_CHARS = 512 * 1024
 
 
-@dataclass(frozen=True)
-class ChatLimits:
-    """Per-connection limits. Load tests raise them; the defaults suit people typing."""
-
-    messages_per_second: float = 5.0
-    burst: int = 10
-    typing_interval: float = 2.0  # at most one typing notice relayed per socket per interval
+def refusal_for(error: Exception, nonce: str | None) -> ProtocolError:
+    """The error frame for a message that came to nothing because of `error`."""
+    if is_disk_full(error):
+        return ProtocolError(
+            "storage_full", "The server's disk is full: this message was not stored.", nonce
+        )
+    if isinstance(error, StorageDamaged):
+        message = "This channel's data is damaged and needs the server's operator: not stored."
+        return ProtocolError("storage_unavailable", message, nonce)
+    if isinstance(error, StorageBusy):
+        message = "Another process holds this channel's data: this message was not stored."
+        return ProtocolError("storage_unavailable", message, nonce)
+    if isinstance(error, StorageUnavailable):
+        message = "This channel's storage is unavailable: this message was not stored."
+        return ProtocolError("storage_unavailable", message, nonce)
+    if isinstance(error, ActorOverloaded):
+        message = "The server is too busy to take this message now: send it again shortly."
+        return ProtocolError("overloaded", message, nonce)
+    if isinstance(error, CommitFailed | ActorReset):
+        message = "This message could not be made durable, so it was not stored: send it again."
+        return ProtocolError("not_stored", message, nonce)
+    message = "The channel failed to handle this message; it was not stored."
+    return ProtocolError("internal_error", message, nonce)
 
 
 def record(row: Any) -> dict[str, Any]:
@@ -66,6 +97,8 @@ def record(row: Any) -> dict[str, Any]:
 
 class ChannelActor(Actor):
     limits: ClassVar[ChatLimits] = ChatLimits()
+    # What each client address may still do, shared by every actor of the process.
+    clients: ClassVar[ClientLimits] = ClientLimits(ChatLimits())
     cost: ClassVar[MessageCost] = MessageCost()  # extra work per message; none by default
 
     def __init__(self, ctx: ActorContext) -> None:
@@ -79,6 +112,7 @@ class ChannelActor(Actor):
         self.last_timestamp: dict[str, int] = {}
         self.buckets: dict[HibernatableWebSocket, TokenBucket] = {}
         self.last_typing: dict[HibernatableWebSocket, float] = {}
+        self.strikes: dict[HibernatableWebSocket, int] = {}  # refused frames in a row
         # (channel_id, username) per socket, parsed once from its attachment: presence walks
         # every member's socket on each join and leave, and JSON per socket would add up.
         self.members_of: dict[HibernatableWebSocket, tuple[str, str]] = {}
@@ -130,29 +164,75 @@ class ChannelActor(Actor):
     # -- socket events ---------------------------------------------------------------------------
 
     async def websocket_message(self, ws: HibernatableWebSocket, data: str | bytes) -> None:
-        if isinstance(data, bytes):
-            self.send_error(ws, ProtocolError("binary_frame", "Send text frames, not binary."))
-            return
-        try:
-            frame = parse_frame(data)
-        except ProtocolError as error:
-            self.send_error(ws, error)
+        frame = self.admit(ws, data)
+        if frame is None:
             return
         channel_id, username = self.who(ws)
         if isinstance(frame, SendMessage):
             await self.cost.spend()  # inside the turn: nothing else reaches this actor meanwhile
             self.post(ws, channel_id, username, frame)
         elif isinstance(frame, Resume):
-            if self.within_rate(ws):  # a replay costs far more than a message: it pays too
-                self.replay(ws, channel_id, frame.after_seq)
+            self.replay(ws, channel_id, frame.after_seq)
         elif isinstance(frame, Typing):
             self.relay_typing(ws, channel_id, username)
+
+    def admit(self, ws: HibernatableWebSocket, data: str | bytes) -> ClientFrame | None:
+        """The frame, once paid for; None if refused (with an error frame, and a strike).
+
+        Every frame costs a token of its connection's bucket and of its client's, whatever it
+        asks (a retry, a frame that is refused as malformed), so none of them makes the server
+        work for free. The exception is the one typing notice per typing_interval that is
+        relayed: the page sends no more than that, so an honest member never pays for typing,
+        and a client that sends more pays for every extra. A connection that gets STRIKES
+        refusals in a row is closed: it is not talking to us in good faith."""
+        refusal: ProtocolError | None = None
+        frame: ClientFrame | None = None
+        if isinstance(data, bytes):
+            refusal = ProtocolError("binary_frame", "Send text frames, not binary.")
+        else:
+            try:
+                frame = parse_frame(data)
+            except ProtocolError as error:
+                refusal = error
+        if isinstance(frame, Typing) and self.typing_due(ws):
+            return frame
+        nonce = frame.nonce if isinstance(frame, SendMessage) else getattr(refusal, "nonce", None)
+        if not self.within_rate(ws, nonce):
+            self.strike(ws)
+            return None
+        if refusal is not None:
+            self.send_error(ws, refusal)
+            self.strike(ws)
+            return None
+        return frame
+
+    def strike(self, ws: HibernatableWebSocket) -> None:
+        self.strikes[ws] = self.strikes.get(ws, 0) + 1
+        if self.strikes[ws] >= self.limits.strikes:
+            ws.close(CLOSE_POLICY, f"{self.limits.strikes} refused frames in a row")
+            self.forget(ws)  # no close event follows a close from this side
 
     async def websocket_close(self, ws: HibernatableWebSocket, code: int, reason: str) -> None:
         self.forget(ws)
 
     async def websocket_error(self, ws: HibernatableWebSocket, error: Exception) -> None:
         self.forget(ws)
+
+    @classmethod
+    def websocket_refused(
+        cls, ws: HibernatableWebSocket, data: str | bytes, error: Exception
+    ) -> None:
+        """The message came to nothing (see Actor.websocket_refused): an error frame with the
+        message's nonce, so the client knows which one to send again."""
+        nonce = None
+        if isinstance(data, str):
+            try:
+                frame = parse_frame(data)
+            except ProtocolError as refused:
+                nonce = refused.nonce
+            else:
+                nonce = frame.nonce if isinstance(frame, SendMessage) else None
+        cls.send_error(ws, refusal_for(error, nonce))
 
     # -- the work ----------------------------------------------------------------------------------
 
@@ -167,11 +247,15 @@ class ChannelActor(Actor):
                 username,
                 frame.nonce,
             )
+            if stored and stored[0]["message"] != frame.text:
+                # Not a retry: a client reusing nonces would lose this message silently.
+                reused = "This nonce already names another message: use a new nonce each time."
+                self.send_error(ws, ProtocolError("nonce_reused", reused, frame.nonce))
+                return
             if stored:  # a retry: repeat the first ack, store and broadcast nothing
                 ws.send(encode({"type": "ack", **record(stored[0]), "nonce": frame.nonce}))
                 return
-        if not self.within_rate(ws, frame.nonce):
-            return
+        self.strikes.pop(ws, None)  # a message stored: the connection is in good standing
         message: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "seq": self.next_seq(channel_id),
@@ -200,16 +284,38 @@ class ChannelActor(Actor):
         self.broadcast(channel_id, {"type": "message", **message})
 
     def within_rate(self, ws: HibernatableWebSocket, nonce: str | None = None) -> bool:
-        """Spend a token of this socket's bucket, or send a rate_limited error and say no."""
+        """Spend a token of this socket's bucket and of its client's, or send a rate_limited
+        error and say no."""
         now = time.monotonic()
         bucket = self.buckets.setdefault(
             ws, TokenBucket(self.limits.messages_per_second, self.limits.burst, updated=now)
         )
-        if bucket.take(now):
+        client = self.client_of(ws)
+        if not bucket.take(now):
+            wait = bucket.retry_after()
+        elif not self.clients.take(client, now):
+            bucket.tokens += 1  # not this connection's fault: give its token back
+            wait = self.clients.retry_after(client)
+        else:
             return True
-        message = f"Slow down: try again in {bucket.retry_after():.1f} s."
+        message = f"Slow down: try again in {wait:.1f} s."
         self.send_error(ws, ProtocolError("rate_limited", message, nonce))
         return False
+
+    def charge(self, ws: HibernatableWebSocket, tokens: float) -> None:
+        """Charge work already done (a long replay) to the socket and its client; the debt
+        delays their next frames."""
+        now = time.monotonic()
+        bucket = self.buckets.get(ws)
+        if bucket is not None:
+            bucket.refill(now)
+            bucket.tokens -= tokens
+        self.clients.charge(self.client_of(ws), now, tokens)
+
+    @staticmethod
+    def client_of(ws: HibernatableWebSocket) -> str:
+        """The client address the web layer gave the socket's transport ("local" if none)."""
+        return str(getattr(ws.transport, "client", "local"))
 
     def next_seq(self, channel_id: str) -> int:
         if channel_id not in self.last_seq:
@@ -229,7 +335,7 @@ class ChannelActor(Actor):
             f"SELECT {COLUMNS} FROM messages WHERE channel_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             channel_id,
             after_seq,
-            REPLAY_MESSAGES,
+            min(REPLAY_MESSAGES, self.replay_allowance(ws)),
         )
         sent, last_sent = 0, None
         for row in rows:
@@ -244,17 +350,35 @@ class ChannelActor(Actor):
         more = last_seq < channel_last
         resumed = {"type": "resumed", "after_seq": after_seq, "last_seq": last_seq, "more": more}
         ws.send(encode(resumed))
+        # Replaying is the most expensive thing a client can ask: it pays by the message.
+        self.charge(ws, len(rows) / self.limits.replay_messages_per_token)
+
+    def replay_allowance(self, ws: HibernatableWebSocket) -> int:
+        """How many messages the socket and its client can pay for now (at least one): a slice
+        is cut to that, so 20 sockets of one client cannot all ask for a full slice at once."""
+        now = time.monotonic()
+        buckets = [self.clients.bucket(self.client_of(ws), now)]
+        if ws in self.buckets:  # made by the socket's first frame
+            buckets.append(self.buckets[ws])
+        for bucket in buckets:
+            bucket.refill(now)
+        tokens = min(bucket.tokens for bucket in buckets)
+        return max(1, int(tokens * self.limits.replay_messages_per_token))
+
+    def typing_due(self, ws: HibernatableWebSocket) -> bool:
+        """Whether a typing notice from `ws` would be relayed now (one per typing_interval)."""
+        return time.monotonic() - self.last_typing.get(ws, -1e9) >= self.limits.typing_interval
 
     def relay_typing(self, ws: HibernatableWebSocket, channel_id: str, username: str) -> None:
-        now = time.monotonic()
-        if now - self.last_typing.get(ws, -1e9) < self.limits.typing_interval:
+        if not self.typing_due(ws):
             return  # typing notices are hints: dropping extras is harmless
-        self.last_typing[ws] = now
+        self.last_typing[ws] = time.monotonic()
         self.broadcast(channel_id, {"type": "typing", "username": username}, skip=ws)
 
     def forget(self, ws: HibernatableWebSocket) -> None:
         self.buckets.pop(ws, None)
         self.last_typing.pop(ws, None)
+        self.strikes.pop(ws, None)
         channel_id, username = self.who(ws)
         del self.members_of[ws]
         if not self.sockets_of(channel_id, username):

@@ -20,9 +20,10 @@ frame in an envelope instead, which is cleaner for machines and heavier for a wo
 
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
+
+from accord_app.names import check_name
 
 MAX_MESSAGE_CHARS = 2000
 MAX_USERNAME_CHARS = 32
@@ -98,17 +99,11 @@ def clean_message(text: str) -> str:
 
 
 def clean_username(raw: str | None) -> str:
-    """Trim a username and check it: 1 to MAX_USERNAME_CHARS characters, printable."""
-    name = (raw or "").strip()
-    if not 1 <= len(name) <= MAX_USERNAME_CHARS:
-        raise ProtocolError(
-            "invalid_username",
-            f"The username must be 1 to {MAX_USERNAME_CHARS} characters long once trimmed.",
-        )
-    if any(unicodedata.category(char) == "Cc" for char in name):
-        raise ProtocolError("invalid_username", "The username contains control characters.")
-    _check_text(name, "username")
-    return name
+    """A username: the rule of accord_app/names.py, 1 to MAX_USERNAME_CHARS characters."""
+    try:
+        return check_name(raw or "", 1, MAX_USERNAME_CHARS)
+    except ValueError as error:
+        raise ProtocolError("invalid_username", f"The username {error}.") from None
 
 
 def _json_command(text: str) -> dict[str, Any] | None:

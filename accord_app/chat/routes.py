@@ -6,6 +6,8 @@ error with the API's usual JSON body, so a client learns why in words, not a bar
 """
 
 import logging
+import sqlite3
+import time
 import uuid
 from typing import Annotated, Any
 
@@ -13,13 +15,24 @@ from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from accord_app.actors import ActorOverloaded, Namespace, StarletteTransport
+from accord_app.actors import (
+    ActorOverloaded,
+    ActorReset,
+    CommitFailed,
+    Namespace,
+    StarletteTransport,
+    StorageDamaged,
+    StorageUnavailable,
+)
+from accord_app.actors.sockets import CLOSE_TRY_AGAIN_LATER
 from accord_app.api import ERROR_RESPONSES
 from accord_app.catalog import Catalog
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
+from accord_app.chat.ratelimit import ClientLimits
 from accord_app.chat.sharding import Sharding, shard_key
-from accord_app.errors import ApiError, error_response
+from accord_app.errors import ApiError, refuse, storage_error_answer
+from accord_app.origins import origin_allowed
 from accord_app.placement import Placement
 from accord_app.types import ChannelActivity, ErrorBody, Message
 
@@ -124,6 +137,16 @@ async def connect(
     username: str | None = None,
     after_seq: str | None = None,
 ) -> None:
+    settings = websocket.app.state.settings
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, websocket.headers.get("host"), settings.allowed_origins):
+        shown = (origin or "")[:100]
+        message = (
+            f"Pages from {shown} may not connect to this Accord: only its own pages may, and"
+            " the origins listed in ACCORD_ALLOWED_ORIGINS."
+        )
+        await refuse(websocket, 403, "origin_not_allowed", message)
+        return
     try:
         name = clean_username(username)
         resume_from = parse_after_seq(after_seq)
@@ -134,12 +157,41 @@ async def connect(
     except ApiError as error:
         await refuse(websocket, error.status_code, error.code, error.message)
         return
-    await websocket.accept()
-    transport = StarletteTransport(websocket)
+    except (sqlite3.Error, OSError) as error:  # the catalog: a full disk, no file descriptors
+        answer = storage_error_answer(error, settings.data_dir)
+        code, message = answer or ("storage_unavailable", str(error))
+        await refuse(websocket, 503, code, message)
+        return
+    client = client_address(websocket)
+    clients: ClientLimits = websocket.app.state.clients
+    refusal = clients.connect(client, time.monotonic())
+    if refusal is not None:
+        await refuse(websocket, 429, "too_many_connections", refusal)
+        return
     try:
-        await actor.join(transport, str(uuid.UUID(channel_id)), name, resume_from)
+        await websocket.accept()
+        transport = StarletteTransport(websocket, client=client)
+        await serve_member(actor, transport, channel_id, name, resume_from)
+    finally:
+        clients.disconnect(client, time.monotonic())
+
+
+async def serve_member(
+    actor: Any, transport: StarletteTransport, channel_id: str, name: str, after: int | None
+) -> None:
+    """Hand the socket to the channel's actor and wait until it closes."""
+    try:
+        await actor.join(transport, str(uuid.UUID(channel_id)), name, after)
     except ActorOverloaded:
-        await transport.close(1013, "the channel is overloaded; try again later")
+        await transport.close(CLOSE_TRY_AGAIN_LATER, "the channel is overloaded; try again later")
+        return
+    except StorageDamaged:  # logged by the runtime, naming the file
+        await transport.close(
+            1011, "this channel's data is damaged: the server's operator must restore it"
+        )
+        return
+    except (StorageUnavailable, CommitFailed, ActorReset):  # logged by the runtime, once
+        await transport.close(CLOSE_TRY_AGAIN_LATER, "the channel's storage is unavailable")
         return
     except Exception:
         logger.exception("joining channel %s failed", channel_id)
@@ -149,18 +201,27 @@ async def connect(
     await transport.wait_closed()
 
 
+def client_address(connection: HTTPConnection) -> str:
+    """Who is asking: the peer's IP address, or, behind the cluster's proxy (a worker reached
+    from loopback), the address the proxy saw, which it puts last in X-Forwarded-For. The
+    header is believed from that proxy only: anyone else could write anything in it."""
+    peer = connection.client.host if connection.client else "unknown"
+    settings = connection.app.state.settings
+    forwarded = connection.headers.get("x-forwarded-for")
+    if settings.worker is not None and peer in ("127.0.0.1", "::1") and forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return peer
+
+
 def parse_after_seq(value: str | None) -> int | None:
     if value is None:
         return None
-    # isascii: "²".isdigit() is True, and int() refuses it.
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEQ:
+    # isascii: "²".isdigit() is True, and int() refuses it. The length first: int() refuses
+    # more than 4300 digits (a guard against slow conversions), which would be a 500.
+    if (
+        not (value.isascii() and value.isdigit())
+        or len(value) > len(str(MAX_SEQ))
+        or int(value) > MAX_SEQ
+    ):
         raise ProtocolError("invalid_after_seq", "after_seq must be a whole number, 0 or more.")
     return int(value)
-
-
-async def refuse(websocket: WebSocket, status: int, code: str, message: str) -> None:
-    """Answer the upgrade request with an HTTP error, or close if the server cannot."""
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(error_response(status, code, message))
-    else:
-        await websocket.close(1008, message[:120])

@@ -30,6 +30,7 @@ import httpx
 
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster.caddy import caddy_config, caddy_executable
+from accord_app.datalock import DataDirInUse, DataDirLock
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -117,6 +118,9 @@ class Cluster:
         self.log_dir = self.data_dir / "logs"
         self._workers: dict[int, subprocess.Popen[bytes]] = {}
         self._proxy: subprocess.Popen[bytes] | None = None
+        self._lock = DataDirLock(
+            self.data_dir, f"the Accord cluster on {self.url}, whose {workers} workers share it"
+        )
 
     @property
     def url(self) -> str:
@@ -140,6 +144,12 @@ class Cluster:
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> "Cluster":
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # The folder is the cluster's: its workers share it on purpose (each hosting its own
+        # actors), and no other Accord may open it meanwhile.
+        try:
+            self._lock.acquire()
+        except DataDirInUse as error:
+            raise ClusterError(str(error)) from None
         try:
             # Workers start side by side (importing the app takes most of their start-up).
             for number in range(1, self.workers + 1):
@@ -161,6 +171,7 @@ class Cluster:
             self._proxy = None
         _terminate(list(self._workers.values()), timeout)
         self._workers.clear()
+        self._lock.release()
 
     def kill(self, number: int) -> None:
         """kill -9 one worker: what a crash looks like to everyone else."""

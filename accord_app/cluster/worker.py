@@ -10,6 +10,7 @@ import time
 
 import uvicorn
 
+from accord_app.actors.files import raise_open_files_limit
 from accord_app.app import UVICORN_OPTIONS, create_app
 from accord_app.settings import Settings
 
@@ -26,6 +27,7 @@ def stop_when_orphaned(server: uvicorn.Server, parent: int) -> None:
 
 
 def main() -> None:
+    raise_open_files_limit()
     settings = Settings.from_env()
     config = uvicorn.Config(
         create_app(settings),

@@ -22,13 +22,21 @@ from websockets.asyncio.client import ClientConnection, connect
 from accord_app import Settings, create_app
 from accord_app.actors.runtime import ActorInfo
 from accord_app.app import UVICORN_OPTIONS
-from accord_app.chat.channel import ChatLimits
+from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
 from accord_app.lab.server import BackgroundServer
 
 MODES = [mode.value for mode in Sharding]
 # Limits no test reaches unless it means to.
-NO_LIMITS = ChatLimits(messages_per_second=100_000, burst=100_000)
+NO_LIMITS = ChatLimits(
+    messages_per_second=100_000,
+    burst=100_000,
+    client_messages_per_second=100_000,
+    client_burst=100_000,
+    client_connections=100_000,
+    client_connects_per_second=100_000,
+    client_connect_burst=100_000,
+)
 RECV_TIMEOUT = 5.0  # seconds a test waits for one frame before it counts as lost
 HTTP_TIMEOUT = 10.0
 

@@ -25,6 +25,8 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from accord_app.lab.loadtest import LIFTED_LIMITS
+
 if TYPE_CHECKING:
     from conftest import Wire
 
@@ -54,11 +56,7 @@ class AppProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = os.environ | {
-            "ACCORD_SHARDING": self.mode,
-            "ACCORD_RATE_LIMIT": "100000",
-            "ACCORD_RATE_BURST": "100000",
-        }
+        env = os.environ | LIFTED_LIMITS | {"ACCORD_SHARDING": self.mode}
         command = [sys.executable, "-m", "accord_app", "--host", HOST, "--port", str(self.port)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

@@ -18,12 +18,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from accord_app.actors import ids
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.cluster import Cluster
+from accord_app.lab.loadtest import LIFTED_LIMITS
 from accord_app.placement import Placement
 
 HTTP_TIMEOUT = 10.0
 RECV_TIMEOUT = 5.0
 # Workers in these tests take every message at once: no test is about the rate limit.
-NO_RATE_LIMIT = {"ACCORD_RATE_LIMIT": "100000", "ACCORD_RATE_BURST": "100000"}
 
 
 @dataclass
@@ -116,7 +116,7 @@ class Running:
 
 def start(tmp_path: Path, workers: int, mode: Sharding | str) -> Iterator[Running]:
     with (
-        Cluster(workers, mode, tmp_path / "data", port=0, env=NO_RATE_LIMIT) as cluster,
+        Cluster(workers, mode, tmp_path / "data", port=0, env=LIFTED_LIMITS) as cluster,
         httpx.Client(base_url=cluster.url, timeout=HTTP_TIMEOUT, trust_env=False) as http,
     ):
         yield Running(cluster, http)

@@ -20,7 +20,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from accord_app import Settings, create_app
 from accord_app.app import UVICORN_OPTIONS
-from accord_app.chat.channel import ChatLimits
+from accord_app.chat.ratelimit import ChatLimits
 from accord_app.lab.server import BackgroundServer
 
 # Milliseconds Playwright waits for an element or a navigation before the test fails.
@@ -129,7 +129,11 @@ def make_accord(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def accord(make_accord: Any) -> Accord:
     # Generous limits: a test that posts a few messages quickly is not testing the rate limit.
-    return make_accord(chat_limits=ChatLimits(messages_per_second=100, burst=100))
+    return make_accord(
+        chat_limits=ChatLimits(
+            messages_per_second=100, burst=100, client_messages_per_second=400, client_burst=400
+        )
+    )
 
 
 class Gatekeeper:

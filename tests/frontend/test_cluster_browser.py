@@ -10,14 +10,13 @@ from playwright.sync_api import expect
 
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.cluster import Cluster
+from accord_app.lab.loadtest import LIFTED_LIMITS
 from accord_app.placement import Placement
 
 if TYPE_CHECKING:
     from conftest import Pages
 
 pytestmark = pytest.mark.browser
-
-NO_RATE_LIMIT = {"ACCORD_RATE_LIMIT": "1000", "ACCORD_RATE_BURST": "1000"}
 
 
 def channel_on(cluster: Cluster, http: httpx.Client, worker: int) -> tuple[str, str]:
@@ -42,7 +41,7 @@ def test_a_dead_worker_shows_in_its_channels_and_they_come_back(
     tmp_path: Path, pages: "Pages"
 ) -> None:
     with (
-        Cluster(2, "channel", tmp_path / "data", port=0, env=NO_RATE_LIMIT) as cluster,
+        Cluster(2, "channel", tmp_path / "data", port=0, env=LIFTED_LIMITS) as cluster,
         httpx.Client(base_url=cluster.url, trust_env=False, timeout=10) as http,
     ):
         doomed = channel_on(cluster, http, 2)

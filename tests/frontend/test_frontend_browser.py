@@ -4,16 +4,18 @@ Every test ends with pages.assert_clean(): no request left the machine, no scrip
 JavaScript dialog. Set UPDATE_SCREENSHOT=1 to rewrite docs/screenshot.png (the README's picture).
 """
 
+import json
 import os
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from playwright.sync_api import expect
 
-from accord_app.chat.channel import ChatLimits
+from accord_app.chat.ratelimit import ChatLimits
 
 if TYPE_CHECKING:
     from conftest import Accord, Pages
@@ -165,7 +167,14 @@ def test_reload_shows_history_in_the_same_channel(accord: "Accord", pages: "Page
 
 
 def test_older_messages_load_on_scroll_up(make_accord: Any, pages: "Pages") -> None:
-    accord = make_accord(chat_limits=ChatLimits(messages_per_second=1000, burst=1000))
+    accord = make_accord(
+        chat_limits=ChatLimits(
+            messages_per_second=1000,
+            burst=1000,
+            client_messages_per_second=1000,
+            client_burst=1000,
+        )
+    )
     server_id, (channel_id,) = accord.create("Python Lisbon", "general")
     accord.post(server_id, channel_id, "ada", [f"message {n}" for n in range(1, 121)])
     page = pages.open(accord.page_url(server_id, channel_id), username="bob")
@@ -237,6 +246,34 @@ def test_the_rate_limit_is_shown_and_the_message_can_be_retried(
     pages.assert_clean()
 
 
+def test_a_full_disk_shows_on_the_message_and_retry_works_once_there_is_room(
+    make_accord: Any, pages: "Pages", small_disk: Any
+) -> None:
+    accord = make_accord(data_dir=small_disk.path / "data")
+    server_id, (channel_id,) = accord.create("Python Lisbon", "general")
+    page = pages.open(accord.page_url(server_id, channel_id), username="ada")
+    expect_connected(page)
+    say(page, "before")
+    waiting = page.locator("#message-list .pending:not(.failed)")  # neither acked nor refused
+    expect(waiting).to_have_count(0)
+    filler = small_disk.fill()
+    failed = page.locator("#message-list .message.failed")
+    for number in range(30):  # a page or two of the actor's file may still fit
+        say(page, f"while full {number} " + "x" * 1500)
+        expect(waiting).to_have_count(0)
+        if failed.count():
+            break
+    expect(failed).to_have_count(1)
+    expect(failed.get_by_role("alert")).to_contain_text("disk is full")
+    refused = failed.locator(".message-text").inner_text()
+    filler.unlink()
+    failed.get_by_role("button", name="Retry").click()
+    expect(page.locator("#message-list .failed, #message-list .pending")).to_have_count(0)
+    history = accord.http.get(f"/api/servers/{server_id}/channels/{channel_id}/messages").json()
+    assert history[0]["message"] == refused
+    pages.assert_clean()
+
+
 def test_reconnects_after_a_restart_without_gaps_or_duplicates(
     accord: "Accord", pages: "Pages"
 ) -> None:
@@ -269,4 +306,40 @@ def test_reconnects_after_a_restart_without_gaps_or_duplicates(
     assert "after_seq=2" in sockets[-1]  # resumed after the last message it had
     history = accord.http.get(f"/api/servers/{server_id}/channels/{channel_id}/messages").json()
     assert sorted(m["message"] for m in history).count("written while offline") == 1
+    pages.assert_clean()
+
+
+def test_a_long_absence_is_caught_up_in_slices_the_rate_limit_can_pay(
+    make_accord: Any, pages: "Pages"
+) -> None:
+    # Replays are paid by the message (a token per 5 here): the page's first slice spends its
+    # budget, the next "resume" is refused, and the page must wait and ask again.
+    strict = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=10,
+                        client_burst=20, replay_messages_per_token=5)  # fmt: skip
+    accord = make_accord(chat_limits=strict)
+    server_id, (channel_id,) = accord.create("Python Lisbon", "general")
+    page = pages.open(accord.page_url(server_id, channel_id), username="dave")
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    expect_connected(page)
+    accord.stop()
+    while len(sockets) < 3:  # then the next attempt is at least 1.5 s away: time to post
+        page.wait_for_timeout(50)
+    # While the page is away, 250 messages are written by a server with no limit to speak of.
+    generous = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=1000,
+                          client_burst=1000)  # fmt: skip
+    accord.settings = replace(accord.settings, chat_limits=generous)
+    accord.start_again()
+    with accord.chat(server_id, channel_id, "carol") as carol:
+        for number in range(250):  # all at once: a commit or two
+            carol.ws.send(json.dumps({"type": "message", "message": f"missed {number}"}))
+        while sum(frame["type"] == "ack" for frame in carol.frames) < 250:
+            carol.frames.append(carol.receive())
+    accord.stop()
+    accord.settings = replace(accord.settings, chat_limits=strict)
+    accord.start_again()
+    expect_connected(page)
+    expect(page.locator("#message-list .message")).to_have_count(250, timeout=20_000)
+    expect(texts(page, "missed 249")).to_have_count(1)
+    assert "after_seq=0" in sockets[-1]  # it had seen nothing: it asked for everything
     pages.assert_clean()

@@ -5,13 +5,11 @@ from pathlib import Path
 import pytest
 
 from accord_app.cluster import Cluster
-from accord_app.lab.loadtest import LoadTestError, run_locust, sustained_throughput
-
-NO_RATE_LIMIT = {"ACCORD_RATE_LIMIT": "100000", "ACCORD_RATE_BURST": "100000"}
+from accord_app.lab.loadtest import LIFTED_LIMITS, LoadTestError, run_locust, sustained_throughput
 
 
 def test_a_short_distributed_run_acks_and_delivers_everything(tmp_path: Path) -> None:
-    with Cluster(2, "channel", tmp_path / "data", port=0, env=NO_RATE_LIMIT) as cluster:
+    with Cluster(2, "channel", tmp_path / "data", port=0, env=LIFTED_LIMITS) as cluster:
         result = run_locust(
             cluster.url,
             tmp_path / "locust",

@@ -51,7 +51,7 @@ def test_a_search_brackets_the_knee_within_its_precision(
 def test_a_search_from_near_the_knee_takes_few_steps() -> None:
     plan = RatePlan([], search_from=20, precision=1.08)
     rates = walk(plan, lambda rate: rate <= 45)
-    assert [round(rate) for rate in rates] == [20, 40, 80, 80, 57, 48, 44, 46, 44]
+    assert [round(rate) for rate in rates] == [20, 30, 45, 68, 68, 55, 50, 47, 45]
 
 
 def test_a_lucky_last_step_is_tried_again_and_the_answer_drops_when_it_fails() -> None:
@@ -66,8 +66,17 @@ def test_a_first_failure_that_does_not_repeat_was_a_hiccup() -> None:
     hiccups = iter([False])  # the first try at 40 fails, the second keeps up
     plan = RatePlan([], search_from=40, precision=1.08)
     rates = walk(plan, lambda rate: rate <= 60 and next(hiccups, True))
-    assert [round(rate) for rate in rates][:4] == [40, 40, 80, 80]
+    assert [round(rate) for rate in rates][:5] == [40, 40, 60, 90, 90]
     assert plan.good <= 60 < plan.bad
+
+
+def test_an_overload_beyond_doubt_is_not_tried_twice() -> None:
+    plan = RatePlan([], search_from=40, precision=1.08)
+    rate, rates = plan.next(None, True), []
+    while rate is not None:
+        rates.append(round(rate))
+        rate = plan.next(rate, rate <= 45, overloaded=rate > 50)
+    assert rates[:3] == [40, 60, 49]  # no second try at 60: it left messages unacked
 
 
 def test_a_search_stops_at_its_step_limit() -> None:
@@ -105,9 +114,11 @@ def test_sustained_throughput_is_the_best_offered_load_that_was_kept_up_with() -
     assert sustained_throughput([], p99_limit_ms=250) == 0
 
 
-def test_a_load_tried_twice_counts_only_if_both_tries_kept_up() -> None:
+def test_a_load_tried_twice_counts_as_its_last_try_says() -> None:
     lucky_then_not = [step(80, 80, 100), step(84, 84, 200), step(84, 84, 900)]
     assert sustained_throughput(lucky_then_not, p99_limit_ms=250) == 80
+    hiccup_then_fine = [step(80, 80, 100), step(84, 84, 900), step(84, 84, 200)]
+    assert sustained_throughput(hiccup_then_fine, p99_limit_ms=250) == 84
 
 
 def test_a_few_percent_fewer_sent_than_offered_is_the_randomness_of_send_times() -> None:

@@ -20,7 +20,10 @@ const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
 const HEARTBEAT_MS = 20_000;
 // The server relays at most one typing notice per ~2 s anyway: sending more is wasted traffic.
 const TYPING_EVERY_MS = 3_000;
+// How long to wait before asking again for the rest of a replay that hit the rate limit.
+const RESUME_RETRY_MS = 1_000;
 // Error codes that answer a "message" frame (the others are about the connection as a whole).
+// The message was not stored: it is shown as failed, with the reason and a Retry button.
 const MESSAGE_ERRORS = new Set([
   "rate_limited",
   "empty_message",
@@ -28,6 +31,12 @@ const MESSAGE_ERRORS = new Set([
   "invalid_message",
   "invalid_nonce",
   "invalid_frame",
+  "nonce_reused",
+  "storage_full",
+  "storage_unavailable",
+  "not_stored",
+  "overloaded",
+  "internal_error",
 ]);
 
 /** A random id for a message. crypto.randomUUID() needs https or localhost; this works anywhere. */
@@ -47,6 +56,7 @@ export class ChannelSocket {
     this.channelId = channelId;
     this.username = username;
     this.lastSeq = afterSeq; // where to resume from; null: live messages only
+    this.catchingUp = false; // a replay in slices is under way ("resumed" said more)
     this.handlers = handlers;
     this.state = "idle";
     this.ws = null;
@@ -247,13 +257,20 @@ export class ChannelSocket {
       case "resumed":
         // A long absence is replayed in slices, so a slow link never overflows the server's
         // send queue for this socket: ask for the next slice until there is no more.
-        if (frame.more) this.ws.send(JSON.stringify({ type: "resume", after_seq: this.lastSeq }));
+        this.catchingUp = frame.more;
+        if (frame.more) this.askForMore();
         this.handlers.resumed?.(frame);
         break;
       case "error":
         this.failed(frame);
         break;
     }
+  }
+
+  askForMore() {
+    // After a reconnection, the new connection's own replay takes over.
+    if (this.ws?.readyState !== WebSocket.OPEN) return;
+    this.ws.send(JSON.stringify({ type: "resume", after_seq: this.lastSeq }));
   }
 
   seen(seq) {
@@ -266,6 +283,12 @@ export class ChannelSocket {
   }
 
   failed(frame) {
+    if (frame.code === "rate_limited" && !frame.nonce && this.catchingUp) {
+      // Replays are paid by the message: a long absence can spend this connection's budget
+      // before it is caught up. Ask for the next slice once the budget has grown back.
+      setTimeout(() => this.askForMore(), RESUME_RETRY_MS);
+      return;
+    }
     const error = new ApiError(frame.message, frame.code, 0);
     // An error about a message names its nonce; the channel also answers a connection's frames
     // in order, so without one it belongs to the oldest message still waiting for an answer.

@@ -1,0 +1,57 @@
+"""Fixtures for the fault tests: the app on loopback with chosen settings. The disks that fill
+up or turn read-only come from tests/conftest.py."""
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from accord_app import Settings, create_app
+from accord_app.app import UVICORN_OPTIONS
+from accord_app.chat.ratelimit import ChatLimits
+from accord_app.lab.server import BackgroundServer
+
+GENEROUS = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=1000,
+                      client_burst=1000)  # fmt: skip
+
+
+class Running:
+    """One app on loopback, with a client, a WebSocket URL helper and what it logged."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self.server = BackgroundServer(self.app, **UVICORN_OPTIONS).start()
+        self.http = httpx.Client(base_url=self.server.url, timeout=10, trust_env=False)
+
+    def channel(self, name: str = "general") -> str:
+        server = self.http.post("/api/servers", json={"name": f"Server of {name}"})
+        server_id = server.json()["id"]
+        channel = self.http.post(f"/api/servers/{server_id}/channels", json={"name": name})
+        return f"/api/servers/{server_id}/channels/{channel.json()['id']}"
+
+    def ws_url(self, path: str, username: str = "ada") -> str:
+        return f"{self.server.ws_url}{path}/connect?username={username}"
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.stop()
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
+    """start(**settings) -> a Running app on a fresh data folder (or the one given)."""
+    started: list[Running] = []
+
+    def make(**overrides: Any) -> Running:
+        base = Settings(data_dir=tmp_path / f"data{len(started)}", chat_limits=GENEROUS)
+        running = Running(replace(base, **overrides))
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.close()
