@@ -1,11 +1,15 @@
 """The deck builds into one page that a headless Chromium can walk with no network: every
 slide shows, every image loads, every slide has speaker notes, and nothing is asked of another
-machine. The title and the scaling slides are saved as screenshots in the test's temp folder."""
+machine. The title and the scaling slides are saved as screenshots in the test's temp folder;
+UPDATE_SCREENSHOT=1 also rewrites the README's picture of the title slide."""
 
 import functools
 import http.server
 import json
+import os
 import re
+import shutil
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -19,6 +23,7 @@ from instructor_kit import build, timings
 from accord_app.settings import PROJECT_DIR
 
 VIEWPORT = {"width": 1280, "height": 720}
+TITLE_PICTURE = PROJECT_DIR / "docs" / "slides-title.png"
 MINUTES = re.compile(r"\((\d+) min")
 
 
@@ -98,11 +103,22 @@ def test_every_slide_shows_with_its_images_and_notes_and_no_network(
             shot = tmp_path / f"slide-{index + 1:02d}.png"
             page.screenshot(path=str(shot))
             screenshots.append(shot)
+            if index == 0 and os.environ.get("UPDATE_SCREENSHOT"):
+                shutil.copy(shot, TITLE_PICTURE)
     print("screenshots:", *screenshots, sep="\n  ")
     assert problems == [], problems
     assert [url for url in asked if urlsplit(url).hostname != "127.0.0.1"] == []
     assert len(screenshots) >= 3, "the title and at least two slides of measured plots"
     context.close()
+
+
+def test_the_readme_shows_the_title_slide() -> None:
+    readme = (PROJECT_DIR / "README.md").read_text()
+    section = readme.split("## For instructors\n", 1)[1].split("\n## ", 1)[0]
+    assert f"]({TITLE_PICTURE.relative_to(PROJECT_DIR)})" in section
+    header = TITLE_PICTURE.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert struct.unpack(">II", header[16:24]) == (VIEWPORT["width"], VIEWPORT["height"])
 
 
 def test_speaker_notes_say_how_long() -> None:
