@@ -429,3 +429,27 @@ async def test_a_reset_during_a_commit_drops_the_answers_of_rolled_back_writes(
     assert await stub.get("a") == 1
     assert await stub.get("b") is None  # never acked, never stored
     await runtime.close()
+
+
+async def test_at_most_max_live_actors_are_awake_the_least_recently_active_sleeps(
+    tmp_path: Path,
+) -> None:
+    runtime = Runtime(tmp_path, idle_timeout=60, max_live=3)
+    counters = runtime.namespace("counters", Counter)
+    stubs = {name: counters.get(counters.id_from_name(name)) for name in "abcde"}
+    for name in "abc":
+        await stubs[name].increment()
+    await stubs["a"].read()  # now b is the least recently active
+    await stubs["d"].increment()
+    awake = {info.id for info in counters.list_actors() if info.live}
+    assert awake == {counters.id_from_name(name).hex for name in "acd"}
+    assert await stubs["b"].read() == 1  # woken again, with its storage; c went to sleep
+    assert counters.live_count == 3
+    # Three actors busy at once: a fourth cannot wake, and is told so instead of waiting.
+    busy = [stubs[name].slow_step(name) for name in "abd"]
+    await asyncio.sleep(0.001)
+    with pytest.raises(ActorOverloaded, match="3 actors are awake and busy"):
+        await stubs["e"].read()
+    await asyncio.gather(*busy)
+    assert await stubs["e"].read() == 0
+    await runtime.close()
