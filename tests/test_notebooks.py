@@ -72,6 +72,10 @@ def test_solution_runs_and_passes_its_checks(solution: Path) -> None:
     assert checks, "a chapter without self-checks"
     for cell in checks:
         assert "checks passed." in text_of(cell) and "All " in text_of(cell), text_of(cell)
+    for cell in notebook["cells"]:  # a figure as a cell's value is shown as a picture
+        if cell["cell_type"] == "code" and cell["source"].rstrip().endswith("\nfig"):
+            shown = {kind for output in cell["outputs"] for kind in output.get("data", {})}
+            assert "image/png" in shown, f"a figure shows only as {shown}: {cell['source']}"
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.stem)

@@ -4,6 +4,7 @@ Each function draws on a matplotlib Axes it is given, so a notebook can place se
 side; `figure()` makes one with the kit's style (large type, readable on a projector).
 """
 
+import io
 from collections.abc import Mapping, Sequence
 
 # Figures are built directly, without pyplot: nothing here needs (or changes) a display
@@ -25,8 +26,18 @@ def colour(label: str, index: int = 0) -> str:
     return OTHER_COLOURS[index % len(OTHER_COLOURS)]
 
 
+class ShownFigure(Figure):
+    """A Figure that Jupyter shows as a picture when it is a cell's value. Jupyter's own
+    picture of a figure is set up by pyplot; a Figure made without it would show as text."""
+
+    def _repr_png_(self) -> bytes:
+        picture = io.BytesIO()
+        self.savefig(picture, format="png")
+        return picture.getvalue()
+
+
 def figure(columns: int = 1, width: float = 6.4, height: float = 4.2) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(width * columns, height), layout="constrained")
+    fig = ShownFigure(figsize=(width * columns, height), layout="constrained")
     axes = [fig.add_subplot(1, columns, column + 1) for column in range(columns)]
     for ax in axes:
         ax.grid(True, alpha=0.3)

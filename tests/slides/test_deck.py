@@ -88,7 +88,8 @@ def test_every_slide_shows_with_its_images_and_notes_and_no_network(
                     images: Array.from(slide.querySelectorAll('img'),
                                        img => [img.getAttribute('src'), img.naturalWidth]),
                     notes: Reveal.getSlideNotes(slide) || '',
-                    number: document.querySelector('.slide-number').textContent,
+                    number: document.querySelector('.slide-number').innerText
+                        .split(/\\s+/).join(''),
                 };
             }"""
         )

@@ -15,7 +15,7 @@ from nbclient import NotebookClient
 from accord_app.settings import PROJECT_DIR
 
 GUIDE = PROJECT_DIR / "slides" / "INSTRUCTOR.md"
-ROW = re.compile(r"^\| (.+?) \| (\d+) \|$", re.M)
+ROW = re.compile(r"^\| \**(.+?)\** \| \**(\d+)\** \|$", re.M)  # **bold** too
 MINUTES = re.compile(r"\((\d+) min")
 
 
@@ -24,8 +24,8 @@ def agendas() -> dict[str, list[tuple[str, int]]]:
     found = {}
     for part in re.split(r"^## Agenda: ", GUIDE.read_text(), flags=re.M)[1:]:
         name, _, body = part.partition("\n")
-        table = body.split("\n\n", 2)[1]
-        found[name] = [(block.strip("* "), int(minutes)) for block, minutes in ROW.findall(table)]
+        table = body.strip().split("\n\n", 1)[0]  # the section opens with its table
+        found[name] = [(block, int(minutes)) for block, minutes in ROW.findall(table)]
     return found
 
 
@@ -76,7 +76,7 @@ def test_the_lab_has_the_rise_extension() -> None:
     listed = subprocess.run(
         [str(jupyter), "labextension", "list"], capture_output=True, text=True, check=True
     )
-    text = listed.stdout + listed.stderr
+    text = re.sub(r"\x1b\[[0-9;]*m", "", listed.stdout + listed.stderr)  # colours
     assert re.search(r"jupyterlab-rise v[\d.]+ enabled\b.*OK", text), text
 
 
