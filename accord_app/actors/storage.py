@@ -19,7 +19,6 @@ worker thread, once the -wal has grown past 16 MiB.
 
 import json
 import os
-import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from accord_app.actors.errors import StorageBusy, StorageDamaged, StorageError
+from accord_app.actors.sqlguard import Kind, StatementAudit, first_keyword
 
 # Durable Objects' limit for one multi-key get/put/delete.
 MAX_KEYS_PER_CALL = 128
@@ -41,10 +41,8 @@ _SCHEMA = [
     "CREATE TABLE _accord_alarm (only_row INTEGER PRIMARY KEY CHECK (only_row = 0), at REAL)",
 ]
 _INTERNAL_TABLE_PREFIXES = ("_accord_", "sqlite_")
-# Transaction control belongs to the runtime (one savepoint per turn); a stray COMMIT would
-# break the group commit. Durable Objects refuse these statements too.
-_TRANSACTION_CONTROL = re.compile(r"\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
-_READ_ONLY = re.compile(r"\s*(SELECT|EXPLAIN)\b", re.I)
+# How many query texts an awake actor remembers the kind of (see Storage.classify).
+MAX_CLASSIFIED = 256
 
 
 def fsync_path(path: Path) -> None:
@@ -139,12 +137,9 @@ class SqlApi:
         self._storage = storage
 
     def execute(self, query: str, *params: Any) -> list[sqlite3.Row]:
-        if _TRANSACTION_CONTROL.match(query):
-            raise StorageError(
-                "transaction statements are managed by the runtime: every turn is atomic;"
-                " use `with storage.transaction():` for a block that must roll back on its own"
-            )
-        if not _READ_ONLY.match(query):
+        # Transaction control belongs to the runtime (one savepoint per turn): a stray COMMIT
+        # would break the group commit. Durable Objects refuse these statements too.
+        if self._storage.classify(query, params) is Kind.WRITE:
             self._storage.prepare_write()
         return self._storage.connection.execute(query, params).fetchall()
 
@@ -208,7 +203,37 @@ class Storage:
         self._alarm_for_index: float | None = None
         self._alarm_index_stale = False
         self.sql = SqlApi(self)
+        self._kinds: dict[str, Kind] = {}
         self._directories_synced = False
+
+    def classify(self, query: str, params: Any) -> Kind:
+        """Read or write, as SQLite compiles `query`; StorageError for what actors may not run.
+
+        Each query text is compiled once under an authorizer, with EXPLAIN (compiled, never
+        run), and its kind remembered. Setting the authorizer makes SQLite recompile its cached
+        statements, so the probe is seen afresh; it is removed before the statement runs, so
+        the runtime's own SAVEPOINT and COMMIT never meet it. (An authorizer left in place
+        would not do: a user's "COMMIT" that hit the cache of the runtime's own would never be
+        shown to it.)"""
+        kind = self._kinds.get(query)
+        if kind is not None:
+            return kind
+        audit = StatementAudit()
+        self.connection.set_authorizer(audit)
+        try:
+            self.connection.execute("EXPLAIN " + query, params).close()
+        except sqlite3.DatabaseError:
+            if audit.refusal is not None:
+                raise StorageError(audit.refusal) from None
+            if first_keyword(query) != "EXPLAIN":
+                raise  # the statement's own error: no such table, a syntax error, ...
+            audit.seen = True  # "EXPLAIN EXPLAIN" does not compile; an EXPLAIN only reads
+        finally:
+            self.connection.set_authorizer(None)
+        if len(self._kinds) >= MAX_CLASSIFIED:
+            self._kinds.pop(next(iter(self._kinds)))
+        self._kinds[query] = audit.kind
+        return audit.kind
 
     # -- turns and commits (used by the runtime) -------------------------------------------
 

@@ -64,6 +64,81 @@ def test_sql_api_and_refused_transaction_statements(storage: Storage) -> None:
         storage.sql.execute("commit")
 
 
+@pytest.fixture
+def counted(tmp_path: Path) -> Iterator[tuple[Storage, list[int]]]:
+    """A storage that records each turn's first write (the runtime shuts its gate there)."""
+    writes: list[int] = []
+    opened = Storage(tmp_path / "counted.sqlite3", on_first_write=lambda: writes.append(1))
+    yield opened, writes
+    opened.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["/* x */ COMMIT", "-- note\nCOMMIT", "  end", "/**/ROLLBACK", "SAVEPOINT x",
+     "/* */ RELEASE turn", "ROLLBACK TO turn", "BEGIN IMMEDIATE"],
+)  # fmt: skip
+def test_transaction_control_is_refused_however_it_is_spelled(
+    storage: Storage, statement: str
+) -> None:
+    storage.put("a", 1)
+    with pytest.raises(StorageError, match="managed by the runtime"):
+        storage.sql.execute(statement)
+    storage.end_turn(succeeded=False)  # the turn's savepoint is intact: it rolls back
+    assert storage.get("a") is None
+
+
+def test_a_cached_commit_of_the_runtime_is_no_back_door(storage: Storage) -> None:
+    storage.put("a", 1)
+    commit(storage)  # the runtime's own COMMIT is now in the statement cache
+    storage.put("b", 2)
+    with pytest.raises(StorageError, match="managed by the runtime"):
+        storage.sql.execute("COMMIT")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["PRAGMA journal_mode = DELETE", "PRAGMA user_version = 7", "PRAGMA synchronous = FULL",
+     "ATTACH ':memory:' AS other"],
+)  # fmt: skip
+def test_what_would_undo_the_runtimes_file_keeping_is_refused(
+    storage: Storage, statement: str
+) -> None:
+    with pytest.raises(StorageError, match=r"runtime|its own database"):
+        storage.sql.execute(statement)
+
+
+def test_reads_are_reads_and_writes_are_writes_however_spelled(
+    counted: tuple[Storage, list[int]],
+) -> None:
+    storage, writes = counted
+    storage.sql.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)")
+    storage.end_turn(succeeded=True)
+    assert writes == [1]
+    reads = {
+        "WITH x AS (SELECT 1 AS n) SELECT n FROM x": [(1,)],
+        "/* first */ SELECT count(*) FROM t": [(0,)],
+        "PRAGMA user_version": [(1,)],
+        "EXPLAIN QUERY PLAN SELECT * FROM t": None,
+    }
+    for query, expected in reads.items():
+        rows = [tuple(row) for row in storage.sql.execute(query)]
+        assert expected is None or rows == expected, query
+        assert [tuple(row)[1] for row in storage.sql.execute("PRAGMA table_info(t)")] == ["id", "n"]
+    storage.end_turn(succeeded=True)
+    assert writes == [1], "a read was taken for a write"
+    writing = [
+        "WITH v AS (SELECT 5) INSERT INTO t (n) SELECT * FROM v",
+        "INSERT INTO t (n) VALUES (6) RETURNING id",
+        "INSERT INTO t (n) VALUES (6) RETURNING id",  # again: its kind now comes from the cache
+        "-- hi\nDELETE FROM t",
+    ]
+    for query in writing:
+        storage.sql.execute(query)
+        storage.end_turn(succeeded=True)
+    assert writes == [1] * 5, "each turn's write was seen, the cached query's too"
+
+
 def test_failed_turn_rolls_back_only_its_own_writes(storage: Storage) -> None:
     storage.put("kept", 1)
     storage.end_turn(succeeded=True)  # a first turn, not yet committed

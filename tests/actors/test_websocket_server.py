@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import ClassVar
 
+import httpx
 from fastapi import FastAPI, WebSocket
 from websockets.sync.client import connect
 
 from accord_app.actors import (
     Actor,
+    ActorContext,
     HibernatableWebSocket,
     Namespace,
     Runtime,
@@ -23,8 +25,13 @@ from accord_app.lab.server import BackgroundServer
 
 
 class Echo(Actor):
+    built: ClassVar[list[str]] = []
     left: ClassVar[list[str]] = []
     left_event: ClassVar[threading.Event] = threading.Event()
+
+    def __init__(self, ctx: ActorContext) -> None:
+        super().__init__(ctx)
+        Echo.built.append(ctx.id.hex)
 
     async def join(self, transport: Transport, name: str) -> None:
         self.ctx.accept_websocket(transport).serialize_attachment(name)
@@ -51,6 +58,10 @@ def make_app(data_dir: Path) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
 
+    @app.get("/awake")
+    async def awake() -> int:  # read on the server's loop, where the runtime lives
+        return echoes[0].live_count
+
     @app.websocket("/echo/{name}")
     async def echo(websocket: WebSocket, name: str) -> None:
         await websocket.accept()
@@ -61,17 +72,28 @@ def make_app(data_dir: Path) -> FastAPI:
     return app
 
 
+def wait_until_asleep(server: BackgroundServer) -> None:
+    deadline = time.monotonic() + 5
+    while httpx.get(f"{server.url}/awake", trust_env=False).json() != 0:
+        assert time.monotonic() < deadline, "the actor never hibernated"
+        time.sleep(0.02)
+
+
 def test_real_websocket_survives_hibernation_and_runs_close(tmp_path: Path) -> None:
+    Echo.built.clear()
+    Echo.left.clear()
+    Echo.left_event.clear()
     with (
         BackgroundServer(make_app(tmp_path)) as server,
         connect(f"{server.ws_url}/echo/ada", open_timeout=5) as client,
     ):
         client.send("hi")
         assert client.recv(timeout=5) == "ada #1: hi"
-        time.sleep(0.2)  # the actor hibernates; the socket stays open
+        wait_until_asleep(server)  # the actor left memory; the socket stays open
         client.send("again")
         assert client.recv(timeout=5) == "ada #2: again"
-        time.sleep(0.2)
+        assert len(Echo.built) == 2, "woken again: a new instance, its storage kept"
+        wait_until_asleep(server)
         client.close()
         assert Echo.left_event.wait(5)
     assert Echo.left == ["ada"]
