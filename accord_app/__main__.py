@@ -13,7 +13,7 @@ from accord_app.app import UVICORN_OPTIONS, create_app
 from accord_app.catalog import CatalogError
 from accord_app.chat.sharding import Sharding
 from accord_app.datalock import DataDirInUse, DataDirLock
-from accord_app.settings import Settings, parse_port
+from accord_app.settings import DATA_DIR_HELP, Settings, parse_port
 
 
 def port_flag(text: str) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m accord_app", description=__doc__)
     parser.add_argument("--host", help="default: 127.0.0.1, or ACCORD_HOST")
     parser.add_argument("--port", type=port_flag, help="default: 8787, or ACCORD_PORT")
-    parser.add_argument("--data-dir", type=Path, help="default: ./data, or ACCORD_DATA_DIR")
+    parser.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     parser.add_argument(
         "--sharding",
         choices=[mode.value for mode in Sharding],

@@ -11,12 +11,16 @@ from accord_app.chat.sharding import Sharding
 from accord_app.origins import normalise_origin
 from accord_app.placement import Placement
 
-# The project folder (the package sits in it); data/ beside the package is git-ignored.
+# The project folder, for the lab's tools (the package sits in it when installed editable).
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR_NAME = "data"  # git-ignored in the project folder
+DATA_DIR_HELP = f"default: ./{DATA_DIR_NAME} in the folder it starts in, or ACCORD_DATA_DIR"
 
 
-def _default_data_dir() -> Path:
-    return PROJECT_DIR / "data"
+def default_data_dir() -> Path:
+    """data/ in the folder the app starts in (the project folder under `make run`). Not beside
+    the package: installed from a wheel, that would be inside site-packages."""
+    return Path.cwd() / DATA_DIR_NAME
 
 
 def parse_port(text: str, name: str) -> int:
@@ -30,7 +34,7 @@ def parse_port(text: str, name: str) -> int:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8787
-    data_dir: Path = field(default_factory=_default_data_dir)
+    data_dir: Path = field(default_factory=default_data_dir)
     sharding: Sharding = Sharding.CHANNEL
     idle_timeout: float = 10.0  # seconds before an idle actor hibernates
     chat_limits: ChatLimits = field(default_factory=ChatLimits)

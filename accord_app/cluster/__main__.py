@@ -5,6 +5,7 @@ others keep serving theirs. ACCORD_* variables reach the workers (ACCORD_WORK_MS
 """
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -13,7 +14,7 @@ from types import FrameType
 
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster.supervisor import Cluster, ClusterError, log_tail
-from accord_app.settings import Settings, parse_port
+from accord_app.settings import DATA_DIR_HELP, default_data_dir, parse_port
 
 # Seconds before a dead worker is started again, doubling while it keeps dying.
 RESTART_DELAYS = [1, 2, 4, 8, 15, 30]
@@ -54,15 +55,16 @@ def main(argv: list[str] | None = None) -> None:
         default=8787,
         help="the proxy's port; workers take the next ones (default: 8787, workers 8788...)",
     )
-    parser.add_argument("--data-dir", type=Path, default=Settings().data_dir, help="default: data/")
+    parser.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     args = parser.parse_args(argv)
+    data_dir = args.data_dir or Path(os.environ.get("ACCORD_DATA_DIR") or default_data_dir())
     worker_ports = None if args.port == 0 else [args.port + n for n in range(1, args.workers + 1)]
     if worker_ports and worker_ports[-1] > 65535:
         parser.error(f"--port {args.port} leaves no room for {args.workers} worker ports")
     cluster = Cluster(
         args.workers,
         args.sharding,
-        args.data_dir,
+        data_dir,
         host=args.host,
         port=args.port,
         worker_ports=worker_ports,
