@@ -50,6 +50,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy accord_app
+	$(BIN)/lint-imports
 	$(BIN)/python -m accord_app.lab.attendee --check
 
 run: $(LAB_STAMP)

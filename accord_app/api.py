@@ -1,34 +1,14 @@
 """The Accord HTTP API for servers and channels: the contract the frontend relies on."""
 
 import uuid
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 
-from accord_app.catalog import Catalog
-from accord_app.errors import ApiError
 from accord_app.models import NameIn
-from accord_app.types import Channel, ErrorBody, Server
-
-# Documented on every route so /openapi.json lists the error shape next to the success one.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The request is malformed."},
-    404: {"model": ErrorBody, "description": "The server does not exist."},
-}
+from accord_app.types import Channel, Server
+from accord_app.web import ERROR_RESPONSES, CatalogDep, server_not_found
 
 router = APIRouter(prefix="/api")
-
-
-def get_catalog(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
-    return catalog
-
-
-CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-
-
-def server_not_found(server_id: uuid.UUID) -> ApiError:
-    return ApiError(404, "server_not_found", f"There is no server with id {server_id}.")
 
 
 @router.get("", summary="Check that the API answers")

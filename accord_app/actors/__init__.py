@@ -34,7 +34,6 @@ from accord_app.actors.runtime import (
 from accord_app.actors.sockets import (
     HibernatableWebSocket,
     MemoryTransport,
-    StarletteTransport,
     Transport,
     TransportClosed,
 )
@@ -58,7 +57,6 @@ __all__ = [
     "Namespace",
     "Runtime",
     "RuntimeClosed",
-    "StarletteTransport",
     "Storage",
     "StorageBusy",
     "StorageDamaged",

@@ -4,9 +4,11 @@ The runtime, not the actor, runs each socket's receive loop. While the actor hib
 keeps waiting for frames (and answers the auto-response itself); a frame or a close wakes the
 actor by queueing an event. Per-socket state that must survive lives in the attachment.
 
-Sockets are reached through the small `Transport` protocol, with an adapter for Starlette's (and
-so FastAPI's) WebSocket and an in-memory one for tests and notebooks. In Cloudflare the sockets
-are held outside the isolate entirely; here they live in the same process as the runtime.
+Sockets are reached through the small `Transport` protocol: the web layer adapts Starlette's
+(and so FastAPI's) WebSocket to it (accord_app/chat/websocket.py), and MemoryTransport below
+plays both ends in memory for tests and notebooks. The runtime imports nothing of the web. In
+Cloudflare the sockets are held outside the isolate entirely; here they live in the same process
+as the runtime.
 """
 
 import asyncio
@@ -15,8 +17,6 @@ import json
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
-
-from starlette.websockets import WebSocket, WebSocketState
 
 from accord_app.actors.errors import AttachmentTooLarge
 
@@ -62,60 +62,6 @@ class Transport(Protocol):
         """Drop the connection without a closing handshake: the peer may not be reading.
         A pending or later receive() raises TransportClosed(code, reason)."""
         ...
-
-
-class StarletteTransport:
-    """A Starlette/FastAPI WebSocket (already accepted) as a Transport.
-
-    An endpoint must not return while the socket is open, or Starlette closes it:
-
-        transport = StarletteTransport(websocket)
-        await rooms.get(room_id).join(transport, name)
-        await transport.wait_closed()
-    """
-
-    def __init__(self, websocket: WebSocket, client: str = "local") -> None:
-        self.websocket = websocket
-        self.client = client  # who is at the other end, as the web layer tells it
-        self._closed = asyncio.Event()
-        self._aborted: asyncio.Future[TransportClosed] = asyncio.get_running_loop().create_future()
-
-    async def send_text(self, data: str) -> None:
-        await self.websocket.send_text(data)
-
-    async def send_bytes(self, data: bytes) -> None:
-        await self.websocket.send_bytes(data)
-
-    async def receive(self) -> str | bytes:
-        receiving = asyncio.ensure_future(self.websocket.receive())
-        waiting: set[asyncio.Future[Any]] = {receiving, self._aborted}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if not receiving.done():
-            receiving.cancel()
-            raise self._aborted.result()
-        message = receiving.result()
-        if message["type"] == "websocket.disconnect":
-            self._closed.set()
-            raise TransportClosed(message.get("code", 1000), message.get("reason") or "")
-        text: str | None = message.get("text")
-        return text if text is not None else bytes(message.get("bytes") or b"")
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        try:
-            if self.websocket.application_state == WebSocketState.CONNECTED:
-                await self.websocket.close(code, reason)
-        finally:
-            self._closed.set()
-
-    def abort(self, code: int, reason: str) -> None:
-        # ASGI offers no way to reset a connection. Ending the endpoint (wait_closed returns)
-        # makes uvicorn close it; the bytes already in its buffer still wait for the peer.
-        if not self._aborted.done():
-            self._aborted.set_result(TransportClosed(code, reason))
-        self._closed.set()
-
-    async def wait_closed(self) -> None:
-        await self._closed.wait()
 
 
 class MemoryTransport:

@@ -25,13 +25,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from accord_app.actors import Namespace
-from accord_app.api import ERROR_RESPONSES, get_catalog, server_not_found
 from accord_app.catalog import Catalog
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.routes import activity_of
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.placement import Placement
 from accord_app.types import ChannelActivity, ErrorBody
+from accord_app.web import ERROR_RESPONSES, get_catalog, server_not_found
 
 router = APIRouter(prefix="/api/servers/{server_id}")
 REMOTE_CALLS_IN_FLIGHT = 32

@@ -20,21 +20,21 @@ from accord_app.actors import (
     ActorReset,
     CommitFailed,
     Namespace,
-    StarletteTransport,
     StorageDamaged,
     StorageUnavailable,
 )
 from accord_app.actors.sockets import CLOSE_TRY_AGAIN_LATER
-from accord_app.api import ERROR_RESPONSES
 from accord_app.catalog import Catalog
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.ratelimit import ClientLimits
 from accord_app.chat.sharding import Sharding, shard_key
+from accord_app.chat.websocket import StarletteTransport
 from accord_app.errors import ApiError, refuse, storage_error_answer
 from accord_app.origins import origin_allowed
 from accord_app.placement import Placement
 from accord_app.types import ChannelActivity, ErrorBody, Message
+from accord_app.web import ERROR_RESPONSES
 
 logger = logging.getLogger("accord")
 router = APIRouter(prefix="/api/servers/{server_id}/channels/{channel_id}")

@@ -18,9 +18,9 @@ from accord_app.actors import (
     HibernatableWebSocket,
     Namespace,
     Runtime,
-    StarletteTransport,
     Transport,
 )
+from accord_app.chat.websocket import StarletteTransport
 from accord_app.lab.server import BackgroundServer
 
 
