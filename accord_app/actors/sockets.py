@@ -117,7 +117,7 @@ class HibernatableWebSocket:
     __slots__ = (
         "_attachment",
         "_cut",
-        "_gate",
+        "_on_send",
         "_outbox",
         "_outbox_bytes",
         "_pump",
@@ -133,15 +133,17 @@ class HibernatableWebSocket:
         self,
         transport: Transport,
         tags: Sequence[str],
-        gate: Callable[["HibernatableWebSocket", str | bytes | TransportClosed], None],
+        on_send: Callable[["HibernatableWebSocket", str | bytes | TransportClosed], None],
     ) -> None:
+        """`on_send(ws, frame)` hands each frame (or the close) to the actor's output gate,
+        which calls `deliver(frame)` once the writes before it are durable."""
         if len(tags) > MAX_TAGS or not all(isinstance(tag, str) for tag in tags):
             raise ValueError(f"a WebSocket takes at most {MAX_TAGS} tags, all strings")
         self.transport = transport
         self.tags = tuple(tags)
         self.closing = False  # the actor closed it; its receive loop ends without an event
         self.receiver: asyncio.Task[None] | None = None
-        self._gate = gate
+        self._on_send = on_send
         self._attachment: str | None = None
         self._outbox: deque[str | bytes | TransportClosed] | None = None  # None while empty
         self._outbox_bytes = 0
@@ -166,13 +168,13 @@ class HibernatableWebSocket:
     def send(self, data: str | bytes) -> None:
         """Queue a frame; it is sent once the writes before it are durable, in order."""
         if not self.closing:
-            self._gate(self, data)
+            self._on_send(self, data)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close from the server side (after the frames sent before). No close event follows."""
         if not self.closing:
             self.closing = True
-            self._gate(self, TransportClosed(code, reason))
+            self._on_send(self, TransportClosed(code, reason))
 
     def deliver(self, frame: str | bytes | TransportClosed) -> None:
         """Hand a released frame to the transport, keeping the order frames were sent in."""
