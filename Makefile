@@ -1,12 +1,16 @@
-# Every target bootstraps .venv from pyproject.toml on its own, so a fresh clone needs only
-# `make lab` or `make test`. A stamp file makes an install run again only when pyproject.toml
-# is newer than the last one: the lab's packages for `make lab`, the developers' for the rest.
+# Every target bootstraps .venv on its own, so a fresh clone needs only `make lab` or
+# `make test`. It installs the versions the kit was tested with, from the locks in
+# requirements/ (hashes included; `make lock` refreshes them from pyproject.toml). A stamp file
+# makes an install run again only when a lock is newer than the last one: the lab's packages
+# for `make lab`, the developers' for the rest.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LAB_STAMP := $(VENV)/.installed-lab
 DEV_STAMP := $(VENV)/.installed-dev
+LAB_LOCK := requirements/lab.txt
+DEV_LOCK := requirements/dev.txt
 # The project's own kernel spec comes first on JUPYTER_PATH, so notebooks run in .venv even
 # when the laptop has another "python3" kernel registered for the user.
 export JUPYTER_PATH := $(abspath $(VENV))/share/jupyter
@@ -17,18 +21,19 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 WHEELS := $(if $(wildcard wheelhouse/*.whl),--find-links wheelhouse)
 OFFLINE := $(if $(WHEELS),--no-index $(WHEELS))
 
-.PHONY: lab test lint run cluster bench locust notebooks slides slides-pdf wheelhouse clean
+.PHONY: lab test lint run cluster bench locust notebooks slides slides-pdf wheelhouse lock clean
 
-$(LAB_STAMP): pyproject.toml
+$(LAB_STAMP): pyproject.toml $(LAB_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
 		{ echo "Accord needs Python 3.11 or newer; '$(PYTHON)' is $$($(PYTHON) --version)." >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) $(OFFLINE) -e '.[lab]'
+	$(PIP) $(OFFLINE) --require-hashes --requirement $(LAB_LOCK)
+	$(PIP) $(OFFLINE) --no-deps -e .
 	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (Accord)" >/dev/null
 	@touch $(LAB_STAMP)
 
-$(DEV_STAMP): $(LAB_STAMP)
-	$(PIP) $(WHEELS) -e '.[lab,dev]'
+$(DEV_STAMP): $(LAB_STAMP) $(DEV_LOCK)
+	$(PIP) $(WHEELS) --require-hashes --requirement $(DEV_LOCK)
 	@touch $(DEV_STAMP)
 
 # Extra JupyterLab flags, e.g. make lab LAB_ARGS="--no-browser --port 8899".
@@ -91,6 +96,13 @@ slides-pdf: slides
 WHEELHOUSE_ARGS ?=
 wheelhouse: $(DEV_STAMP)
 	$(BIN)/python tools/wheelhouse.py $(WHEELHOUSE_ARGS)
+
+# The locks, for every platform and Python 3.11+ at once (uv's universal resolution), with
+# the hashes of every file. The developers' lock keeps the lab's versions.
+LOCK := pip compile pyproject.toml --universal --generate-hashes --python-version 3.11 --quiet
+lock: $(DEV_STAMP)
+	$(BIN)/uv $(LOCK) --extra lab --output-file $(LAB_LOCK)
+	$(BIN)/uv $(LOCK) --extra lab --extra dev --constraint $(LAB_LOCK) --output-file $(DEV_LOCK)
 
 notebooks: $(DEV_STAMP)
 	$(BIN)/python -m accord_app.lab.attendee

@@ -6,8 +6,9 @@
 Copy the repository with its wheelhouse/ folder to USB sticks. `make lab` sees the folder and
 installs from it alone (pip --no-index): no network at all, not even a slow one.
 
-For each platform and Python version, uv resolves the lab's requirements as that laptop would
-see them: markers such as `sys_platform == "win32"` are decided for the target, which pip's own
+The wheels are those of the lab's lock (requirements/lab.txt): the versions the kit was tested
+with, whose hashes `make lab` checks. For each platform and Python version, uv selects the
+lock's requirements as that laptop would see them: markers such as `sys_platform == "win32"` are decided for the target, which pip's own
 `download --platform` cannot do (it decides them for the machine it runs on, and would fetch
 uvloop for Windows and forget colorama). pip then downloads exactly those wheels, binary only:
 an attendee's laptop has no compiler to count on. Each pair's file list is kept as
@@ -65,9 +66,9 @@ def uv() -> str:
 
 
 def resolve(platform: str, python: str, out: Path) -> None:
-    """Write the pinned requirements of `.[lab]` for one platform and Python to `out`."""
+    """Write the lab's locked requirements that one platform and Python need to `out`."""
     target, _tags = PLATFORMS[platform]
-    command = [uv(), "pip", "compile", str(PROJECT_DIR / "pyproject.toml"), "--extra", "lab"]
+    command = [uv(), "pip", "compile", str(PROJECT_DIR / "requirements" / "lab.txt")]
     command += ["--python-platform", target, "--python-version", python]
     command += ["--only-binary", ":all:", "--no-header", "--no-annotate", "--quiet"]
     environment = {**os.environ, "MACOSX_DEPLOYMENT_TARGET": f"{MACOS}.0"}
