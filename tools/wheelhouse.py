@@ -8,9 +8,9 @@ installs from it alone (pip --no-index): no network at all, not even a slow one.
 
 The wheels are those of the lab's lock (requirements/lab.txt): the versions the kit was tested
 with, whose hashes `make lab` checks. For each platform and Python version, uv selects the
-lock's requirements as that laptop would see them: markers such as `sys_platform == "win32"` are decided for the target, which pip's own
-`download --platform` cannot do (it decides them for the machine it runs on, and would fetch
-uvloop for Windows and forget colorama). pip then downloads exactly those wheels, binary only:
+lock's requirements as that laptop would see them: markers such as `sys_platform == "win32"`
+are decided for the target, which pip's own `download --platform` cannot do (it decides them
+for the machine it runs on, and would fetch uvloop for Windows and forget colorama). pip then downloads exactly those wheels, binary only:
 an attendee's laptop has no compiler to count on. Each pair's file list is kept as
 wheelhouse/<platform>-<python>.txt, so the size per platform can be told afterwards.
 """
