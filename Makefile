@@ -84,12 +84,9 @@ locust: $(LAB_STAMP)
 slides: $(LAB_STAMP)
 	$(BIN)/python slides/build.py
 
-# The deck as a PDF, printed by Chromium from the page above: slides/build/accord.pdf.
-CHROMIUM ?= chromium
-slides-pdf: slides
-	$(CHROMIUM) --headless --no-sandbox --disable-gpu --no-pdf-header-footer \
-		--print-to-pdf=slides/build/accord.pdf \
-		"file://$(abspath slides/build/index.html)?print-pdf"
+# The deck as a PDF, printed by Debian's Chromium from the page above: slides/build/accord.pdf.
+slides-pdf: slides $(DEV_STAMP)
+	$(BIN)/python slides/pdf.py
 
 # Every wheel the lab needs for the laptops of a room: see tools/wheelhouse.py. Narrow it
 # with e.g. WHEELHOUSE_ARGS="--platform linux-x86_64 --python 3.12".

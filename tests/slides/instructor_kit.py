@@ -1,4 +1,4 @@
-"""The instructor's scripts, slides/build.py and slides/timings.py, imported by the tests (they
+"""The instructor's scripts, slides/build.py, pdf.py and timings.py, imported by the tests (they
 are scripts in a folder, not a package)."""
 
 import importlib.util
@@ -18,4 +18,5 @@ def load(name: str) -> ModuleType:
 
 
 build = load("build")
+pdf = load("pdf")
 timings = load("timings")

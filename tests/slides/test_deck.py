@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from instructor_kit import build, timings
+from instructor_kit import build, pdf, timings
 
 from accord_app.settings import PROJECT_DIR
 
@@ -111,6 +111,14 @@ def test_every_slide_shows_with_its_images_and_notes_and_no_network(
     assert [url for url in asked if urlsplit(url).hostname != "127.0.0.1"] == []
     assert len(screenshots) >= 3, "the title and at least two slides of measured plots"
     context.close()
+
+
+def test_the_pdf_has_every_slide(built: Path, tmp_path: Path) -> None:
+    printed = pdf.print_pdf(built, tmp_path / "deck.pdf").read_bytes()
+    pages = len(re.findall(rb"/Type\s*/Page(?![a-z])", printed))
+    slides = len(build.slides_of(json.loads(build.DECK.read_text())["cells"]))
+    # A slide longer than a page goes on over the next one, as in a browser's Print dialog.
+    assert slides <= pages <= slides + 3, (pages, slides)
 
 
 def test_the_readme_shows_the_title_slide() -> None:
