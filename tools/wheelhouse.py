@@ -10,9 +10,10 @@ The wheels are those of the lab's lock (requirements/lab.txt): the versions the 
 with, whose hashes `make lab` checks. For each platform and Python version, uv selects the
 lock's requirements as that laptop would see them: markers such as `sys_platform == "win32"`
 are decided for the target, which pip's own `download --platform` cannot do (it decides them
-for the machine it runs on, and would fetch uvloop for Windows and forget colorama). pip then downloads exactly those wheels, binary only:
-an attendee's laptop has no compiler to count on. Each pair's file list is kept as
-wheelhouse/<platform>-<python>.txt, so the size per platform can be told afterwards.
+for the machine it runs on, and would fetch uvloop for Windows and forget colorama). pip then
+downloads exactly those wheels, binary only: an attendee's laptop has no compiler to count on.
+Each pair's file list is kept as wheelhouse/<platform>-<python>.txt, so the size per platform
+can be told afterwards.
 """
 
 import argparse
