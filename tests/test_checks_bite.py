@@ -40,8 +40,117 @@ PICK = """def pick_worker(key, addresses):
     return scores.index(max(scores)) + 1
 """
 
+WHERE = """def where_it_lives():
+    return {"servers": "catalog", "channels": "catalog", "messages": "actor",
+            "name_check": "worker", "last_seq": "actor"}
+"""
+TRIP = "FIBRE_KM_PER_S = 200_000\ndef round_trip_ms(distance_km):\n    return {}\n"
+# 1.2's check asks the server that 1.1's check started: a wrong greet() gets an app (and the
+# server) of its own, or the right route, still on the old app, would answer for it.
+GREET = """api = FastAPI()
+@api.get("/api")
+def api_root():
+    return {{"api": True}}
+@api.get("/api/greet/{{name}}")
+def greet(name: str, {}):
+    greeting = f"Hello, {{name}}!"
+    return {{"greeting": {}}}
+api_server = serve(api, name="api")
+"""
+COUNTER = """def create_counter_db():
+    db_path = Path(tempfile.mkdtemp(prefix="accord-01-")) / "counter.sqlite3"
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TABLE counter (value INTEGER NOT NULL)")
+        conn.execute("INSERT INTO counter (value) VALUES (0)")
+    return db_path
+def make_shared_counter_app(db_path):
+    app = FastAPI()
+    @app.post("/visit")
+    def visit():
+{}
+    return app
+"""
+READ_THEN_WRITE = """        conn = sqlite3.connect(db_path)
+        (value,) = conn.execute("SELECT value FROM counter").fetchone()
+        value += 1
+        conn.execute("UPDATE counter SET value = ?", (value,))
+        conn.commit()
+        conn.close()
+        return {"visits": value}"""
+NO_COMMIT = """        conn = sqlite3.connect(db_path)
+        query = "UPDATE counter SET value = value + 1 RETURNING value"
+        (value,) = conn.execute(query).fetchone()
+        conn.close()
+        return {"visits": value}"""
+
 # chapter -> exercise tag -> [(the mistake, a whole wrong exercise cell)]
 WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "00-what-we-build.ipynb": {
+        "exercise-0.1": [
+            (
+                "messages in the catalog",
+                WHERE.replace('"messages": "actor"', '"messages": "catalog"'),
+            ),
+            (
+                "the counter in the shared database",
+                WHERE.replace('"last_seq": "actor"', '"last_seq": "catalog"'),
+            ),
+        ],
+        "exercise-0.2": [
+            ("one way only", TRIP.format("distance_km / FIBRE_KM_PER_S * 1000")),
+            ("the speed in vacuum", TRIP.format("2 * distance_km / 300_000 * 1000")),
+            ("seconds", TRIP.format("2 * distance_km / FIBRE_KM_PER_S")),
+            ("whole milliseconds", TRIP.format("round(2 * distance_km / FIBRE_KM_PER_S * 1000)")),
+        ],
+    },
+    "01-stateless-compute.ipynb": {
+        "exercise-1.1": [
+            (
+                "1 instead of true",
+                'api = FastAPI()\n@api.get("/api")\ndef api_root():\n    return {"api": 1}\n',
+            ),
+            (
+                "a string",
+                'api = FastAPI()\n@api.get("/api")\ndef api_root():\n    return {"api": "true"}\n',
+            ),
+        ],
+        "exercise-1.2": [
+            (
+                "any shout= shouts, even false",
+                GREET.format(
+                    "shout: str | None = None",
+                    "greeting.upper() if shout is not None else greeting",
+                ),
+            ),
+            (
+                "shout as a string",
+                GREET.format(
+                    'shout: str = "false"', 'greeting.upper() if shout == "true" else greeting'
+                ),
+            ),
+            ("never shouts", GREET.format("shout: bool = False", "greeting")),
+        ],
+        "exercise-1.3": [
+            ("read, then write", COUNTER.format(READ_THEN_WRITE)),
+            (
+                "a deferred transaction that reads first",
+                COUNTER.format(
+                    READ_THEN_WRITE.replace(
+                        "sqlite3.connect(db_path)", "sqlite3.connect(db_path, isolation_level=None)"
+                    )
+                    .replace("        (value,)", '        conn.execute("BEGIN")\n        (value,)')
+                    .replace("conn.commit()", 'conn.execute("COMMIT")')
+                ),
+            ),
+            (
+                "a count in the kernel's memory",
+                COUNTER.replace(
+                    "    app = FastAPI()", "    app = FastAPI()\n    seen = [0]"
+                ).format('        seen[0] += 1\n        return {"visits": seen[0]}'),
+            ),
+            ("no commit", COUNTER.format(NO_COMMIT)),
+        ],
+    },
     "07-scaling.ipynb": {
         "exercise-7.1": [
             ("the cost itself, not a rate", "def actor_ceiling(c):\n    return c\n" + INSIDE),

@@ -4,7 +4,12 @@ Each probe sends real requests through an httpx client and records what it saw i
 so the same code grades an attendee's endpoints in a notebook and the reference app in CI.
 """
 
+import sqlite3
+import time
 import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
@@ -171,3 +176,56 @@ def probe_channels(client: httpx.Client, report: Report, server_id: str) -> None
         400,
         "an empty channel name",
     )
+
+
+def probe_shared_counter(
+    urls: Sequence[str], db_path: Path, report: Report, hold_seconds: float = 0.5
+) -> None:
+    """Ten visits one after another, then ten at the same moment, over the instances at `urls`
+    that share the counter in `db_path`: each visit must count exactly once."""
+
+    def visit(url: str) -> int | None:
+        try:
+            response = httpx.post(f"{url}/visit", timeout=10, trust_env=False)
+        except httpx.HTTPError:
+            return None
+        visits = response.json().get("visits") if response.status_code == 200 else None
+        return visits if isinstance(visits, int) else None
+
+    one_by_one = [visit(url) for url in list(urls) * 5]
+    report.equal(
+        one_by_one,
+        list(range(1, 11)),
+        "ten visits, one after another, count 1 to 10",
+        hint="read and write the count in the database, not in a variable",
+    )
+    # Ten at once. A second connection holds the write lock meanwhile, so every visit has
+    # started before any can write: a count read first and written later shows every time.
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with ThreadPoolExecutor(10) as pool:
+        futures = [pool.submit(visit, url) for url in list(urls) * 5]
+        time.sleep(hold_seconds)
+        holder.execute("ROLLBACK")
+        holder.close()
+        at_once = [future.result() for future in futures]
+    numbers = sorted(number for number in at_once if number is not None)
+    if len(numbers) < 10:
+        hint = (
+            f"{10 - len(numbers)} of 10 visits failed: a transaction that reads before it writes"
+            " cannot wait for the write lock (database is locked). Take it first with BEGIN"
+            " IMMEDIATE, or read and write in one statement: UPDATE ... RETURNING"
+        )
+    elif len(set(numbers)) < 10:
+        hint = (
+            f"got {numbers}: two visits read the same count before either wrote it (a lost"
+            " update). Read and write in one statement: UPDATE counter SET value = value + 1"
+            " RETURNING value"
+        )
+    else:
+        hint = ""
+    report.equal(numbers, list(range(11, 21)), "ten visits at once count 11 to 20", hint=hint)
+    with sqlite3.connect(db_path) as conn:
+        stored = conn.execute("SELECT value FROM counter").fetchone()[0]
+    conn.close()
+    report.equal(stored, 20, "the database holds 20 afterwards", hint="did you commit?")
