@@ -83,6 +83,31 @@ NO_COMMIT = """        conn = sqlite3.connect(db_path)
         conn.close()
         return {"visits": value}"""
 
+
+def solution_cell(chapter: str, tag: str) -> str:
+    cells = json.loads((attendee.SOLUTIONS_DIR / chapter).read_text(encoding="utf-8"))["cells"]
+    [cell] = [cell for cell in cells if tag in cell.get("metadata", {}).get("tags", [])]
+    return "".join(cell["source"])
+
+
+def swap(source: str, old: str, new: str) -> str:
+    assert source.count(old) == 1, f"{old!r} is not once in the solution"
+    return source.replace(old, new)
+
+
+SERVER_ROUTES = solution_cell("02-catalog-database.ipynb", "exercise-2.2")
+# 2.3 adds to 2.2's router, which holds the right routes already: a wrong 2.3 starts a new one.
+CHANNEL_ROUTES = SERVER_ROUTES + solution_cell("02-catalog-database.ipynb", "exercise-2.3")
+SERVERS = """def insert_server(conn, name):
+    server = Server(id=str(uuid.uuid4()), name=name)
+    with write_transaction(conn):
+        conn.execute("INSERT INTO servers (id, name) VALUES (?, ?)", (server.id, server.name))
+    return server
+def select_servers(conn):
+    rows = conn.execute("SELECT id, name FROM servers ORDER BY rowid").fetchall()
+    return [Server(id=i, name=n) for i, n in rows]
+"""
+
 # chapter -> exercise tag -> [(the mistake, a whole wrong exercise cell)]
 WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
     "00-what-we-build.ipynb": {
@@ -149,6 +174,38 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
                 ).format('        seen[0] += 1\n        return {"visits": seen[0]}'),
             ),
             ("no commit", COUNTER.format(NO_COMMIT)),
+        ],
+    },
+    "02-catalog-database.ipynb": {
+        "exercise-2.1": [
+            ("no ORDER BY", SERVERS.replace(" ORDER BY rowid", "")),
+            (
+                "no write transaction",
+                SERVERS.replace("    with write_transaction(conn):\n    ", ""),
+            ),
+            ("`with conn:`", SERVERS.replace("with write_transaction(conn):", "with conn:")),
+            (
+                "rows, not Servers",
+                SERVERS.replace("[Server(id=i, name=n) for i, n in rows]", "rows"),
+            ),
+        ],
+        "exercise-2.2": [
+            ("no 201", swap(SERVER_ROUTES, "status_code=201", "status_code=200")),
+            (
+                "a list that ignores the catalog",
+                swap(SERVER_ROUTES, "        return select_servers(conn)", "        return []"),
+            ),
+        ],
+        "exercise-2.3": [
+            ("server_id as text", CHANNEL_ROUTES.replace("server_id: uuid.UUID", "server_id: str")),
+            (
+                "no 404 for an unknown server",
+                swap(
+                    CHANNEL_ROUTES,
+                    "    if channel is None:\n        raise",
+                    "    if False:\n        raise",
+                ),
+            ),
         ],
     },
     "07-scaling.ipynb": {
