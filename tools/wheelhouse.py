@@ -84,15 +84,15 @@ def download(platform: str, python: str) -> list[str]:
     with tempfile.TemporaryDirectory(dir=WHEELHOUSE) as scratch:
         folder = Path(scratch)
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-        command += ["--only-binary", ":all:", "--python-version", python]
-        command += ["--implementation", "cp", "--dest", str(folder / "wheels")]
-        command += [f"--platform={tag}" for tag in tags]
+        command += ["--only-binary", ":all:", "--implementation", "cp"]
+        command += ["--dest", str(folder / "wheels"), *[f"--platform={tag}" for tag in tags]]
         # The lock may pin a package differently for early and late releases of one Python
         # (e.g. `python_full_version >= '3.11.5'`): a laptop may have either, so take both.
         for release in [f"{python}.0", f"{python}.99"]:
             requirements = folder / f"requirements-{release}.txt"
             resolve(platform, release, requirements)
-            subprocess.run([*command, "--requirement", str(requirements)], check=True)
+            fetch = [*command, "--python-version", release, "--requirement", str(requirements)]
+            subprocess.run(fetch, check=True)
         names = sorted(path.name for path in (folder / "wheels").iterdir())
         for name in names:  # pure-Python wheels are shared by every platform: kept once
             if not (WHEELHOUSE / name).exists():
