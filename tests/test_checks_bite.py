@@ -98,6 +98,27 @@ def swap(source: str, old: str, new: str) -> str:
 SERVER_ROUTES = solution_cell("02-catalog-database.ipynb", "exercise-2.2")
 # 2.3 adds to 2.2's router, which holds the right routes already: a wrong 2.3 starts a new one.
 CHANNEL_ROUTES = SERVER_ROUTES + solution_cell("02-catalog-database.ipynb", "exercise-2.3")
+ACTOR = solution_cell("03-actor-model.ipynb", "exercise-3.1")
+SEQ = solution_cell("03-actor-model.ipynb", "exercise-3.2")
+REGISTRY = solution_cell("03-actor-model.ipynb", "exercise-3.3")
+LOOP_BODY = """            message, reply = await self.mailbox.get()
+            try:
+                result = await self.receive(message)
+            except Exception as error:
+                reply.set_exception(error)
+            else:
+                reply.set_result(result)
+"""
+TASK_PER_MESSAGE = """            message, reply = await self.mailbox.get()
+
+            async def turn(message=message, reply=reply):
+                try:
+                    reply.set_result(await self.receive(message))
+                except Exception as error:
+                    reply.set_exception(error)
+
+            asyncio.get_running_loop().create_task(turn())
+"""
 SERVERS = """def insert_server(conn, name):
     server = Server(id=str(uuid.uuid4()), name=name)
     with write_transaction(conn):
@@ -204,6 +225,64 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
                     CHANNEL_ROUTES,
                     "    if channel is None:\n        raise",
                     "    if False:\n        raise",
+                ),
+            ),
+        ],
+    },
+    "03-actor-model.ipynb": {
+        "exercise-3.1": [
+            ("a task per message", swap(ACTOR, LOOP_BODY, TASK_PER_MESSAGE)),
+            (
+                "receive not awaited",
+                swap(ACTOR, "await self.receive(message)", "self.receive(message)"),
+            ),
+            (
+                "the loop stops at the first error",
+                swap(
+                    ACTOR,
+                    "reply.set_exception(error)\n",
+                    "reply.set_exception(error)\n                return\n",
+                ),
+            ),
+        ],
+        "exercise-3.2": [
+            ("off by one", swap(SEQ, "        return self.last_seq\n", "        return current\n")),
+            (
+                "never stores the new number",
+                swap(
+                    SEQ,
+                    "        self.last_seq = current + 1\n        return self.last_seq",
+                    "        return current + 1",
+                ),
+            ),
+            (
+                "a counter outside the actor",
+                "NEXT = [0]\n"
+                + swap(
+                    SEQ,
+                    "        current = self.last_seq\n        await asyncio"
+                    ".sleep(0)\n        self.last_seq = current + 1\n        return self.last_seq",
+                    "        NEXT[0] += 1\n        return NEXT[0]",
+                ),
+            ),
+        ],
+        "exercise-3.3": [
+            (
+                "setdefault builds a SeqActor every time",
+                swap(
+                    REGISTRY,
+                    "        if name not in self.channels:\n            self.channels[name]"
+                    " = SeqActor()\n        return self.channels[name]",
+                    "        return self.channels.setdefault(name, SeqActor())",
+                ),
+            ),
+            (
+                "a new actor per ask",
+                swap(
+                    REGISTRY,
+                    "        if name not in self.channels:\n            self.channels[name]"
+                    " = SeqActor()\n        return self.channels[name]",
+                    "        return SeqActor()",
                 ),
             ),
         ],
