@@ -119,6 +119,43 @@ TASK_PER_MESSAGE = """            message, reply = await self.mailbox.get()
 
             asyncio.get_running_loop().create_task(turn())
 """
+COUNTER_ACTOR = solution_cell("04-durable-actors.ipynb", "exercise-4.1")
+JOURNAL = solution_cell("04-durable-actors.ipynb", "exercise-4.2")
+REMINDER = solution_cell("04-durable-actors.ipynb", "exercise-4.3")
+COUNT_BODY = """        count = (self.storage.get("count") or 0) + by
+        self.storage.put("count", count)
+        if count > self.LIMIT:
+            raise ValueError(f"the count would be {count}, above {self.LIMIT}")
+        return count
+"""
+CACHED_COUNT = """        if not hasattr(self, "count"):
+            self.count = self.storage.get("count") or 0
+        self.count += by
+        self.storage.put("count", self.count)
+        if self.count > self.LIMIT:
+            raise ValueError("above the limit")
+        return self.count
+"""
+CHECK_FIRST = """        count = (self.storage.get("count") or 0) + by
+        if count > self.LIMIT:
+            raise ValueError(f"the count would be {count}, above {self.LIMIT}")
+        self.storage.put("count", count)
+        return count
+"""
+NEXT_NUMBER_SQL = (
+    'rows = self.storage.sql.execute("SELECT coalesce(max(number), 0) + 1 FROM entries")\n'
+    "        number = rows[0][0]"
+)
+NEXT_NUMBER_IN_MEMORY = """self.next_number = getattr(self, "next_number", 0) + 1
+        number = self.next_number"""
+ALARM_BODY = """        pending = self.storage.get("pending")
+        if pending is not None:
+            self.storage.put("delivered", [*(self.storage.get("delivered") or []), pending])
+            self.storage.delete("pending")
+"""
+NO_GUARD = """        pending = self.storage.get("pending")
+        self.storage.put("delivered", [*(self.storage.get("delivered") or []), pending])
+"""
 SERVERS = """def insert_server(conn, name):
     server = Server(id=str(uuid.uuid4()), name=name)
     with write_transaction(conn):
@@ -284,6 +321,42 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
                     " = SeqActor()\n        return self.channels[name]",
                     "        return SeqActor()",
                 ),
+            ),
+        ],
+    },
+    "04-durable-actors.ipynb": {
+        "exercise-4.1": [
+            (
+                ">= instead of >",
+                swap(COUNTER_ACTOR, "if count > self.LIMIT", "if count >= self.LIMIT"),
+            ),
+            ("the count cached in an attribute", swap(COUNTER_ACTOR, COUNT_BODY, CACHED_COUNT)),
+            ("the limit checked before the put", swap(COUNTER_ACTOR, COUNT_BODY, CHECK_FIRST)),
+        ],
+        "exercise-4.2": [
+            ("entries without ORDER BY", swap(JOURNAL, " ORDER BY number", "")),
+            (
+                "sqlite3.Row objects",
+                swap(JOURNAL, "return [(row[0], row[1]) for row in rows]", "return rows"),
+            ),
+            (
+                "numbering in memory",
+                swap(
+                    JOURNAL,
+                    NEXT_NUMBER_SQL,
+                    NEXT_NUMBER_IN_MEMORY,
+                ),
+            ),
+        ],
+        "exercise-4.3": [
+            ("no delete, no guard", swap(REMINDER, ALARM_BODY, NO_GUARD)),
+            (
+                "deletes, but no guard",
+                swap(REMINDER, ALARM_BODY, NO_GUARD + '        self.storage.delete("pending")\n'),
+            ),
+            (
+                "replaces the list",
+                swap(REMINDER, '[*(self.storage.get("delivered") or []), pending]', "[pending]"),
             ),
         ],
     },
