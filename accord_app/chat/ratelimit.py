@@ -11,7 +11,11 @@ and keep the counters in one place for all its servers (in Accord's design: a ra
 actor, as in Cloudflare's chat demo). Here each process counts for itself.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+# Gone clients' buckets kept before a sweep drops those that owe nothing any more.
+SWEEP_AFTER = 1024
 
 
 @dataclass(frozen=True)
@@ -96,13 +100,21 @@ class ClientLimits:
             return
         self.connections.pop(client, None)
         # A client that leaves owing tokens owes them when it comes back: reconnecting must not
-        # wipe a debt. Buckets that are full again hold nothing worth keeping.
-        for buckets in (self.buckets, self.openings):
-            for address in [a for a in buckets if a not in self.connections]:
-                bucket = buckets[address]
-                bucket.refill(now)
-                if bucket.tokens >= bucket.burst:
-                    del buckets[address]
+        # wipe a debt. Buckets that are full again hold nothing worth keeping: this client's
+        # go now, and those of clients gone for good once they outnumber the connected ones
+        # (a sweep now and then, not a scan of every address on every disconnect).
+        self._forget_settled([client], now)
+        if len(self.buckets) + len(self.openings) > 2 * len(self.connections) + SWEEP_AFTER:
+            self._forget_settled({*self.buckets, *self.openings} - self.connections.keys(), now)
+
+    def _forget_settled(self, addresses: Iterable[str], now: float) -> None:
+        for address in addresses:
+            for buckets in (self.buckets, self.openings):
+                bucket = buckets.get(address)
+                if bucket is not None:
+                    bucket.refill(now)
+                    if bucket.tokens >= bucket.burst:
+                        del buckets[address]
 
     def take(self, client: str, now: float, cost: float = 1.0) -> bool:
         """Spend from the client's bucket; False means: over the client's limit."""

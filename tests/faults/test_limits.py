@@ -11,7 +11,7 @@ from fault_tools import opened, refused
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from accord_app.chat.ratelimit import ChatLimits, ClientLimits, TokenBucket
+from accord_app.chat.ratelimit import SWEEP_AFTER, ChatLimits, ClientLimits, TokenBucket
 
 
 def frames_until(ws: ClientConnection, kind: str, timeout: float = 5) -> list[dict[str, Any]]:
@@ -64,6 +64,20 @@ def test_new_connections_per_address_are_paced_and_a_debt_outlives_a_reconnect()
     assert not clients.take("a", 5.0)  # 4.5 s repaid 4.5 of the 10 owed: still in debt
     assert not clients.take("a", 11.4)  # 11 s after the charge: 10 owed, then 1 to spend
     assert clients.take("a", 11.6)
+
+
+def test_gone_clients_are_forgotten_once_they_owe_nothing() -> None:
+    clients = ClientLimits(ChatLimits(client_messages_per_second=1, client_burst=5))
+    addresses = [f"10.0.{n // 256}.{n % 256}" for n in range(SWEEP_AFTER + 10)]
+    for address in addresses:  # each spends a token and leaves: its bucket is not full yet
+        assert clients.connect(address, 0.0) is None
+        assert clients.take(address, 0.0)
+        clients.disconnect(address, 0.0)
+    clients.charge("debtor", 0.0, 100)
+    assert len(clients.buckets) == len(addresses) + 1
+    assert clients.connect("late", 10.0) is None  # 10 s later every token is back, but 100
+    clients.disconnect("late", 10.0)
+    assert set(clients.buckets) == {"debtor"}
 
 
 def test_connections_per_client_address_are_capped(start: Any) -> None:
