@@ -166,6 +166,26 @@ def select_servers(conn):
     return [Server(id=i, name=n) for i, n in rows]
 """
 
+CHANNEL = solution_cell("05-channel-actor.ipynb", "exercise-5.1")
+HISTORY = solution_cell("05-channel-actor.ipynb", "exercise-5.2")
+REPLAY = solution_cell("05-channel-actor.ipynb", "exercise-5.3")
+NEXT_SEQ = """        rows = self.storage.sql.execute(
+            "SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE channel_id = ?", channel_id
+        )
+"""
+NEXT_SEQ_IN_MEMORY = """        self.seqs = getattr(self, "seqs", {})
+        self.seqs[channel_id] = self.seqs.get(channel_id, 0) + 1
+        rows = [[self.seqs[channel_id]]]
+"""
+INSERT = CHANNEL[CHANNEL.index('        self.storage.sql.execute(\n            "INSERT') :]
+INSERT = INSERT[: INSERT.index('        ws.send(encode({"type": "ack"')]
+REPLAY_LOOP = """    for row in rows:
+        ws.send(encode({"type": "message", **as_message(row)}))
+"""
+PRESENT = solution_cell("06-putting-it-together.ipynb", "exercise-6.1")
+NEW_LIST = '{"type": "presence", "members": self.members(channel_id)}'
+PRESENCE = f"        self.broadcast(channel_id, {NEW_LIST})\n"
+
 # chapter -> exercise tag -> [(the mistake, a whole wrong exercise cell)]
 WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
     "00-what-we-build.ipynb": {
@@ -358,6 +378,137 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
                 "replaces the list",
                 swap(REMINDER, '[*(self.storage.get("delivered") or []), pending]', "[pending]"),
             ),
+        ],
+    },
+    "05-channel-actor.ipynb": {
+        "exercise-5.1": [
+            (
+                "numbers kept in memory, nothing stored",
+                swap(swap(CHANNEL, NEXT_SEQ, NEXT_SEQ_IN_MEMORY), INSERT, ""),
+            ),
+            ("the time in seconds", swap(CHANNEL, "int(time.time() * 1000)", "int(time.time())")),
+            (
+                "the highest seq of every channel",
+                swap(CHANNEL, ' WHERE channel_id = ?", channel_id', '"'),
+            ),
+            (
+                "the sender left out of the broadcast",
+                swap(
+                    CHANNEL,
+                    '        self.broadcast(channel_id, {"type": "message", **message})\n',
+                    "        for other in self.ctx.get_websockets(channel_id):\n"
+                    "            if other is not ws:\n"
+                    '                other.send(encode({"type": "message", **message}))\n',
+                ),
+            ),
+            (
+                "a bad frame raises instead of answering",
+                swap(
+                    CHANNEL,
+                    '    try:\n        frame = parse_frame(data if isinstance(data, str) else "")\n'
+                    "    except ProtocolError as error:\n        ws.send(encode(error.frame()))\n"
+                    "        return\n",
+                    '    frame = parse_frame(data if isinstance(data, str) else "")\n',
+                ),
+            ),
+        ],
+        "exercise-5.2": [
+            ("oldest first", swap(HISTORY, " ORDER BY seq DESC", " ORDER BY seq")),
+            (
+                "every channel's messages",
+                swap(
+                    swap(HISTORY, "WHERE channel_id = ? AND seq", "WHERE seq"),
+                    "        channel_id,\n",
+                    "",
+                ),
+            ),
+            ("up to before, included", swap(HISTORY, "seq < ?", "seq <= ?")),
+            ("no limit", swap(swap(HISTORY, " LIMIT ?", ""), "        limit,\n", "")),
+        ],
+        "exercise-5.3": [
+            ("every message twice", swap(REPLAY, REPLAY_LOOP, REPLAY_LOOP + REPLAY_LOOP)),
+            ("no ORDER BY", swap(REPLAY, " ORDER BY seq", "")),
+            ("from after_seq itself", swap(REPLAY, "seq > ?", "seq >= ?")),
+            (
+                "every channel's messages",
+                swap(
+                    swap(REPLAY, "WHERE channel_id = ? AND seq", "WHERE seq"),
+                    "        channel_id,\n        after_seq,\n",
+                    "        after_seq,\n",
+                ),
+            ),
+            (
+                "the last seq of every channel",
+                swap(
+                    REPLAY,
+                    '"SELECT coalesce(max(seq), 0) FROM messages WHERE channel_id = ?", channel_id',
+                    '"SELECT coalesce(max(seq), 0) FROM messages"',
+                ),
+            ),
+            (
+                "no 'resumed' frame",
+                swap(REPLAY, REPLAY.split("\n    last = ")[1].split("    ### END")[0], "0\n"),
+            ),
+        ],
+    },
+    "06-putting-it-together.ipynb": {
+        "exercise-6.1": [
+            (
+                "the list sent to the newcomer only",
+                swap(
+                    PRESENT,
+                    ' "username": username})\n' + PRESENCE,
+                    ' "username": username})\n'
+                    f"        for ws in sockets:\n            ws.send(encode({NEW_LIST}))\n",
+                ),
+            ),
+            (
+                "no new list after 'left'",
+                swap(
+                    PRESENT,
+                    "    " + PRESENCE + "        ### END SOLUTION\n\n\nsettings",
+                    "        ### END SOLUTION\n\n\nsettings",
+                ),
+            ),
+            (
+                "members of every channel",
+                swap(
+                    PRESENT, "self.ctx.get_websockets(channel_id)})", "self.ctx.get_websockets()})"
+                ),
+            ),
+            (
+                "super().join not awaited",
+                swap(PRESENT, "await super().join(", "super().join("),
+            ),
+            (
+                "'joined' for every tab",
+                swap(
+                    PRESENT,
+                    "        if len(sockets) == 1:\n            self.broadcast",
+                    "        self.broadcast",
+                ),
+            ),
+        ],
+        "exercise-6.2": [
+            (mistake, f"def predicted_actors(mode, channels):\n{body}")
+            for mistake, body in [
+                (
+                    "the counts for 2 servers x 2 channels",
+                    "    return {Sharding.CHANNEL: 4, Sharding.SERVER: 2}.get(mode, 1)",
+                ),
+                ("one actor per channel in every mode", "    return len(channels)"),
+                (
+                    "a server-wide actor per channel",
+                    "    return 1 if mode is Sharding.GLOBAL else len(channels)",
+                ),
+                (
+                    "one global actor even with no channels",
+                    "    if mode is Sharding.CHANNEL:\n        return len(set(channels))\n"
+                    "    if mode is Sharding.SERVER:\n"
+                    "        return len({s for s, _ in channels})\n"
+                    "    return 1",
+                ),
+            ]
         ],
     },
     "07-scaling.ipynb": {

@@ -5,6 +5,7 @@ actor that the sharding key names. A refusal comes before the WebSocket upgrade,
 error with the API's usual JSON body, so a client learns why in words, not a bare close code.
 """
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -196,6 +197,14 @@ async def serve_member(
     except Exception:
         logger.exception("joining channel %s failed", channel_id)
         await transport.close(1011, "the channel could not take the connection")
+        return
+    if not transport.receiving:
+        await asyncio.sleep(0)  # the runtime's reader starts on the loop's next round
+    if not transport.receiving:
+        # join() returned without ctx.accept_websocket(): nobody would ever read this socket
+        # or answer its close. Say so rather than leave the member (and shutdown) hanging.
+        logger.error("the actor of channel %s did not accept the socket in join()", channel_id)
+        await transport.close(1011, "the channel's actor did not take the connection")
         return
     # The actor's runtime owns the socket now; returning would make Starlette close it.
     await transport.wait_closed()

@@ -26,6 +26,7 @@ class StarletteTransport:
         self.websocket = websocket
         self.client = client  # who is at the other end, as the web layer tells it
         self._closed = asyncio.Event()
+        self.receiving = False  # set once the runtime reads it: the actor took the socket
         self._aborted: asyncio.Future[TransportClosed] = asyncio.get_running_loop().create_future()
 
     async def send_text(self, data: str) -> None:
@@ -35,6 +36,7 @@ class StarletteTransport:
         await self.websocket.send_bytes(data)
 
     async def receive(self) -> str | bytes:
+        self.receiving = True
         receiving = asyncio.ensure_future(self.websocket.receive())
         waiting: set[asyncio.Future[Any]] = {receiving, self._aborted}
         await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)

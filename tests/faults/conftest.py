@@ -8,14 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fault_tools import GENEROUS
 
 from accord_app import Settings, create_app
 from accord_app.app import UVICORN_OPTIONS
-from accord_app.chat.ratelimit import ChatLimits
 from accord_app.lab.server import BackgroundServer
-
-GENEROUS = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=1000,
-                      client_burst=1000)  # fmt: skip
 
 
 class Running:

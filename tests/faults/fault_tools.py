@@ -10,6 +10,11 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from accord_app.chat.ratelimit import ChatLimits
+
+GENEROUS = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=1000,
+                      client_burst=1000)  # fmt: skip
+
 
 def refused(url: str, **options: Any) -> tuple[int, dict[str, Any]]:
     """Open a WebSocket that must be refused at the handshake: its HTTP status and JSON body."""

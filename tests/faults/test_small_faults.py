@@ -4,12 +4,19 @@ flood of log lines."""
 import json
 import logging
 import uuid
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from fault_tools import logged, refused
+from fault_tools import GENEROUS, logged, refused
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from accord_app import Settings, create_app
+from accord_app.app import UVICORN_OPTIONS
+from accord_app.chat.channel import ChannelActor
+from accord_app.lab.server import BackgroundServer
 
 
 def test_an_after_seq_of_thousands_of_digits_is_a_400(start: Any) -> None:
@@ -62,3 +69,27 @@ def test_websocket_refusals_speak_json_too(start: Any) -> None:
     path = f"/api/servers/{uuid.uuid4()}/channels/{uuid.uuid4()}"
     status, body = refused(running.ws_url(path))
     assert status == 404 and body["code"] == "server_not_found"
+
+
+class ForgetsToAcceptTheSocket(ChannelActor):
+    async def join(self, transport: Any, channel_id: str, username: str, after: Any) -> None:
+        pass  # no self.ctx.accept_websocket(transport, ...)
+
+
+def test_a_socket_the_actor_does_not_take_is_closed_with_1011_and_logged(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, chat_limits=GENEROUS)
+    app = create_app(settings, channel_actor=ForgetsToAcceptTheSocket)
+    with BackgroundServer(app, **UVICORN_OPTIONS) as server, httpx.Client() as http:
+        http.base_url = httpx.URL(server.url)
+        server_id = http.post("/api/servers", json={"name": "Lisbon"}).json()["id"]
+        channel = http.post(f"/api/servers/{server_id}/channels", json={"name": "general"})
+        path = f"/api/servers/{server_id}/channels/{channel.json()['id']}"
+        with (
+            logged("accord") as records,
+            connect(f"{server.ws_url}{path}/connect?username=ada") as ws,
+            pytest.raises(ConnectionClosed) as closed,
+        ):
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    assert "did not take" in closed.value.rcvd.reason
+    assert any("did not accept the socket" in r.getMessage() for r in records.records)
