@@ -1,7 +1,7 @@
 """The input and output gates as plain bookkeeping: no asyncio, no sockets, no SQLite.
 
 Like python-websockets' sans-I/O protocol objects, these classes only answer "what may happen
-next?"; `runtime.py` does the waiting and the I/O. That keeps the rules testable in
+next?"; `host.py` does the waiting and the I/O. That keeps the rules testable in
 microseconds and readable in one screen.
 
 - `Mailbox` is the input gate. An actor runs one event at a time, in arrival order, and a
