@@ -30,7 +30,7 @@ from accord_app.actors.errors import (
     is_disk_full,
     storage_unavailable,
 )
-from accord_app.actors.gates import Mailbox, OutputGate
+from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
     HibernatableWebSocket,
@@ -154,15 +154,13 @@ class ActorHost:
     """The runtime's side of one actor id. Runs turns, commits, hibernation and sockets."""
 
     __slots__ = (
-        "_checkpoint_due",
-        "_committing",
+        "_commit_in_flight",
         "_drainer",
         "_idle_timer",
         "_last_active",
-        "_pending_reset",
-        "_turns_wait_for_commit",
         "auto_response",
         "blockers",
+        "commits",
         "gate",
         "id",
         "instance",
@@ -177,18 +175,16 @@ class ActorHost:
         self.id = actor_id
         self.mailbox: Mailbox[Event] = Mailbox(namespace.runtime.max_queue)
         self.gate: OutputGate[Reply | Frame | Refusal] = OutputGate()
+        self.commits = CommitCycle()
         self.instance: Actor | None = None
         self.storage: Storage | None = None
         self.sockets: list[HibernatableWebSocket] = []
         self.auto_response: tuple[str, str] | None = None
         self.blockers: list[Callable[[], Awaitable[object]]] = []
         self._drainer: asyncio.Task[None] | None = None
-        self._committing: asyncio.Task[None] | None = None
-        self._checkpoint_due = False  # the -wal is large: checkpoint with the next commit
-        self._turns_wait_for_commit = False  # that commit is in flight: no turn may start
+        self._commit_in_flight: asyncio.Task[None] | None = None  # while commits.in_flight
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_active = 0.0
-        self._pending_reset: BaseException | None = None
 
     @property
     def last_active(self) -> float:
@@ -197,7 +193,7 @@ class ActorHost:
     @property
     def quiet(self) -> bool:
         """Nothing queued, running, committing or held: safe to hibernate."""
-        return self.mailbox.idle and not self.gate.busy and self._committing is None
+        return self.mailbox.idle and not self.gate.busy and not self.commits.in_flight
 
     # -- events and turns ----------------------------------------------------------------
 
@@ -209,8 +205,8 @@ class ActorHost:
     async def _drain(self) -> None:
         try:
             while True:
-                if self._turns_wait_for_commit and self._committing is not None:
-                    await asyncio.shield(self._committing)
+                if self._commit_in_flight is not None and not self.commits.may_start_turn:
+                    await asyncio.shield(self._commit_in_flight)
                 if (event := self.mailbox.start_turn()) is None:
                     break
                 try:
@@ -248,8 +244,8 @@ class ActorHost:
             error = exc
         if self.storage is not None:
             self.storage.end_turn(succeeded=error is None)
-        if self._pending_reset is not None:  # a commit failed while this turn ran
-            error, self._pending_reset = CommitFailed(str(self._pending_reset)), None
+        if (failure := self.commits.turn_ended()) is not None:  # a commit failed meanwhile
+            error = CommitFailed(str(failure))
             self._reset(error)
         if event.turn_done is not None and not event.turn_done.done():
             event.turn_done.set_result(None)
@@ -266,11 +262,11 @@ class ActorHost:
                 reply.release()
         if self.namespace.runtime.commit_mode == "per_turn" and self.gate.should_commit():
             self._start_commit()
-            if self._committing is not None:
-                await asyncio.shield(self._committing)  # the next turn waits for this fsync
-            if self._pending_reset is not None:  # its reply was dropped with the commit
-                cause, self._pending_reset = self._pending_reset, None
-                self._reset(cause)
+            if self._commit_in_flight is not None:
+                await asyncio.shield(self._commit_in_flight)  # the next turn waits for this fsync
+            # The turn ends with its commit; if that failed, its reply was dropped with it.
+            if (failure := self.commits.turn_ended()) is not None:
+                self._reset(failure)
 
     def _instance(self) -> "Actor":
         if self.instance is None:
@@ -321,9 +317,8 @@ class ActorHost:
         except Exception as error:
             self._commit_failed(error)
             return
-        checkpoint, self._checkpoint_due = self._checkpoint_due, False
-        self._turns_wait_for_commit = checkpoint
-        self._committing = asyncio.get_running_loop().create_task(
+        checkpoint = self.commits.commit_started()
+        self._commit_in_flight = asyncio.get_running_loop().create_task(
             self._finish_commit(storage, alarm_update, checkpoint)
         )
 
@@ -337,11 +332,11 @@ class ActorHost:
                 executor, self._make_durable, storage, alarm_update, checkpoint
             )
         except Exception as error:
-            self._committing, self._turns_wait_for_commit = None, False
+            self._commit_in_flight = None
             self._commit_failed(error)
             return
-        self._committing, self._turns_wait_for_commit = None, False
-        self._checkpoint_due = wal_is_large
+        self._commit_in_flight = None
+        self.commits.commit_succeeded(wal_is_large)
         for output in self.gate.commit_succeeded():
             output.release()
         if alarm_update[0]:
@@ -371,10 +366,8 @@ class ActorHost:
         failure = CommitFailed(f"writes of actor {self.id.hex[:12]}… were not made durable: {why}")
         for output in self.gate.commit_failed():
             output.drop(failure)
-        if self.mailbox.turn_running:
-            self._pending_reset = error  # the running turn ends first, then drops its reply
-        else:
-            self._reset(error)
+        if self.commits.commit_failed(error, turn_running=self.mailbox.turn_running):
+            self._reset(error)  # else the running turn ends first, then drops its reply
 
     def _reset(self, cause: BaseException) -> None:
         """Throw the instance away, rolling back what is not committed. Queued events stay and
@@ -390,12 +383,12 @@ class ActorHost:
             output.drop(lost)
         if storage is None:
             return
-        if self._committing is not None:
+        if self._commit_in_flight is not None:
             # The commit in flight is still being fsynced through this connection's files:
             # undo the later turns now, close once that commit is durable.
             with contextlib.suppress(Exception):
                 storage.roll_back()
-            self.namespace.close_in_background(self.id.hex, storage, after=self._committing)
+            self.namespace.close_in_background(self.id.hex, storage, after=self._commit_in_flight)
         else:
             with contextlib.suppress(Exception):
                 storage.close()
@@ -519,7 +512,7 @@ class ActorHost:
         for ws in sockets:
             if ws.receiver is not None:
                 ws.receiver.cancel()
-        while busy := [t for t in (self._drainer, self._committing) if t]:
+        while busy := [t for t in (self._drainer, self._commit_in_flight) if t]:
             await asyncio.gather(*busy, return_exceptions=True)
         # In parallel, and briefly: a peer that stopped reading would hold a polite close
         # forever, so it is dropped instead.
