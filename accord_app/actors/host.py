@@ -7,8 +7,9 @@ no instance, no sockets and nothing queued is dropped too, so a hibernated actor
 at all. One runtime keeps at most one host, hence one instance, per id; a multi-process
 deployment must route each id to one process (Cloudflare checks this globally).
 
-The rules (turn order, held outputs, commit planning) are the sans-I/O classes of `gates`; this
-module does the waiting, the threads and the sockets around them.
+The rules (turn order, held outputs, group commits and what a failed one implies) are the
+sans-I/O classes of `gates`; this module does the waiting, the threads and the sockets around
+them.
 """
 
 import asyncio
