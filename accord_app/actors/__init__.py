@@ -2,7 +2,8 @@
 
 Modules, one concept each: `ids` (addresses), `errors`, `gates` (the sans-I/O input and output
 gates), `storage` (per-actor SQLite, group-commit primitives), `alarms`, `sockets`
-(hibernatable WebSockets) and `runtime` (Runtime, Namespace, Stub, Actor).
+(hibernatable WebSockets), `host` (one actor id's turns, commits and sockets: ActorHost,
+ActorContext) and `runtime` (Runtime, Namespace, Stub, Actor).
 """
 
 from accord_app.actors.errors import (
@@ -21,10 +22,10 @@ from accord_app.actors.errors import (
     StorageUnavailable,
     UnknownMethod,
 )
+from accord_app.actors.host import ActorContext
 from accord_app.actors.ids import ActorId
 from accord_app.actors.runtime import (
     Actor,
-    ActorContext,
     ActorInfo,
     CommitMode,
     Namespace,

@@ -1,7 +1,7 @@
 """The input and output gates as plain bookkeeping: no asyncio, no sockets, no SQLite.
 
 Like python-websockets' sans-I/O protocol objects, these classes only answer "what may happen
-next?"; `runtime.py` does the waiting and the I/O. That keeps the rules testable in
+next?"; `host.py` does the waiting and the I/O. That keeps the rules testable in
 microseconds and readable in one screen.
 
 - `Mailbox` is the input gate. An actor runs one event at a time, in arrival order, and a
@@ -12,8 +12,11 @@ microseconds and readable in one screen.
 - `OutputGate` holds what a turn sends out (an RPC result, a WebSocket frame) until every write
   made before it is durable, and plans group commits: one commit in flight at a time, and
   everything written meanwhile goes into the next one.
+- `CommitCycle` follows the commit in flight: whether turns must wait for it (a checkpoint),
+  and whether its failure means resetting the actor now or once the running turn ends.
 """
 
+import enum
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -21,6 +24,11 @@ from accord_app.actors.errors import ActorOverloaded
 
 Event = TypeVar("Event")
 Output = TypeVar("Output")
+
+
+class InvalidTransition(RuntimeError):
+    """An event that cannot happen in the current state: the code driving a sans-I/O class
+    has a bug (the actor's code cannot cause this)."""
 
 
 class Mailbox(Generic[Event]):
@@ -151,3 +159,88 @@ class OutputGate(Generic[Output]):
         self.committing = None
         self.written = self.durable
         return dropped
+
+
+class CommitPhase(enum.Enum):
+    IDLE = "idle"  # no commit in flight
+    COMMITTING = "committing"  # a commit's fsync runs in a worker thread; turns go on
+    CHECKPOINTING = "checkpointing"  # the same, with a checkpoint of the -wal: turns wait
+    BROKEN = "broken"  # a commit failed while a turn ran: reset the actor once that turn ends
+
+
+class CommitCycle:
+    """One actor's commit in flight, and what it implies for the turns and the instance.
+
+        IDLE ── commit_started ──▶ COMMITTING, or CHECKPOINTING when a checkpoint is due
+        COMMITTING, CHECKPOINTING ── commit_succeeded ──▶ IDLE
+        IDLE, COMMITTING, CHECKPOINTING ── commit_failed ──▶ IDLE (reset now), or
+                                                             BROKEN (a turn is running)
+        BROKEN ── turn_ended ──▶ IDLE (reset now)
+
+    A commit is two steps: COMMIT on the event loop, then the fsync in a worker thread. It is
+    started once COMMIT has run, so a COMMIT that fails does so from IDLE. Any other event
+    raises InvalidTransition. The output gate keeps the counts (what is written, what is
+    durable); this keeps the rest, so the host holds only the task that awaits the fsync.
+    """
+
+    __slots__ = ("checkpoint_due", "failure", "phase")
+
+    def __init__(self) -> None:
+        self.phase = CommitPhase.IDLE
+        self.checkpoint_due = False  # the -wal has grown large: the next commit checkpoints it
+        self.failure: BaseException | None = None  # BROKEN: what to reset the actor for
+
+    @property
+    def in_flight(self) -> bool:
+        return self.phase in (CommitPhase.COMMITTING, CommitPhase.CHECKPOINTING)
+
+    @property
+    def may_start_turn(self) -> bool:
+        """Not during a checkpoint: it runs on the actor's connection in a worker thread, and
+        SQLite writes the -wal from its beginning again only if the next transaction begins
+        after it (see Storage.checkpoint). Not while BROKEN: the reset comes first."""
+        return self.phase in (CommitPhase.IDLE, CommitPhase.COMMITTING)
+
+    def commit_started(self) -> bool:
+        """COMMIT ran; the fsync goes to a worker thread. True: it checkpoints too, so the
+        next turn must wait for it."""
+        self._expect("commit_started", CommitPhase.IDLE)
+        checkpoint, self.checkpoint_due = self.checkpoint_due, False
+        self.phase = CommitPhase.CHECKPOINTING if checkpoint else CommitPhase.COMMITTING
+        return checkpoint
+
+    def commit_succeeded(self, wal_is_large: bool) -> None:
+        """The fsync is done. `wal_is_large`: the next commit checkpoints."""
+        self._expect("commit_succeeded", CommitPhase.COMMITTING, CommitPhase.CHECKPOINTING)
+        self.phase = CommitPhase.IDLE
+        self.checkpoint_due = wal_is_large
+
+    def commit_failed(self, error: BaseException, *, turn_running: bool) -> bool:
+        """COMMIT or the fsync failed. Whether the writes reached the disk is unknown, so the
+        actor is reset: its connection is thrown away and the next instance reads what the
+        disk holds. True: reset it now. False: a running turn is using the instance and
+        keeps it until it ends; `turn_ended` then returns `error`."""
+        self._expect(
+            "commit_failed", CommitPhase.IDLE, CommitPhase.COMMITTING, CommitPhase.CHECKPOINTING
+        )
+        if turn_running:
+            self.phase, self.failure = CommitPhase.BROKEN, error
+            return False
+        self.phase = CommitPhase.IDLE
+        return True
+
+    def turn_ended(self) -> BaseException | None:
+        """The running turn has finished with the instance: the error to reset the actor for
+        now, if a commit failed meanwhile (BROKEN), else None."""
+        if self.phase is not CommitPhase.BROKEN:
+            return None
+        failure, self.failure = self.failure, None
+        self.phase = CommitPhase.IDLE
+        return failure
+
+    def _expect(self, event: str, *phases: CommitPhase) -> None:
+        if self.phase not in phases:
+            allowed = ", ".join(phase.name for phase in phases)
+            raise InvalidTransition(
+                f"CommitCycle.{event}() while {self.phase.name}: it happens only in {allowed}"
+            )

@@ -1,4 +1,4 @@
-"""The runtime: namespaces of actors, stubs to call them, and the asyncio side of the gates.
+"""The runtime: namespaces of actors, stubs to call them, and the Actor base class.
 
     class Counter(Actor):
         async def increment(self, by: int = 1) -> int:
@@ -11,12 +11,8 @@
     await counters.get(counters.id_from_name("a")).increment()  # returns once durable
     await runtime.close()
 
-Per actor id there is one `ActorHost`, which outlives the actor instance: it owns the mailbox,
-the output gate, the sockets and the commit in flight. The instance (the Actor object and its
-open database) is built on the first event and dropped when the actor hibernates. A host with
-no instance, no sockets and nothing queued is dropped too, so a hibernated actor costs no memory
-at all. One runtime keeps at most one host, hence one instance, per id; a multi-process
-deployment must route each id to one process (Cloudflare checks this globally).
+Each actor id of a namespace has an `ActorHost` (module `host`) while it is awake, has sockets
+or has work queued: it runs the turns, the commits, hibernation and the sockets.
 """
 
 import asyncio
@@ -24,9 +20,8 @@ import contextlib
 import inspect
 import logging
 import re
-import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,29 +37,28 @@ from accord_app.actors.alarms import (
 )
 from accord_app.actors.errors import (
     ActorOverloaded,
-    ActorReset,
-    CommitFailed,
     InvalidActorId,
     InvalidName,
     RuntimeClosed,
-    StorageError,
     UnknownMethod,
-    is_disk_full,
-    storage_unavailable,
 )
 from accord_app.actors.files import open_files_limit
-from accord_app.actors.gates import Mailbox, OutputGate
-from accord_app.actors.sockets import (
-    CLOSE_TRY_AGAIN_LATER,
-    HibernatableWebSocket,
-    Transport,
-    TransportClosed,
-)
+from accord_app.actors.host import ActorContext, ActorHost, Event
+from accord_app.actors.sockets import HibernatableWebSocket
 from accord_app.actors.storage import Storage, fsync_path
 
+__all__ = [
+    "Actor",
+    "ActorContext",
+    "ActorInfo",
+    "CommitMode",
+    "Namespace",
+    "Runtime",
+    "Stub",
+    "default_max_live",
+]
+
 logger = logging.getLogger(__name__)
-# How long a socket gets to close politely when the runtime shuts down.
-SHUTDOWN_CLOSE_SECONDS = 1.0
 # A failing actor's log lines: one per this many seconds at most.
 FAILURE_LOG_SECONDS = 60.0
 
@@ -108,109 +102,6 @@ class Actor:
         there may be no instance to ask. By default the client is told nothing."""
 
 
-class ActorContext:
-    """What an actor can ask of the runtime: `self.ctx` inside the actor."""
-
-    __slots__ = ("_host",)
-
-    def __init__(self, host: "ActorHost") -> None:
-        self._host = host
-
-    @property
-    def id(self) -> ids.ActorId:
-        return self._host.id
-
-    @property
-    def storage(self) -> Storage:
-        assert self._host.storage is not None, "storage is open while the actor exists"
-        return self._host.storage
-
-    def block_concurrency_while(self, initialise: Callable[[], Awaitable[object]]) -> None:
-        """Run `initialise()` before any other event reaches the actor (from the constructor,
-        which cannot await). If it raises, the actor resets and the waiting event gets the error.
-
-        Inside a turn nothing else runs anyway (turns never interleave), so this only matters
-        where Durable Objects would let events in: construction.
-        """
-        self._host.blockers.append(initialise)
-
-    def accept_websocket(
-        self, transport: Transport, tags: Sequence[str] = ()
-    ) -> HibernatableWebSocket:
-        """Hand a connected socket to the runtime; its events come to the websocket_* handlers."""
-        return self._host.accept_websocket(transport, tags)
-
-    def get_websockets(self, tag: str | None = None) -> list[HibernatableWebSocket]:
-        return [ws for ws in self._host.sockets if tag is None or tag in ws.tags]
-
-    def set_websocket_auto_response(self, request: str | None, response: str = "") -> None:
-        """Answer the text frame `request` with `response` without waking the actor (a ping).
-        None removes it."""
-        self._host.auto_response = None if request is None else (request, response)
-
-
-@dataclass(slots=True)
-class Event:
-    """One unit of work for an actor's turn."""
-
-    action: Callable[[Actor], Awaitable[Any]]
-    reply: "asyncio.Future[Any] | None" = None  # resolved through the output gate
-    turn_done: "asyncio.Future[None] | None" = None  # resolved when the turn ends, not gated
-    message: "tuple[HibernatableWebSocket, str | bytes] | None" = None  # from a socket
-
-
-class Reply:
-    """A turn's result on its way to the caller, held by the output gate until durable."""
-
-    __slots__ = ("error", "future", "value")
-
-    def __init__(self, future: "asyncio.Future[Any]", value: Any, error: BaseException | None):
-        self.future, self.value, self.error = future, value, error
-
-    def release(self) -> None:
-        if self.future.done():  # the caller gave up (cancelled)
-            return
-        if self.error is not None:
-            self.future.set_exception(self.error)
-        else:
-            self.future.set_result(self.value)
-
-    def drop(self, error: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
-
-
-class Refusal:
-    """Stands behind the writes of a socket message's turn in the output gate: released (and
-    forgotten) when they are durable, dropped (and the client told) if they are lost."""
-
-    __slots__ = ("data", "host", "ws")
-
-    def __init__(self, host: "ActorHost", ws: HibernatableWebSocket, data: str | bytes):
-        self.host, self.ws, self.data = host, ws, data
-
-    def release(self) -> None:
-        """The message's writes are durable: nothing to say."""
-
-    def drop(self, error: BaseException) -> None:
-        self.host.refuse(self.ws, self.data, error)
-
-
-class Frame:
-    """A WebSocket frame (or close) held by the output gate."""
-
-    __slots__ = ("data", "ws")
-
-    def __init__(self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed):
-        self.ws, self.data = ws, data
-
-    def release(self) -> None:
-        self.ws.deliver(self.data)
-
-    def drop(self, error: BaseException) -> None:
-        """Lost with the failed commit, as in Durable Objects."""
-
-
 @dataclass(frozen=True)
 class ActorInfo:
     """One actor of a namespace, as `Namespace.list_actors()` reports it."""
@@ -220,409 +111,6 @@ class ActorInfo:
     storage_bytes: int
     queue_length: int
     websockets: int
-
-
-class ActorHost:
-    """The runtime's side of one actor id. Runs turns, commits, hibernation and sockets."""
-
-    __slots__ = (
-        "_checkpoint_due",
-        "_committing",
-        "_drainer",
-        "_idle_timer",
-        "_last_active",
-        "_pending_reset",
-        "_turns_wait_for_commit",
-        "auto_response",
-        "blockers",
-        "gate",
-        "id",
-        "instance",
-        "mailbox",
-        "namespace",
-        "sockets",
-        "storage",
-    )
-
-    def __init__(self, namespace: "Namespace[Any]", actor_id: ids.ActorId) -> None:
-        self.namespace = namespace
-        self.id = actor_id
-        self.mailbox: Mailbox[Event] = Mailbox(namespace.runtime.max_queue)
-        self.gate: OutputGate[Reply | Frame | Refusal] = OutputGate()
-        self.instance: Actor | None = None
-        self.storage: Storage | None = None
-        self.sockets: list[HibernatableWebSocket] = []
-        self.auto_response: tuple[str, str] | None = None
-        self.blockers: list[Callable[[], Awaitable[object]]] = []
-        self._drainer: asyncio.Task[None] | None = None
-        self._committing: asyncio.Task[None] | None = None
-        self._checkpoint_due = False  # the -wal is large: checkpoint with the next commit
-        self._turns_wait_for_commit = False  # that commit is in flight: no turn may start
-        self._idle_timer: asyncio.TimerHandle | None = None
-        self._last_active = 0.0
-        self._pending_reset: BaseException | None = None
-
-    @property
-    def last_active(self) -> float:
-        return self._last_active
-
-    @property
-    def quiet(self) -> bool:
-        """Nothing queued, running, committing or held: safe to hibernate."""
-        return self.mailbox.idle and not self.gate.busy and self._committing is None
-
-    # -- events and turns ----------------------------------------------------------------
-
-    def push(self, event: Event, *, bounded: bool = True) -> None:
-        self.mailbox.push(event, bounded=bounded)
-        if self._drainer is None:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            while True:
-                if self._turns_wait_for_commit and self._committing is not None:
-                    await asyncio.shield(self._committing)
-                if (event := self.mailbox.start_turn()) is None:
-                    break
-                try:
-                    await self._run_turn(event)
-                finally:
-                    self.mailbox.finish_turn()
-                if self.gate.should_commit():
-                    self._start_commit()
-                # Let the event loop run between turns: finished commits release their answers,
-                # sockets are read, other actors take their turns. A turn that never awaits
-                # anything (pure computation) would otherwise hold the loop until this actor's
-                # whole queue is empty, and every answer would wait for the last turn.
-                await asyncio.sleep(0)
-        finally:
-            self._drainer = None
-            self._note_activity()
-
-    async def _run_turn(self, event: Event) -> None:
-        value: Any = None
-        error: BaseException | None = None
-        try:
-            constructing = self.instance is None
-            if constructing:
-                await self.namespace.wait_until_closed(self.id.hex)
-                await self.namespace.runtime.make_room(for_host=self)
-            actor = self._instance()
-            await self._run_blockers()
-            if constructing and self.storage is not None:
-                # What the constructor and blockers wrote (a schema, say) stands on its own:
-                # the event failing must not roll it back under the instance's feet.
-                self.storage.end_turn(succeeded=True)
-            value = await event.action(actor)
-            await self._run_blockers()
-        except Exception as exc:  # the turn fails alone; the caller gets the exception
-            error = exc
-        if self.storage is not None:
-            self.storage.end_turn(succeeded=error is None)
-        if self._pending_reset is not None:  # a commit failed while this turn ran
-            error, self._pending_reset = CommitFailed(str(self._pending_reset)), None
-            self._reset(error)
-        if event.turn_done is not None and not event.turn_done.done():
-            event.turn_done.set_result(None)
-        if event.message is not None:
-            ws, data = event.message
-            refusal = Refusal(self, ws, data)
-            if error is not None:
-                refusal.drop(error)
-            else:
-                self.gate.send(refusal)  # held until its writes are durable, if it made any
-        if event.reply is not None:
-            reply = Reply(event.reply, value, error)
-            if self.gate.send(reply):
-                reply.release()
-        if self.namespace.runtime.commit_mode == "per_turn" and self.gate.should_commit():
-            self._start_commit()
-            if self._committing is not None:
-                await asyncio.shield(self._committing)  # the next turn waits for this fsync
-            if self._pending_reset is not None:  # its reply was dropped with the commit
-                cause, self._pending_reset = self._pending_reset, None
-                self._reset(cause)
-
-    def _instance(self) -> Actor:
-        if self.instance is None:
-            runtime = self.namespace.runtime
-            path = self.namespace.storage_path(self.id.hex)
-            try:
-                self.storage = Storage(path, on_first_write=self.gate.wrote, fsync=runtime.fsync)
-            except StorageError as error:
-                self.namespace.log_failure(self.id.hex, f"cannot start: {error}")
-                raise
-            except (OSError, sqlite3.Error) as error:
-                unavailable = storage_unavailable(path, error)
-                self.namespace.log_failure(self.id.hex, f"cannot start: {unavailable}")
-                raise unavailable from error
-            try:
-                self.instance = self.namespace.actor_class(ActorContext(self))
-            except BaseException as error:
-                self._reset(error)
-                raise
-        return self.instance
-
-    def refuse(self, ws: HibernatableWebSocket, data: str | bytes, error: BaseException) -> None:
-        """Tell the client of `ws` (through the actor class) that its message came to nothing."""
-        if ws.closing or not isinstance(error, Exception):
-            return
-        try:
-            self.namespace.actor_class.websocket_refused(ws, data, error)
-        except Exception:
-            logger.exception("websocket_refused of %s failed", self.namespace.actor_class.__name__)
-
-    async def _run_blockers(self) -> None:
-        while self.blockers:
-            initialise = self.blockers.pop(0)
-            try:
-                await initialise()
-            except BaseException as error:
-                self._reset(error)
-                raise
-
-    # -- group commit and the output gate ----------------------------------------------
-
-    def _start_commit(self) -> None:
-        assert self.storage is not None
-        self.gate.commit_started()
-        storage = self.storage
-        try:
-            alarm_update = storage.commit()
-        except Exception as error:
-            self._commit_failed(error)
-            return
-        checkpoint, self._checkpoint_due = self._checkpoint_due, False
-        self._turns_wait_for_commit = checkpoint
-        self._committing = asyncio.get_running_loop().create_task(
-            self._finish_commit(storage, alarm_update, checkpoint)
-        )
-
-    async def _finish_commit(
-        self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        executor = self.namespace.runtime.executor
-        try:
-            wal_is_large = await loop.run_in_executor(
-                executor, self._make_durable, storage, alarm_update, checkpoint
-            )
-        except Exception as error:
-            self._committing, self._turns_wait_for_commit = None, False
-            self._commit_failed(error)
-            return
-        self._committing, self._turns_wait_for_commit = None, False
-        self._checkpoint_due = wal_is_large
-        for output in self.gate.commit_succeeded():
-            output.release()
-        if alarm_update[0]:
-            self.namespace.scheduler.poke()
-        if self.gate.should_commit() and not self.mailbox.turn_running:
-            self._start_commit()
-        else:
-            self._note_activity()
-
-    def _make_durable(
-        self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
-    ) -> bool:
-        """Worker thread: lower the alarm index, fsync the actor's -wal, then settle the index."""
-        index = self.namespace.alarm_index
-        changed, at = alarm_update
-        if changed and at is not None:
-            index.lower(self.id.hex, at)
-        wal_is_large = storage.make_durable(checkpoint)
-        if changed:
-            index.settle(self.id.hex, at)
-        return wal_is_large
-
-    def _commit_failed(self, error: BaseException) -> None:
-        folder = self.namespace.storage_path(self.id.hex).parent
-        why = f"the disk is full ({error})" if is_disk_full(error, folder) else str(error)
-        self.namespace.log_failure(self.id.hex, f"commit failed, resetting it: {why}")
-        failure = CommitFailed(f"writes of actor {self.id.hex[:12]}… were not made durable: {why}")
-        for output in self.gate.commit_failed():
-            output.drop(failure)
-        if self.mailbox.turn_running:
-            self._pending_reset = error  # the running turn ends first, then drops its reply
-        else:
-            self._reset(error)
-
-    def _reset(self, cause: BaseException) -> None:
-        """Throw the instance away, rolling back what is not committed. Queued events stay and
-        will meet a fresh instance built from disk."""
-        self.namespace.log_failure(self.id.hex, f"reset: {cause!r}")
-        self.blockers.clear()
-        self.instance = None
-        storage, self.storage = self.storage, None
-        lost = ActorReset(
-            f"actor {self.id.hex[:12]}… was reset before these writes were durable: {cause!r}"
-        )
-        for output in self.gate.reset_uncommitted():
-            output.drop(lost)
-        if storage is None:
-            return
-        if self._committing is not None:
-            # The commit in flight is still being fsynced through this connection's files:
-            # undo the later turns now, close once that commit is durable.
-            with contextlib.suppress(Exception):
-                storage.roll_back()
-            self.namespace.close_in_background(self.id.hex, storage, after=self._committing)
-        else:
-            with contextlib.suppress(Exception):
-                storage.close()
-
-    # -- hibernation -------------------------------------------------------------------------
-
-    def _note_activity(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._last_active = loop.time()
-        if self._idle_timer is None:
-            self._idle_timer = loop.call_later(
-                self.namespace.runtime.idle_timeout, self._on_idle_timer
-            )
-
-    def _on_idle_timer(self) -> None:
-        self._idle_timer = None
-        if not self.quiet:
-            return  # whatever keeps it busy calls _note_activity when it is done
-        loop = asyncio.get_running_loop()
-        remaining = self._last_active + self.namespace.runtime.idle_timeout - loop.time()
-        if remaining > 0:
-            self._idle_timer = loop.call_later(remaining, self._on_idle_timer)
-            return
-        self.hibernate()
-
-    def hibernate(self) -> None:
-        """Drop the instance and close its database."""
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        storage, self.storage, self.instance = self.storage, None, None
-        if storage is not None:
-            self.namespace.close_in_background(self.id.hex, storage)
-        if not self.sockets:
-            self.namespace.forget(self)
-
-    # -- sockets -------------------------------------------------------------------------------
-
-    def accept_websocket(self, transport: Transport, tags: Sequence[str]) -> HibernatableWebSocket:
-        ws = HibernatableWebSocket(transport, tags, self._send_frame)
-        self.sockets.append(ws)
-        ws.receiver = asyncio.get_running_loop().create_task(self._receive_loop(ws))
-        return ws
-
-    def _send_frame(self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed) -> None:
-        frame = Frame(ws, data)
-        if isinstance(data, TransportClosed) and ws in self.sockets:
-            self.sockets.remove(ws)
-        if self.gate.send(frame):
-            frame.release()
-
-    async def _receive_loop(self, ws: HibernatableWebSocket) -> None:
-        """Owned by the runtime, not the instance: it keeps running while the actor sleeps."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                data = await ws.transport.receive()
-            except TransportClosed as closed:
-                self._socket_ended(ws, "websocket_close", closed.code, closed.reason)
-                return
-            except Exception as error:
-                self._socket_ended(ws, "websocket_error", error)
-                with contextlib.suppress(Exception):
-                    await ws.transport.close(1011, "receive failed")
-                return
-            if ws.closing:
-                continue  # the actor closed it; wait for the peer's close, nothing more to deliver
-            if self.auto_response is not None and data == self.auto_response[0]:
-                # Not gated, as in Cloudflare: a fixed answer reveals no state.
-                ws.deliver(self.auto_response[1])
-                continue
-            turn_done: asyncio.Future[None] = loop.create_future()
-            try:
-                self.push(_handler_event("websocket_message", ws, data, turn_done=turn_done))
-            except ActorOverloaded:
-                ws.deliver(TransportClosed(CLOSE_TRY_AGAIN_LATER, "actor overloaded"))
-                self._socket_ended(ws, "websocket_close", CLOSE_TRY_AGAIN_LATER, "actor overloaded")
-                return
-            except RuntimeClosed:
-                return
-            await turn_done  # one message per socket at a time: backpressure on the client
-
-    def _socket_ended(self, ws: HibernatableWebSocket, handler: str, *args: Any) -> None:
-        """Queue the close (or error) handler, waking the actor if needed: no ghost members."""
-        if ws in self.sockets:
-            self.sockets.remove(ws)
-        if ws.closing:
-            return
-        ws.closing = True
-        with contextlib.suppress(RuntimeClosed):
-            self.push(_handler_event(handler, ws, *args), bounded=False)
-
-    # -- alarms ------------------------------------------------------------------------------
-
-    async def alarm_turn(self, actor: Actor) -> None:
-        storage = actor.storage
-        retries = self.namespace.scheduler.retries
-        due = storage.get_alarm()
-        if due is None or due > time.time():
-            storage.point_alarm_index_at(due)  # the index woke us early: just correct it
-            return
-        storage.delete_alarm()  # before the handler, so an alarm it sets is kept
-        try:
-            await actor.alarm()
-        except Exception as error:
-            storage.end_turn(succeeded=False)  # undo the handler's writes; the alarm is back
-            retry_at = retries.failed(self.id.hex, time.time())
-            if retry_at is None:
-                logger.error("alarm of actor %s failed, giving up: %r", self.id.hex, error)
-                storage.delete_alarm()
-            else:
-                logger.warning("alarm of actor %s failed, retrying: %r", self.id.hex, error)
-                storage.point_alarm_index_at(retry_at)
-            return
-        retries.succeeded(self.id.hex)
-
-    # -- shutdown ------------------------------------------------------------------------------
-
-    async def shut_down(self) -> None:
-        sockets, self.sockets = list(self.sockets), []
-        for ws in sockets:
-            if ws.receiver is not None:
-                ws.receiver.cancel()
-        while busy := [t for t in (self._drainer, self._committing) if t]:
-            await asyncio.gather(*busy, return_exceptions=True)
-        # In parallel, and briefly: a peer that stopped reading would hold a polite close
-        # forever, so it is dropped instead.
-        await asyncio.gather(*(_close_or_abort(ws.transport) for ws in sockets))
-        self.hibernate()
-
-
-async def _close_or_abort(transport: Transport) -> None:
-    try:
-        await asyncio.wait_for(
-            transport.close(1001, "server shutting down"), SHUTDOWN_CLOSE_SECONDS
-        )
-    except Exception:
-        transport.abort(1001, "server shutting down")
-
-
-def _handler_event(
-    handler: str, *args: Any, turn_done: "asyncio.Future[None] | None" = None
-) -> Event:
-    """An event for a WebSocket handler. It has no caller to receive an exception: the turn
-    still rolls back, the error is logged and the socket stays open."""
-
-    async def action(actor: Actor) -> None:
-        try:
-            await getattr(actor, handler)(*args)
-        except Exception:
-            logger.exception("%s of actor %s failed", handler, actor.ctx.id.hex)
-            raise
-
-    message = (args[0], args[1]) if handler == "websocket_message" else None
-    return Event(action, None, turn_done, message)
 
 
 class Stub(Generic[A]):

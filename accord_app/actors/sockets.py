@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from accord_app.actors.errors import AttachmentTooLarge
+from accord_app.actors.gates import InvalidTransition
 
 MAX_ATTACHMENT_BYTES = 16 * 1024
 MAX_TAGS = 10
@@ -110,18 +111,82 @@ class MemoryTransport:
         return item
 
 
+class Outbox:
+    """The frames released for one socket, in order, until the transport takes them, and the
+    verdict on a peer that stops reading (the limits above). Bookkeeping only, like the gates:
+    HibernatableWebSocket does the sending and the timing. A cut-off is for good: frames after
+    a gap would be worse than none (the client resumes where it stopped)."""
+
+    __slots__ = ("_frames", "cut_off", "queued_bytes", "sent")
+
+    def __init__(self) -> None:
+        # None while empty: an empty deque still holds a 760-byte block, and sockets outlive
+        # their actors' instances.
+        self._frames: deque[str | bytes | TransportClosed] | None = None
+        self.queued_bytes = 0  # characters, for text
+        self.sent = 0  # frames taken by the transport: the measure of progress
+        self.cut_off = False
+
+    def __len__(self) -> int:
+        return len(self._frames) if self._frames else 0
+
+    @property
+    def backlogged(self) -> bool:
+        """Over MAX_OUTBOX_BYTES: the peer must show progress, or `stalled` cuts it off."""
+        return self.queued_bytes > MAX_OUTBOX_BYTES
+
+    def push(self, frame: str | bytes | TransportClosed) -> bool:
+        """Queue a released frame (or the close). False: it took the queue past
+        HARD_OUTBOX_BYTES, so the peer is cut off and everything queued is dropped."""
+        if self.cut_off:
+            raise InvalidTransition("Outbox.push() after the cut-off: nothing more is sent")
+        if not isinstance(frame, TransportClosed):
+            self.queued_bytes += len(frame)
+            if self.queued_bytes > HARD_OUTBOX_BYTES:
+                self._cut()
+                return False
+        if self._frames is None:
+            self._frames = deque()
+        self._frames.append(frame)
+        return True
+
+    def pop(self) -> str | bytes | TransportClosed | None:
+        """The next frame for the transport (None: nothing waits). It stops counting now."""
+        if not self._frames:
+            return None
+        frame = self._frames.popleft()
+        if not self._frames:
+            self._frames = None
+        if not isinstance(frame, TransportClosed):
+            self.queued_bytes -= len(frame)
+        return frame
+
+    def frame_sent(self) -> None:
+        self.sent += 1
+
+    def stalled(self, sent_before: int) -> bool:
+        """A look at the peer, SEND_STALL_SECONDS after `sent` was `sent_before`. True: still
+        backlogged and no frame taken since, so it is cut off."""
+        if self.backlogged and self.sent == sent_before:
+            self._cut()
+            return True
+        return False
+
+    def _cut(self) -> None:
+        self.cut_off = True
+        self._frames = None
+        self.queued_bytes = 0
+
+
 class HibernatableWebSocket:
     """A socket accepted by an actor. `send` and `close` go through the actor's output gate:
     a frame leaves only once the writes made before it are durable."""
 
     __slots__ = (
         "_attachment",
-        "_cut",
         "_on_send",
         "_outbox",
-        "_outbox_bytes",
         "_pump",
-        "_sent",
         "_watchdog",
         "closing",
         "receiver",
@@ -145,12 +210,9 @@ class HibernatableWebSocket:
         self.receiver: asyncio.Task[None] | None = None
         self._on_send = on_send
         self._attachment: str | None = None
-        self._outbox: deque[str | bytes | TransportClosed] | None = None  # None while empty
-        self._outbox_bytes = 0
-        self._pump: asyncio.Task[None] | None = None
-        self._sent = 0  # frames handed to the transport: the measure of progress
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._cut = False
+        self._outbox = Outbox()
+        self._pump: asyncio.Task[None] | None = None  # sends the outbox while it has frames
+        self._watchdog: asyncio.TimerHandle | None = None  # looks at a backlogged peer's progress
 
     def serialize_attachment(self, value: Any) -> None:
         """Keep a JSON-serialisable value with the socket (≤ 16 KiB); it survives hibernation."""
@@ -178,39 +240,31 @@ class HibernatableWebSocket:
 
     def deliver(self, frame: str | bytes | TransportClosed) -> None:
         """Hand a released frame to the transport, keeping the order frames were sent in."""
-        if self._cut:
-            return  # a gap after a cut-off would be worse than nothing: the client resumes
-        if not isinstance(frame, TransportClosed):
-            self._outbox_bytes += len(frame)
-            if self._outbox_bytes > HARD_OUTBOX_BYTES:
-                self._cut_off()
-                return
-        if self._outbox is None:
-            self._outbox = deque()
-        self._outbox.append(frame)
+        if self._outbox.cut_off:
+            return  # for good (see Outbox)
+        if not self._outbox.push(frame):
+            self._drop_slow_peer()
+            return
         loop = asyncio.get_running_loop()
         if self._pump is None:
             self._pump = loop.create_task(self._send_outbox())
-        if self._outbox_bytes > MAX_OUTBOX_BYTES and self._watchdog is None:
-            self._watchdog = loop.call_later(SEND_STALL_SECONDS, self._check_progress, self._sent)
+        if self._outbox.backlogged and self._watchdog is None:
+            self._watchdog = loop.call_later(
+                SEND_STALL_SECONDS, self._check_progress, self._outbox.sent
+            )
 
     def _check_progress(self, sent_before: int) -> None:
         self._watchdog = None
-        if self._cut or self._outbox_bytes <= MAX_OUTBOX_BYTES:
-            return
-        if self._sent == sent_before:
-            self._cut_off()
-        else:  # slow but moving: look again later
+        if self._outbox.stalled(sent_before):
+            self._drop_slow_peer()
+        elif self._outbox.backlogged:  # slow but moving: look again later
             self._watchdog = asyncio.get_running_loop().call_later(
-                SEND_STALL_SECONDS, self._check_progress, self._sent
+                SEND_STALL_SECONDS, self._check_progress, self._outbox.sent
             )
 
-    def _cut_off(self) -> None:
-        """The peer stopped reading: drop what waits for it and the connection itself. Its
-        receive loop then ends like any close, so the actor's close handler runs."""
-        self._cut = True
-        self._outbox = None
-        self._outbox_bytes = 0
+    def _drop_slow_peer(self) -> None:
+        """The outbox cut the peer off: stop sending and drop the connection. Its receive loop
+        then ends like any close, so the actor's close handler runs."""
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -221,10 +275,7 @@ class HibernatableWebSocket:
 
     async def _send_outbox(self) -> None:
         try:
-            while self._outbox:
-                frame = self._outbox.popleft()
-                if not isinstance(frame, TransportClosed):
-                    self._outbox_bytes -= len(frame)
+            while (frame := self._outbox.pop()) is not None:
                 # A peer that went away makes sends fail; its receive loop reports the close.
                 with contextlib.suppress(Exception):
                     if isinstance(frame, TransportClosed):
@@ -235,10 +286,9 @@ class HibernatableWebSocket:
                         await self.transport.send_text(frame)
                     else:
                         await self.transport.send_bytes(frame)
-                self._sent += 1
+                self._outbox.frame_sent()
         finally:
-            if self._pump is asyncio.current_task():  # not a cut-off pump's late cleanup
-                self._pump = self._outbox = None
+            self._pump = None
 
     def __repr__(self) -> str:
         return f"<HibernatableWebSocket tags={list(self.tags)}>"
