@@ -1,9 +1,12 @@
-"""Every exercise's self-check fails the plausible wrong answers, at that exercise.
+"""Every chapter's solution passes its self-checks, and every check fails the plausible wrong
+answers, at that exercise.
 
-The notebook-level twin of mutation testing: a chapter's solution runs once in one kernel;
-then, for each known-wrong answer, its exercise cell is run with the wrong code and the check
-right after it must fail (CheckFailed, with at least one ❌ line), and the solution is put back
-before the next one. Demo cells are not run again, so a wrong answer costs only its check.
+The notebook-level twin of mutation testing: a chapter's solution runs once in one kernel, and
+every check must pass; then, for each known-wrong answer, its exercise cell is run with the
+wrong code and the check right after it must fail (CheckFailed, with at least one ❌ line), and
+the solution is put back before the next one. Demo cells are not run again, so a wrong answer
+costs only its check. (The attendee copies, whose checks must all fail, run in
+tests/test_notebooks.py.)
 """
 
 import json
@@ -655,6 +658,12 @@ def test_every_known_wrong_answer_fails_at_its_own_exercise(chapter: str) -> Non
         for index, cell in enumerate(cells[:-1]):
             client.execute_cell(cell, index)
             assert not errors_of(cell), f"the solution failed in cell {index}: {text_of(cell)}"
+            if "check" in tags(cell):
+                assert "All " in text_of(cell) and "checks passed." in text_of(cell), cell.source
+            if cell.cell_type == "code" and cell.source.rstrip().endswith("\nfig"):
+                # A figure as a cell's value is shown as a picture.
+                shown = {kind for output in cell.outputs for kind in output.get("data", {})}
+                assert "image/png" in shown, f"a figure shows only as {shown}: {cell.source}"
         for tag, wrong_answers in WRONG_ANSWERS[chapter].items():
             exercise, check = exercise_and_check(cells, tag)
             solution = cells[exercise].source
@@ -673,7 +682,8 @@ def test_every_known_wrong_answer_fails_at_its_own_exercise(chapter: str) -> Non
     )
 
 
-def test_every_exercise_of_these_chapters_has_known_wrong_answers() -> None:
+def test_every_exercise_of_every_chapter_has_known_wrong_answers() -> None:
+    assert set(WRONG_ANSWERS) == {path.name for path in attendee.SOLUTIONS_DIR.glob("*.ipynb")}
     for chapter, by_exercise in WRONG_ANSWERS.items():
         cells = json.loads((attendee.SOLUTIONS_DIR / chapter).read_text(encoding="utf-8"))["cells"]
         exercises = {tag for cell in cells for tag in tags(cell) if tag.startswith("exercise-")}
