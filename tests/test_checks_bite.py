@@ -3,9 +3,9 @@ answers, at that exercise.
 
 The notebook-level twin of mutation testing: a chapter's solution runs once in one kernel, and
 every check must pass; then, for each known-wrong answer, its exercise cell is run with the
-wrong code and the check right after it must fail (CheckFailed, with at least one ❌ line), and
-the solution is put back before the next one. Demo cells are not run again, so a wrong answer
-costs only its check. (The attendee copies, whose checks must all fail, run in
+wrong code and the check right after it must fail (CheckFailed, with at least one ❌ line and a
+hint), and the solution is put back before the next one. Demo cells are not run again, so a
+wrong answer costs only its check. (The attendee copies, whose checks must all fail, run in
 tests/test_notebooks.py.)
 """
 
@@ -605,7 +605,7 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
                 ("one call in every mode", "    return 1"),
                 (
                     "one call per channel when global",
-                    "    return 1 if mode == 'server' else channels",
+                    "    return 1 if mode == 'server' else n",
                 ),
                 ("the remote calls only", "    return n // 2 if mode == 'channel' else 1"),
             ]
@@ -672,7 +672,10 @@ def test_every_known_wrong_answer_fails_at_its_own_exercise(chapter: str) -> Non
                 client.execute_cell(cells[exercise], exercise)
                 assert not errors_of(cells[exercise]), (tag, mistake)
                 client.execute_cell(cells[check], check)
-                if errors_of(cells[check]) != ["CheckFailed"] or "❌" not in text_of(cells[check]):
+                failed = errors_of(cells[check]) == ["CheckFailed"] and "❌" in text_of(
+                    cells[check]
+                )
+                if not failed or "hint: " not in text_of(cells[check]):
                     passed_through.append(f"{tag}: {mistake}\n{text_of(cells[check])}")
             cells[exercise].source = solution
             client.execute_cell(cells[exercise], exercise)
