@@ -41,6 +41,8 @@ def shown(value: object) -> str:
         return f"a coroutine of {value.__qualname__}() (a call that was not awaited)"
     if isinstance(value, list) and any(isinstance(item, sqlite3.Row) for item in value):
         return f"a list of {len(value)} sqlite3.Row objects (turn rows into tuples or dicts)"
+    if isinstance(value, list) and any(inspect.iscoroutine(item) for item in value):
+        return f"a list of {len(value)} coroutines (calls that were not awaited)"
     text = repr(value)
     return text if len(text) <= SHOWN_LENGTH else text[:SHOWN_LENGTH] + "…"
 

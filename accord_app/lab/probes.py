@@ -84,12 +84,16 @@ def probe_servers(client: httpx.Client, report: Report) -> list[str]:
     report.equal(listed.status_code, 200, "GET /api/servers answers 200")
     if listed.status_code == 200:
         names = [server.get("name") for server in listed.json()]
+        if first_name in names and second_name in names:
+            hint = f"got the names {names[-5:]!r}: select_servers(conn) lists oldest first"
+        else:
+            hint = f"got the names {names[-5:]!r}: list what select_servers(conn) returns"
         report.expect(
             first_name in names
             and second_name in names
             and names.index(first_name) < names.index(second_name),
             "GET /api/servers lists them, oldest first",
-            hint=f"got the names {names[-5:]!r}; ORDER BY rowid",
+            hint=hint,
         )
 
     _error_shape(

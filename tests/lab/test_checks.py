@@ -41,6 +41,7 @@ def test_rows_and_coroutines_are_named_not_shown_as_a_bare_repr() -> None:
 
     pending = entries()
     assert "a coroutine of" in shown(pending) and "not awaited" in shown(pending)
+    assert shown([pending, 1]) == "a list of 2 coroutines (calls that were not awaited)"
     pending.close()
     assert shown("x" * 1000).endswith("…") and len(shown("x" * 1000)) == 301
 
