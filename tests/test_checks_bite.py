@@ -3,10 +3,10 @@ answers, at that exercise.
 
 The notebook-level twin of mutation testing: a chapter's solution runs once in one kernel, and
 every check must pass; then, for each known-wrong answer, its exercise cell is run with the
-wrong code and the check right after it must fail (CheckFailed, with at least one ❌ line and a
-hint), and the solution is put back before the next one. Demo cells are not run again, so a
-wrong answer costs only its check. (The attendee copies, whose checks must all fail, run in
-tests/test_notebooks.py.)
+wrong code and the check right after it must fail (CheckFailed, with at least one ❌ line) and
+name the mistake (SAYS), and the solution is put back before the next one. Demo cells are not
+run again, so a wrong answer costs only its check. (The attendee copies, whose checks must all
+fail, run in tests/test_notebooks.py.)
 """
 
 import json
@@ -613,6 +613,101 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
     },
 }
 
+# What the check's report must say for each wrong answer: the words that name its mistake.
+SAYS = {
+    "exercise-0.1: messages in the catalog": "one actor per channel keeps them",
+    "exercise-0.1: the counter in the shared database": "only the channel's own actor",
+    "exercise-0.2: one way only": "that is one way",
+    "exercise-0.2: the speed in vacuum": "that is the speed in vacuum",
+    "exercise-0.2: seconds": "seconds and milliseconds mixed up",
+    "exercise-0.2: whole milliseconds": "do not round",
+    "exercise-1.1: 1 instead of true": "true is a JSON boolean",
+    "exercise-1.1: a string": "true is a JSON boolean",
+    "exercise-1.2: any shout= shouts, even false": "turns false into False",
+    "exercise-1.2: shout as a string": "annotate the parameter as `shout: bool = False`",
+    "exercise-1.2: never shouts": "greeting.upper()",
+    "exercise-1.3: read, then write": "two visits read the same count",
+    "exercise-1.3: a deferred transaction that reads first": "BEGIN IMMEDIATE",
+    "exercise-1.3: a count in the kernel's memory": "in the database, not in a variable",
+    "exercise-1.3: no commit": "was the UPDATE committed?",
+    "exercise-2.1: no ORDER BY": "ORDER BY rowid",
+    "exercise-2.1: no write transaction": "with write_transaction(conn):",
+    "exercise-2.1: `with conn:`": "`with conn:` and conn.commit() begin nothing",
+    "exercise-2.1: rows, not Servers": "build a Server(id=..., name=...) from each row",
+    "exercise-2.2: no 201": "status_code=201",
+    "exercise-2.2: a list that ignores the catalog": "list what select_servers(conn) returns",
+    "exercise-2.3: server_id as text": "server_id: uuid.UUID",
+    "exercise-2.3: no 404 for an unknown server": "raise ApiError(404, 'server_not_found'",
+    "exercise-3.1: a task per message": "a task per message lets turns overlap",
+    "exercise-3.1: receive not awaited": "coroutines (calls that were not awaited)",
+    "exercise-3.1: the loop stops at the first error": "catch the exception inside the loop",
+    "exercise-3.2: off by one": "the first asker gets 1",
+    "exercise-3.2: never stores the new number": "store the new number in self.last_seq",
+    "exercise-3.2: a counter outside the actor": "nothing outside it",
+    "exercise-3.3: setdefault builds a SeqActor every time": "setdefault builds its default",
+    "exercise-3.3: a new actor per ask": "keep the actor you build in self.channels[name]",
+    "exercise-4.1: >= instead of >": "count > self.LIMIT, not >=",
+    "exercise-4.1: the count cached in an attribute": "keep the count in storage only",
+    "exercise-4.1: the limit checked before the put": "put first, then raise",
+    "exercise-4.2: entries without ORDER BY": "ORDER BY number",
+    "exercise-4.2: sqlite3.Row objects": "sqlite3.Row objects (turn rows into tuples",
+    "exercise-4.2: numbering in memory": "UNIQUE constraint failed: entries.number",
+    "exercise-4.3: no delete, no guard": "self.storage.delete('pending')",
+    "exercise-4.3: deletes, but no guard": "alarms are at-least-once",
+    "exercise-4.3: replaces the list": "append the pending text to 'delivered'",
+    "exercise-5.1: numbers kept in memory, nothing stored": "INSERT each message",
+    "exercise-5.1: the time in seconds": "int(time.time() * 1000)",
+    "exercise-5.1: the highest seq of every channel": "seq of this channel (WHERE channel_id = ?)",
+    "exercise-5.1: the sender left out of the broadcast": "the sender's too",
+    "exercise-5.1: a bad frame raises instead of answering": "catch ProtocolError",
+    "exercise-5.2: oldest first": "ORDER BY seq DESC",
+    "exercise-5.2: every channel's messages": "a sibling channel's messages live in the same",
+    "exercise-5.2: up to before, included": "WHERE seq < before",
+    "exercise-5.2: no limit": "LIMIT limit",
+    "exercise-5.3: every message twice": "send each row once",
+    "exercise-5.3: no ORDER BY": "ORDER BY seq (without it",
+    "exercise-5.3: from after_seq itself": "with seq > after_seq",
+    "exercise-5.3: every channel's messages": "this channel's messages (channel_id = ?)",
+    "exercise-5.3: the last seq of every channel": "'last_seq': <this channel's max(seq)>",
+    "exercise-5.3: no 'resumed' frame": "after the replay, send {'type': 'resumed'",
+    "exercise-6.1: the list sent to the newcomer only": "not only to the newcomer",
+    "exercise-6.1: no new list after 'left'": "after 'left', broadcast 'presence' as well",
+    "exercise-6.1: members of every channel": "the sockets of this channel only",
+    "exercise-6.1: super().join not awaited": "join() was called without `await`",
+    "exercise-6.1: 'joined' for every tab": "send 'joined' only when it is the user's only socket",
+    "exercise-6.2: the counts for 2 servers x 2 channels": "the layouts change on every run",
+    "exercise-6.2: one actor per channel in every mode": "count the distinct sharding keys",
+    "exercise-6.2: a server-wide actor per channel": "count the distinct sharding keys",
+    "exercise-6.2: one global actor even with no channels": "once a channel it hosts got a message",
+    "exercise-7.1: the cost itself, not a rate": "the actor spends cost_ms on each message",
+    "exercise-7.1: per millisecond, not per second": "one second is 1000 ms",
+    "exercise-7.1: the ceiling for 20 ms, whatever the cost": "the actor spends cost_ms on each",
+    "exercise-7.1: Little's law with milliseconds as seconds": "times time (in seconds)",
+    "exercise-7.1: Little's law upside down": "rate (per second) times time",
+    "exercise-7.2: the channel's key in every mode": "the proxy says 'server:",
+    "exercise-7.2: a server-wide path names an actor even under channel sharding": (
+        "/activity' you said 'channel:', the proxy says None"
+    ),
+    "exercise-7.2: every path names the global actor": "you said 'global', the proxy says None",
+    "exercise-7.2: the key's hash modulo K": "with hash(key) % K most keys move",
+    "exercise-7.2: workers numbered from 0": "numbered from 1",
+    "exercise-7.2: the lowest score": "highest xxh64(address + key)",
+    "exercise-7.2: key before address": "xxh64(address + key)",
+    "exercise-7.3: the last step's load": "(not the last one",
+    "exercise-7.3: the most offered, fast or not": "Keep the steps with p99 ≤",
+    "exercise-7.3: failures ignored": "no failure",
+    "exercise-7.3: a step exactly at the limit left out": "p99 ≤",
+    "exercise-7.3: what was acked instead of the offered load": "the highest offered of those",
+    "exercise-7.3: unacked messages ignored": "acked ≥ 95% of sent",
+    "exercise-7.3: the generators' shortfall ignored": "sent ≥ 85% of offered",
+    "exercise-7.3: the median instead of the p99": "p99 ≤",
+    "exercise-7.3: the last good step before the first bad one": "the highest offered of those",
+    "exercise-7.4: one call per channel in every mode": "one actor hosts a whole server",
+    "exercise-7.4: one call in every mode": "one actor per channel with channel sharding",
+    "exercise-7.4: one call per channel when global": "one actor hosts a whole server",
+    "exercise-7.4: the remote calls only": "one actor per channel with channel sharding",
+}
+
 
 def tags(cell: dict[str, Any]) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
@@ -672,21 +767,23 @@ def test_every_known_wrong_answer_fails_at_its_own_exercise(chapter: str) -> Non
                 client.execute_cell(cells[exercise], exercise)
                 assert not errors_of(cells[exercise]), (tag, mistake)
                 client.execute_cell(cells[check], check)
-                failed = errors_of(cells[check]) == ["CheckFailed"] and "❌" in text_of(
-                    cells[check]
-                )
-                if not failed or "hint: " not in text_of(cells[check]):
-                    passed_through.append(f"{tag}: {mistake}\n{text_of(cells[check])}")
+                report = text_of(cells[check])
+                failed = errors_of(cells[check]) == ["CheckFailed"] and "❌" in report
+                if not failed or SAYS[f"{tag}: {mistake}"] not in report:
+                    passed_through.append(f"{tag}: {mistake}\n{report}")
             cells[exercise].source = solution
             client.execute_cell(cells[exercise], exercise)
         client.execute_cell(cells[-1], len(cells) - 1)
-    assert passed_through == [], "wrong answers that earned green ticks:\n" + "\n".join(
+    assert passed_through == [], "wrong answers that passed or were not named:\n" + "\n".join(
         passed_through
     )
 
 
 def test_every_exercise_of_every_chapter_has_known_wrong_answers() -> None:
     assert set(WRONG_ANSWERS) == {path.name for path in attendee.SOLUTIONS_DIR.glob("*.ipynb")}
+    named = [f"{tag}: {m}" for by_tag in WRONG_ANSWERS.values() for tag, answers in by_tag.items()
+             for m, _ in answers]  # fmt: skip
+    assert sorted(named) == sorted(SAYS), "each wrong answer says what its report must name"
     for chapter, by_exercise in WRONG_ANSWERS.items():
         cells = json.loads((attendee.SOLUTIONS_DIR / chapter).read_text(encoding="utf-8"))["cells"]
         exercises = {tag for cell in cells for tag in tags(cell) if tag.startswith("exercise-")}
