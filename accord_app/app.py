@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 from accord_app import api
 from accord_app.actors import Actor, Runtime
 from accord_app.catalog import Catalog
-from accord_app.chat import activity
+from accord_app.chat import activity, announcements
 from accord_app.chat import routes as chat_routes
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_FRAME_BYTES
@@ -119,6 +119,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(chat_routes.router)
     app.include_router(activity.router)
+    app.include_router(announcements.router)
     install_frontend(app)
     app.add_api_websocket_route("/{path:path}", no_such_websocket)  # after every other route
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]

@@ -49,3 +49,27 @@ class ChannelActivity:
     messages: int | None
     latest: Message | None
     error: ErrorBody | None = None
+
+
+@dataclass(frozen=True)
+class AnnouncementIn:
+    """A server-wide announcement: the same message in every channel of the server."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An announcement in one channel: the message it became, or why it did not arrive."""
+
+    channel_id: str
+    message: Message | None
+    error: ErrorBody | None = None
+
+
+@dataclass(frozen=True)
+class Announcement:
+    id: str
+    delivered: int
+    failed: int
+    channels: list[Delivery]

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.anyio
 SERVER_CHANNELS = "/api/servers/{server_id}/channels"
 CHANNEL_PREFIX = SERVER_CHANNELS + "/{channel_id}/"
 SERVER_ACTIVITY = "/api/servers/{server_id}/activity"
+SERVER_ANNOUNCEMENTS = "/api/servers/{server_id}/announcements"
 # (method, path) -> the response codes the operation documents.
 OPERATIONS = {
     ("get", "/api"): {"200"},
@@ -21,6 +22,7 @@ OPERATIONS = {
     ("get", SERVER_CHANNELS): {"200", "400", "404"},
     ("post", SERVER_CHANNELS): {"201", "400", "404"},
     ("get", SERVER_ACTIVITY): {"200", "400", "404"},
+    ("post", SERVER_ANNOUNCEMENTS): {"200", "400", "404"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 ERROR_BODY_REF = "#/components/schemas/ErrorBody"
@@ -195,7 +197,7 @@ async def test_documented_success_codes_are_what_the_api_answers(
     server = client.post("/api/servers", json={"name": "documented"}).json()
     for (method, path), codes in OPERATIONS.items():
         url = path.replace("{server_id}", server["id"])
-        body = {"name": "general"} if method == "post" else None
+        body = None if method != "post" else {"name": "general", "message": "hello"}
         response = client.request(method.upper(), url, json=body)
         (success,) = [code for code in codes if code.startswith("2")]
         assert str(response.status_code) == success, (method, path, response.text)

@@ -16,17 +16,17 @@ channel actors update; here the cost is left in plain sight, to be measured.
 """
 
 import asyncio
-import contextlib
+import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from accord_app.actors import Namespace
 from accord_app.catalog import Catalog
 from accord_app.chat.channel import ChannelActor
+from accord_app.chat.remote import RemoteActor, RemoteCallError
 from accord_app.chat.routes import activity_of
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.placement import Placement
@@ -35,6 +35,8 @@ from accord_app.web import ERROR_RESPONSES, get_catalog, server_not_found
 
 router = APIRouter(prefix="/api/servers/{server_id}")
 REMOTE_CALLS_IN_FLIGHT = 32
+# How long the answer waits for its slowest channel: a host that is down costs this, no more.
+ACTIVITY_DEADLINE_SECONDS = 5.0
 
 
 # How many actors one answer asked, here and on other workers: "3 local, 17 remote".
@@ -92,34 +94,26 @@ async def group_activity(
         channels: Namespace[ChannelActor] = request.app.state.channels
         rows = await channels.get(channels.id_from_name(key)).activity(channel_ids)
         return [activity_of(row) for row in rows]
-    router: httpx.AsyncClient = request.app.state.router
-    worker = placement.owner(key)
-    calls = (remote_activity(router, in_flight, server_id, c, worker) for c in channel_ids)
+    remote = RemoteActor.placed(request.app.state.router, placement, key)
+    deadline = time.monotonic() + ACTIVITY_DEADLINE_SECONDS
+    calls = (remote_activity(remote, in_flight, server_id, c, deadline) for c in channel_ids)
     return list(await asyncio.gather(*calls))
 
 
 async def remote_activity(
-    router: httpx.AsyncClient,
+    remote: RemoteActor,
     in_flight: asyncio.Semaphore,
     server_id: str,
     channel_id: str,
-    worker: int,
+    deadline: float,
 ) -> ChannelActivity:
     """Ask the proxy, which routes by the channel's key to the worker that hosts it."""
+    path = f"/api/servers/{server_id}/channels/{channel_id}/activity"
     try:
         async with in_flight:
-            response = await router.get(f"/api/servers/{server_id}/channels/{channel_id}/activity")
-    except httpx.HTTPError as error:
-        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        return unavailable(channel_id, "worker_unreachable", f"Worker {worker}: {reason}")
-    body: Any = None
-    with contextlib.suppress(ValueError):
-        body = response.json()
-    if response.status_code != 200:
-        if isinstance(body, dict) and {"message", "code"} <= set(body):
-            return unavailable(channel_id, str(body["code"]), str(body["message"]))
-        return unavailable(channel_id, "worker_error", f"Worker {worker} answered {response}")
-    return activity_of(body)
+            return activity_of(await remote.call("GET", path, deadline=deadline))
+    except RemoteCallError as error:
+        return unavailable(channel_id, error.code, str(error))
 
 
 def unavailable(channel_id: str, code: str, message: str) -> ChannelActivity:

@@ -28,11 +28,13 @@ from accord_app.actors import (
 from accord_app.actors.errors import is_disk_full
 from accord_app.chat.cost import MessageCost
 from accord_app.chat.protocol import (
+    ANNOUNCER,
     ClientFrame,
     ProtocolError,
     Resume,
     SendMessage,
     Typing,
+    clean_message,
     encode,
     parse_frame,
 )
@@ -256,13 +258,22 @@ class ChannelActor(Actor):
                 ws.send(encode({"type": "ack", **record(stored[0]), "nonce": frame.nonce}))
                 return
         self.strikes.pop(ws, None)  # a message stored: the connection is in good standing
+        message = self.store(channel_id, username, frame.text, frame.nonce)
+        ack = {"type": "ack", **message}
+        if frame.nonce is not None:
+            ack["nonce"] = frame.nonce
+        ws.send(encode(ack))
+        self.broadcast(channel_id, {"type": "message", **message})
+
+    def store(self, channel_id: str, username: str, text: str, nonce: str | None) -> dict[str, Any]:
+        """Number a message, INSERT it, and return it as the protocol sends it."""
         message: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "seq": self.next_seq(channel_id),
             # Never earlier than the previous message, even if the clock steps back.
             "timestamp": max(int(time.time() * 1000), self.last_timestamp.get(channel_id, 0)),
             "username": username,
-            "message": frame.text,
+            "message": text,
         }
         self.storage.sql.execute(
             "INSERT INTO messages (channel_id, seq, id, timestamp, username, message, nonce)"
@@ -272,16 +283,31 @@ class ChannelActor(Actor):
             message["id"],
             message["timestamp"],
             username,
-            frame.text,
-            frame.nonce,
+            text,
+            nonce,
         )
         self.last_seq[channel_id] = message["seq"]
         self.last_timestamp[channel_id] = message["timestamp"]
-        ack = {"type": "ack", **message}
-        if frame.nonce is not None:
-            ack["nonce"] = frame.nonce
-        ws.send(encode(ack))
+        return message
+
+    async def announce(self, channel_id: str, text: str, request_id: str) -> dict[str, Any]:
+        """Store an announcement in the channel and broadcast it to its members.
+
+        Called across hosts, where a reply can be lost after the work was done: the caller may
+        then ask again with the same request_id, and gets the first announcement back instead
+        of a second one. The id is kept as the message's nonce, which post() uses the same way
+        for a member's retries."""
+        stored = self.storage.sql.execute(
+            f"SELECT {COLUMNS} FROM messages WHERE channel_id = ? AND username = ? AND nonce = ?",
+            channel_id,
+            ANNOUNCER,
+            request_id,
+        )
+        if stored:
+            return record(stored[0])
+        message = self.store(channel_id, ANNOUNCER, clean_message(text), request_id)
         self.broadcast(channel_id, {"type": "message", **message})
+        return message
 
     def within_rate(self, ws: HibernatableWebSocket, nonce: str | None = None) -> bool:
         """Spend a token of this socket's bucket and of its client's, or send a rate_limited

@@ -27,6 +27,8 @@ from accord_app.names import check_name
 
 MAX_MESSAGE_CHARS = 2000
 MAX_USERNAME_CHARS = 32
+# Who server-wide announcements come from: a name no member may take.
+ANNOUNCER = "📣"
 MAX_NONCE_CHARS = 64
 # The largest seq a client may name: SQLite's INTEGER is a signed 64-bit number.
 MAX_SEQ = 2**63 - 1
@@ -99,11 +101,15 @@ def clean_message(text: str) -> str:
 
 
 def clean_username(raw: str | None) -> str:
-    """A username: the rule of accord_app/names.py, 1 to MAX_USERNAME_CHARS characters."""
+    """A username: the rule of accord_app/names.py, 1 to MAX_USERNAME_CHARS characters, and
+    not the name announcements are signed with."""
     try:
-        return check_name(raw or "", 1, MAX_USERNAME_CHARS)
+        name = check_name(raw or "", 1, MAX_USERNAME_CHARS)
     except ValueError as error:
         raise ProtocolError("invalid_username", f"The username {error}.") from None
+    if name == ANNOUNCER:
+        raise ProtocolError("invalid_username", f"The username {ANNOUNCER} is the server's own.")
+    return name
 
 
 def _json_command(text: str) -> dict[str, Any] | None:

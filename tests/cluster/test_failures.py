@@ -16,6 +16,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from accord_app.chat.announcements import ANNOUNCE_DEADLINE_SECONDS
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster import Cluster, ClusterError
 
@@ -193,3 +194,35 @@ def test_a_second_cluster_on_the_same_ports_is_refused_and_the_first_keeps_going
         with httpx.Client(base_url=first.url, trust_env=False) as http:
             assert http.get("/api/servers").status_code == 200
         assert alive(first.pid(1))
+
+
+def test_an_announcement_reaches_every_worker_and_a_dead_one_costs_only_its_channels(
+    own_cluster: Any,
+) -> None:
+    running = own_cluster
+    channels = running.create_channels(12)
+    server_id = channels[0].server_id
+    assert {running.owner(channel) for channel in channels} == {1, 2, 3}
+    # Ask worker 1 itself: under channel sharding a server-wide path may go to any worker.
+    with httpx.Client(base_url=running.cluster.worker_url(1), trust_env=False) as worker_1:
+        first = worker_1.post(f"/api/servers/{server_id}/announcements", json={"message": "one"})
+        assert first.status_code == 200, first.text
+        assert (first.json()["delivered"], first.json()["failed"]) == (12, 0)
+        running.cluster.kill(3)
+        started = time.monotonic()
+        second = worker_1.post(f"/api/servers/{server_id}/announcements", json={"message": "two"})
+        took = time.monotonic() - started
+        running.cluster.restart(3)
+    on_3 = {c.channel_id for c in channels if running.owner(c) == 3}
+    body = second.json()
+    assert (body["delivered"], body["failed"]) == (12 - len(on_3), len(on_3))
+    for delivery in body["channels"]:
+        if delivery["channel_id"] in on_3:
+            assert delivery["message"] is None
+            assert "worker 3" in delivery["error"]["message"], delivery
+        else:
+            assert delivery["error"] is None and delivery["message"]["message"] == "two"
+    assert took < ANNOUNCE_DEADLINE_SECONDS + 1, f"the dead worker held the answer {took:.1f} s"
+    for channel in channels:
+        texts = [m["message"] for m in running.http.get(f"{channel.path}/messages").json()]
+        assert texts == (["one"] if channel.channel_id in on_3 else ["two", "one"])

@@ -1,0 +1,123 @@
+"""Announcements: one request that reaches every channel actor of a server.
+
+POST /api/servers/{server_id}/announcements fans out to the actors that host the server's
+channels: one call per actor here, and, in a cluster, a RemoteActor call (chat/remote.py) per
+channel hosted elsewhere, which arrives as POST .../channels/{channel_id}/announcements on the
+worker that hosts it. Each actor stores the announcement like a message (signed ANNOUNCER, a
+name no member may take) and broadcasts it to the channel's members.
+
+The answer lists every channel: the message it got, or the error that says which actor and
+which host failed. A dead host costs its own channels, by the deadline, and not the others.
+"""
+
+import asyncio
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from accord_app.actors import Namespace
+from accord_app.catalog import Catalog
+from accord_app.chat.activity import CALLS_HEADER, REMOTE_CALLS_IN_FLIGHT
+from accord_app.chat.channel import ChannelActor
+from accord_app.chat.protocol import ProtocolError, clean_message
+from accord_app.chat.remote import RemoteActor, RemoteCallError
+from accord_app.chat.routes import channel_actor
+from accord_app.chat.sharding import Sharding, shard_key
+from accord_app.errors import ApiError
+from accord_app.placement import Placement
+from accord_app.types import Announcement, AnnouncementIn, Delivery, ErrorBody, Message
+from accord_app.web import ERROR_RESPONSES, get_catalog, server_not_found
+
+router = APIRouter(prefix="/api/servers/{server_id}")
+# How long a fan-out waits for its slowest channel. A host that is down answers by then.
+ANNOUNCE_DEADLINE_SECONDS = 5.0
+
+
+def checked_text(body: AnnouncementIn) -> str:
+    try:
+        return clean_message(body.message)
+    except ProtocolError as error:
+        raise ApiError(400, error.code, error.message) from None
+
+
+@router.post(
+    "/announcements",
+    summary="Announce a message in every channel of a server",
+    responses=ERROR_RESPONSES,
+)
+async def announce(
+    request: Request,
+    response: Response,
+    server_id: uuid.UUID,
+    body: AnnouncementIn,
+    catalog: Annotated[Catalog, Depends(get_catalog)],
+) -> Announcement:
+    text = checked_text(body)
+    channels = await run_in_threadpool(catalog.list_channels, str(server_id))
+    if channels is None:
+        raise server_not_found(server_id)
+    sharding: Sharding = request.app.state.settings.sharding
+    placement: Placement | None = request.app.state.placement
+    announcement_id = str(uuid.uuid4())
+    deadline = time.monotonic() + ANNOUNCE_DEADLINE_SECONDS
+    in_flight = asyncio.Semaphore(REMOTE_CALLS_IN_FLIGHT)
+    groups: dict[str, list[str]] = {}
+    for channel in channels:
+        groups.setdefault(shard_key(sharding, str(server_id), channel.id), []).append(channel.id)
+
+    async def deliver(key: str, channel_id: str) -> Delivery:
+        if placement is None or placement.is_mine(key):
+            actors: Namespace[ChannelActor] = request.app.state.channels
+            row = await actors.get(actors.id_from_name(key)).announce(
+                channel_id, text, announcement_id
+            )
+            return Delivery(channel_id, Message(**row))
+        remote = RemoteActor.placed(request.app.state.router, placement, key)
+        path = f"/api/servers/{server_id}/channels/{channel_id}/announcements"
+        try:
+            async with in_flight:
+                row = await remote.call(
+                    "POST",
+                    path,
+                    json={"message": text},
+                    deadline=deadline,
+                    idempotency_key=announcement_id,
+                )
+        except RemoteCallError as error:
+            return Delivery(channel_id, None, ErrorBody(str(error), error.code))
+        return Delivery(channel_id, Message(**row))
+
+    deliveries = await asyncio.gather(
+        *(deliver(key, channel_id) for key, ids in groups.items() for channel_id in ids)
+    )
+    by_channel = {delivery.channel_id: delivery for delivery in deliveries}
+    ordered = [by_channel[channel.id] for channel in channels]
+    local = sum(1 for key in groups if placement is None or placement.is_mine(key))
+    response.headers[CALLS_HEADER] = f"{local} local, {len(ordered) - local} remote"
+    failed = sum(1 for delivery in ordered if delivery.error is not None)
+    return Announcement(announcement_id, len(ordered) - failed, failed, ordered)
+
+
+@router.post(
+    "/channels/{channel_id}/announcements",
+    status_code=201,
+    summary="Announce a message in one channel (what the server-wide announcement calls)",
+    responses=ERROR_RESPONSES,
+)
+async def announce_in_channel(
+    request: Request,
+    server_id: str,
+    channel_id: str,
+    body: AnnouncementIn,
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+) -> Message:
+    """With an Idempotency-Key, asking again returns the first announcement, stored once."""
+    text = checked_text(body)
+    actor: Any = await channel_actor(request, server_id, channel_id)
+    row = await actor.announce(
+        str(uuid.UUID(channel_id)), text, idempotency_key or str(uuid.uuid4())
+    )
+    return Message(**row)

@@ -1,0 +1,95 @@
+"""Announcements: one request, every channel of a server, each stored once and broadcast."""
+
+from typing import TYPE_CHECKING
+
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from accord_app.chat.protocol import ANNOUNCER
+
+if TYPE_CHECKING:
+    from conftest import Chat, Wire
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_an_announcement_reaches_every_channel_stored_and_broadcast(
+    chat: "Chat", wire: "type[Wire]"
+) -> None:
+    server_id = chat.create_server()
+    channels = [chat.create_channel(server_id, name) for name in ["general", "random", "help"]]
+    other = chat.create_channel()  # another server's channel hears nothing
+    async with chat.connect(channels[1], "ada") as ada, chat.connect(other, "bob") as bob:
+        assert (await wire.recv_json(ada))["type"] == "presence"
+        assert (await wire.recv_json(bob))["type"] == "presence"
+        answer = chat.http.post(
+            f"/api/servers/{server_id}/announcements", json={"message": "  Meetup at 7  "}
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["delivered"], body["failed"]) == (3, 0)
+        assert [d["channel_id"] for d in body["channels"]] == [c.channel_id for c in channels]
+        heard = await wire.recv_json(ada)
+        assert (heard["type"], heard["username"], heard["message"]) == (
+            "message",
+            ANNOUNCER,
+            "Meetup at 7",
+        )
+        assert heard["seq"] == body["channels"][1]["message"]["seq"] == 1
+        ack, _ = await wire.send_and_confirm(ada, "after it")
+        assert ack["seq"] == 2
+    for channel in channels:
+        assert [m["username"] for m in chat.history(channel)] == (
+            ["ada", ANNOUNCER] if channel == channels[1] else [ANNOUNCER]
+        )
+    assert chat.history(other) == []
+    assert answer.headers["X-Accord-Actor-Calls"].endswith(" remote")
+
+
+def test_the_same_idempotency_key_stores_one_announcement(chat: "Chat") -> None:
+    channel = chat.create_channel()
+    url = f"{channel.path}/announcements"
+    first, again = (
+        chat.http.post(url, json={"message": "once"}, headers={"Idempotency-Key": "k-1"})
+        for _ in range(2)
+    )
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    other = chat.http.post(url, json={"message": "once"}, headers={"Idempotency-Key": "k-2"})
+    assert other.json()["seq"] == first.json()["seq"] + 1
+    assert [m["message"] for m in chat.history(channel)] == ["once", "once"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [({"message": "   "}, "empty_message"), ({"message": "x" * 5000}, "message_too_long")],
+)
+def test_a_bad_announcement_is_a_400_and_stores_nothing(
+    chat: "Chat", body: dict[str, str], code: str
+) -> None:
+    channel = chat.create_channel()
+    for path in [
+        f"/api/servers/{channel.server_id}/announcements",
+        f"{channel.path}/announcements",
+    ]:
+        answer = chat.http.post(path, json=body)
+        assert answer.status_code == 400 and answer.json()["code"] == code, answer.text
+    assert chat.history(channel) == []
+
+
+def test_unknown_servers_and_channels_are_404s(chat: "Chat") -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    answer = chat.http.post(f"/api/servers/{unknown}/announcements", json={"message": "hi"})
+    assert answer.status_code == 404 and answer.json()["code"] == "server_not_found"
+    channel = chat.create_channel()
+    path = f"/api/servers/{channel.server_id}/channels/{unknown}/announcements"
+    answer = chat.http.post(path, json={"message": "hi"})
+    assert answer.status_code == 404 and answer.json()["code"] == "channel_not_found"
+
+
+async def test_nobody_may_join_under_the_announcers_name(chat: "Chat") -> None:
+    channel = chat.create_channel()
+    with pytest.raises(InvalidStatus) as refused:
+        async with chat.connect(channel, ANNOUNCER):
+            pass
+    assert refused.value.response.status_code == 400
