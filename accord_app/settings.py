@@ -4,6 +4,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from accord_app.chat.cost import CostKind, MessageCost
 from accord_app.chat.ratelimit import ChatLimits
@@ -55,6 +56,11 @@ class Settings:
     @property
     def placement(self) -> Placement | None:
         return None if self.worker is None else Placement(self.workers, self.worker)
+
+    @property
+    def router_host(self) -> str | None:
+        """The router's IP address: where a worker's requests come from, behind the cluster."""
+        return None if self.router_url is None else urlsplit(self.router_url).hostname
 
     @property
     def catalog_path(self) -> Path:

@@ -212,12 +212,14 @@ async def serve_member(
 
 def client_address(connection: HTTPConnection) -> str:
     """Who is asking: the peer's IP address, or, behind the cluster's proxy (a worker reached
-    from loopback), the address the proxy saw, which it puts last in X-Forwarded-For. The
-    header is believed from that proxy only: anyone else could write anything in it."""
+    from loopback, or from the router's address when hosts are network namespaces), the
+    address the proxy saw, which it puts last in X-Forwarded-For. The header is believed from
+    that proxy only: anyone else could write anything in it."""
     peer = connection.client.host if connection.client else "unknown"
     settings = connection.app.state.settings
     forwarded = connection.headers.get("x-forwarded-for")
-    if settings.worker is not None and peer in ("127.0.0.1", "::1") and forwarded:
+    proxies = ("127.0.0.1", "::1", settings.router_host)
+    if settings.worker is not None and peer in proxies and forwarded:
         return forwarded.rsplit(",", 1)[-1].strip()
     return peer
 

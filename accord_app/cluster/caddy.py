@@ -39,6 +39,22 @@ ACTOR_PATHS: dict[str, tuple[str, set[str]]] = {
 UNAVAILABLE_MESSAGE = (
     "Worker {worker} is not answering, so the channels it hosts are unavailable until it is back."
 )
+# A worker whose host is cut off does not refuse a connection, it just never answers: these
+# deadlines turn the silence into the same JSON error. A connection on loopback or the hosts'
+# bridge is made in microseconds; one actor answers in milliseconds (the workers' own calls to
+# each other's actors give up after 5 s too); a question that spans many actors may take
+# seconds (chapter 07 measured 4.4 s at p99 for a thousand channels), so it gets longer.
+DIAL_TIMEOUT = "1s"
+ACTOR_ANSWER_TIMEOUT = "5s"
+ANY_ANSWER_TIMEOUT = "30s"
+
+
+def transport(answer_timeout: str) -> dict[str, str]:
+    return {
+        "protocol": "http",
+        "dial_timeout": DIAL_TIMEOUT,
+        "response_header_timeout": answer_timeout,
+    }
 
 
 def caddy_executable() -> Path:
@@ -67,6 +83,7 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
                     {
                         "handler": "reverse_proxy",
                         "upstreams": upstreams,
+                        "transport": transport(ACTOR_ANSWER_TIMEOUT),
                         "load_balancing": {
                             "selection_policy": {"policy": "header", "field": SHARD_HEADER}
                         },
@@ -80,6 +97,7 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
                 {
                     "handler": "reverse_proxy",
                     "upstreams": upstreams,
+                    "transport": transport(ANY_ANSWER_TIMEOUT),
                     "load_balancing": {
                         "selection_policy": {"policy": "round_robin"},
                         # A worker that refuses the connection is skipped: the catalog
@@ -126,9 +144,9 @@ def error_routes(addresses: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def caddy_config(
-    sharding: Sharding, listen: str, addresses: Sequence[str], state_dir: Path
+    sharding: Sharding, listen: Sequence[str], addresses: Sequence[str], state_dir: Path
 ) -> dict[str, Any]:
-    """Caddy's JSON config: listen on `listen` (host:port) in front of the workers at
+    """Caddy's JSON config: listen on `listen` (host:port each) in front of the workers at
     `addresses` (host:port each, in worker order), keeping its own files in `state_dir`."""
     upstreams = [{"dial": address} for address in addresses]
     return {
@@ -142,7 +160,7 @@ def caddy_config(
                 "grace_period": "2s",
                 "servers": {
                     "accord": {
-                        "listen": [listen],
+                        "listen": list(listen),
                         "automatic_https": {"disable": True},
                         "routes": routes(sharding, upstreams),
                         "errors": {"routes": error_routes(addresses)},

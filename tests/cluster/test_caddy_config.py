@@ -13,7 +13,7 @@ ADDRESSES = ("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003")
 
 
 def server(mode: Sharding) -> dict[str, Any]:
-    config = caddy_config(mode, "127.0.0.1:8787", ADDRESSES, state_dir=Path("/tmp"))
+    config = caddy_config(mode, ["127.0.0.1:8787"], ADDRESSES, state_dir=Path("/tmp"))
     accord: dict[str, Any] = config["apps"]["http"]["servers"]["accord"]
     return accord
 
@@ -70,7 +70,7 @@ def test_everything_else_goes_to_any_worker_that_is_up() -> None:
 
 
 def test_no_admin_endpoint_and_a_json_error_naming_the_worker() -> None:
-    config = caddy_config(Sharding.GLOBAL, "127.0.0.1:8787", ADDRESSES, Path("/tmp"))
+    config = caddy_config(Sharding.GLOBAL, ["127.0.0.1:8787"], ADDRESSES, Path("/tmp"))
     assert config["admin"]["disabled"] is True
     [route] = config["apps"]["http"]["servers"]["accord"]["errors"]["routes"]
     mapping, response = route["handle"]
