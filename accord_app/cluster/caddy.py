@@ -41,12 +41,13 @@ UNAVAILABLE_MESSAGE = (
 )
 # A worker whose host is cut off does not refuse a connection, it just never answers: these
 # deadlines turn the silence into the same JSON error. A connection on loopback or the hosts'
-# bridge is made in microseconds; one actor answers in milliseconds (the workers' own calls to
-# each other's actors give up after 5 s too); a question that spans many actors may take
-# seconds (chapter 07 measured 4.4 s at p99 for a thousand channels), so it gets longer.
+# bridge is made in microseconds; an actor or the catalog answers in milliseconds (the
+# workers' own calls to each other's actors give up after 5 s too); a question that spans
+# many actors may take seconds (chapter 07 measured 4.4 s at p99 for a thousand channels).
 DIAL_TIMEOUT = "1s"
-ACTOR_ANSWER_TIMEOUT = "5s"
-ANY_ANSWER_TIMEOUT = "30s"
+ANSWER_TIMEOUT = "5s"
+SPANNING_TIMEOUT = "30s"
+HEALTH_INTERVAL = "1s"
 
 
 def transport(answer_timeout: str) -> dict[str, str]:
@@ -67,12 +68,16 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
     to any worker."""
     found: list[dict[str, Any]] = []
     for name, (pattern, fields) in ACTOR_PATHS.items():
+        match = [{"path_regexp": {"name": name, "pattern": pattern}}]
         if not key_fields(sharding) <= fields:
-            continue  # e.g. a server-wide path under "channel" sharding names no single actor
+            # e.g. a server-wide path under "channel" sharding names no single actor: it asks
+            # many, from any worker, and may take seconds.
+            found.append({"match": match, "handle": [to_any_worker(upstreams, SPANNING_TIMEOUT)]})
+            continue
         captured = {field: f"{{http.regexp.{name}.{field}}}" for field in fields}
         found.append(
             {
-                "match": [{"path_regexp": {"name": name, "pattern": pattern}}],
+                "match": match,
                 "handle": [
                     {
                         "handler": "headers",
@@ -83,7 +88,7 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
                     {
                         "handler": "reverse_proxy",
                         "upstreams": upstreams,
-                        "transport": transport(ACTOR_ANSWER_TIMEOUT),
+                        "transport": transport(ANSWER_TIMEOUT),
                         "load_balancing": {
                             "selection_policy": {"policy": "header", "field": SHARD_HEADER}
                         },
@@ -91,25 +96,29 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
                 ],
             }
         )
-    found.append(
-        {
-            "handle": [
-                {
-                    "handler": "reverse_proxy",
-                    "upstreams": upstreams,
-                    "transport": transport(ANY_ANSWER_TIMEOUT),
-                    "load_balancing": {
-                        "selection_policy": {"policy": "round_robin"},
-                        # A worker that refuses the connection is skipped: the catalog
-                        # answers as long as one worker is up. (A dial error is always safe
-                        # to retry: the request never left.)
-                        "retries": len(upstreams) - 1,
-                    },
-                }
-            ]
-        }
-    )
+    found.append({"handle": [to_any_worker(upstreams, ANSWER_TIMEOUT)]})
     return found
+
+
+def to_any_worker(upstreams: list[dict[str, str]], answer_timeout: str) -> dict[str, Any]:
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": upstreams,
+        "transport": transport(answer_timeout),
+        "load_balancing": {
+            "selection_policy": {"policy": "round_robin"},
+            # A worker that refuses the connection is skipped: the catalog answers as long as
+            # one worker is up. (A dial error is always safe to retry: the request never left.)
+            "retries": len(upstreams) - 1,
+        },
+        # A cut-off host refuses nothing: a request sent on a connection kept alive to it
+        # would wait for its deadline. So these routes ask every worker for /api each second
+        # and skip the silent ones. Only these: an active check's verdict belongs to its own
+        # route, so the hashed routes never send an actor's key to another worker.
+        "health_checks": {
+            "active": {"uri": "/api", "interval": HEALTH_INTERVAL, "timeout": HEALTH_INTERVAL}
+        },
+    }
 
 
 def error_routes(addresses: Sequence[str]) -> list[dict[str, Any]]:
