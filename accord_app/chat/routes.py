@@ -25,7 +25,7 @@ from accord_app.actors import (
     StorageUnavailable,
 )
 from accord_app.actors.sockets import CLOSE_TRY_AGAIN_LATER
-from accord_app.catalog import Catalog
+from accord_app.catalog import Catalog, CatalogUnavailable
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.ratelimit import ClientLimits
@@ -158,7 +158,8 @@ async def connect(
     except ApiError as error:
         await refuse(websocket, error.status_code, error.code, error.message)
         return
-    except (sqlite3.Error, OSError) as error:  # the catalog: a full disk, no file descriptors
+    # The catalog: a full disk, no file descriptors, a database server out of reach.
+    except (sqlite3.Error, CatalogUnavailable, OSError) as error:
         answer = storage_error_answer(error, settings.data_dir)
         code, message = answer or ("storage_unavailable", str(error))
         await refuse(websocket, 503, code, message)
