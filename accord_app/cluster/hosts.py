@@ -100,12 +100,16 @@ def ip(*args: str, check: bool = True) -> str:
 
 class HostNetwork:
     """K network namespaces joined by veth pairs to a bridge, made by `create()` (or `with`)
-    and removed by `close()`, even when the run fails halfway."""
+    and removed by `close()`, even when the run fails halfway. x: the subnet 10.231.x.0/24 to
+    take (default: any free one)."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, x: int | None = None) -> None:
         if not 1 <= count <= MAX_HOSTS:
             raise HostError(f"a host network has 1 to {MAX_HOSTS} hosts, not {count}")
+        if x is not None and not 1 <= x <= 254:
+            raise HostError(f"the subnet 10.231.x.0/24 takes x from 1 to 254, not {x}")
         self.count = count
+        self.wanted = x
         self.x: int | None = None
         self._lock_fd: int | None = None
 
@@ -192,6 +196,8 @@ class HostNetwork:
         in_use = ip("-o", "-4", "addr", "show")
         candidates = list(range(1, 255))
         random.shuffle(candidates)  # parallel runs start far apart instead of racing for x=1
+        if self.wanted is not None:
+            candidates = [self.wanted]
         for x in candidates:
             fd = os.open(LOCK_DIR / f"subnet-{x}.lock", os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -209,7 +215,8 @@ class HostNetwork:
                 continue
             self.x, self._lock_fd = x, fd
             return
-        raise HostError("no free 10.231.x.0/24 for the hosts: every one is taken")
+        which = "every one is" if self.wanted is None else f"x={self.wanted} is"
+        raise HostError(f"no free 10.231.x.0/24 for the hosts: {which} taken")
 
     def _remove_leftovers(self) -> None:
         """Our names' namespaces and links: a dead run's (under our lock), or our own."""
