@@ -5,7 +5,7 @@ It sends a message with a nonce every `interval` seconds; after a drop it reconn
 ?after_seq= the newest seq it has seen, and sends again every message that was not acked (a
 nonce is stored once, so a retry of a message that was stored but whose ack was lost is safe).
 A heartbeat (WebSocket pings) notices a link that went silent, which closes nothing. It keeps
-a record of everything: acks and their latency, the seqs it saw, how each connection ended,
+a record of everything: acks and when they came, the seqs it saw, how each connection ended,
 and the statuses of the reconnections that were refused.
 """
 
@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 RETRY_SECONDS = 0.2
 OPEN_TIMEOUT = 5.0
 # A ping each half second; a pong later than 2 s means the link is gone (2 cores under load
-# can be slow to answer, never that slow).
+# can be slow to answer, never that slow), and so is a close handshake that takes as long.
 PING_INTERVAL = 0.5
 PING_TIMEOUT = 2.0
 
@@ -34,7 +34,7 @@ class Member:
     texts: dict[str, str] = field(default_factory=dict)  # nonce -> text, in sending order
     first_sent: dict[str, float] = field(default_factory=dict)
     acks: dict[str, dict[str, Any]] = field(default_factory=dict)  # nonce -> ack frame
-    ack_latencies: list[float] = field(default_factory=list)  # seconds, first send to ack
+    acked_at: dict[str, float] = field(default_factory=dict)  # nonce -> time.perf_counter()
     seen: dict[int, str] = field(default_factory=dict)  # seq -> id of every message frame
     drops: list[str] = field(default_factory=list)  # how each connection ended
     refusals: list[int] = field(default_factory=list)  # HTTP statuses of refused connects
@@ -46,12 +46,27 @@ class Member:
         return [nonce for nonce in self.texts if nonce not in self.acks]
 
     @property
+    def settled(self) -> bool:
+        """Every message sent is acked, and seen as every member sees it."""
+        return not self.unacked and all(ack["seq"] in self.seen for ack in self.acks.values())
+
+    @property
     def newest_seq(self) -> int:
         return max(self.seen, default=0)
 
+    def ack_latencies(
+        self, sent_from: float = 0.0, sent_until: float = float("inf")
+    ) -> list[float]:
+        """Seconds from first send to ack, of the messages first sent in that window."""
+        return [
+            self.acked_at[nonce] - sent
+            for nonce, sent in self.first_sent.items()
+            if nonce in self.acked_at and sent_from <= sent < sent_until
+        ]
+
     async def run(self, stop_sending: asyncio.Event) -> None:
-        """Until `stop_sending` is set and every message sent so far is acked."""
-        while not (stop_sending.is_set() and not self.unacked):
+        """Until `stop_sending` is set and every message sent so far is settled."""
+        while not (stop_sending.is_set() and self.settled):
             after = f"&after_seq={self.newest_seq}" if self.seen else ""
             try:
                 async with connect(
@@ -61,6 +76,7 @@ class Member:
                     open_timeout=OPEN_TIMEOUT,
                     ping_interval=PING_INTERVAL,
                     ping_timeout=PING_TIMEOUT,
+                    close_timeout=PING_TIMEOUT,
                 ) as ws:
                     self.connections += 1
                     await self._session(ws, stop_sending)
@@ -92,7 +108,7 @@ class Member:
     async def _receive(
         self, ws: ClientConnection, sender: "asyncio.Task[None]", stop_sending: asyncio.Event
     ) -> None:
-        while not (sender.done() and stop_sending.is_set() and not self.unacked):
+        while not (sender.done() and stop_sending.is_set() and self.settled):
             try:
                 data = await asyncio.wait_for(ws.recv(), RETRY_SECONDS)
             except TimeoutError:
@@ -100,7 +116,7 @@ class Member:
             frame = json.loads(data)
             if frame["type"] == "ack" and frame["nonce"] not in self.acks:
                 self.acks[frame["nonce"]] = frame
-                self.ack_latencies.append(time.perf_counter() - self.first_sent[frame["nonce"]])
+                self.acked_at[frame["nonce"]] = time.perf_counter()
             elif frame["type"] == "message":
                 self.seen[frame["seq"]] = frame["id"]
             elif frame["type"] == "resumed" and frame["more"]:
