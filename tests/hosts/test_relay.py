@@ -1,5 +1,6 @@
-"""The delay relay adds its delay each way, keeps every byte in order and passes a close on.
-On loopback, against an echo server: no namespaces needed."""
+"""The delay relay adds its delay each way, keeps every byte in order and passes a close on
+(on loopback, against an echo server); on the path from the proxy to one host, it slows that
+host's channels and no other's."""
 
 import socket
 import socketserver
@@ -8,7 +9,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from cluster_client import Running
 from delay_relay import DelayRelay
+from host_tools import LINK_DELAY
 
 DELAY = 0.05
 
@@ -81,3 +84,35 @@ def test_an_unreachable_target_closes_the_callers_connection(echo: tuple[str, in
         nobody = unused.getsockname()[:2]  # bound, never listening: connections are refused
         with DelayRelay(("127.0.0.1", 0), nobody, delay=DELAY) as relay, dial(relay.address) as c:
             assert c.recv(16) == b""
+
+
+def fastest_seconds(running: Running, path: str, times: int = 5) -> float:
+    """The quickest of a few answers: scheduling on busy cores only ever adds, like the relay,
+    so the fastest one shows whether the relay was on the path."""
+    took = []
+    for _ in range(times):
+        started = time.perf_counter()
+        assert running.http.get(path).status_code == 200
+        took.append(time.perf_counter() - started)
+    return min(took)
+
+
+def test_a_relay_on_the_path_to_one_host_slows_its_channels_and_no_others(
+    slow_host_2: Running,
+) -> None:
+    by_host = slow_host_2.channels_on_every_worker()
+    took = {
+        host: fastest_seconds(slow_host_2, f"{channels[0].path}/messages")
+        for host, channels in by_host.items()
+    }
+    print({host: f"{seconds * 1000:.0f} ms" for host, seconds in took.items()})
+    # The request waits LINK_DELAY on its way in and LINK_DELAY on its way out.
+    assert took[2] >= 2 * LINK_DELAY, took
+    assert took[1] < LINK_DELAY and took[3] < LINK_DELAY, took
+    # A server-wide question (its channel is on host 2) waits on host 2, whichever worker the
+    # proxy gives it to: host 2 itself, behind the relay, or another, which asks host 2 through
+    # the proxy and the relay. A server whose channel is on host 1 can be answered without it.
+    server_of = {host: channels[0].server_id for host, channels in by_host.items()}
+    slow = fastest_seconds(slow_host_2, f"/api/servers/{server_of[2]}/activity")
+    fast = fastest_seconds(slow_host_2, f"/api/servers/{server_of[1]}/activity")
+    assert slow >= 2 * LINK_DELAY > fast, (slow, fast)
