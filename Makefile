@@ -21,7 +21,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 WHEELS := $(if $(wildcard wheelhouse/*.whl),--find-links wheelhouse)
 OFFLINE := $(if $(WHEELS),--no-index $(WHEELS))
 
-.PHONY: lab test lint run cluster bench locust notebooks slides slides-pdf wheelhouse lock clean
+.PHONY: lab test lint run cluster hosts bench locust notebooks slides slides-pdf wheelhouse lock clean
 
 $(LAB_STAMP): pyproject.toml $(LAB_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -67,6 +67,11 @@ K ?= 4
 SHARDING ?= channel
 cluster: $(LAB_STAMP)
 	$(BIN)/python -m accord_app.cluster --workers $(K) --sharding $(SHARDING)
+
+# The same with each worker a host of its own: its own data folder, and its own network
+# namespace and address on Linux as root (else a loopback port); the catalog on PostgreSQL.
+hosts: $(LAB_STAMP)
+	$(BIN)/python -m accord_app.cluster --workers $(K) --sharding $(SHARDING) --hosts
 
 # The scaling benchmark (about 30 minutes; BENCH_ARGS=--quick: about 2).
 BENCH_ARGS ?=

@@ -106,7 +106,7 @@ def create_app(
         static_url="/docs/assets",
         lifespan=lifespan,
     )
-    catalog = Catalog(settings.catalog_path)
+    catalog = Catalog(settings.catalog_location)
     catalog.migrate(settings.actors_dir)
     app.state.settings = settings
     app.state.catalog = catalog

@@ -1,32 +1,43 @@
-"""The catalog database: servers and channels in one SQLite file (the talk's D1).
+"""The catalog database: servers and channels, in one SQLite file (the talk's D1) or in a
+PostgreSQL database that several hosts share (ACCORD_CATALOG_URL).
 
 Servers and channels change rarely and are read often, so one shared relational database
 suits them; messages change all the time and live in per-channel actors instead.
 
-Several processes may open the same file (the app, a notebook, a test): WAL mode lets readers
-run beside one writer, writers take the lock up front (BEGIN IMMEDIATE) and wait for it up to a
-timeout, and every commit is fsync'ed (synchronous=FULL) before the API answers.
+Several processes may open the same catalog (the app, a notebook, a test). With SQLite, WAL
+mode lets readers run beside one writer, writers take the lock up front (BEGIN IMMEDIATE) and
+wait for it up to a timeout, and every commit is fsync'ed (synchronous=FULL) before the API
+answers. PostgreSQL does all of this as a server; what differs is in accord_app/dialects.py.
 """
 
 import re
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
+import psycopg
+
+# BUSY_TIMEOUT_SECONDS and connect (SQLite's) are the catalog's too: chapter 02 uses them.
+from accord_app.dialects import BUSY_TIMEOUT_SECONDS as BUSY_TIMEOUT_SECONDS
+from accord_app.dialects import Connection, describe, dialect_for, dialect_of, open_connection
+from accord_app.dialects import connect as connect
 from accord_app.types import Channel, Server
 
-# How long a writer waits for another process's write lock before giving up.
-BUSY_TIMEOUT_SECONDS = 10.0
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
+AnyConnection = TypeVar("AnyConnection", bound=Connection)
 
 
 class CatalogError(RuntimeError):
-    """The catalog file cannot be used; the message names it and says what to do."""
+    """The catalog cannot be used; the message names it and says what to do."""
+
+
+class CatalogUnavailable(CatalogError):
+    """The catalog's database server cannot be reached, or dropped the connection."""
 
 
 @dataclass(frozen=True)
@@ -66,38 +77,11 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the catalog with the settings every connection needs."""
-    # isolation_level=None: no hidden transactions; we say BEGIN and COMMIT ourselves.
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-    _enable_wal(conn)
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
-
-
-def _enable_wal(conn: sqlite3.Connection) -> None:
-    """Switch the file to WAL (it stays so). On a brand-new file two processes may race to do
-    it, and this pragma does not wait for the lock like other statements: retry it."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
 @contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK if the block raises.
-
-    IMMEDIATE takes the write lock at once. A plain BEGIN would take it at the first write, and
-    two processes that both read first could deadlock on the upgrade.
-    """
-    conn.execute("BEGIN IMMEDIATE")
+def write_transaction(conn: AnyConnection) -> Iterator[AnyConnection]:
+    """BEGIN ... COMMIT, or ROLLBACK if the block raises: BEGIN IMMEDIATE on SQLite, which
+    takes the write lock at once (see accord_app/dialects.py)."""
+    conn.execute(dialect_of(conn).begin)
     try:
         yield conn
     except BaseException:
@@ -106,13 +90,18 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def apply_migrations(conn: sqlite3.Connection, migrations: list[Migration]) -> list[int]:
+def apply_migrations(conn: Connection, migrations: list[Migration]) -> list[int]:
     """Apply the migrations not yet recorded; return their versions. Safe to call again."""
+    dialect = dialect_of(conn)
     with write_transaction(conn):
+        if dialect.lock_migrations is not None:
+            conn.execute(dialect.lock_migrations)
         conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+            dialect.migration(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+            )
         )
         done = {version for (version,) in conn.execute("SELECT version FROM schema_migrations")}
         applied = []
@@ -120,7 +109,7 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[Migration]) -> l
             if migration.version in done:
                 continue
             for statement in split_statements(migration.sql):
-                conn.execute(statement)
+                conn.execute(dialect.migration(statement))
             conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
                 (migration.version, migration.name),
@@ -132,48 +121,57 @@ def apply_migrations(conn: sqlite3.Connection, migrations: list[Migration]) -> l
 class Catalog:
     """Servers and channels. Each call opens its own short-lived connection.
 
-    A connection per call costs a file open (tens of microseconds) and needs no locking between
-    the threads FastAPI runs sync endpoints on. A busy production service would keep a pool.
+    A connection per call costs a file open with SQLite (tens of microseconds), a few
+    milliseconds with PostgreSQL on loopback (a new server process, a password exchange), and
+    needs no locking between the threads FastAPI runs sync endpoints on. A busy production
+    service would keep a pool.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, location: Path | str) -> None:
+        """`location`: the SQLite file, or the postgresql:// URL of a PostgreSQL database."""
+        self.location = location
+        self.dialect = dialect_for(location)
 
     @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        conn = connect(self.path)
+    def connection(self) -> Iterator[Connection]:
         try:
-            yield conn
-        finally:
-            conn.close()
+            conn = open_connection(self.location)
+            try:
+                yield conn
+            finally:
+                conn.close()
+        except self.dialect.unreachable as error:
+            raise CatalogUnavailable(f"{describe(self.location)} cannot be reached: {error}") from (
+                error
+            )
 
     def migrate(self, actors_dir: Path | None = None) -> list[int]:
-        """Bring the file up to date; CatalogError if it cannot be the catalog of `actors_dir`.
-
-        An empty (0-byte) file beside actors that hold messages means the catalog was lost or
-        truncated: starting afresh would hide every server and channel, so it is refused.
-        (A brand-new file is empty for a moment too, hence the look at the actors.)"""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self._is_empty() and actors_dir is not None and any(actors_dir.glob("*/??/??/*")):
-            raise CatalogError(
-                f"{self.path} is empty (0 bytes), yet {actors_dir} holds actors' data: the"
-                " catalog of servers and channels was lost or truncated. Restore it from a"
-                " backup; Accord will not start over with an empty catalog beside them."
-            )
+        """Bring the catalog up to date; CatalogError if it cannot be the catalog of
+        `actors_dir`, or cannot be reached."""
+        if isinstance(self.location, Path):
+            self._refuse_a_truncated_file(self.location, actors_dir)
         try:
             with self.connection() as conn:
                 return apply_migrations(conn, load_migrations())
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.DatabaseError, psycopg.DatabaseError) as error:
             raise CatalogError(
-                f"{self.path} cannot be opened as Accord's catalog ({error}). Is it a catalog"
-                " at all? Restore it from a backup, or point ACCORD_DATA_DIR elsewhere."
+                f"{describe(self.location)} cannot be opened as Accord's catalog ({error})."
+                " Is it a catalog at all? Restore it from a backup, or point ACCORD_DATA_DIR"
+                " (or ACCORD_CATALOG_URL) elsewhere."
             ) from error
 
-    def _is_empty(self) -> bool:
-        try:
-            return self.path.stat().st_size == 0
-        except FileNotFoundError:
-            return False
+    @staticmethod
+    def _refuse_a_truncated_file(path: Path, actors_dir: Path | None) -> None:
+        """An empty (0-byte) file beside actors that hold messages means the catalog was lost or
+        truncated: starting afresh would hide every server and channel, so it is refused.
+        (A brand-new file is empty for a moment too, hence the look at the actors.)"""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if _is_empty(path) and actors_dir is not None and any(actors_dir.glob("*/??/??/*")):
+            raise CatalogError(
+                f"{path} is empty (0 bytes), yet {actors_dir} holds actors' data: the"
+                " catalog of servers and channels was lost or truncated. Restore it from a"
+                " backup; Accord will not start over with an empty catalog beside them."
+            )
 
     def create_server(self, name: str) -> Server:
         server = Server(id=str(uuid.uuid4()), name=name)
@@ -219,3 +217,10 @@ class Catalog:
                 "SELECT name FROM channels WHERE id = ? AND server_id = ?", (channel_id, server_id)
             ).fetchone()
         return Channel(id=channel_id, name=row[0], server_id=server_id) if row else None
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return False

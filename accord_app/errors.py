@@ -29,6 +29,7 @@ from accord_app.actors import (
     StorageUnavailable,
 )
 from accord_app.actors.errors import is_disk_full
+from accord_app.catalog import CatalogUnavailable
 
 logger = logging.getLogger("accord")
 
@@ -183,7 +184,7 @@ def storage_error_answer(exc: BaseException, folder: Path | None = None) -> tupl
     if isinstance(exc, StorageBusy):
         message = "Another process holds this data: is a second Accord using the same folder?"
         return "storage_unavailable", message
-    if isinstance(exc, StorageUnavailable | sqlite3.OperationalError):
+    if isinstance(exc, StorageUnavailable | CatalogUnavailable | sqlite3.OperationalError):
         return "storage_unavailable", "The server's storage is unavailable right now."
     if isinstance(exc, CommitFailed | ActorReset):
         return "not_stored", "The change could not be made durable; it was not kept."
@@ -231,7 +232,8 @@ def install_error_handlers(app: FastAPI) -> None:
         uvicorn_errors.addFilter(QuietBadUtf8())
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(ActorOverloaded, _overloaded)
-    for storage_failure in (StorageError, CommitFailed, ActorReset, sqlite3.Error, OSError):
+    failures = (StorageError, CommitFailed, ActorReset, CatalogUnavailable, sqlite3.Error, OSError)
+    for storage_failure in failures:
         app.add_exception_handler(storage_failure, _storage_failed)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -4,10 +4,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from accord_app.chat.cost import CostKind, MessageCost
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
+from accord_app.dialects import POSTGRESQL_SCHEMES
 from accord_app.origins import normalise_origin
 from accord_app.placement import Placement
 
@@ -45,8 +47,20 @@ class Settings:
     worker: int | None = None  # this worker's number, 1..K
     workers: tuple[str, ...] = ()  # every worker's host:port, in the proxy's order
     router_url: str | None = None  # the proxy, for calls to actors on other workers
+    # None: the catalog is SQLite, catalog.sqlite3 in data_dir; a postgresql:// URL: that
+    # PostgreSQL database, which several hosts can share.
+    catalog_url: str | None = None
 
     def __post_init__(self) -> None:
+        if self.catalog_url is not None and not self.catalog_url.startswith(POSTGRESQL_SCHEMES):
+            # Only the scheme is shown: the rest of a URL may hold a password.
+            scheme, sep, _ = self.catalog_url.partition("://")
+            shown = f"{scheme}://..." if sep else self.catalog_url[:60]
+            raise ValueError(
+                "ACCORD_CATALOG_URL must be a PostgreSQL URL such as"
+                f" postgresql://user:password@127.0.0.1:5432/accord, not {shown!r}; leave it"
+                " unset for the SQLite catalog in the data folder"
+            )
         if self.worker is not None:
             Placement(self.workers, self.worker)  # raises if the worker is not in the list
             if self.router_url is None:
@@ -57,8 +71,19 @@ class Settings:
         return None if self.worker is None else Placement(self.workers, self.worker)
 
     @property
+    def router_host(self) -> str | None:
+        """The router's IP address: where a worker's requests come from, behind the cluster."""
+        return None if self.router_url is None else urlsplit(self.router_url).hostname
+
+    @property
     def catalog_path(self) -> Path:
+        """Where the SQLite catalog lives (unused when catalog_url is set)."""
         return self.data_dir / "catalog.sqlite3"
+
+    @property
+    def catalog_location(self) -> Path | str:
+        """What to open the Catalog on: the PostgreSQL URL if there is one, else the file."""
+        return self.catalog_url or self.catalog_path
 
     @property
     def actors_dir(self) -> Path:
@@ -135,4 +160,5 @@ class Settings:
             worker=None if worker is None else int(worker),
             workers=tuple(address for address in workers.split(",") if address),
             router_url=environ.get("ACCORD_ROUTER_URL") or None,
+            catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
         )

@@ -67,11 +67,11 @@ def test_migrate_applies_once_and_records_it(tmp_path: Path) -> None:
     expected = [migration.version for migration in load_migrations()]
     assert catalog.migrate() == expected
     assert catalog.migrate() == []
-    assert Catalog(catalog.path).migrate() == []
-    rows = migration_rows(catalog.path)
+    assert Catalog(catalog.location).migrate() == []
+    rows = migration_rows(catalog.location)
     assert rows == [(migration.version, migration.name) for migration in load_migrations()]
-    assert {"servers", "channels", "schema_migrations"} <= table_names(catalog.path)
-    with closing(sqlite3.connect(catalog.path)) as conn:
+    assert {"servers", "channels", "schema_migrations"} <= table_names(catalog.location)
+    with closing(sqlite3.connect(catalog.location)) as conn:
         (applied_at,) = conn.execute("SELECT applied_at FROM schema_migrations").fetchone()
     assert applied_at.endswith("Z")
     assert applied_at[:2] == "20"

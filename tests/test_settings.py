@@ -27,3 +27,28 @@ def test_help_says_where_the_data_goes(module: str, tmp_path: Path) -> None:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert " ".join(DATA_DIR_HELP.split()) in " ".join(shown.split())
+
+
+def test_the_catalog_is_sqlite_in_the_data_folder_unless_a_postgresql_url_is_given() -> None:
+    settings = Settings.from_env({"ACCORD_DATA_DIR": "d"})
+    assert settings.catalog_url is None
+    assert settings.catalog_location == Path("d") / "catalog.sqlite3"
+    assert Settings.from_env({"ACCORD_DATA_DIR": "d", "ACCORD_CATALOG_URL": ""}).catalog_url is None
+    for url in ["postgresql://u:p@127.0.0.1:5432/accord", "postgres://127.0.0.1/accord"]:
+        settings = Settings.from_env({"ACCORD_CATALOG_URL": url})
+        assert settings.catalog_url == settings.catalog_location == url
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("mysql://root:secret@db/accord", "'mysql://...'"),
+        ("sqlite:///data/catalog.sqlite3", "'sqlite://...'"),
+        ("data/catalog.sqlite3", "'data/catalog.sqlite3'"),
+    ],
+)
+def test_a_catalog_url_that_is_not_postgresql_is_refused(value: str, shown: str) -> None:
+    with pytest.raises(ValueError, match="ACCORD_CATALOG_URL must be a PostgreSQL URL") as error:
+        Settings.from_env({"ACCORD_CATALOG_URL": value})
+    assert shown in str(error.value)
+    assert "secret" not in str(error.value)  # the rest of a URL may hold a password

@@ -25,7 +25,7 @@ from accord_app.actors import (
     StorageUnavailable,
 )
 from accord_app.actors.sockets import CLOSE_TRY_AGAIN_LATER
-from accord_app.catalog import Catalog
+from accord_app.catalog import Catalog, CatalogUnavailable
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.ratelimit import ClientLimits
@@ -158,7 +158,8 @@ async def connect(
     except ApiError as error:
         await refuse(websocket, error.status_code, error.code, error.message)
         return
-    except (sqlite3.Error, OSError) as error:  # the catalog: a full disk, no file descriptors
+    # The catalog: a full disk, no file descriptors, a database server out of reach.
+    except (sqlite3.Error, CatalogUnavailable, OSError) as error:
         answer = storage_error_answer(error, settings.data_dir)
         code, message = answer or ("storage_unavailable", str(error))
         await refuse(websocket, 503, code, message)
@@ -212,12 +213,14 @@ async def serve_member(
 
 def client_address(connection: HTTPConnection) -> str:
     """Who is asking: the peer's IP address, or, behind the cluster's proxy (a worker reached
-    from loopback), the address the proxy saw, which it puts last in X-Forwarded-For. The
-    header is believed from that proxy only: anyone else could write anything in it."""
+    from loopback, or from the router's address when hosts are network namespaces), the
+    address the proxy saw, which it puts last in X-Forwarded-For. The header is believed from
+    that proxy only: anyone else could write anything in it."""
     peer = connection.client.host if connection.client else "unknown"
     settings = connection.app.state.settings
     forwarded = connection.headers.get("x-forwarded-for")
-    if settings.worker is not None and peer in ("127.0.0.1", "::1") and forwarded:
+    proxies = ("127.0.0.1", "::1", settings.router_host)
+    if settings.worker is not None and peer in proxies and forwarded:
         return forwarded.rsplit(",", 1)[-1].strip()
     return peer
 

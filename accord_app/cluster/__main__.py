@@ -2,9 +2,13 @@
 
 A worker that dies is reported and started again (its channels answer 502 meanwhile); the
 others keep serving theirs. ACCORD_* variables reach the workers (ACCORD_WORK_MS, ...).
+With --hosts each worker is a host of its own (see hosts.py): its own data folder, its own
+network namespace and address on Linux as root (else its own loopback port), and a catalog on
+PostgreSQL (ACCORD_CATALOG_URL, or one the cluster starts).
 """
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -13,13 +17,22 @@ from pathlib import Path
 from types import FrameType
 
 from accord_app.chat.sharding import Sharding
-from accord_app.cluster.supervisor import Cluster, ClusterError, log_tail
+from accord_app.cluster.hosts import (
+    HostError,
+    HostNetwork,
+    Hosts,
+    loopback_hosts,
+    namespaces_unavailable,
+)
+from accord_app.cluster.supervisor import Cluster, ClusterError, free_port, log_tail
 from accord_app.settings import DATA_DIR_HELP, default_data_dir, parse_port
 
 # Seconds before a dead worker is started again, doubling while it keeps dying.
 RESTART_DELAYS = [1, 2, 4, 8, 15, 30]
 # A worker that stayed up this long starts its next crash from the first delay again.
 STABLE_SECONDS = 60
+# Where hosts in network namespaces listen, each on its own address, when --port is 0.
+HOST_PORT = 8788
 
 
 def port_flag(text: str) -> int:
@@ -56,30 +69,74 @@ def main(argv: list[str] | None = None) -> None:
         help="the proxy's port; workers take the next ones (default: 8787, workers 8788...)",
     )
     parser.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
+    parser.add_argument(
+        "--hosts",
+        action="store_true",
+        help="each worker a host: its own data folder and address (a network namespace on"
+        " Linux as root, else a loopback port), the catalog on PostgreSQL",
+    )
     args = parser.parse_args(argv)
     data_dir = args.data_dir or Path(os.environ.get("ACCORD_DATA_DIR") or default_data_dir())
     worker_ports = None if args.port == 0 else [args.port + n for n in range(1, args.workers + 1)]
     if worker_ports and worker_ports[-1] > 65535:
         parser.error(f"--port {args.port} leaves no room for {args.workers} worker ports")
-    cluster = Cluster(
-        args.workers,
-        args.sharding,
-        data_dir,
-        host=args.host,
-        port=args.port,
-        worker_ports=worker_ports,
-    )
     signal.signal(signal.SIGTERM, stop_on_sigterm)
+    with contextlib.ExitStack() as cleanup:
+        hosts = None
+        if args.hosts:
+            hosts = make_hosts(args.workers, args.host, worker_ports, cleanup)
+            worker_ports = None
+        cluster = Cluster(
+            args.workers,
+            args.sharding,
+            data_dir,
+            host=args.host,
+            port=args.port,
+            worker_ports=worker_ports,
+            hosts=hosts,
+            catalog_url=os.environ.get("ACCORD_CATALOG_URL") or None,
+        )
+        run(cluster)
+
+
+def make_hosts(
+    count: int, host: str, ports: list[int] | None, cleanup: contextlib.ExitStack
+) -> Hosts:
+    """Namespaces where they can be made (removed by `cleanup`), else loopback ports."""
+    reason = namespaces_unavailable()
+    if reason is not None:
+        print(f"Hosts on loopback ports, not network namespaces: {reason}.")
+        return loopback_hosts(ports or [free_port(host) for _ in range(count)], host)
+    try:
+        network = cleanup.enter_context(HostNetwork(count))
+    except HostError as error:
+        sys.exit(f"The hosts' network could not be made: {error}")
+    # Each namespace has every port free: all hosts listen on the same one.
+    return network.hosts(ports[0] if ports else HOST_PORT)
+
+
+def run(cluster: Cluster) -> None:
     try:
         cluster.start()
     except ClusterError as error:
         sys.exit(f"The cluster did not start: {error}")
     except KeyboardInterrupt:
         sys.exit(1)
-    print(f"Accord cluster on {cluster.url}: {args.workers} workers, one actor per {args.sharding}")
+    print(
+        f"Accord cluster on {cluster.url}: {cluster.workers} workers,"
+        f" one actor per {cluster.sharding.value}"
+    )
     for number in range(1, cluster.workers + 1):
         print(f"  worker {number}  {cluster.worker_url(number)}  pid {cluster.pid(number)}")
+        if cluster.own_folders:
+            netns = cluster.hosts.members[number - 1].netns
+            where = f"namespace and link {netns}" if netns else "on loopback"
+            print(f"            data in {cluster.worker_data_dir(number)}, {where}")
     print(f"  proxy     Caddy, config in {cluster.data_dir / 'proxy'}, no admin endpoint")
+    if cluster.catalog_server is not None:
+        print(f"  catalog   PostgreSQL, in {cluster.catalog_server.folder}")
+    if cluster.hosts.network is not None:
+        print("Cut a host off: ip link set LINK down (up: back); each host's link is named above.")
     print(f"Data in {cluster.data_dir}, logs in {cluster.log_dir}. Ctrl-C stops everything.")
     try:
         supervise(cluster)

@@ -39,6 +39,23 @@ ACTOR_PATHS: dict[str, tuple[str, set[str]]] = {
 UNAVAILABLE_MESSAGE = (
     "Worker {worker} is not answering, so the channels it hosts are unavailable until it is back."
 )
+# A worker whose host is cut off does not refuse a connection, it just never answers: these
+# deadlines turn the silence into the same JSON error. A connection on loopback or the hosts'
+# bridge is made in microseconds; an actor or the catalog answers in milliseconds (the
+# workers' own calls to each other's actors give up after 5 s too); a question that spans
+# many actors may take seconds (chapter 07 measured 4.4 s at p99 for a thousand channels).
+DIAL_TIMEOUT = "1s"
+ANSWER_TIMEOUT = "5s"
+SPANNING_TIMEOUT = "30s"
+HEALTH_INTERVAL = "1s"
+
+
+def transport(answer_timeout: str) -> dict[str, str]:
+    return {
+        "protocol": "http",
+        "dial_timeout": DIAL_TIMEOUT,
+        "response_header_timeout": answer_timeout,
+    }
 
 
 def caddy_executable() -> Path:
@@ -51,12 +68,16 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
     to any worker."""
     found: list[dict[str, Any]] = []
     for name, (pattern, fields) in ACTOR_PATHS.items():
+        match = [{"path_regexp": {"name": name, "pattern": pattern}}]
         if not key_fields(sharding) <= fields:
-            continue  # e.g. a server-wide path under "channel" sharding names no single actor
+            # e.g. a server-wide path under "channel" sharding names no single actor: it asks
+            # many, from any worker, and may take seconds.
+            found.append({"match": match, "handle": [to_any_worker(upstreams, SPANNING_TIMEOUT)]})
+            continue
         captured = {field: f"{{http.regexp.{name}.{field}}}" for field in fields}
         found.append(
             {
-                "match": [{"path_regexp": {"name": name, "pattern": pattern}}],
+                "match": match,
                 "handle": [
                     {
                         "handler": "headers",
@@ -67,6 +88,7 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
                     {
                         "handler": "reverse_proxy",
                         "upstreams": upstreams,
+                        "transport": transport(ANSWER_TIMEOUT),
                         "load_balancing": {
                             "selection_policy": {"policy": "header", "field": SHARD_HEADER}
                         },
@@ -74,24 +96,29 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
                 ],
             }
         )
-    found.append(
-        {
-            "handle": [
-                {
-                    "handler": "reverse_proxy",
-                    "upstreams": upstreams,
-                    "load_balancing": {
-                        "selection_policy": {"policy": "round_robin"},
-                        # A worker that refuses the connection is skipped: the catalog
-                        # answers as long as one worker is up. (A dial error is always safe
-                        # to retry: the request never left.)
-                        "retries": len(upstreams) - 1,
-                    },
-                }
-            ]
-        }
-    )
+    found.append({"handle": [to_any_worker(upstreams, ANSWER_TIMEOUT)]})
     return found
+
+
+def to_any_worker(upstreams: list[dict[str, str]], answer_timeout: str) -> dict[str, Any]:
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": upstreams,
+        "transport": transport(answer_timeout),
+        "load_balancing": {
+            "selection_policy": {"policy": "round_robin"},
+            # A worker that refuses the connection is skipped: the catalog answers as long as
+            # one worker is up. (A dial error is always safe to retry: the request never left.)
+            "retries": len(upstreams) - 1,
+        },
+        # A cut-off host refuses nothing: a request sent on a connection kept alive to it
+        # would wait for its deadline. So these routes ask every worker for /api each second
+        # and skip the silent ones. Only these: an active check's verdict belongs to its own
+        # route, so the hashed routes never send an actor's key to another worker.
+        "health_checks": {
+            "active": {"uri": "/api", "interval": HEALTH_INTERVAL, "timeout": HEALTH_INTERVAL}
+        },
+    }
 
 
 def error_routes(addresses: Sequence[str]) -> list[dict[str, Any]]:
@@ -126,9 +153,9 @@ def error_routes(addresses: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def caddy_config(
-    sharding: Sharding, listen: str, addresses: Sequence[str], state_dir: Path
+    sharding: Sharding, listen: Sequence[str], addresses: Sequence[str], state_dir: Path
 ) -> dict[str, Any]:
-    """Caddy's JSON config: listen on `listen` (host:port) in front of the workers at
+    """Caddy's JSON config: listen on `listen` (host:port each) in front of the workers at
     `addresses` (host:port each, in worker order), keeping its own files in `state_dir`."""
     upstreams = [{"dial": address} for address in addresses]
     return {
@@ -142,7 +169,7 @@ def caddy_config(
                 "grace_period": "2s",
                 "servers": {
                     "accord": {
-                        "listen": [listen],
+                        "listen": list(listen),
                         "automatic_https": {"disable": True},
                         "routes": routes(sharding, upstreams),
                         "errors": {"routes": error_routes(addresses)},

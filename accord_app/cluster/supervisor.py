@@ -7,7 +7,11 @@
 
 Every worker serves the whole app on its own port and shares the data folder: the catalog
 (SQLite in WAL mode is safe across processes) and the actors' files, each of which only the
-worker that the proxy routes its key to ever opens. Processes run in their own session, so a
+worker that the proxy routes its key to ever opens. With `hosts` (see hosts.py) each worker is
+a host instead: its own address, in its own network namespace when there is one, and its own
+folder, `data_dir/host-N`; sharing nothing on disk, they share the catalog on a PostgreSQL
+server that the cluster starts (in `data_dir/catalog`) unless given one. Processes run in their
+own session, so a
 Ctrl-C in the terminal reaches only the cluster, which then stops the proxy first (no new
 requests) and the workers next (each finishes its commits). Each writes its output to a log
 file in `data_dir/logs/`, whose last lines are shown when it dies.
@@ -30,7 +34,9 @@ import httpx
 
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster.caddy import caddy_config, caddy_executable
+from accord_app.cluster.hosts import Host, Hosts, loopback_hosts
 from accord_app.datalock import DataDirInUse, DataDirLock
+from accord_app.pgserver import PostgresError, PostgresServer
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -90,6 +96,9 @@ class Cluster:
 
     port: the proxy's public port (0: any free one). worker_ports: one per worker (default:
     free ports). env: extra variables for the workers, e.g. {"ACCORD_WORK_MS": "5"}.
+    hosts: one per worker, each with its own address and folder (instead of worker_ports).
+    catalog_url: a PostgreSQL database for the workers' catalog (ACCORD_CATALOG_URL); with
+    hosts and none given, the cluster runs its own.
     Workers are numbered 1..K, as in the X-Accord-Worker header of their answers.
     """
 
@@ -103,23 +112,35 @@ class Cluster:
         port: int = 8787,
         worker_ports: Sequence[int] | None = None,
         env: Mapping[str, str] | None = None,
+        hosts: Hosts | None = None,
+        catalog_url: str | None = None,
     ) -> None:
         if workers < 1:
             raise ClusterError(f"a cluster needs at least one worker, not {workers}")
         if worker_ports is not None and len(worker_ports) != workers:
             raise ClusterError(f"{len(worker_ports)} worker ports given for {workers} workers")
+        if hosts is not None and (worker_ports is not None or len(hosts.members) != workers):
+            raise ClusterError(f"give {workers} hosts, each with its address, or worker ports")
         self.sharding = Sharding(sharding)
         self.data_dir = Path(data_dir).resolve()
         self.host = host
         self.port = port or free_port(host)
         ports = list(worker_ports) if worker_ports else [free_port(host) for _ in range(workers)]
-        self.addresses = tuple(f"{host}:{port}" for port in ports)
+        # Without hosts, the workers are loopback ports that share the data folder.
+        self.own_folders = hosts is not None
+        self.hosts = hosts or loopback_hosts(ports, host)
+        self.addresses = tuple(member.address for member in self.hosts.members)
         self.env = dict(env or {})
+        self.catalog_url = catalog_url
+        self.catalog_server: PostgresServer | None = None
+        if hosts is not None and catalog_url is None:
+            self.catalog_server = PostgresServer(self.data_dir / "catalog", network=hosts.network)
         self.log_dir = self.data_dir / "logs"
         self._workers: dict[int, subprocess.Popen[bytes]] = {}
         self._proxy: subprocess.Popen[bytes] | None = None
+        sharing = "whose hosts each keep a folder in it" if hosts else "whose workers share it"
         self._lock = DataDirLock(
-            self.data_dir, f"the Accord cluster on {self.url}, whose {workers} workers share it"
+            self.data_dir, f"the Accord cluster on {self.url}, {workers} workers {sharing}"
         )
 
     @property
@@ -132,6 +153,21 @@ class Cluster:
 
     def worker_url(self, number: int) -> str:
         return f"http://{self.addresses[number - 1]}"
+
+    def worker_data_dir(self, number: int) -> Path:
+        return self.data_dir / f"host-{number}" if self.own_folders else self.data_dir
+
+    @property
+    def router_url(self) -> str:
+        """The proxy, where workers send their calls to other workers' actors."""
+        return f"http://{self.hosts.gateway}:{self.port}"
+
+    @property
+    def proxy_listen(self) -> list[str]:
+        """Where the proxy listens: for clients, and at the gateway, for hosts behind it."""
+        return list(
+            dict.fromkeys([f"{self.host}:{self.port}", f"{self.hosts.gateway}:{self.port}"])
+        )
 
     def pid(self, number: int) -> int:
         return self._workers[number].pid
@@ -151,6 +187,12 @@ class Cluster:
         except DataDirInUse as error:
             raise ClusterError(str(error)) from None
         try:
+            if (server := self.catalog_server) is not None:
+                try:
+                    server.start()
+                except PostgresError as error:
+                    raise ClusterError(f"the catalog's PostgreSQL did not start: {error}") from None
+                self.catalog_url = server.url_of(server.database, self.hosts.gateway)
             # Workers start side by side (importing the app takes most of their start-up).
             for number in range(1, self.workers + 1):
                 self._workers[number] = self._spawn_worker(number)
@@ -171,6 +213,8 @@ class Cluster:
             self._proxy = None
         _terminate(list(self._workers.values()), timeout)
         self._workers.clear()
+        if self.catalog_server is not None:
+            self.catalog_server.stop()  # last: its clients are gone, every commit is kept
         self._lock.release()
 
     def kill(self, number: int) -> None:
@@ -223,15 +267,16 @@ class Cluster:
         return self.log_dir / ("proxy.log" if number is None else f"worker-{number}.log")
 
     def _spawn(
-        self, command: list[str], env: Mapping[str, str], log: Path, address: str
+        self, command: list[str], env: Mapping[str, str], log: Path, addresses: Sequence[str]
     ) -> "subprocess.Popen[bytes]":
         # Checked first: a process already listening there would answer our readiness check.
-        host, port = address.rsplit(":", 1)
-        if port_taken(host, int(port)):
-            raise ClusterError(
-                f"{address} is already in use (another cluster, or make run?): stop it, or"
-                " choose another --port"
-            )
+        for address in addresses:
+            host, port = address.rsplit(":", 1)
+            if port_taken(host, int(port)):
+                raise ClusterError(
+                    f"{address} is already in use (another cluster, or make run?): stop it, or"
+                    " choose another --port"
+                )
         with log.open("ab") as output:
             return subprocess.Popen(
                 command,
@@ -243,27 +288,31 @@ class Cluster:
             )
 
     def _spawn_worker(self, number: int) -> "subprocess.Popen[bytes]":
-        host, port = self.addresses[number - 1].rsplit(":", 1)
+        member: Host = self.hosts.members[number - 1]
+        host, port = member.listen.rsplit(":", 1)
         env = {
             **os.environ,
             **self.env,
             "ACCORD_HOST": host,
             "ACCORD_PORT": port,
-            "ACCORD_DATA_DIR": str(self.data_dir),
+            "ACCORD_DATA_DIR": str(self.worker_data_dir(number)),
             "ACCORD_SHARDING": self.sharding.value,
             "ACCORD_WORKER": str(number),
             "ACCORD_WORKERS": ",".join(self.addresses),
-            "ACCORD_ROUTER_URL": self.url,
+            "ACCORD_ROUTER_URL": self.router_url,
+            **({"ACCORD_CATALOG_URL": self.catalog_url} if self.catalog_url else {}),
             "PYTHONUNBUFFERED": "1",  # the log file shows what happened up to a crash
         }
-        command = [sys.executable, "-m", "accord_app.cluster.worker"]
-        return self._spawn(command, env, self._log(number), self.addresses[number - 1])
+        command = member.command([sys.executable, "-m", "accord_app.cluster.worker"])
+        # A namespace of its own has every port free, and its address is not ours to bind.
+        taken = [] if member.netns else [member.listen]
+        return self._spawn(command, env, self._log(number), taken)
 
     def _spawn_proxy(self) -> "subprocess.Popen[bytes]":
         state = self.data_dir / "proxy"
         state.mkdir(parents=True, exist_ok=True)
         config = state / "caddy.json"
-        listen = f"{self.host}:{self.port}"
+        listen = self.proxy_listen
         config.write_text(
             json.dumps(caddy_config(self.sharding, listen, self.addresses, state), indent=2)
         )

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from accord_app.chat.sharding import Sharding, shard_key
-from accord_app.cluster.caddy import SHARD_HEADER, caddy_config
+from accord_app.cluster.caddy import ACTOR_PATHS, SHARD_HEADER, caddy_config
 
 ADDRESSES = ("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003")
 
 
 def server(mode: Sharding) -> dict[str, Any]:
-    config = caddy_config(mode, "127.0.0.1:8787", ADDRESSES, state_dir=Path("/tmp"))
+    config = caddy_config(mode, ["127.0.0.1:8787"], ADDRESSES, state_dir=Path("/tmp"))
     accord: dict[str, Any] = config["apps"]["http"]["servers"]["accord"]
     return accord
 
@@ -22,7 +22,7 @@ def hashed_routes(mode: Sharding) -> list[tuple[str, str, str]]:
     """(matcher name, pattern, header template) of each route that hashes a key."""
     found = []
     for route in server(mode)["routes"]:
-        if "match" not in route:
+        if "match" not in route or len(route["handle"]) == 1:  # not hashed: to any worker
             continue
         [matcher] = route["match"]
         headers, proxy = route["handle"]
@@ -70,7 +70,7 @@ def test_everything_else_goes_to_any_worker_that_is_up() -> None:
 
 
 def test_no_admin_endpoint_and_a_json_error_naming_the_worker() -> None:
-    config = caddy_config(Sharding.GLOBAL, "127.0.0.1:8787", ADDRESSES, Path("/tmp"))
+    config = caddy_config(Sharding.GLOBAL, ["127.0.0.1:8787"], ADDRESSES, Path("/tmp"))
     assert config["admin"]["disabled"] is True
     [route] = config["apps"]["http"]["servers"]["accord"]["errors"]["routes"]
     mapping, response = route["handle"]
@@ -79,3 +79,28 @@ def test_no_admin_endpoint_and_a_json_error_naming_the_worker() -> None:
     }
     assert '"code": "worker_unavailable"' in response["body"]
     assert response["headers"]["Content-Type"] == ["application/json"]
+
+
+@pytest.mark.parametrize("mode", list(Sharding))
+def test_every_route_gives_up_on_a_silent_worker_and_only_a_spanning_question_waits_long(
+    mode: Sharding,
+) -> None:
+    """A cut-off host never refuses: without deadlines its requests would wait forever."""
+    timeouts = {}
+    for route in server(mode)["routes"]:
+        proxy = route["handle"][-1]
+        assert proxy["transport"]["dial_timeout"] == "1s"
+        # Checked routes skip a silent worker; a hashed one must not (its keys would move).
+        hashed = proxy["load_balancing"]["selection_policy"]["policy"] == "header"
+        assert ("health_checks" in proxy) is not hashed
+        pattern = route["match"][0]["path_regexp"]["pattern"] if "match" in route else "*"
+        timeouts[pattern] = proxy["transport"]["response_header_timeout"]
+    spanning = [p for p, timeout in timeouts.items() if timeout == "30s"]
+    assert spanning == ([ACTOR_PATHS["server"][0]] if mode == Sharding.CHANNEL else [])
+    assert set(timeouts.values()) - {"30s"} == {"5s"}
+
+
+def test_the_proxy_listens_on_every_address_it_is_given() -> None:
+    listen = ["127.0.0.1:8787", "10.231.7.1:8787"]
+    config = caddy_config(Sharding.CHANNEL, listen, ADDRESSES, Path("/tmp"))
+    assert config["apps"]["http"]["servers"]["accord"]["listen"] == listen
