@@ -43,12 +43,12 @@ sys.path[:0] = [str(PROJECT / "tests" / "hosts"), str(PROJECT / "tests")]
 
 from chat_member import Member  # noqa: E402
 from cluster_client import Running  # noqa: E402
-from delay_relay import DelayRelay  # noqa: E402
 
 from accord_app.chat.sharding import Sharding  # noqa: E402
 from accord_app.cluster import Cluster  # noqa: E402
 from accord_app.cluster.hosts import HostNetwork, Hosts, namespaces_unavailable  # noqa: E402
 from accord_app.lab.loadtest import LIFTED_LIMITS  # noqa: E402
+from accord_app.lab.relay import DelayRelay  # noqa: E402
 
 RESULTS = PROJECT / "benchmarks" / "results"
 VICTIM = 2

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from cluster_client import Running
-from delay_relay import DelayRelay
 from host_tools import HOST_PORT, HOSTS, LINK_DELAY, need_namespaces, start
 
 from accord_app.cluster.hosts import HostNetwork
+from accord_app.lab.relay import DelayRelay
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 from cluster_client import Running
-from delay_relay import DelayRelay
 from host_tools import LINK_DELAY
+
+from accord_app.lab.relay import DelayRelay
 
 DELAY = 0.05
 

@@ -9,8 +9,8 @@ like netem's delay, and keeps the order. Closing is passed on after the same del
     with DelayRelay(("10.231.7.1", 0), ("10.231.7.12", 8000), delay=0.05) as relay:
         ...  # dial relay.address instead of 10.231.7.12:8000
 
-It runs its own event loop in a thread, so synchronous tests and a synchronous Cluster can
-use it alike.
+It runs its own event loop in a thread, so synchronous tests, a synchronous Cluster and a
+notebook (chapter 08) can use it alike.
 """
 
 import asyncio
