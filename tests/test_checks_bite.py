@@ -189,6 +189,13 @@ PRESENT = solution_cell("06-putting-it-together.ipynb", "exercise-6.1")
 NEW_LIST = '{"type": "presence", "members": self.members(channel_id)}'
 PRESENCE = f"        self.broadcast(channel_id, {NEW_LIST})\n"
 
+DARK = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.1")
+CALL = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.2")
+FANOUT = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.3")
+STATUS_CHECK = """    if response.status_code != 200:
+        raise CallFailed(path, response.json().get("code", str(response.status_code)))
+"""
+
 # chapter -> exercise tag -> [(the mistake, a whole wrong exercise cell)]
 WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
     "00-what-we-build.ipynb": {
@@ -611,6 +618,61 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
             ]
         ],
     },
+    "08-beyond-one-machine.ipynb": {
+        "exercise-8.1": [
+            (
+                "hosts numbered from 0",
+                swap(DARK, "owner_index(key, addresses) + 1", "owner_index(key, addresses)"),
+            ),
+            ("the channels that stay up", swap(DARK, "+ 1 == dead", "+ 1 != dead")),
+            (
+                "the key's hash modulo the host count",
+                swap(
+                    DARK,
+                    "owner_index(key, addresses) + 1 == dead",
+                    "int(key.encode().hex(), 16) % len(addresses) + 1 == dead",
+                ),
+            ),
+        ],
+        "exercise-8.2": [
+            ("no deadline", swap(CALL, "client.get(path, timeout=deadline_s)", "client.get(path)")),
+            ("an error answer returned as a result", swap(CALL, STATUS_CHECK, "")),
+            (
+                "httpx's own error instead of CallFailed",
+                swap(CALL, STATUS_CHECK, "    response.raise_for_status()\n"),
+            ),
+            (
+                "no reason given",
+                swap(CALL, 'response.json().get("code", str(response.status_code))', '""'),
+            ),
+        ],
+        "exercise-8.3": [
+            (
+                "one call after another",
+                swap(
+                    FANOUT,
+                    "await asyncio.gather(*(one(path) for path in paths))",
+                    "[await one(path) for path in paths]",
+                ),
+            ),
+            (
+                "one failure fails the whole fan-out",
+                swap(
+                    FANOUT,
+                    "        except CallFailed as failed:\n            return failed\n",
+                    "        finally:\n            pass\n",
+                ),
+            ),
+            (
+                "failures left out",
+                swap(
+                    FANOUT,
+                    "dict(zip(paths, answers, strict=True))",
+                    "{p: a for p, a in zip(paths, answers, strict=True) if isinstance(a, dict)}",
+                ),
+            ),
+        ],
+    },
 }
 
 # What the check's report must say for each wrong answer: the words that name its mistake.
@@ -706,6 +768,16 @@ SAYS = {
     "exercise-7.4: one call in every mode": "one actor per channel with channel sharding",
     "exercise-7.4: one call per channel when global": "one actor hosts a whole server",
     "exercise-7.4: the remote calls only": "one actor per channel with channel sharding",
+    "exercise-8.1: hosts numbered from 0": "owner_index(key, addresses) points, counted from 1",
+    "exercise-8.1: the channels that stay up": "the router's rule is owner_index(key, addresses)",
+    "exercise-8.1: the key's hash modulo the host count": "the router's rule is owner_index",
+    "exercise-8.2: no deadline": "timeout=deadline_s",
+    "exercise-8.2: an error answer returned as a result": "any status but 200 raises CallFailed",
+    "exercise-8.2: httpx's own error instead of CallFailed": "any status but 200 raises",
+    "exercise-8.2: no reason given": "the error body's code",
+    "exercise-8.3: one call after another": "start every call first: asyncio.gather",
+    "exercise-8.3: one failure fails the whole fan-out": "must not fail the whole fan-out",
+    "exercise-8.3: failures left out": "keep it as that path's answer",
 }
 
 

@@ -82,15 +82,29 @@ class DelayRelay:
             self._tasks.discard(task)
             return
         try:
+            await self._copy_both_ways(client_in, client_out, target_in, target_out)
+        except asyncio.CancelledError:
+            # close() cancels the connections still open. Ending quietly here: asyncio
+            # (3.11) logs a traceback for a cancelled connection handler otherwise.
+            pass
+        finally:
+            target_out.close()
+            client_out.close()
+            self._tasks.discard(task)
+
+    async def _copy_both_ways(
+        self,
+        client_in: asyncio.StreamReader,
+        client_out: asyncio.StreamWriter,
+        target_in: asyncio.StreamReader,
+        target_out: asyncio.StreamWriter,
+    ) -> None:
+        try:
             async with asyncio.TaskGroup() as both_ways:
                 both_ways.create_task(_delayed_copy(client_in, target_out, self.delay))
                 both_ways.create_task(_delayed_copy(target_in, client_out, self.delay))
         except* OSError:
             pass  # a reset on either side ends both directions
-        finally:
-            target_out.close()
-            client_out.close()
-            self._tasks.discard(task)
 
 
 async def _delayed_copy(
