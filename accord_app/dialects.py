@@ -133,6 +133,9 @@ class PostgresConnection:
             cursor_factory=psycopg.RawCursor,
             connect_timeout=int(BUSY_TIMEOUT_SECONDS),
         )
+        # COMMIT returns once the change is on disk whatever the server's default (as SQLite's
+        # synchronous=FULL); fsync, which that relies on, is the server's own to keep on.
+        self.raw.execute("SET synchronous_commit = on")
 
     @property
     def in_transaction(self) -> bool:

@@ -1,23 +1,30 @@
 """Fixtures shared by every test: settings on a temporary data dir, the app in-process and
-behind a real uvicorn on loopback, a headless Chromium for the browser tests, and disks that
-fill up or turn read-only (root only: skipped with the reason elsewhere, failed in CI).
+behind a real uvicorn on loopback, a PostgreSQL for the catalog, a headless Chromium for the
+browser tests, and disks that fill up or turn read-only (root only: skipped with the reason
+elsewhere, failed in CI).
 
 Nothing here is autouse: a test gets only what it asks for.
 """
 
 import os
+import shutil
 import subprocess
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
+from psycopg import sql
 
 from accord_app import Settings, create_app
 from accord_app.lab.server import BackgroundServer
+from accord_app.pgserver import MAINTENANCE_DATABASE, PostgresServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,10 +44,49 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One kit-managed PostgreSQL for the whole run (it starts in about a second); each test
+    that needs it takes fresh databases on it."""
+    # Not under pytest's own temporary folder: run as root, the server's user must pass
+    # through every folder above its data, and pytest keeps its folder to root alone.
+    folder = Path(tempfile.mkdtemp(prefix="accord-tests-postgres-"))
+    server = PostgresServer(folder)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings whose catalog lives in this test's own temporary folder."""
-    return Settings(host="127.0.0.1", port=0, data_dir=tmp_path / "data")
+def new_database(postgres: PostgresServer) -> Iterator[Callable[[], str]]:
+    """new_database(): the URL of a fresh, empty database (CREATE DATABASE copies template1
+    in some 30 ms); all are dropped at teardown, whoever is still connected."""
+    names: list[str] = []
+
+    def create() -> str:
+        names.append(f"test_{uuid.uuid4().hex[:16]}")
+        with psycopg.connect(postgres.url_of(MAINTENANCE_DATABASE), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(names[-1])))
+        return postgres.url_of(names[-1])
+
+    yield create
+    with psycopg.connect(postgres.url_of(MAINTENANCE_DATABASE), autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings whose catalog lives in this test's own temporary folder; in a fresh PostgreSQL
+    database instead for a test marked
+    @pytest.mark.parametrize("settings", ["sqlite", "postgresql"], indirect=True)
+    (and so for the fixtures built on this one: app, client, live_server...)."""
+    catalog = getattr(request, "param", "sqlite")
+    url = request.getfixturevalue("new_database")() if catalog == "postgresql" else None
+    return Settings(host="127.0.0.1", port=0, data_dir=tmp_path / "data", catalog_url=url)
 
 
 @pytest.fixture
