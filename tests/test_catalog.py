@@ -22,7 +22,6 @@ import httpx
 import psycopg
 import pytest
 from psycopg import errors as pg_errors
-from psycopg import sql
 
 from accord_app import Settings, create_app
 from accord_app.catalog import (
@@ -50,13 +49,13 @@ BROKEN_REFERENCE = {"SQLite": sqlite3.IntegrityError, "PostgreSQL": pg_errors.Fo
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def location(
-    request: pytest.FixtureRequest, tmp_path: Path, new_database: Callable[[], str]
+    request: pytest.FixtureRequest, tmp_path: Path, new_catalog_url: Callable[[], str]
 ) -> Path | str:
     """Where a test's catalog goes: a SQLite file in a folder that does not exist yet, or a
     fresh PostgreSQL database."""
     if request.param == "sqlite":
         return tmp_path / "deep" / "er" / "catalog.sqlite3"
-    return new_database()
+    return new_catalog_url()
 
 
 def table_names(catalog: Catalog) -> set[str]:
@@ -221,19 +220,16 @@ def test_catalog_connections_are_durable_and_strict(settings: Settings) -> None:
         assert conn.execute("PRAGMA busy_timeout").fetchone() == (BUSY_TIMEOUT_SECONDS * 1000,)
 
 
-def test_postgresql_connections_are_durable_whatever_the_database_says(
-    new_database: Callable[[], str],
+def test_postgresql_connections_are_durable_whatever_the_url_says(
+    new_catalog_url: Callable[[], str],
 ) -> None:
-    url = new_database()
-    with psycopg.connect(url, autocommit=True) as admin:
-        # A database whose sessions would answer before the disk has the commit.
-        name = admin.info.dbname
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(sql.Identifier(name))
-        )
+    # A URL whose sessions would answer before the disk has the commit.
+    url = new_catalog_url() + "%20-csynchronous_commit%3Doff"
+    with psycopg.connect(url) as raw:
+        assert raw.execute("SHOW synchronous_commit").fetchone() == ("off",)
     with Catalog(url).connection() as conn:
         for setting in ["fsync", "synchronous_commit", "full_page_writes"]:
-            assert conn.execute(f"SHOW {setting}").fetchone() == ("on",), setting
+            assert tuple(conn.execute(f"SHOW {setting}").fetchone()) == ("on",), setting
 
 
 @both_catalogs
@@ -524,7 +520,7 @@ def test_processes_migrating_a_fresh_catalog_at_once_apply_it_once(
     everything = [migration.version for migration in load_migrations()]
     for round_number in range(rounds):
         data_dir = tmp_path / f"round-{round_number}" / "data"  # does not exist yet
-        url = request.getfixturevalue("new_database")() if catalog == "postgresql" else ""
+        url = request.getfixturevalue("new_catalog_url")() if catalog == "postgresql" else ""
         for worker in workers:
             assert worker.stdin is not None
             worker.stdin.write(f"{data_dir} {url}\n")
@@ -694,10 +690,10 @@ def test_an_unreachable_postgresql_stops_the_app_with_a_clear_message(tmp_path: 
 
 
 def test_two_hosts_share_the_catalog_on_postgresql(
-    tmp_path: Path, spawn: Spawner, new_database: Callable[[], str]
+    tmp_path: Path, spawn: Spawner, new_catalog_url: Callable[[], str]
 ) -> None:
     """Two apps with data folders of their own (two hosts) on one PostgreSQL catalog."""
-    env = {"ACCORD_CATALOG_URL": new_database()}
+    env = {"ACCORD_CATALOG_URL": new_catalog_url()}
     hosts = []
     for name in ("lisbon", "porto"):
         port = free_port()
