@@ -480,8 +480,7 @@ def expect_line(process: "subprocess.Popen[str]", expected: str | None = None) -
 
 def test_two_processes_writing_at_once_lose_nothing(location: Path | str, spawn: "Spawner") -> None:
     """On PostgreSQL, two hosts creating servers in the catalog they share."""
-    # Each call opens a connection: 10 ms with PostgreSQL's new process and password exchange.
-    count = 200 if isinstance(location, Path) else 50
+    count = 200
     Catalog(location).migrate()
     workers = [spawn.script(WRITER, str(location), tag, str(count)) for tag in ("red", "blue")]
     for worker in workers:
@@ -720,3 +719,50 @@ def test_two_hosts_share_the_catalog_on_postgresql(
         assert stop_with_sigterm(process) in {0, -signal.SIGTERM}
         assert "Traceback" not in read_logs(tmp_path / name)
         assert not (tmp_path / name / "catalog.sqlite3").exists()
+
+
+# --- PostgreSQL's connections, kept between calls -------------------------------------------
+
+
+def backend_pid(catalog: Catalog) -> int:
+    with catalog.connection() as conn:
+        (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert isinstance(pid, int)
+    return pid
+
+
+def test_postgresql_connections_are_kept_between_calls(new_catalog_url: Callable[[], str]) -> None:
+    catalog = Catalog(new_catalog_url())
+    catalog.migrate()
+    first = backend_pid(catalog)
+    catalog.create_server("Python Lisbon")
+    assert backend_pid(catalog) == first
+    with catalog.connection() as one, catalog.connection() as two:
+        assert one is not two  # each call has a connection of its own
+    catalog.close()
+    assert backend_pid(catalog) != first
+
+
+def test_a_kept_connection_whose_server_process_died_is_replaced(
+    new_catalog_url: Callable[[], str],
+) -> None:
+    catalog = Catalog(new_catalog_url())
+    catalog.migrate()
+    server = catalog.create_server("Python Lisbon")
+    with Catalog(catalog.location).connection() as other:
+        # What a restart of PostgreSQL does to every connection.
+        other.execute("SELECT pg_terminate_backend(?)", (backend_pid(catalog),))
+    assert catalog.list_servers() == [server]
+
+
+def test_a_connection_left_in_a_transaction_is_not_kept(
+    new_catalog_url: Callable[[], str],
+) -> None:
+    catalog = Catalog(new_catalog_url())
+    catalog.migrate()
+    with catalog.connection() as conn:
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO servers (id, name) VALUES ('s', 'never committed')")
+    with catalog.connection() as conn:
+        assert not conn.in_transaction
+    assert catalog.list_servers() == []
