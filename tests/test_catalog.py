@@ -717,6 +717,7 @@ def test_two_hosts_share_the_catalog_on_postgresql(
             assert http.get(f"{url}/api/servers/{server_id}/channels").json() == [channel]
     for process, _, name in hosts:
         assert stop_with_sigterm(process) in {0, -signal.SIGTERM}
+        assert "catalog in the PostgreSQL database 'accord'" in read_logs(tmp_path / name)
         assert "Traceback" not in read_logs(tmp_path / name)
         assert not (tmp_path / name / "catalog.sqlite3").exists()
 
