@@ -47,7 +47,7 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One kit-managed PostgreSQL for the whole run (it starts in about a second); each test
-    that needs it takes fresh databases on it."""
+    that needs it takes a fresh catalog on it (see new_catalog_url)."""
     # Not under pytest's own temporary folder: run as root, the server's user must pass
     # through every folder above its data, and pytest keeps its folder to root alone.
     folder = Path(tempfile.mkdtemp(prefix="accord-tests-postgres-"))

@@ -3,7 +3,7 @@ restarts and several processes (two hosts sharing one PostgreSQL among them).
 
 Tests that take the `location` fixture, or are marked with `both_catalogs`, run on each; the
 PostgreSQL is the kit's own (accord_app/pgserver.py), one for the whole run, with a fresh
-database per test. Process tests run real interpreters (sys.executable): the workers below wait
+schema per test. Process tests run real interpreters (sys.executable): the workers below wait
 on stdin after importing, so they all start writing at the same moment.
 """
 
@@ -52,7 +52,7 @@ def location(
     request: pytest.FixtureRequest, tmp_path: Path, new_catalog_url: Callable[[], str]
 ) -> Path | str:
     """Where a test's catalog goes: a SQLite file in a folder that does not exist yet, or a
-    fresh PostgreSQL database."""
+    fresh PostgreSQL schema."""
     if request.param == "sqlite":
         return tmp_path / "deep" / "er" / "catalog.sqlite3"
     return new_catalog_url()
