@@ -13,6 +13,7 @@ from accord_app.app import UVICORN_OPTIONS, create_app
 from accord_app.catalog import CatalogError
 from accord_app.chat.sharding import Sharding
 from accord_app.datalock import DataDirInUse, DataDirLock
+from accord_app.dialects import describe
 from accord_app.settings import DATA_DIR_HELP, Settings, parse_port
 
 
@@ -56,7 +57,11 @@ def main(argv: list[str] | None = None) -> None:
         app = create_app(settings)
     except (DataDirInUse, CatalogError) as error:
         sys.exit(f"Accord did not start: {error}")
-    print(f"Accord on {url} (data in {settings.data_dir}, one actor per {settings.sharding.value})")
+    catalog = f", catalog in {describe(settings.catalog_url)}" if settings.catalog_url else ""
+    print(
+        f"Accord on {url} (data in {settings.data_dir}{catalog},"
+        f" one actor per {settings.sharding.value})"
+    )
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
     finally:

@@ -96,6 +96,7 @@ def create_app(
         if app.state.router is not None:
             await app.state.router.aclose()
         await runtime.close()  # finishes queued turns and commits, closes every socket
+        app.state.catalog.close()  # its kept connections (PostgreSQL)
 
     # FastAPIOffline is FastAPI whose /docs and /redoc pages load Swagger UI and ReDoc from
     # files in the package instead of a CDN: the docs work on a workshop's bad Wi-Fi.

@@ -13,6 +13,7 @@ answers. PostgreSQL does all of this as a server; what differs is in accord_app/
 import re
 import sqlite3
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from accord_app.dialects import Connection, describe, dialect_for, dialect_of, o
 from accord_app.dialects import connect as connect
 from accord_app.types import Channel, Server
 
+# Connections to PostgreSQL kept open between calls, at most.
+IDLE_CONNECTIONS = 8
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 AnyConnection = TypeVar("AnyConnection", bound=Connection)
 
@@ -119,31 +122,60 @@ def apply_migrations(conn: Connection, migrations: list[Migration]) -> list[int]
 
 
 class Catalog:
-    """Servers and channels. Each call opens its own short-lived connection.
+    """Servers and channels. Each call takes a connection of its own for its duration.
 
-    A connection per call costs a file open with SQLite (tens of microseconds), a few
-    milliseconds with PostgreSQL on loopback (a new server process, a password exchange), and
-    needs no locking between the threads FastAPI runs sync endpoints on. A busy production
-    service would keep a pool.
+    With SQLite a connection per call costs a file open (tens of microseconds) and needs no
+    locking between the threads FastAPI runs sync endpoints on. Opening one to PostgreSQL costs
+    milliseconds, so the catalog keeps up to IDLE_CONNECTIONS open between calls (a small pool:
+    a busy production service would use a real one, such as psycopg_pool).
     """
 
     def __init__(self, location: Path | str) -> None:
         """`location`: the SQLite file, or the postgresql:// URL of a PostgreSQL database."""
         self.location = location
         self.dialect = dialect_for(location)
+        self._idle: list[Connection] = []
+        # The kept connections are closed when the catalog is collected, or at exit.
+        weakref.finalize(self, _close_all, self._idle)
+
+    def close(self) -> None:
+        """Close the connections kept open; the catalog can still be used."""
+        _close_all(self._idle)
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
         try:
-            conn = open_connection(self.location)
+            conn = self._take()
             try:
                 yield conn
-            finally:
-                conn.close()
+            except BaseException:
+                conn.close()  # it may be broken, or hold a transaction
+                raise
+            self._give_back(conn)
         except self.dialect.unreachable as error:
             raise CatalogUnavailable(f"{describe(self.location)} cannot be reached: {error}") from (
                 error
             )
+
+    def _take(self) -> Connection:
+        while True:
+            try:
+                conn = self._idle.pop()  # atomic: two threads never take the same one
+            except IndexError:
+                return open_connection(self.location)
+            try:
+                # A kept connection may have died with its server process (a restart, say).
+                conn.execute("SELECT 1")
+                return conn
+            except self.dialect.unreachable:
+                conn.close()
+
+    def _give_back(self, conn: Connection) -> None:
+        keep = self.dialect.reuse_connections and len(self._idle) < IDLE_CONNECTIONS
+        if keep and not conn.in_transaction:
+            self._idle.append(conn)
+        else:
+            conn.close()
 
     def migrate(self, actors_dir: Path | None = None) -> list[int]:
         """Bring the catalog up to date; CatalogError if it cannot be the catalog of
@@ -224,3 +256,8 @@ def _is_empty(path: Path) -> bool:
         return path.stat().st_size == 0
     except FileNotFoundError:
         return False
+
+
+def _close_all(connections: list[Connection]) -> None:
+    while connections:
+        connections.pop().close()

@@ -1,23 +1,30 @@
 """Fixtures shared by every test: settings on a temporary data dir, the app in-process and
-behind a real uvicorn on loopback, a headless Chromium for the browser tests, and disks that
-fill up or turn read-only (root only: skipped with the reason elsewhere, failed in CI).
+behind a real uvicorn on loopback, a PostgreSQL for the catalog, a headless Chromium for the
+browser tests, and disks that fill up or turn read-only (root only: skipped with the reason
+elsewhere, failed in CI).
 
 Nothing here is autouse: a test gets only what it asks for.
 """
 
 import os
+import shutil
 import subprocess
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
+from psycopg import sql
 
 from accord_app import Settings, create_app
 from accord_app.lab.server import BackgroundServer
+from accord_app.pgserver import PostgresServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,10 +44,53 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One kit-managed PostgreSQL for the whole run (it starts in about a second); each test
+    that needs it takes a fresh catalog on it (see new_catalog_url)."""
+    # Not under pytest's own temporary folder: run as root, the server's user must pass
+    # through every folder above its data, and pytest keeps its folder to root alone.
+    folder = Path(tempfile.mkdtemp(prefix="accord-tests-postgres-"))
+    server = PostgresServer(folder)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings whose catalog lives in this test's own temporary folder."""
-    return Settings(host="127.0.0.1", port=0, data_dir=tmp_path / "data")
+def new_catalog_url(postgres: PostgresServer) -> Iterator[Callable[[], str]]:
+    """new_catalog_url(): the URL of a fresh, empty catalog on the run's PostgreSQL, a schema
+    of its own (made in a millisecond; a database of its own takes 100 ms, and its DROP forces
+    a checkpoint). All are dropped at teardown."""
+    schemas: list[str] = []
+    admin = psycopg.connect(postgres.url, autocommit=True)
+
+    def create() -> str:
+        schemas.append(f"test_{uuid.uuid4().hex[:16]}")
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schemas[-1])))
+        # Connections to this URL find and create tables in that schema alone.
+        return f"{postgres.url}?options=-csearch_path%3D{schemas[-1]}"
+
+    try:
+        yield create
+        for schema in schemas:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings whose catalog lives in this test's own temporary folder; in a fresh PostgreSQL
+    database instead for a test marked
+    @pytest.mark.parametrize("settings", ["sqlite", "postgresql"], indirect=True)
+    (and so for the fixtures built on this one: app, client, live_server...)."""
+    catalog = getattr(request, "param", "sqlite")
+    url = request.getfixturevalue("new_catalog_url")() if catalog == "postgresql" else None
+    return Settings(host="127.0.0.1", port=0, data_dir=tmp_path / "data", catalog_url=url)
 
 
 @pytest.fixture

@@ -1,22 +1,28 @@
 """The HTTP contract of /api: every endpoint, every error, and no request that yields a 500.
 
 Most tests take the `http` fixture, so the same body runs twice: in-process through
-httpx.ASGITransport, and over a real socket against uvicorn on 127.0.0.1.
+httpx.ASGITransport, and over a real socket against uvicorn on 127.0.0.1. Those marked
+`both_catalogs` run on a SQLite and on a PostgreSQL catalog.
 """
 
 import json
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
+from psycopg import sql
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from accord_app import Settings, create_app
 from accord_app.lab.server import BackgroundServer
 from accord_app.limits import MAX_BODY_BYTES
+from accord_app.pgserver import MAINTENANCE_DATABASE, PostgresServer
 
 if TYPE_CHECKING:
     from conftest import LiveServer
@@ -26,6 +32,7 @@ pytestmark = pytest.mark.anyio
 JSON = {"content-type": "application/json"}
 UNKNOWN_ID = "6f1c7a52-3f0e-4b43-9a3c-0d0d0d0d0d0d"
 HTTP_TIMEOUT = 10.0
+both_catalogs = pytest.mark.parametrize("settings", ["sqlite", "postgresql"], indirect=True)
 
 
 class SwitchableApp:
@@ -130,12 +137,14 @@ async def test_api_root_answers(http: httpx.AsyncClient) -> None:
 # --- servers --------------------------------------------------------------------------------
 
 
+@both_catalogs
 async def test_servers_start_empty(http: httpx.AsyncClient) -> None:
     response = await http.get("/api/servers")
     assert response.status_code == 200
     assert response.json() == []
 
 
+@both_catalogs
 async def test_create_server_answers_201_with_the_created_server(http: httpx.AsyncClient) -> None:
     response = await http.post("/api/servers", json={"name": "  Python Lisbon  "})
     assert response.status_code == 201
@@ -148,6 +157,7 @@ async def test_create_server_answers_201_with_the_created_server(http: httpx.Asy
     assert listed == [server]
 
 
+@both_catalogs
 async def test_servers_are_listed_oldest_first(http: httpx.AsyncClient) -> None:
     names = ["zulu", "alpha", "mike", "bravo", "alpha"]
     created = [await create_server(http, name) for name in names]
@@ -285,6 +295,7 @@ async def test_json_content_type_variants_are_accepted(
 # --- channels -------------------------------------------------------------------------------
 
 
+@both_catalogs
 async def test_channels_are_created_and_listed_oldest_first(http: httpx.AsyncClient) -> None:
     server = await create_server(http)
     url = f"/api/servers/{server['id']}/channels"
@@ -305,6 +316,7 @@ async def test_channels_are_created_and_listed_oldest_first(http: httpx.AsyncCli
     assert response.json() == created
 
 
+@both_catalogs
 async def test_channels_belong_to_their_server(http: httpx.AsyncClient) -> None:
     first, second = await create_server(http, "first"), await create_server(http, "second")
     a = await create_channel(http, first["id"], "alpha")
@@ -371,6 +383,7 @@ async def test_bad_server_id_is_reported_before_a_bad_body(client: httpx.AsyncCl
     assert_error(response, 400, "invalid_server_id")
 
 
+@both_catalogs
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_unknown_server_is_404(http: httpx.AsyncClient, method: str) -> None:
     await create_server(http)
@@ -522,6 +535,7 @@ HOSTILE_NAMES = [
 ]
 
 
+@both_catalogs
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 async def test_sql_like_names_are_stored_verbatim(http: httpx.AsyncClient, name: str) -> None:
     server = await create_server(http, name)
@@ -553,6 +567,7 @@ ODD_NAMES = [
 ]
 
 
+@both_catalogs
 @pytest.mark.parametrize("name", ODD_NAMES)
 async def test_odd_unicode_names_are_accepted_or_refused_never_500(
     http: httpx.AsyncClient, name: str
@@ -565,3 +580,25 @@ async def test_odd_unicode_names_are_accepted_or_refused_never_500(
         assert (await http.get("/api/servers")).json() == [response.json()]
     else:
         assert_error(response, 400, "invalid_body")
+
+
+async def test_a_catalog_out_of_reach_is_503_in_the_error_shape(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    database = f"test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres.url_of(MAINTENANCE_DATABASE), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        settings = Settings(data_dir=tmp_path / "data", catalog_url=postgres.url_of(database))
+        transport = httpx.ASGITransport(app=create_app(settings))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            server = await create_server(http)
+            # The database goes away: connecting to it fails from now on.
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
+            for response in [
+                await http.get("/api/servers"),
+                await http.post("/api/servers", json={"name": "Python Lisbon"}),
+                await http.get(f"/api/servers/{server['id']}/channels"),
+                await http.post(f"/api/servers/{server['id']}/channels", json={"name": "general"}),
+            ]:
+                assert_error(response, 503, "storage_unavailable")
+                assert response.headers["retry-after"] == "5"

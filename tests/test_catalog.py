@@ -1,7 +1,10 @@
-"""The catalog database: migrations, durability settings, restarts and several processes.
+"""The catalog database, on SQLite and on PostgreSQL: migrations, durability settings,
+restarts and several processes (two hosts sharing one PostgreSQL among them).
 
-Process tests run real interpreters (sys.executable): the workers below wait on stdin after
-importing, so they all start writing at the same moment.
+Tests that take the `location` fixture, or are marked with `both_catalogs`, run on each; the
+PostgreSQL is the kit's own (accord_app/pgserver.py), one for the whole run, with a fresh
+schema per test. Process tests run real interpreters (sys.executable): the workers below wait
+on stdin after importing, so they all start writing at the same moment.
 """
 
 import json
@@ -12,41 +15,66 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from psycopg import errors as pg_errors
 
 from accord_app import Settings, create_app
 from accord_app.catalog import (
     BUSY_TIMEOUT_SECONDS,
     Catalog,
+    CatalogError,
+    CatalogUnavailable,
     Migration,
     apply_migrations,
     load_migrations,
     split_statements,
     write_transaction,
 )
+from accord_app.dialects import POSTGRESQL, numbered_placeholders
 from accord_app.lab.server import BackgroundServer
 
 START_TIMEOUT = 20.0
 # A bad setting must stop the app at once; one still running after this has started serving.
 REFUSAL_TIMEOUT = 6.0
+both_catalogs = pytest.mark.parametrize("settings", ["sqlite", "postgresql"], indirect=True)
+# What each database raises for a statement that does not parse, and for a broken reference.
+SYNTAX_ERROR = {"SQLite": sqlite3.OperationalError, "PostgreSQL": pg_errors.SyntaxError}
+BROKEN_REFERENCE = {"SQLite": sqlite3.IntegrityError, "PostgreSQL": pg_errors.ForeignKeyViolation}
 
 
-def table_names(path: Path) -> set[str]:
-    with closing(sqlite3.connect(path)) as conn:
-        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    return {name for (name,) in rows}
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(
+    request: pytest.FixtureRequest, tmp_path: Path, new_catalog_url: Callable[[], str]
+) -> Path | str:
+    """Where a test's catalog goes: a SQLite file in a folder that does not exist yet, or a
+    fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return tmp_path / "deep" / "er" / "catalog.sqlite3"
+    return new_catalog_url()
 
 
-def migration_rows(path: Path) -> list[tuple[int, str]]:
-    with closing(sqlite3.connect(path)) as conn:
-        return conn.execute(
-            "SELECT version, name FROM schema_migrations ORDER BY version"
-        ).fetchall()
+def table_names(catalog: Catalog) -> set[str]:
+    query = {
+        "SQLite": "SELECT name FROM sqlite_master WHERE type = 'table'",
+        "PostgreSQL": "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
+    }[catalog.dialect.name]
+    with catalog.connection() as conn:
+        return {name for (name,) in conn.execute(query).fetchall()}
+
+
+def migration_rows(catalog: Catalog) -> list[tuple[int, str]]:
+    with catalog.connection() as conn:
+        rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version")
+        return [tuple(row) for row in rows.fetchall()]
+
+
+def everything_recorded() -> list[tuple[int, str]]:
+    return [(migration.version, migration.name) for migration in load_migrations()]
 
 
 # --- migrations -----------------------------------------------------------------------------
@@ -62,53 +90,52 @@ def test_package_migrations_are_numbered_in_order() -> None:
     assert all(migration.sql.strip() for migration in migrations)
 
 
-def test_migrate_applies_once_and_records_it(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path / "deep" / "er" / "catalog.sqlite3")
+def test_migrate_applies_once_and_records_it(location: Path | str) -> None:
+    catalog = Catalog(location)
     expected = [migration.version for migration in load_migrations()]
     assert catalog.migrate() == expected
     assert catalog.migrate() == []
-    assert Catalog(catalog.location).migrate() == []
-    rows = migration_rows(catalog.location)
-    assert rows == [(migration.version, migration.name) for migration in load_migrations()]
-    assert {"servers", "channels", "schema_migrations"} <= table_names(catalog.location)
-    with closing(sqlite3.connect(catalog.location)) as conn:
+    assert Catalog(location).migrate() == []
+    assert migration_rows(catalog) == everything_recorded()
+    assert {"servers", "channels", "schema_migrations"} <= table_names(catalog)
+    with catalog.connection() as conn:
         (applied_at,) = conn.execute("SELECT applied_at FROM schema_migrations").fetchone()
+    assert isinstance(applied_at, str)
     assert applied_at.endswith("Z")
     assert applied_at[:2] == "20"
+    assert len(applied_at) == len("2025-05-01T09:30:00.123Z")
 
 
+@both_catalogs
 def test_create_app_twice_migrates_once(settings: Settings) -> None:
     create_app(settings)
     create_app(settings)
-    assert migration_rows(settings.catalog_path) == [
-        (migration.version, migration.name) for migration in load_migrations()
-    ]
+    assert migration_rows(Catalog(settings.catalog_location)) == everything_recorded()
 
 
-def test_new_migration_applies_on_top_and_only_once(tmp_path: Path) -> None:
-    path = tmp_path / "catalog.sqlite3"
-    Catalog(path).migrate()
+def test_new_migration_applies_on_top_and_only_once(location: Path | str) -> None:
+    Catalog(location).migrate()
     extra = Migration(
         9000, "extra", "CREATE TABLE extra (x INTEGER);\nINSERT INTO extra VALUES (1);"
     )
-    with Catalog(path).connection() as conn:
+    with Catalog(location).connection() as conn:
         assert apply_migrations(conn, [*load_migrations(), extra]) == [9000]
         assert apply_migrations(conn, [*load_migrations(), extra]) == []
-        assert conn.execute("SELECT count(*) FROM extra").fetchone() == (1,)
-    assert migration_rows(path)[-1] == (9000, "extra")
+        assert tuple(conn.execute("SELECT count(*) FROM extra").fetchone()) == (1,)
+    assert migration_rows(Catalog(location))[-1] == (9000, "extra")
 
 
-def test_failing_migration_leaves_nothing_behind(tmp_path: Path) -> None:
-    path = tmp_path / "catalog.sqlite3"
-    Catalog(path).migrate()
-    broken = Migration(9001, "broken", "CREATE TABLE half (x);\nCREATE TABLE oops (;\n")
-    with Catalog(path).connection() as conn, pytest.raises(sqlite3.OperationalError):
+def test_failing_migration_leaves_nothing_behind(location: Path | str) -> None:
+    catalog = Catalog(location)
+    catalog.migrate()
+    broken = Migration(9001, "broken", "CREATE TABLE half (x INTEGER);\nCREATE TABLE oops (;\n")
+    with catalog.connection() as conn, pytest.raises(SYNTAX_ERROR[catalog.dialect.name]):
         apply_migrations(conn, [*load_migrations(), broken])
-    assert "half" not in table_names(path)
-    assert 9001 not in [version for version, _ in migration_rows(path)]
+    assert "half" not in table_names(catalog)
+    assert 9001 not in [version for version, _ in migration_rows(catalog)]
     # The catalog still works, and the version was not burnt.
-    with Catalog(path).connection() as conn:
-        fixed = Migration(9001, "fixed", "CREATE TABLE half (x);")
+    with catalog.connection() as conn:
+        fixed = Migration(9001, "fixed", "CREATE TABLE half (x INTEGER);")
         assert apply_migrations(conn, [*load_migrations(), fixed]) == [9001]
 
 
@@ -191,25 +218,43 @@ def test_catalog_connections_are_durable_and_strict(settings: Settings) -> None:
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
         assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
         assert conn.execute("PRAGMA busy_timeout").fetchone() == (BUSY_TIMEOUT_SECONDS * 1000,)
-        with pytest.raises(sqlite3.IntegrityError):
-            conn.execute(
-                "INSERT INTO channels (id, server_id, name) VALUES ('c', 'no-such-server', 'x')"
-            )
 
 
-def test_write_transaction_rolls_back_on_error(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+def test_postgresql_connections_are_durable_whatever_the_url_says(
+    new_catalog_url: Callable[[], str],
+) -> None:
+    # A URL whose sessions would answer before the disk has the commit.
+    url = new_catalog_url() + "%20-csynchronous_commit%3Doff"
+    with psycopg.connect(url) as raw:
+        assert raw.execute("SHOW synchronous_commit").fetchone() == ("off",)
+    with Catalog(url).connection() as conn:
+        for setting in ["fsync", "synchronous_commit", "full_page_writes"]:
+            assert tuple(conn.execute(f"SHOW {setting}").fetchone()) == ("on",), setting
+
+
+@both_catalogs
+def test_references_are_enforced(settings: Settings) -> None:
+    catalog: Catalog = create_app(settings).state.catalog
+    with catalog.connection() as conn, pytest.raises(BROKEN_REFERENCE[catalog.dialect.name]):
+        conn.execute(
+            "INSERT INTO channels (id, server_id, name) VALUES ('c', 'no-such-server', 'x')"
+        )
+
+
+def test_write_transaction_rolls_back_on_error(location: Path | str) -> None:
+    catalog = Catalog(location)
     catalog.migrate()
     with catalog.connection() as conn:
         with pytest.raises(RuntimeError), write_transaction(conn):
             conn.execute("INSERT INTO servers (id, name) VALUES ('s', 'gone')")
+            assert conn.in_transaction
             raise RuntimeError("boom")
         assert not conn.in_transaction
     assert catalog.list_servers() == []
 
 
-def test_catalog_reads_its_own_writes(tmp_path: Path) -> None:
-    catalog = Catalog(tmp_path / "catalog.sqlite3")
+def test_catalog_reads_its_own_writes(location: Path | str) -> None:
+    catalog = Catalog(location)
     catalog.migrate()
     server = catalog.create_server("'); DROP TABLE servers; --")
     channel = catalog.create_channel(server.id, "general")
@@ -223,9 +268,84 @@ def test_catalog_reads_its_own_writes(tmp_path: Path) -> None:
     assert catalog.list_channels(server.id) == [channel]
 
 
+def test_servers_and_channels_are_listed_oldest_first(location: Path | str) -> None:
+    catalog = Catalog(location)
+    catalog.migrate()
+    # Names that sort the other way round, and ids in random order: only creation counts.
+    servers = [catalog.create_server(f"{name} server") for name in "zyxwv"]
+    channels = [catalog.create_channel(servers[0].id, f"{name} channel") for name in "zyxwv"]
+    with catalog.connection() as conn:
+        # PostgreSQL writes an updated row anew, after the others: without ORDER BY, the
+        # oldest would now come last. (SQLite keeps rows in rowid order.)
+        conn.execute("UPDATE servers SET name = name WHERE id = ?", (servers[0].id,))
+        conn.execute("UPDATE channels SET name = name WHERE id = ?", (channels[0].id,))
+    assert catalog.list_servers() == servers
+    assert catalog.list_channels(servers[0].id) == channels
+
+
+# --- PostgreSQL's translation of the catalog's SQL ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("SELECT 1", "SELECT 1"),
+        ("INSERT INTO t (a, b) VALUES (?, ?)", "INSERT INTO t (a, b) VALUES ($1, $2)"),
+        ("SELECT '?', \"a?\" FROM t WHERE x = ?", "SELECT '?', \"a?\" FROM t WHERE x = $1"),
+        (
+            "SELECT 'it''s ?' WHERE a = ? -- and ?\nAND b = ?",
+            "SELECT 'it''s ?' WHERE a = $1 -- and ?\nAND b = $2",
+        ),
+        ("SELECT '%s %d', ? LIKE 'a%'", "SELECT '%s %d', $1 LIKE 'a%'"),
+    ],
+)
+def test_placeholders_become_numbered_outside_quotes_and_comments(
+    query: str, expected: str
+) -> None:
+    assert numbered_placeholders(query) == expected
+
+
+def test_migrations_speak_postgresql_there() -> None:
+    translated = POSTGRESQL.migration(
+        "CREATE TABLE t (rowid INTEGER PRIMARY KEY, at TEXT NOT NULL DEFAULT"
+        " (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+    )
+    assert translated == (
+        "CREATE TABLE t (rowid BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, at TEXT NOT"
+        " NULL DEFAULT (to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')))"
+    )
+    with pytest.raises(ValueError, match="no PostgreSQL translation"):
+        POSTGRESQL.migration("CREATE TABLE t (day TEXT DEFAULT (strftime('%Y', 'now')))")
+
+
+def test_every_package_migration_translates_to_postgresql() -> None:
+    for migration in load_migrations():
+        for statement in split_statements(migration.sql):
+            translated = POSTGRESQL.migration(statement)
+            assert "INTEGER PRIMARY KEY" not in translated.upper(), translated
+
+
+# --- an unreachable PostgreSQL --------------------------------------------------------------
+
+
+def closed_port_url() -> str:
+    return f"postgresql://accord:s3cret@127.0.0.1:{free_port()}/accord"
+
+
+def test_an_unreachable_postgresql_is_a_clear_catalog_error() -> None:
+    url = closed_port_url()
+    with pytest.raises(CatalogError, match="cannot be reached") as error:
+        Catalog(url).migrate()
+    assert "s3cret" not in str(error.value)
+    assert f"'accord' on 127.0.0.1:{url.rsplit(':', 1)[1].split('/')[0]}" in str(error.value)
+    with pytest.raises(CatalogUnavailable):
+        Catalog(url).list_servers()
+
+
 # --- restarts -------------------------------------------------------------------------------
 
 
+@both_catalogs
 def test_a_new_app_on_the_same_data_dir_keeps_everything(settings: Settings) -> None:
     first = create_app(settings)
     with BackgroundServer(first) as server, httpx.Client(base_url=server.url, trust_env=False) as c:
@@ -242,12 +362,22 @@ def test_a_new_app_on_the_same_data_dir_keeps_everything(settings: Settings) -> 
 
 # --- several processes ----------------------------------------------------------------------
 
-WRITER = """
+# A SQLite file's path, or a PostgreSQL URL, as the catalog's location.
+LOCATION = """
+def location(text):
+    return text if text.startswith("postgresql://") else Path(text)
+"""
+
+WRITER = (
+    """
 import sys
 from pathlib import Path
 from accord_app.catalog import Catalog
-
-catalog, tag, count = Catalog(Path(sys.argv[1])), sys.argv[2], int(sys.argv[3])
+"""
+    + LOCATION
+    + """
+catalog = Catalog(location(sys.argv[1]))
+tag, count = sys.argv[2], int(sys.argv[3])
 print("ready", flush=True)
 sys.stdin.readline()
 for i in range(count):
@@ -255,6 +385,7 @@ for i in range(count):
     assert catalog.create_channel(server.id, f"{tag} channel {i}") is not None
 print("done", flush=True)
 """
+)
 
 MIGRATOR = """
 import json
@@ -265,9 +396,10 @@ from accord_app.catalog import Catalog
 
 print("ready", flush=True)
 for line in sys.stdin:
-    data_dir = Path(line.strip())
-    applied = Catalog(Settings(data_dir=data_dir).catalog_path).migrate()
-    create_app(Settings(data_dir=data_dir))
+    data_dir, _, url = line.strip().partition(" ")
+    settings = Settings(data_dir=Path(data_dir), catalog_url=url or None)
+    applied = Catalog(settings.catalog_location).migrate()
+    create_app(settings)
     print(json.dumps(applied), flush=True)
 """
 
@@ -346,11 +478,11 @@ def expect_line(process: "subprocess.Popen[str]", expected: str | None = None) -
     return line
 
 
-def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path, spawn: Spawner) -> None:
+def test_two_processes_writing_at_once_lose_nothing(location: Path | str, spawn: "Spawner") -> None:
+    """On PostgreSQL, two hosts creating servers in the catalog they share."""
     count = 200
-    path = tmp_path / "catalog.sqlite3"
-    Catalog(path).migrate()
-    workers = [spawn.script(WRITER, str(path), tag, str(count)) for tag in ("red", "blue")]
+    Catalog(location).migrate()
+    workers = [spawn.script(WRITER, str(location), tag, str(count)) for tag in ("red", "blue")]
     for worker in workers:
         expect_line(worker, "ready")
     for worker in workers:
@@ -361,7 +493,7 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path, spawn: Spawn
         expect_line(worker, "done")
         assert worker.wait(30) == 0
 
-    catalog = Catalog(path)
+    catalog = Catalog(location)
     servers = catalog.list_servers()
     assert len(servers) == 2 * count
     assert len({server.id for server in servers}) == 2 * count
@@ -376,8 +508,9 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path, spawn: Spawn
         assert [channel.name for channel in channels] == [f"{tag} channel {number}"]
 
 
-def test_processes_migrating_a_fresh_file_at_once_apply_it_once(
-    tmp_path: Path, spawn: Spawner
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
+def test_processes_migrating_a_fresh_catalog_at_once_apply_it_once(
+    catalog: str, tmp_path: Path, spawn: "Spawner", request: pytest.FixtureRequest
 ) -> None:
     rounds, width = 5, 3
     workers = [spawn.script(MIGRATOR) for _ in range(width)]
@@ -386,16 +519,16 @@ def test_processes_migrating_a_fresh_file_at_once_apply_it_once(
     everything = [migration.version for migration in load_migrations()]
     for round_number in range(rounds):
         data_dir = tmp_path / f"round-{round_number}" / "data"  # does not exist yet
+        url = request.getfixturevalue("new_catalog_url")() if catalog == "postgresql" else ""
         for worker in workers:
             assert worker.stdin is not None
-            worker.stdin.write(f"{data_dir}\n")
+            worker.stdin.write(f"{data_dir} {url}\n")
             worker.stdin.flush()
         results = sorted(json.loads(expect_line(worker)) for worker in workers)
         # Exactly one process applied the migrations; the others found them done.
         assert results == [[]] * (width - 1) + [everything], results
-        assert migration_rows(data_dir / "catalog.sqlite3") == [
-            (migration.version, migration.name) for migration in load_migrations()
-        ]
+        location = url or data_dir / "catalog.sqlite3"
+        assert migration_rows(Catalog(location)) == everything_recorded()
     for worker in workers:
         assert worker.stdin is not None
         worker.stdin.close()
@@ -534,3 +667,103 @@ def test_port_flag_wins_over_a_bad_accord_port(tmp_path: Path, spawn: Spawner) -
     )
     wait_until_serving(process, f"http://127.0.0.1:{port}", tmp_path / "app")
     assert stop_with_sigterm(process) in {0, -signal.SIGTERM}
+
+
+def test_a_bad_catalog_url_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    stderr = run_app_expecting_failure(
+        tmp_path, env={"ACCORD_CATALOG_URL": "mysql://root:s3cret@db/accord"}
+    )
+    last_line = stderr.strip().splitlines()[-1]
+    assert "ACCORD_CATALOG_URL must be a PostgreSQL URL" in last_line, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "s3cret" not in stderr, stderr
+
+
+def test_an_unreachable_postgresql_stops_the_app_with_a_clear_message(tmp_path: Path) -> None:
+    url = closed_port_url()
+    stderr = run_app_expecting_failure(tmp_path, env={"ACCORD_CATALOG_URL": url})
+    assert stderr.startswith("Accord did not start: the PostgreSQL database 'accord'"), stderr
+    assert "cannot be reached" in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "s3cret" not in stderr, stderr
+
+
+def test_two_hosts_share_the_catalog_on_postgresql(
+    tmp_path: Path, spawn: Spawner, new_catalog_url: Callable[[], str]
+) -> None:
+    """Two apps with data folders of their own (two hosts) on one PostgreSQL catalog."""
+    env = {"ACCORD_CATALOG_URL": new_catalog_url()}
+    hosts = []
+    for name in ("lisbon", "porto"):
+        port = free_port()
+        args = ("--port", str(port), "--data-dir", str(tmp_path / name))
+        hosts.append((spawn.app(*args, env=env, name=name), f"http://127.0.0.1:{port}", name))
+    for process, url, name in hosts:
+        wait_until_serving(process, url, tmp_path / name)
+    created = []
+    with httpx.Client(trust_env=False, timeout=10.0) as http:
+        for i in range(3):
+            for _, url, name in hosts:
+                response = http.post(f"{url}/api/servers", json={"name": f"{name} {i}"})
+                assert response.status_code == 201, response.text
+                created.append(response.json())
+        server_id = created[0]["id"]
+        channel = http.post(
+            f"{hosts[1][1]}/api/servers/{server_id}/channels", json={"name": "general"}
+        ).json()
+        for _, url, _ in hosts:
+            # Each host lists what both created, oldest first.
+            assert http.get(f"{url}/api/servers").json() == created
+            assert http.get(f"{url}/api/servers/{server_id}/channels").json() == [channel]
+    for process, _, name in hosts:
+        assert stop_with_sigterm(process) in {0, -signal.SIGTERM}
+        assert "catalog in the PostgreSQL database 'accord'" in read_logs(tmp_path / name)
+        assert "Traceback" not in read_logs(tmp_path / name)
+        assert not (tmp_path / name / "catalog.sqlite3").exists()
+
+
+# --- PostgreSQL's connections, kept between calls -------------------------------------------
+
+
+def backend_pid(catalog: Catalog) -> int:
+    with catalog.connection() as conn:
+        (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert isinstance(pid, int)
+    return pid
+
+
+def test_postgresql_connections_are_kept_between_calls(new_catalog_url: Callable[[], str]) -> None:
+    catalog = Catalog(new_catalog_url())
+    catalog.migrate()
+    first = backend_pid(catalog)
+    catalog.create_server("Python Lisbon")
+    assert backend_pid(catalog) == first
+    with catalog.connection() as one, catalog.connection() as two:
+        assert one is not two  # each call has a connection of its own
+    catalog.close()
+    assert backend_pid(catalog) != first
+
+
+def test_a_kept_connection_whose_server_process_died_is_replaced(
+    new_catalog_url: Callable[[], str],
+) -> None:
+    catalog = Catalog(new_catalog_url())
+    catalog.migrate()
+    server = catalog.create_server("Python Lisbon")
+    with Catalog(catalog.location).connection() as other:
+        # What a restart of PostgreSQL does to every connection.
+        other.execute("SELECT pg_terminate_backend(?)", (backend_pid(catalog),))
+    assert catalog.list_servers() == [server]
+
+
+def test_a_connection_left_in_a_transaction_is_not_kept(
+    new_catalog_url: Callable[[], str],
+) -> None:
+    catalog = Catalog(new_catalog_url())
+    catalog.migrate()
+    with catalog.connection() as conn:
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO servers (id, name) VALUES ('s', 'never committed')")
+    with catalog.connection() as conn:
+        assert not conn.in_transaction
+    assert catalog.list_servers() == []
