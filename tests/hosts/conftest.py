@@ -7,6 +7,8 @@ teardown, whatever the test did.
 """
 
 import dataclasses
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,14 +28,26 @@ def network() -> Iterator[HostNetwork]:
 
 
 @pytest.fixture
-def on_hosts(tmp_path: Path, network: HostNetwork) -> Iterator[Running]:
-    """A cluster of three hosts, each in its namespace, for this test alone (it may kill or
-    cut off some)."""
-    yield from start(tmp_path / "data", network.hosts(HOST_PORT))
+def data_dir() -> Iterator[Path]:
+    """A folder for a cluster, outside pytest's own: PostgreSQL runs as another user, who must
+    be let through the folders above its files, and every pytest session that starts (another
+    run's, on a shared machine) takes that right away from pytest's folders."""
+    folder = Path(tempfile.mkdtemp(prefix="accord-hosts-"))
+    try:
+        yield folder / "data"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
-def slow_host_2(tmp_path: Path, network: HostNetwork) -> Iterator[Running]:
+def on_hosts(data_dir: Path, network: HostNetwork) -> Iterator[Running]:
+    """A cluster of three hosts, each in its namespace, for this test alone (it may kill or
+    cut off some)."""
+    yield from start(data_dir, network.hosts(HOST_PORT))
+
+
+@pytest.fixture
+def slow_host_2(data_dir: Path, network: HostNetwork) -> Iterator[Running]:
     """The same, with a delay relay on the path from the proxy to host 2: the proxy dials the
     relay, at the gateway, which dials host 2 (and placement hashes the relay's address)."""
     hosts = network.hosts(HOST_PORT)
@@ -41,4 +55,4 @@ def slow_host_2(tmp_path: Path, network: HostNetwork) -> Iterator[Running]:
     with DelayRelay((hosts.gateway, 0), (host, int(port)), LINK_DELAY) as relay:
         slowed = dataclasses.replace(hosts.members[1], dial=relay.address)
         members = (hosts.members[0], slowed, *hosts.members[2:])
-        yield from start(tmp_path / "data", dataclasses.replace(hosts, members=members))
+        yield from start(data_dir, dataclasses.replace(hosts, members=members))

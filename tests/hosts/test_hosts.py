@@ -2,6 +2,7 @@
 folder; they share nothing on disk but reach one catalog on PostgreSQL, and the proxy sends
 every channel to the host that placement names. Without namespaces, loopback ports."""
 
+import contextlib
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from cluster_client import Running
 from host_tools import HOSTS, need_namespaces, start
 
 from accord_app.cluster import hosts
+from accord_app.cluster.__main__ import make_hosts
 from accord_app.cluster.hosts import HostError, HostNetwork, ip, loopback_hosts
 from accord_app.cluster.supervisor import free_port
 
@@ -66,15 +68,15 @@ async def test_a_channel_lives_on_the_host_placement_names_and_only_there(
 
 
 def test_without_namespaces_hosts_are_loopback_ports_with_folders_of_their_own(
-    tmp_path: Path,
+    data_dir: Path,
 ) -> None:
     hosts = loopback_hosts([free_port("127.0.0.1") for _ in range(2)])
-    for running in start(tmp_path / "data", hosts):
+    for running in start(data_dir, hosts):
         [first, second] = running.channels_on_every_worker().values()
         for number, channel in ((1, first[0]), (2, second[0])):
             answer = running.http.get(f"{channel.path}/messages")
             assert (answer.status_code, answer.headers["x-accord-worker"]) == (200, str(number))
-            assert running.cluster.worker_data_dir(number) == tmp_path / "data" / f"host-{number}"
+            assert running.cluster.worker_data_dir(number) == data_dir / f"host-{number}"
         assert running.cluster.catalog_url is not None
         assert running.cluster.catalog_url.startswith("postgresql://postgres:")
         assert "@127.0.0.1:" in running.cluster.catalog_url
@@ -87,11 +89,11 @@ def leftovers(x: int) -> list[str]:
     return [name for name in netns + links if re.fullmatch(rf"accord-{x}(-\d+)?", name)]
 
 
-def test_the_command_makes_the_hosts_and_removes_them_on_ctrl_c(tmp_path: Path) -> None:
+def test_the_command_makes_the_hosts_and_removes_them_on_ctrl_c(data_dir: Path) -> None:
     need_namespaces()
     command = [sys.executable, "-m", "accord_app.cluster", "--workers", "2", "--hosts"]
     process = subprocess.Popen(
-        [*command, "--port", "0", "--data-dir", str(tmp_path / "data")],
+        [*command, "--port", "0", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -170,3 +172,22 @@ def test_a_host_network_goes_even_when_it_fails_halfway(monkeypatch: pytest.Monk
         network.create()
     assert network.x is None and used
     assert leftovers(used[0]) == []
+
+
+def test_where_namespaces_are_impossible_the_reason_is_given_and_loopback_is_used(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert hosts.namespaces_unavailable() == "making network namespaces needs root"
+    with contextlib.ExitStack() as cleanup:
+        fallback = make_hosts(2, "127.0.0.1", [9001, 9002], cleanup)
+    assert fallback == loopback_hosts([9001, 9002])
+    assert "loopback ports, not network namespaces: making network" in capsys.readouterr().out
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="needs root"):
+        need_namespaces()
+    monkeypatch.setenv("CI", "true")  # CI runs as root: a skip there would hide a failure
+    with pytest.raises(pytest.fail.Exception, match="needs root"):
+        need_namespaces()
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert hosts.namespaces_unavailable() == "network namespaces are Linux's, and this is darwin"
