@@ -118,9 +118,13 @@ def test_the_command_makes_the_hosts_and_removes_them_on_ctrl_c(data_dir: Path) 
         assert process.returncode == 0, "".join(seen) + rest
         assert leftovers(x) == []
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        if process.poll() is None:  # SIGTERM stops it as Ctrl-C does: its children too
+            process.terminate()
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
         if x is not None and leftovers(x):  # a failed run's, removed with its lock gone
             HostNetwork(1, x=x).create().close()
 
