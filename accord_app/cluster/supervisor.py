@@ -11,10 +11,9 @@ worker that the proxy routes its key to ever opens. With `hosts` (see hosts.py) 
 a host instead: its own address, in its own network namespace when there is one, and its own
 folder, `data_dir/host-N`; sharing nothing on disk, they share the catalog on a PostgreSQL
 server that the cluster starts (in `data_dir/catalog`) unless given one. Processes run in their
-own session, so a
-Ctrl-C in the terminal reaches only the cluster, which then stops the proxy first (no new
-requests) and the workers next (each finishes its commits). Each writes its output to a log
-file in `data_dir/logs/`, whose last lines are shown when it dies.
+own session, so a Ctrl-C in the terminal reaches only the cluster, which then stops the proxy
+first (no new requests) and the workers next (each finishes its commits). Each writes its
+output to a log file in `data_dir/logs/`, whose last lines are shown when it dies.
 """
 
 import contextlib
@@ -125,22 +124,24 @@ class Cluster:
         self.data_dir = Path(data_dir).resolve()
         self.host = host
         self.port = port or free_port(host)
-        ports = list(worker_ports) if worker_ports else [free_port(host) for _ in range(workers)]
         # Without hosts, the workers are loopback ports that share the data folder.
         self.own_folders = hosts is not None
-        self.hosts = hosts or loopback_hosts(ports, host)
+        if hosts is None:
+            ports = worker_ports or [free_port(host) for _ in range(workers)]
+            hosts = loopback_hosts(ports, host)
+        self.hosts = hosts
         self.addresses = tuple(member.address for member in self.hosts.members)
         self.env = dict(env or {})
         self.catalog_url = catalog_url
         self.catalog_server: PostgresServer | None = None
-        if hosts is not None and catalog_url is None:
+        if self.own_folders and catalog_url is None:
             self.catalog_server = PostgresServer(self.data_dir / "catalog", network=hosts.network)
         self.log_dir = self.data_dir / "logs"
         self._workers: dict[int, subprocess.Popen[bytes]] = {}
         self._proxy: subprocess.Popen[bytes] | None = None
-        sharing = "whose hosts each keep a folder in it" if hosts else "whose workers share it"
+        sharing = "hosts each keep a folder in it" if self.own_folders else "workers share it"
         self._lock = DataDirLock(
-            self.data_dir, f"the Accord cluster on {self.url}, {workers} workers {sharing}"
+            self.data_dir, f"the Accord cluster on {self.url}, whose {workers} {sharing}"
         )
 
     @property

@@ -100,6 +100,7 @@ def test_the_command_makes_the_hosts_and_removes_them_on_ctrl_c(data_dir: Path) 
     )
     assert process.stdout is not None
     seen: list[str] = []
+    x = None
     try:
         deadline = time.monotonic() + 60
         while not any("Ctrl-C stops everything" in line for line in seen):
@@ -115,11 +116,17 @@ def test_the_command_makes_the_hosts_and_removes_them_on_ctrl_c(data_dir: Path) 
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
         assert process.returncode == 0, "".join(seen) + rest
+        assert leftovers(x) == []
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert leftovers(x) == []
+        if process.poll() is None:  # SIGTERM stops it as Ctrl-C does: its children too
+            process.terminate()
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+        if x is not None and leftovers(x):  # a failed run's, removed with its lock gone
+            HostNetwork(1, x=x).create().close()
 
 
 def test_a_network_removes_what_a_dead_run_left_under_its_subnet(tmp_path: Path) -> None:
@@ -138,12 +145,15 @@ def test_a_network_removes_what_a_dead_run_left_under_its_subnet(tmp_path: Path)
     x = int(child.stdout.readline())
     child.kill()  # kill -9: no close(), its namespaces and bridge stay
     child.communicate()
-    assert len(leftovers(x)) == 5
-    with HostNetwork(3, x=x) as network:  # the lock died with the child: the subnet is free
-        assert sorted(leftovers(x)) == sorted(
-            [f"accord-{x}"] + [network.name(n) for n in range(1, 4) for _ in range(2)]
-        )
-    assert leftovers(x) == []
+    try:
+        assert len(leftovers(x)) == 5
+        with HostNetwork(3, x=x) as network:  # the lock died with the child: x is free
+            assert sorted(leftovers(x)) == sorted(
+                [f"accord-{x}"] + [network.name(n) for n in range(1, 4) for _ in range(2)]
+            )
+        assert leftovers(x) == []
+    finally:
+        HostNetwork(1, x=x).create().close()  # whatever failed above, nothing stays
 
 
 def test_two_networks_at_once_never_share_a_subnet() -> None:
