@@ -16,6 +16,9 @@ For a kill -9 of host 2, then for a cut of its link, it prints:
 
 Then, with the delay relay of accord_app/lab/relay.py on the path from the proxy to host 2
 (50 ms each way), the p50 of GET .../messages per host: host 2's should be about 100 ms more.
+First of all, a server-wide announcement's latency for 3, 12 and 48 channels per server, with
+and without that delay: a fan-out waits for its slowest call, here the one across the slow
+link (`--announcements-only` stops after it).
 
 How it can mislead: one 2-core machine runs the three hosts, the proxy, PostgreSQL and this
 load; a host's restart (importing the app) takes a core for a second or so, which the others'
@@ -165,19 +168,62 @@ async def failure(
 def slow_link(network: HostNetwork, folder: Path, requests: int) -> dict[str, Any]:
     hosts = network.hosts(HOST_PORT)
     host, port = hosts.members[VICTIM - 1].listen.rsplit(":", 1)
+    with (
+        DelayRelay((hosts.gateway, 0), (host, int(port)), LINK_DELAY) as relay,
+        cluster_on(network, folder, slowed_hosts(network, relay)) as r,
+    ):
+        found = {}
+        for host_number, channels in r.channels_on_every_worker().items():
+            took = []
+            for _ in range(requests):
+                started = time.perf_counter()
+                r.http.get(f"{channels[0].path}/messages").raise_for_status()
+                took.append(time.perf_counter() - started)
+            found[f"host {host_number}"] = quantiles(took)
+        return found
+
+
+def slowed_hosts(network: HostNetwork, relay: DelayRelay) -> Hosts:
+    """The hosts, with the proxy dialling host 2 through `relay`."""
+    hosts = network.hosts(HOST_PORT)
+    members = list(hosts.members)
+    members[VICTIM - 1] = dataclasses.replace(members[VICTIM - 1], dial=relay.address)
+    return dataclasses.replace(hosts, members=tuple(members))
+
+
+def announcements(
+    network: HostNetwork, folder: Path, counts: list[int], requests: int
+) -> dict[str, dict[int, dict[str, float]]]:
+    """POST .../announcements for servers of `counts` channels, asked of host 1 (which calls
+    the other hosts' actors through the proxy), with and without the relay on host 2's link."""
+    hosts = network.hosts(HOST_PORT)
+    host, port = hosts.members[VICTIM - 1].listen.rsplit(":", 1)
+    found: dict[str, dict[int, dict[str, float]]] = {}
     with DelayRelay((hosts.gateway, 0), (host, int(port)), LINK_DELAY) as relay:
-        members = list(hosts.members)
-        members[VICTIM - 1] = dataclasses.replace(members[VICTIM - 1], dial=relay.address)
-        with cluster_on(network, folder, dataclasses.replace(hosts, members=tuple(members))) as r:
-            found = {}
-            for host_number, channels in r.channels_on_every_worker().items():
-                took = []
-                for _ in range(requests):
-                    started = time.perf_counter()
-                    r.http.get(f"{channels[0].path}/messages").raise_for_status()
-                    took.append(time.perf_counter() - started)
-                found[f"host {host_number}"] = quantiles(took)
-            return found
+        for link, chosen in [
+            ("no delay", hosts),
+            ("+50 ms on host 2", slowed_hosts(network, relay)),
+        ]:
+            with (
+                cluster_on(network, folder / link.replace(" ", "-"), chosen) as running,
+                httpx.Client(base_url=running.cluster.worker_url(1), trust_env=False) as host_1,
+            ):
+                found[link] = {}
+                for count in counts:
+                    server_id = running.create_server(f"{count} channels")
+                    running.create_channels(count, server_id)
+                    took = []
+                    for number in range(requests):
+                        started = time.perf_counter()
+                        answer = host_1.post(
+                            f"/api/servers/{server_id}/announcements",
+                            json={"message": f"announcement {number}"},
+                            timeout=30,
+                        )
+                        took.append(time.perf_counter() - started)
+                        assert answer.json()["failed"] == 0, answer.text
+                    found[link][count] = quantiles(took)
+    return found
 
 
 def report(name: str, result: dict[str, Any]) -> None:
@@ -218,6 +264,9 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=60, help="per server")
     parser.add_argument("--requests", type=int, default=100, help="per host, on the slow link")
     parser.add_argument("--json", type=Path, help="also write the results there")
+    parser.add_argument(
+        "--announcements-only", action="store_true", help="only the announcements' latency"
+    )
     args = parser.parse_args()
     if (reason := namespaces_unavailable()) is not None:
         sys.exit(f"This benchmark needs network namespaces: {reason}")
@@ -227,6 +276,16 @@ def main() -> None:
         tempfile.TemporaryDirectory(dir=RESULTS, prefix="hosts-") as folder,
         HostNetwork(3) as network,
     ):
+        results["announcements"] = announcements(network, Path(folder), [3, 12, 48], 20)
+        print("\nPOST .../announcements asked of host 1 (p50 / p99 of 20):")
+        for link, by_count in results["announcements"].items():
+            row = "  ".join(
+                f"{count} channels {q['p50_ms']:5.0f} / {q['p99_ms']:5.0f} ms"
+                for count, q in by_count.items()
+            )
+            print(f"  {link:>16}: {row}")
+        if args.announcements_only:
+            return
         with cluster_on(network, Path(folder) / "kill") as running:
             cluster = running.cluster
             results["kill"] = asyncio.run(
