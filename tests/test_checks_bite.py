@@ -192,6 +192,8 @@ PRESENCE = f"        self.broadcast(channel_id, {NEW_LIST})\n"
 DARK = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.1")
 CALL = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.2")
 FANOUT = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.3")
+ANNOUNCE = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.4")
+KEY_HEADER = '                    headers={"Idempotency-Key": key},\n'
 STATUS_CHECK = """    if response.status_code != 200:
         raise CallFailed(path, response.json().get("code", str(response.status_code)))
 """
@@ -672,6 +674,18 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
                 ),
             ),
         ],
+        "exercise-8.4": [
+            (
+                "a new key for each call",
+                swap(
+                    ANNOUNCE,
+                    KEY_HEADER,
+                    '                    headers={"Idempotency-Key": str(uuid.uuid4())},\n',
+                ),
+            ),
+            ("no second try", swap(ANNOUNCE, "for _ in range(2):", "for _ in range(1):")),
+            ("no key at all", swap(ANNOUNCE, KEY_HEADER, "")),
+        ],
     },
 }
 
@@ -778,6 +792,9 @@ SAYS = {
     "exercise-8.3: one call after another": "start every call first: asyncio.gather",
     "exercise-8.3: one failure fails the whole fan-out": "must not fail the whole fan-out",
     "exercise-8.3: failures left out": "keep it as that path's answer",
+    "exercise-8.4: a new key for each call": "one key for the whole announcement",
+    "exercise-8.4: no second try": "a call that times out is sent once more",
+    "exercise-8.4: no key at all": "send the repeat with the same Idempotency-Key",
 }
 
 
