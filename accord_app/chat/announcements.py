@@ -95,7 +95,10 @@ async def announce(
     )
     by_channel = {delivery.channel_id: delivery for delivery in deliveries}
     ordered = [by_channel[channel.id] for channel in channels]
-    local = sum(1 for key in groups if placement is None or placement.is_mine(key))
+    # One call per channel here (each stores its own message), local or remote.
+    local = sum(
+        len(ids) for key, ids in groups.items() if placement is None or placement.is_mine(key)
+    )
     response.headers[CALLS_HEADER] = f"{local} local, {len(ordered) - local} remote"
     failed = sum(1 for delivery in ordered if delivery.error is not None)
     return Announcement(announcement_id, len(ordered) - failed, failed, ordered)
