@@ -9,7 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from accord_app.actors.files import raise_open_files_limit
-from accord_app.app import UVICORN_OPTIONS, create_app
+from accord_app.app import create_app, uvicorn_options
 from accord_app.catalog import CatalogError
 from accord_app.chat.sharding import Sharding
 from accord_app.datalock import DataDirInUse, DataDirLock
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         f" one actor per {settings.sharding.value})"
     )
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+        uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
     finally:
         lock.release()
 

@@ -18,9 +18,10 @@ from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.chat.ratelimit import ClientLimits
 from accord_app.errors import install_error_handlers, no_such_websocket
+from accord_app.fast_websocket import FastWebSocket
 from accord_app.frontend import install_frontend
 from accord_app.limits import BodySizeLimit
-from accord_app.settings import Settings
+from accord_app.settings import Settings, WebSocketPath
 from accord_app.worker_header import WorkerHeader
 
 DESCRIPTION = """\
@@ -50,6 +51,15 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
 # No per-message compression: chat frames are small, and each compressed connection keeps
 # zlib state (benchmarks/fanout.py measured tens of KB per idle connection) and burns CPU.
 UVICORN_OPTIONS: dict[str, Any] = {"ws_max_size": MAX_FRAME_BYTES, "ws_per_message_deflate": False}
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """UVICORN_OPTIONS and the WebSocket path that the settings choose (ACCORD_WS)."""
+    if settings.websocket is WebSocketPath.FAST:
+        return {**UVICORN_OPTIONS, "ws": FastWebSocket}
+    return dict(UVICORN_OPTIONS)  # uvicorn's own WebSocket protocol: the ASGI path
+
+
 # How long a call to an actor on another worker of the cluster may take.
 ROUTER_TIMEOUT_SECONDS = 5.0
 

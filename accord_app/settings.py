@@ -3,6 +3,7 @@
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,6 +33,13 @@ def parse_port(text: str, name: str) -> int:
     return int(text)
 
 
+class WebSocketPath(StrEnum):
+    """How uvicorn serves the chat's WebSockets (ACCORD_WS)."""
+
+    FAST = "fast"  # accord_app/fast_websocket.py: one write per socket per loop turn
+    ASGI = "asgi"  # uvicorn's own protocol, each frame an ASGI message: what chapter 05 builds
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -43,6 +51,7 @@ class Settings:
     # Web pages of other origins that may open WebSockets here (its own pages always may).
     allowed_origins: frozenset[str] = frozenset()
     message_cost: MessageCost = field(default_factory=MessageCost)
+    websocket: WebSocketPath = WebSocketPath.FAST
     # Set by the cluster (accord_app/cluster) for each of its workers; None: a lone process.
     worker: int | None = None  # this worker's number, 1..K
     workers: tuple[str, ...] = ()  # every worker's host:port, in the proxy's order
@@ -128,6 +137,10 @@ class Settings:
                     " such as https://chat.example.org or http://localhost:5173"
                 )
             origins.add(origin)
+        websocket = environ.get("ACCORD_WS", defaults.websocket.value)
+        if websocket not in {path.value for path in WebSocketPath}:
+            choices = ", ".join(path.value for path in WebSocketPath)
+            raise ValueError(f"ACCORD_WS must be one of {choices}, not {websocket!r}")
         work_kind = environ.get("ACCORD_WORK_KIND", CostKind.TURN.value)
         if work_kind not in {kind.value for kind in CostKind}:
             choices = ", ".join(kind.value for kind in CostKind)
@@ -157,6 +170,7 @@ class Settings:
             ),
             allowed_origins=frozenset(origins),
             message_cost=MessageCost(work_ms, CostKind(work_kind)),
+            websocket=WebSocketPath(websocket),
             worker=None if worker is None else int(worker),
             workers=tuple(address for address in workers.split(",") if address),
             router_url=environ.get("ACCORD_ROUTER_URL") or None,

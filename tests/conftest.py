@@ -25,6 +25,7 @@ from psycopg import sql
 from accord_app import Settings, create_app
 from accord_app.lab.server import BackgroundServer
 from accord_app.pgserver import PostgresServer
+from accord_app.settings import WebSocketPath
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,6 +38,8 @@ CHROMIUM_ARGS = [
 ]
 # Seconds a single HTTP call from a test may take before it counts as hung.
 HTTP_TIMEOUT = 10.0
+# The chat, frontend and fault suites run on both WebSocket paths (ACCORD_WS).
+WEBSOCKET_PATHS = [path.value for path in WebSocketPath]
 
 
 @pytest.fixture

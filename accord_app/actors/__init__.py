@@ -33,6 +33,7 @@ from accord_app.actors.runtime import (
     Stub,
 )
 from accord_app.actors.sockets import (
+    DirectTransport,
     HibernatableWebSocket,
     MemoryTransport,
     Transport,
@@ -51,6 +52,7 @@ __all__ = [
     "AttachmentTooLarge",
     "CommitFailed",
     "CommitMode",
+    "DirectTransport",
     "HibernatableWebSocket",
     "InvalidActorId",
     "InvalidName",

@@ -19,6 +19,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from accord_app.actors import ids
@@ -34,6 +35,7 @@ from accord_app.actors.errors import (
 from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
+    DirectTransport,
     HibernatableWebSocket,
     Transport,
     TransportClosed,
@@ -431,7 +433,10 @@ class ActorHost:
     def accept_websocket(self, transport: Transport, tags: Sequence[str]) -> HibernatableWebSocket:
         ws = HibernatableWebSocket(transport, tags, self._send_frame)
         self.sockets.append(ws)
-        ws.receiver = asyncio.get_running_loop().create_task(self._receive_loop(ws))
+        if isinstance(transport, DirectTransport):  # it calls us: no task per socket
+            transport.listen(partial(self._frame_received, ws), partial(self._peer_closed, ws))
+        else:
+            ws.receiver = asyncio.get_running_loop().create_task(self._receive_loop(ws))
         return ws
 
     def _send_frame(self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed) -> None:
@@ -443,34 +448,44 @@ class ActorHost:
 
     async def _receive_loop(self, ws: HibernatableWebSocket) -> None:
         """Owned by the runtime, not the instance: it keeps running while the actor sleeps."""
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 data = await ws.transport.receive()
             except TransportClosed as closed:
-                self._socket_ended(ws, "websocket_close", closed.code, closed.reason)
+                self._peer_closed(ws, closed)
                 return
             except Exception as error:
                 self._socket_ended(ws, "websocket_error", error)
                 with contextlib.suppress(Exception):
                     await ws.transport.close(1011, "receive failed")
                 return
-            if ws.closing:
-                continue  # the actor closed it; wait for the peer's close, nothing more to deliver
-            if self.auto_response is not None and data == self.auto_response[0]:
-                # Not gated, as in Cloudflare: a fixed answer reveals no state.
-                ws.deliver(self.auto_response[1])
-                continue
-            turn_done: asyncio.Future[None] = loop.create_future()
-            try:
-                self.push(_handler_event("websocket_message", ws, data, turn_done=turn_done))
-            except ActorOverloaded:
-                ws.deliver(TransportClosed(CLOSE_TRY_AGAIN_LATER, "actor overloaded"))
-                self._socket_ended(ws, "websocket_close", CLOSE_TRY_AGAIN_LATER, "actor overloaded")
-                return
-            except RuntimeClosed:
-                return
-            await turn_done  # one message per socket at a time: backpressure on the client
+            turn_done = self._frame_received(ws, data)
+            if turn_done is not None:
+                await turn_done  # one message per socket at a time: backpressure on the client
+
+    def _frame_received(
+        self, ws: HibernatableWebSocket, data: str | bytes
+    ) -> "asyncio.Future[None] | None":
+        """A message from the peer becomes a turn; the future is done when the turn is."""
+        if ws.closing:
+            return None  # the actor closed it; wait for the peer's close, nothing more to deliver
+        if self.auto_response is not None and data == self.auto_response[0]:
+            # Not gated, as in Cloudflare: a fixed answer reveals no state.
+            ws.deliver(self.auto_response[1])
+            return None
+        turn_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            self.push(_handler_event("websocket_message", ws, data, turn_done=turn_done))
+        except ActorOverloaded:
+            ws.deliver(TransportClosed(CLOSE_TRY_AGAIN_LATER, "actor overloaded"))
+            self._socket_ended(ws, "websocket_close", CLOSE_TRY_AGAIN_LATER, "actor overloaded")
+            return None
+        except RuntimeClosed:
+            return None
+        return turn_done
+
+    def _peer_closed(self, ws: HibernatableWebSocket, closed: TransportClosed) -> None:
+        self._socket_ended(ws, "websocket_close", closed.code, closed.reason)
 
     def _socket_ended(self, ws: HibernatableWebSocket, handler: str, *args: Any) -> None:
         """Queue the close (or error) handler, waking the actor if needed: no ghost members."""
@@ -513,6 +528,8 @@ class ActorHost:
         for ws in sockets:
             if ws.receiver is not None:
                 ws.receiver.cancel()
+            elif isinstance(ws.transport, DirectTransport):
+                ws.transport.stop_listening()
         while busy := [t for t in (self._drainer, self._commit_in_flight) if t]:
             await asyncio.gather(*busy, return_exceptions=True)
         # In parallel, and briefly: a peer that stopped reading would hold a polite close

@@ -16,7 +16,7 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from accord_app.actors.errors import AttachmentTooLarge
 from accord_app.actors.gates import InvalidTransition
@@ -63,6 +63,33 @@ class Transport(Protocol):
         """Drop the connection without a closing handshake: the peer may not be reading.
         A pending or later receive() raises TransportClosed(code, reason)."""
         ...
+
+
+@runtime_checkable
+class DirectTransport(Transport, Protocol):
+    """A Transport the runtime drives by callbacks, with no task per socket: it hands over each
+    message it receives (and holds the next until the turn that one started has ended), and
+    takes frames to send without an await. The fast WebSocket path is one
+    (accord_app/fast_websocket.py); Transport alone is enough for the runtime to work."""
+
+    def listen(
+        self,
+        on_frame: Callable[[str | bytes], "asyncio.Future[None] | None"],
+        on_close: Callable[[TransportClosed], None],
+    ) -> None: ...
+
+    def stop_listening(self) -> None: ...
+
+    @property
+    def writable(self) -> bool:
+        """False while the peer is not keeping up: frames then wait in the Outbox."""
+        ...
+
+    def on_writable(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` when writable turns True again."""
+        ...
+
+    def write_frame(self, frame: "str | bytes | TransportClosed") -> None: ...
 
 
 class MemoryTransport:
@@ -184,6 +211,7 @@ class HibernatableWebSocket:
 
     __slots__ = (
         "_attachment",
+        "_direct",
         "_on_send",
         "_outbox",
         "_pump",
@@ -211,6 +239,8 @@ class HibernatableWebSocket:
         self._on_send = on_send
         self._attachment: str | None = None
         self._outbox = Outbox()
+        # Frames go straight to a DirectTransport; to any other, a task sends them (the pump).
+        self._direct = transport if isinstance(transport, DirectTransport) else None
         self._pump: asyncio.Task[None] | None = None  # sends the outbox while it has frames
         self._watchdog: asyncio.TimerHandle | None = None  # looks at a backlogged peer's progress
 
@@ -242,11 +272,18 @@ class HibernatableWebSocket:
         """Hand a released frame to the transport, keeping the order frames were sent in."""
         if self._outbox.cut_off:
             return  # for good (see Outbox)
+        direct = self._direct
+        if direct is not None and not self._outbox and direct.writable:
+            direct.write_frame(frame)  # the common case: no queue, no task, no await
+            self._outbox.frame_sent()
+            return
         if not self._outbox.push(frame):
             self._drop_slow_peer()
             return
         loop = asyncio.get_running_loop()
-        if self._pump is None:
+        if direct is not None:
+            direct.on_writable(self._write_outbox)
+        elif self._pump is None:
             self._pump = loop.create_task(self._send_outbox())
         if self._outbox.backlogged and self._watchdog is None:
             self._watchdog = loop.call_later(
@@ -271,7 +308,16 @@ class HibernatableWebSocket:
         if self._pump is not None:
             self._pump.cancel()
             self._pump = None
+        if self._direct is not None:
+            self._direct.on_writable(None)
         self.transport.abort(CLOSE_TOO_SLOW, "send queue full: the client is not reading")
+
+    def _write_outbox(self) -> None:
+        """The DirectTransport can take frames again: hand it what waited."""
+        assert self._direct is not None
+        while self._direct.writable and (frame := self._outbox.pop()) is not None:
+            self._direct.write_frame(frame)
+            self._outbox.frame_sent()
 
     async def _send_outbox(self) -> None:
         try:

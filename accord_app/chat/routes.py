@@ -30,8 +30,9 @@ from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.ratelimit import ClientLimits
 from accord_app.chat.sharding import Sharding, shard_key
-from accord_app.chat.websocket import StarletteTransport
+from accord_app.chat.websocket import StarletteTransport, accept
 from accord_app.errors import ApiError, refuse, storage_error_answer
+from accord_app.fast_websocket import FastWebSocket
 from accord_app.origins import origin_allowed
 from accord_app.placement import Placement
 from accord_app.types import ChannelActivity, ErrorBody, Message
@@ -170,16 +171,32 @@ async def connect(
     if refusal is not None:
         await refuse(websocket, 429, "too_many_connections", refusal)
         return
-    try:
-        await websocket.accept()
-        transport = StarletteTransport(websocket, client=client)
-        await serve_member(actor, transport, channel_id, name, resume_from)
-    finally:
+
+    def release() -> None:
         clients.disconnect(client, time.monotonic())
+
+    try:
+        transport = await accept(websocket, client)
+    except BaseException:
+        release()
+        raise
+    if isinstance(transport, StarletteTransport):
+        try:
+            await serve_member(actor, transport, channel_id, name, resume_from)
+        finally:
+            release()
+    else:
+        # The fast path: the socket outlives this endpoint, and counts until it closes.
+        transport.when_closed(release)
+        await serve_member(actor, transport, channel_id, name, resume_from)
 
 
 async def serve_member(
-    actor: Any, transport: StarletteTransport, channel_id: str, name: str, after: int | None
+    actor: Any,
+    transport: StarletteTransport | FastWebSocket,
+    channel_id: str,
+    name: str,
+    after: int | None,
 ) -> None:
     """Hand the socket to the channel's actor and wait until it closes."""
     try:
@@ -207,8 +224,9 @@ async def serve_member(
         logger.error("the actor of channel %s did not accept the socket in join()", channel_id)
         await transport.close(1011, "the channel's actor did not take the connection")
         return
-    # The actor's runtime owns the socket now; returning would make Starlette close it.
-    await transport.wait_closed()
+    if isinstance(transport, StarletteTransport):
+        # The actor's runtime owns the socket now; returning would make Starlette close it.
+        await transport.wait_closed()
 
 
 def client_address(connection: HTTPConnection) -> str:

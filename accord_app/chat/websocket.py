@@ -1,7 +1,9 @@
 """Starlette's (and so FastAPI's) WebSocket as the actor runtime's Transport.
 
 The adapter lives with the web layer, not in the runtime: the runtime knows sockets only by
-the Transport protocol, so it runs (and is tested) without a web framework at all.
+the Transport protocol, so it runs (and is tested) without a web framework at all. Served
+with the fast WebSocket path (accord_app/fast_websocket.py), the connection itself is the
+Transport instead, and `accept` hands that one over.
 """
 
 import asyncio
@@ -10,6 +12,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from accord_app.actors import TransportClosed
+from accord_app.fast_websocket import DIRECT_TRANSPORT, FastWebSocket
 
 
 class StarletteTransport:
@@ -66,3 +69,16 @@ class StarletteTransport:
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+
+async def accept(websocket: WebSocket, client: str) -> StarletteTransport | FastWebSocket:
+    """Complete the upgrade; the socket as a Transport for the runtime. On the fast path it
+    outlives the endpoint, which returns at once; on the ASGI path the endpoint must wait
+    (StarletteTransport.wait_closed)."""
+    direct = websocket.scope.get("extensions", {}).get(DIRECT_TRANSPORT)
+    await websocket.accept()
+    if direct is None:
+        return StarletteTransport(websocket, client=client)
+    transport: FastWebSocket = direct["transport"]
+    transport.client = client
+    return transport

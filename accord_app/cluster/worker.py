@@ -11,7 +11,7 @@ import time
 import uvicorn
 
 from accord_app.actors.files import raise_open_files_limit
-from accord_app.app import UVICORN_OPTIONS, create_app
+from accord_app.app import create_app, uvicorn_options
 from accord_app.settings import Settings
 
 PARENT_CHECK_SECONDS = 1.0
@@ -35,7 +35,7 @@ def main() -> None:
         port=settings.port,
         log_level="warning",
         access_log=False,  # a line per request would cost more than the request, under load
-        **UVICORN_OPTIONS,
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
     threading.Thread(

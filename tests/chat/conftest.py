@@ -1,8 +1,8 @@
 """Fixtures for the channel tests: the real app behind uvicorn on 127.0.0.1, in every sharding
 mode, and small helpers to talk to it with the `websockets` client and httpx.
 
-Every fixture that starts a server is parametrized over the three sharding modes, so each test
-that uses one runs three times.
+Every fixture that starts a server is parametrized over the three sharding modes and the two
+WebSocket paths (fast and ASGI), so each test that uses one runs six times.
 """
 
 import asyncio
@@ -21,12 +21,15 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from accord_app import Settings, create_app
 from accord_app.actors.runtime import ActorInfo
-from accord_app.app import UVICORN_OPTIONS
+from accord_app.app import uvicorn_options
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
 from accord_app.lab.server import BackgroundServer
+from accord_app.settings import WebSocketPath
 
 MODES = [mode.value for mode in Sharding]
+# Each sharding mode on each WebSocket path: "channel-fast", "channel-asgi", ...
+SERVERS = [f"{mode}-{path.value}" for path in WebSocketPath for mode in MODES]
 # Limits no test reaches unless it means to.
 NO_LIMITS = ChatLimits(
     messages_per_second=100_000,
@@ -162,19 +165,25 @@ def wire() -> type[Wire]:
 class ServerFactory:
     tmp_path: Path
 
-    def __call__(self, mode: str, **settings: Any) -> Iterator[Chat]:
+    def __call__(self, variant: str, **settings: Any) -> Iterator[Chat]:
+        """`variant` is one of SERVERS: a sharding mode and a WebSocket path."""
+        mode, path = variant.split("-")
         settings = {"chat_limits": NO_LIMITS} | settings
-        app = create_app(
-            Settings(data_dir=self.tmp_path / f"data-{mode}", sharding=Sharding(mode), **settings)
+        chosen = Settings(
+            data_dir=self.tmp_path / f"data-{variant}",
+            sharding=Sharding(mode),
+            websocket=WebSocketPath(path),
+            **settings,
         )
+        app = create_app(chosen)
         with (
-            BackgroundServer(app, **UVICORN_OPTIONS) as server,
+            BackgroundServer(app, **uvicorn_options(chosen)) as server,
             httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT, trust_env=False) as http,
         ):
             yield Chat(server=server, app=app, http=http, mode=mode)
 
 
-@pytest.fixture(scope="module", params=MODES)
+@pytest.fixture(scope="module", params=SERVERS)
 def chat(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Chat]:
@@ -183,14 +192,14 @@ def chat(
     yield from ServerFactory(tmp_path_factory.mktemp("chat"))(request.param)
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=SERVERS)
 def rate_limited_chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
     """One message a second per connection, bursts of three."""
     limits = ChatLimits(messages_per_second=1, burst=3)
     yield from ServerFactory(tmp_path)(request.param, chat_limits=limits)
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=SERVERS)
 def sleepy_chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
     """Actors hibernate after 0.2 s without work."""
     yield from ServerFactory(tmp_path)(request.param, idle_timeout=0.2)

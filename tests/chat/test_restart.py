@@ -25,7 +25,9 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from accord_app.chat.sharding import Sharding
 from accord_app.lab.loadtest import LIFTED_LIMITS
+from accord_app.settings import WebSocketPath
 
 if TYPE_CHECKING:
     from conftest import Wire
@@ -38,6 +40,7 @@ IN_FLIGHT = 32  # unacked messages per client
 LOAD_SECONDS = 0.8  # of load before the kill
 START_TIMEOUT = 15.0
 FIELDS = ("id", "seq", "timestamp", "username", "message")
+SERVERS = [f"{mode.value}-{path.value}" for path in WebSocketPath for mode in Sharding]
 
 
 def free_port() -> int:
@@ -49,14 +52,16 @@ def free_port() -> int:
 class AppProcess:
     """`python -m accord_app` on a fixed port and data dir; its output goes to a log file."""
 
-    def __init__(self, data_dir: Path, port: int, mode: str) -> None:
-        self.data_dir, self.port, self.mode = data_dir, port, mode
+    def __init__(self, data_dir: Path, port: int, mode: str, websocket: str) -> None:
+        self.data_dir, self.port, self.mode, self.websocket = data_dir, port, mode, websocket
         self.url = f"http://{HOST}:{port}"
         self.log = data_dir.parent / f"server-{mode}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = os.environ | LIFTED_LIMITS | {"ACCORD_SHARDING": self.mode}
+        env = (
+            os.environ | LIFTED_LIMITS | {"ACCORD_SHARDING": self.mode, "ACCORD_WS": self.websocket}
+        )
         command = [sys.executable, "-m", "accord_app", "--host", HOST, "--port", str(self.port)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -87,9 +92,10 @@ class AppProcess:
             self.process.wait(10)
 
 
-@pytest.fixture(params=["channel", "server", "global"])
+@pytest.fixture(params=SERVERS)
 def app_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AppProcess]:
-    app = AppProcess(tmp_path / "data", free_port(), request.param)
+    mode, websocket = request.param.split("-")
+    app = AppProcess(tmp_path / "data", free_port(), mode, websocket)
     try:
         yield app
     finally:

@@ -11,8 +11,9 @@ import pytest
 from fault_tools import GENEROUS
 
 from accord_app import Settings, create_app
-from accord_app.app import UVICORN_OPTIONS
+from accord_app.app import uvicorn_options
 from accord_app.lab.server import BackgroundServer
+from accord_app.settings import WebSocketPath
 
 
 class Running:
@@ -21,7 +22,7 @@ class Running:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = create_app(settings)
-        self.server = BackgroundServer(self.app, **UVICORN_OPTIONS).start()
+        self.server = BackgroundServer(self.app, **uvicorn_options(settings)).start()
         self.http = httpx.Client(base_url=self.server.url, timeout=10, trust_env=False)
 
     def channel(self, name: str = "general") -> str:
@@ -38,13 +39,16 @@ class Running:
         self.server.stop()
 
 
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
-    """start(**settings) -> a Running app on a fresh data folder (or the one given)."""
+@pytest.fixture(params=[path.value for path in WebSocketPath])
+def start(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Running]]:
+    """start(**settings) -> a Running app on a fresh data folder (or the one given), on each
+    WebSocket path."""
     started: list[Running] = []
+    path = WebSocketPath(request.param)
 
     def make(**overrides: Any) -> Running:
-        base = Settings(data_dir=tmp_path / f"data{len(started)}", chat_limits=GENEROUS)
+        folder = tmp_path / f"data{len(started)}"
+        base = Settings(data_dir=folder, chat_limits=GENEROUS, websocket=path)
         running = Running(replace(base, **overrides))
         started.append(running)
         return running

@@ -14,9 +14,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from accord_app import Settings, create_app
-from accord_app.app import UVICORN_OPTIONS
+from accord_app.app import uvicorn_options
 from accord_app.chat.channel import ChannelActor
 from accord_app.lab.server import BackgroundServer
+from accord_app.settings import WebSocketPath
 
 
 def test_an_after_seq_of_thousands_of_digits_is_a_400(start: Any) -> None:
@@ -76,10 +77,13 @@ class ForgetsToAcceptTheSocket(ChannelActor):
         pass  # no self.ctx.accept_websocket(transport, ...)
 
 
-def test_a_socket_the_actor_does_not_take_is_closed_with_1011_and_logged(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, chat_limits=GENEROUS)
+@pytest.mark.parametrize("path", list(WebSocketPath))
+def test_a_socket_the_actor_does_not_take_is_closed_with_1011_and_logged(
+    tmp_path: Path, path: WebSocketPath
+) -> None:
+    settings = Settings(data_dir=tmp_path, chat_limits=GENEROUS, websocket=path)
     app = create_app(settings, channel_actor=ForgetsToAcceptTheSocket)
-    with BackgroundServer(app, **UVICORN_OPTIONS) as server, httpx.Client() as http:
+    with BackgroundServer(app, **uvicorn_options(settings)) as server, httpx.Client() as http:
         http.base_url = httpx.URL(server.url)
         server_id = http.post("/api/servers", json={"name": "Lisbon"}).json()["id"]
         channel = http.post(f"/api/servers/{server_id}/channels", json={"name": "general"})

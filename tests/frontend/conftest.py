@@ -19,9 +19,10 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from accord_app import Settings, create_app
-from accord_app.app import UVICORN_OPTIONS
+from accord_app.app import uvicorn_options
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.lab.server import BackgroundServer
+from accord_app.settings import WebSocketPath
 
 # Milliseconds Playwright waits for an element or a navigation before the test fails.
 PAGE_TIMEOUT_MS = 10_000
@@ -36,7 +37,7 @@ class Accord:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.server = BackgroundServer(create_app(settings), **UVICORN_OPTIONS).start()
+        self.server = BackgroundServer(create_app(settings), **uvicorn_options(settings)).start()
         self.http = httpx.Client(base_url=self.url, timeout=CLIENT_TIMEOUT, trust_env=False)
 
     @property
@@ -49,7 +50,8 @@ class Accord:
     def start_again(self) -> None:
         """A new app on the same port and data dir, as after a deploy or a crash."""
         app = create_app(self.settings)
-        self.server = BackgroundServer(app, port=self.server.port, **UVICORN_OPTIONS).start()
+        options = uvicorn_options(self.settings)
+        self.server = BackgroundServer(app, port=self.server.port, **options).start()
 
     def close(self) -> None:
         self.http.close()
@@ -110,13 +112,16 @@ class ChatClient:
         self.ws.send(json.dumps({"type": "typing"}))
 
 
-@pytest.fixture
-def make_accord(tmp_path: Path) -> Iterator[Any]:
-    """make_accord(**settings) starts the app; each one is stopped at teardown."""
+@pytest.fixture(params=[path.value for path in WebSocketPath])
+def make_accord(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """make_accord(**settings) starts the app, on each WebSocket path; each one is stopped at
+    teardown."""
     started: list[Accord] = []
+    path = WebSocketPath(request.param)
 
     def make(**overrides: Any) -> Accord:
-        settings = replace(Settings(data_dir=tmp_path / f"data{len(started)}"), **overrides)
+        folder = tmp_path / f"data{len(started)}"
+        settings = replace(Settings(data_dir=folder, websocket=path), **overrides)
         accord = Accord(settings)
         started.append(accord)
         return accord

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from accord_app import Settings, create_app
-from accord_app.app import UVICORN_OPTIONS
+from accord_app.app import uvicorn_options
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
 from accord_app.lab import Report, serve
@@ -96,7 +96,7 @@ async def test_the_channel_probes_pass_the_reference_app(tmp_path: Path, mode: S
     settings = Settings(data_dir=tmp_path / "data", sharding=mode, chat_limits=limits)
 
     def start() -> BackgroundServer:
-        return serve(create_app(settings), "reference", **UVICORN_OPTIONS)
+        return serve(create_app(settings), "reference", **uvicorn_options(settings))
 
     report = Report(f"reference, sharding by {mode.value}")
     try:
