@@ -310,6 +310,9 @@ class FastWebSocket(asyncio.Protocol):
         try:
             text = data.decode()
         except UnicodeDecodeError as error:
+            # The sentence uvicorn's own protocols log, so that the app's log filter
+            # (errors.QuietBadUtf8) keeps a flood of them to one line.
+            logger.warning("Invalid UTF-8 sequence received from client.")
             self.conn.fail(1007, f"invalid UTF-8 at position {error.start}")
             self._queue_protocol_output()
             self._received(TransportClosed(1007, "invalid UTF-8"))

@@ -1,4 +1,5 @@
-"""Settings that say what they do: the data folder's default is where `--help` says it is."""
+"""Settings that say what they do: the data folder's default is where `--help` says it is; the
+WebSocket path is the one ACCORD_WS names."""
 
 import os
 import subprocess
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from accord_app.settings import DATA_DIR_HELP, PROJECT_DIR, Settings
+from accord_app.app import uvicorn_options
+from accord_app.fast_websocket import FastWebSocket
+from accord_app.settings import DATA_DIR_HELP, PROJECT_DIR, Settings, WebSocketPath
 
 
 def test_the_data_folder_is_data_in_the_folder_the_app_starts_in(
@@ -52,3 +55,12 @@ def test_a_catalog_url_that_is_not_postgresql_is_refused(value: str, shown: str)
         Settings.from_env({"ACCORD_CATALOG_URL": value})
     assert shown in str(error.value)
     assert "secret" not in str(error.value)  # the rest of a URL may hold a password
+
+
+def test_the_websocket_path_is_fast_unless_asgi_is_asked_for() -> None:
+    assert Settings.from_env({}).websocket is WebSocketPath.FAST
+    assert Settings.from_env({"ACCORD_WS": "asgi"}).websocket is WebSocketPath.ASGI
+    assert uvicorn_options(Settings.from_env({}))["ws"] is FastWebSocket
+    assert "ws" not in uvicorn_options(Settings.from_env({"ACCORD_WS": "asgi"}))  # uvicorn's own
+    with pytest.raises(ValueError, match="ACCORD_WS must be one of fast, asgi, not 'quick'"):
+        Settings.from_env({"ACCORD_WS": "quick"})

@@ -1,0 +1,201 @@
+"""What the fast WebSocket path promises beyond the chat suites (which run on both paths):
+a burst to one socket leaves in fewer writes than frames, counted by the kernel; keepalive
+pings drop a peer that went silent; uvicorn's shutdown closes sockets politely; fragmented
+messages arrive whole. Real servers on loopback, each test on both paths for comparison."""
+
+import base64
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from accord_app import Settings, create_app
+from accord_app.app import uvicorn_options
+from accord_app.fast_websocket import FrameCache
+from accord_app.lab.loadtest import LIFTED_LIMITS
+from accord_app.lab.server import BackgroundServer
+from accord_app.settings import WebSocketPath
+
+PATHS = list(WebSocketPath)
+BURST = 200  # frames sent to one socket in one turn of its actor
+TIMEOUT = 10.0
+
+
+def channel_path(http: httpx.Client) -> str:
+    server_id = http.post("/api/servers", json={"name": "Burst"}).json()["id"]
+    channel = http.post(f"/api/servers/{server_id}/channels", json={"name": "general"})
+    return f"/api/servers/{server_id}/channels/{channel.json()['id']}"
+
+
+def frames_until(ws: ClientConnection, kind: str) -> list[dict[str, Any]]:
+    """Every frame up to and including the first of type `kind`."""
+    frames = [json.loads(ws.recv(timeout=TIMEOUT))]
+    while frames[-1]["type"] != kind:
+        frames.append(json.loads(ws.recv(timeout=TIMEOUT)))
+    return frames
+
+
+def write_syscalls(pid: int) -> int:
+    """write()-family system calls the process has made: the kernel's count, not ours."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no syscw in /proc/{pid}/io")
+
+
+@contextlib.contextmanager
+def app_process(tmp_path: Path, path: WebSocketPath) -> Iterator[tuple[int, str]]:
+    """`python -m accord_app` on its own: (pid, base URL)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = os.environ | LIFTED_LIMITS | {"ACCORD_WS": path.value}
+    command = [sys.executable, "-m", "accord_app", "--port", str(port)]
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [*command, "--data-dir", str(tmp_path / "data")], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/api", trust_env=False).status_code == 200:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, "it did not start"
+            time.sleep(0.05)
+        yield process.pid, url
+    finally:
+        process.terminate()
+        process.wait(TIMEOUT)
+        log.close()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_burst_to_one_socket_leaves_in_fewer_writes_than_frames(
+    tmp_path: Path, path: WebSocketPath
+) -> None:
+    with (
+        app_process(tmp_path, path) as (pid, url),
+        httpx.Client(base_url=url, trust_env=False) as http,
+    ):
+        channel = channel_path(http)
+        ws_url = f"{url.replace('http', 'ws')}{channel}/connect"
+        with connect(f"{ws_url}?username=ada") as ada:
+            frames_until(ada, "presence")
+            for number in range(BURST):
+                ada.send(json.dumps({"type": "message", "message": f"m{number}"}))
+            acks = 0
+            while acks < BURST:
+                acks += json.loads(ada.recv(timeout=TIMEOUT))["type"] == "ack"
+        time.sleep(0.3)  # let the logs of the connection above settle
+        before = write_syscalls(pid)
+        # The replay: every message, then "resumed", released by one turn of the actor.
+        with connect(f"{ws_url}?username=bob&after_seq=0") as bob:
+            frames = frames_until(bob, "resumed")
+            writes = write_syscalls(pid) - before
+    assert [frame["type"] for frame in frames] == ["presence", *["message"] * BURST, "resumed"]
+    if path is WebSocketPath.FAST:
+        # The upgrade's answer, the burst in one write or a few, a log line or two.
+        assert writes < BURST / 10, f"{writes} writes for {BURST + 2} frames"
+    else:
+        assert writes >= BURST, f"the ASGI path writes each frame: {writes} for {BURST + 2}"
+
+
+@pytest.fixture(params=PATHS)
+def pinging_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The app with keepalive pings every 0.2 s, unanswered ones dropped after 0.3 s."""
+    settings = Settings(data_dir=tmp_path, websocket=request.param)
+    options = uvicorn_options(settings) | {"ws_ping_interval": 0.2, "ws_ping_timeout": 0.3}
+    with BackgroundServer(create_app(settings), **options) as server:
+        with httpx.Client(base_url=server.url, trust_env=False) as http:
+            path = channel_path(http)
+        yield f"{server.ws_url}{path}/connect"
+
+
+def silent_member(url: str, username: str) -> socket.socket:
+    """A member that completes the upgrade, then never reads again: no pong ever comes back."""
+    host_port, _, path = url.removeprefix("ws://").partition("/")
+    host, port = host_port.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /{path}?username={username} HTTP/1.1\r\nHost: {host_port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return sock
+
+
+def test_keepalive_drops_a_silent_peer_and_keeps_one_that_answers(pinging_server: str) -> None:
+    with connect(f"{pinging_server}?username=ada") as ada:  # answers pings by itself
+        frames_until(ada, "presence")
+        silent = silent_member(pinging_server, "bob")
+        try:
+            assert frames_until(ada, "joined")[-1]["username"] == "bob"
+            started = time.monotonic()
+            assert frames_until(ada, "left")[-1]["username"] == "bob"
+            assert time.monotonic() - started < 3.0
+            time.sleep(1.0)  # five more pings for ada, all answered
+            ada.send(json.dumps({"type": "message", "message": "still here"}))
+            assert frames_until(ada, "ack")[-1]["message"] == "still here"
+        finally:
+            silent.close()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_shutdown_closes_each_socket_with_1012_and_does_not_wait_for_it(
+    tmp_path: Path, path: WebSocketPath
+) -> None:
+    settings = Settings(data_dir=tmp_path, websocket=path)
+    server = BackgroundServer(create_app(settings), **uvicorn_options(settings)).start()
+    with httpx.Client(base_url=server.url, trust_env=False) as http:
+        channel = channel_path(http)
+    with connect(f"{server.ws_url}{channel}/connect?username=ada") as ada:
+        frames_until(ada, "presence")
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 3.0
+        with pytest.raises(ConnectionClosed) as closed:
+            ada.recv(timeout=TIMEOUT)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_fragmented_message_arrives_whole(tmp_path: Path, path: WebSocketPath) -> None:
+    settings = Settings(data_dir=tmp_path, websocket=path)
+    with (
+        BackgroundServer(create_app(settings), **uvicorn_options(settings)) as server,
+        httpx.Client(base_url=server.url, trust_env=False) as http,
+    ):
+        channel = channel_path(http)
+        with connect(f"{server.ws_url}{channel}/connect?username=ada") as ada:
+            frames_until(ada, "presence")
+            ada.send(['{"type": "message", ', '"message": "in ', 'three parts"}'])
+            assert frames_until(ada, "ack")[-1]["message"] == "in three parts"
+
+
+def test_a_text_sent_to_many_sockets_is_encoded_once() -> None:
+    cache = FrameCache()
+    text = json.dumps({"type": "message", "message": "é" * 200})
+    first = cache.text_frame(text)
+    assert cache.text_frame(text) is first  # the same str object: the same bytes object
+    assert first[:2] == bytes([0x81, 126]) and first[4:] == text.encode()  # FIN+text, 16-bit len
+    equal_but_not_the_same = "".join(list(text))
+    again = cache.text_frame(equal_but_not_the_same)
+    assert again == first and again is not first
