@@ -28,7 +28,6 @@ server_state.connections and shutdown()); pyproject.toml pins the range that the
 import asyncio
 import logging
 import os
-from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
@@ -43,6 +42,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from accord_app.actors import TransportClosed
+from accord_app.actors.sockets import Inbox, OnClose, OnFrame
 
 # The ASGI scope extension under which the endpoint finds this object as its Transport.
 DIRECT_TRANSPORT = "accord.direct_transport"
@@ -51,9 +51,6 @@ CLOSE_TIMEOUT_SECONDS = 5.0
 logger = logging.getLogger("uvicorn.error")
 # ServerProtocol logs every connection at DEBUG: one shared logger, not one per socket.
 protocol_logger = logging.getLogger("websockets.server")
-
-OnFrame = Callable[[str | bytes], "asyncio.Future[None] | None"]
-OnClose = Callable[[TransportClosed], None]
 
 
 class FrameCache:
@@ -95,24 +92,20 @@ class FastWebSocket(asyncio.Protocol):
         "_default_headers",
         "_fragments",
         "_handshake",
+        "_inbox",
         "_loop",
-        "_on_close",
-        "_on_frame",
         "_on_writable",
         "_paused",
-        "_pending",
         "_pending_response",
         "_ping_payload",
         "_ping_timer",
         "_reported",
         "_tasks",
         "_transport",
-        "_turn",
         "_unsent",
         "client",
         "conn",
         "frames_sent",
-        "receiving",
         "writes",
     )
 
@@ -132,19 +125,15 @@ class FastWebSocket(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self.conn = ServerProtocol(max_size=config.ws_max_size, logger=protocol_logger)
         self.client = "local"  # who is at the other end, as the web layer tells it
-        self.receiving = False  # listen() was called: the runtime took the socket
         self.writes = 0  # write() calls on the TCP transport
         self.frames_sent = 0  # data frames handed to them
         # The handshake: the upgrade request and the answer the app will accept or replace.
         self._handshake: tuple[Request, Response] | None = None
         self._pending_response: tuple[int, list[tuple[str, str]], bytes] | None = None
-        self._on_frame: OnFrame | None = None
-        self._on_close: OnClose | None = None
+        # Received, on its way to the runtime (listen()): one turn at a time.
+        self._inbox = Inbox(on_idle=self._read_again)
         self._on_writable: Callable[[], None] | None = None
         self._closed_callback: Callable[[], None] | None = None
-        # Received, not yet handed to the runtime: frames that came while a turn ran.
-        self._pending: deque[str | bytes | TransportClosed] | None = None
-        self._turn: asyncio.Future[None] | None = None  # the turn of the last frame handed over
         self._unsent: list[bytes] | None = None  # written at the end of this loop turn
         self._reported = False  # the runtime was told the socket closed
         self._paused = False  # the TCP write buffer is over its high-water mark
@@ -203,13 +192,15 @@ class FastWebSocket(asyncio.Protocol):
     def listen(self, on_frame: OnFrame, on_close: OnClose) -> None:
         """From now on, hand each received message to on_frame, and the close to on_close.
         While a turn that on_frame returned runs, the next frames wait (and reading stops)."""
-        self._on_frame, self._on_close = on_frame, on_close
-        self.receiving = True
-        if self._pending:
-            self._loop.call_soon(self._hand_over)
+        self._inbox.listen(on_frame, on_close)
 
     def stop_listening(self) -> None:
-        self._on_frame = self._on_close = None
+        self._inbox.stop_listening()
+
+    @property
+    def receiving(self) -> bool:
+        """listen() was called: the runtime took the socket."""
+        return self._inbox.listening
 
     @property
     def writable(self) -> bool:
@@ -325,37 +316,14 @@ class FastWebSocket(asyncio.Protocol):
             if self._reported:
                 return
             self._reported = True
-        if self._pending is None and self._on_frame is not None and self._turn is None:
-            self._deliver(item)
-            return
-        if self._pending is None:
-            self._pending = deque()
-        self._pending.append(item)
+        self._inbox.push(item)
+        transport = self._transport
+        if self._inbox.waiting and transport is not None and not transport.is_closing():
+            transport.pause_reading()  # back-pressure: the peer waits for our turns
+
+    def _read_again(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.pause_reading()  # back-pressure: the peer waits for our turns
-
-    def _deliver(self, item: str | bytes | TransportClosed) -> None:
-        if isinstance(item, TransportClosed):
-            if self._on_close is not None:
-                self._on_close(item)
-            return
-        assert self._on_frame is not None
-        turn = self._on_frame(item)
-        if turn is not None and not turn.done():
-            self._turn = turn
-            turn.add_done_callback(self._turn_ended)
-
-    def _turn_ended(self, _: "asyncio.Future[None]") -> None:
-        self._turn = None
-        self._hand_over()
-
-    def _hand_over(self) -> None:
-        while self._pending and self._turn is None and self._on_frame is not None:
-            self._deliver(self._pending.popleft())
-        if not self._pending:
-            self._pending = None
-            if self._transport is not None and not self._transport.is_closing():
-                self._transport.resume_reading()
+            self._transport.resume_reading()
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -388,7 +356,7 @@ class FastWebSocket(asyncio.Protocol):
         self._queue_protocol_output()
         self._stop_timers()
         self._close_timer = self._loop.call_later(CLOSE_TIMEOUT_SECONDS, self._drop)
-        if self._pending is not None and self._transport is not None:
+        if self._inbox.waiting and self._transport is not None:
             self._transport.resume_reading()  # to hear the peer's answer to our close
 
     def _drop(self) -> None:

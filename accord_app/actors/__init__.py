@@ -35,6 +35,7 @@ from accord_app.actors.runtime import (
 from accord_app.actors.sockets import (
     DirectTransport,
     HibernatableWebSocket,
+    MemoryDirectTransport,
     MemoryTransport,
     Transport,
     TransportClosed,
@@ -56,6 +57,7 @@ __all__ = [
     "HibernatableWebSocket",
     "InvalidActorId",
     "InvalidName",
+    "MemoryDirectTransport",
     "MemoryTransport",
     "Namespace",
     "Runtime",

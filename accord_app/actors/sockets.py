@@ -76,7 +76,10 @@ class DirectTransport(Transport, Protocol):
         self,
         on_frame: Callable[[str | bytes], "asyncio.Future[None] | None"],
         on_close: Callable[[TransportClosed], None],
-    ) -> None: ...
+    ) -> None:
+        """From now on, hand each message to on_frame (the next one waits until the future it
+        returns is done) and the close to on_close: an Inbox does it."""
+        ...
 
     def stop_listening(self) -> None: ...
 
@@ -136,6 +139,114 @@ class MemoryTransport:
         if isinstance(item, TransportClosed):
             raise item
         return item
+
+
+OnFrame = Callable[[str | bytes], "asyncio.Future[None] | None"]
+OnClose = Callable[[TransportClosed], None]
+
+
+class Inbox:
+    """What a DirectTransport received, on its way to the runtime's callbacks, in order: each
+    message once the turn that the one before started has ended, then the close. Bookkeeping
+    only, like the Outbox; while something waits here the transport should stop reading, so a
+    client that sends faster than its actor works is slowed down (back-pressure)."""
+
+    __slots__ = ("_on_close", "_on_frame", "_turn", "_unread", "on_idle")
+
+    def __init__(self, on_idle: Callable[[], None] | None = None) -> None:
+        self._unread: deque[str | bytes | TransportClosed] | None = None  # None while empty
+        self._turn: asyncio.Future[None] | None = None  # the last message's turn, until it ends
+        self._on_frame: OnFrame | None = None
+        self._on_close: OnClose | None = None
+        self.on_idle = on_idle  # called once nothing waits any more: read again
+
+    @property
+    def listening(self) -> bool:
+        return self._on_frame is not None
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._unread)
+
+    def listen(self, on_frame: OnFrame, on_close: OnClose) -> None:
+        self._on_frame, self._on_close = on_frame, on_close
+        self._hand_over()
+
+    def stop_listening(self) -> None:
+        self._on_frame = self._on_close = None
+
+    def push(self, item: str | bytes | TransportClosed) -> None:
+        if self._unread is None and self._turn is None and self._on_frame is not None:
+            self._give(item)  # the common case: nothing before it
+            return
+        if self._unread is None:
+            self._unread = deque()
+        self._unread.append(item)
+
+    def _give(self, item: str | bytes | TransportClosed) -> None:
+        if isinstance(item, TransportClosed):
+            if self._on_close is not None:
+                self._on_close(item)
+            return
+        assert self._on_frame is not None
+        turn = self._on_frame(item)
+        if turn is not None and not turn.done():
+            self._turn = turn
+            turn.add_done_callback(self._turn_ended)
+
+    def _turn_ended(self, _: "asyncio.Future[None]") -> None:
+        self._turn = None
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        while self._unread and self._turn is None and self._on_frame is not None:
+            self._give(self._unread.popleft())
+        if self._unread is not None and not self._unread:
+            self._unread = None
+            if self.on_idle is not None:
+                self.on_idle()
+
+
+class MemoryDirectTransport(MemoryTransport):
+    """MemoryTransport as a DirectTransport: the runtime is called with each message the client
+    sends, one turn at a time, and frames are taken at once while `writable`. A test plays a
+    peer whose buffer is full with `writable = False`, and drains it with `client_drained()`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writable = True
+        self.inbox = Inbox()
+        self._on_writable: Callable[[], None] | None = None
+
+    def listen(self, on_frame: OnFrame, on_close: OnClose) -> None:
+        self.inbox.listen(on_frame, on_close)
+
+    def stop_listening(self) -> None:
+        self.inbox.stop_listening()
+
+    def on_writable(self, callback: Callable[[], None] | None) -> None:
+        self._on_writable = callback
+
+    def write_frame(self, frame: str | bytes | TransportClosed) -> None:
+        if isinstance(frame, TransportClosed):
+            self.close_code = frame.code if self.close_code is None else self.close_code
+        self._to_client.put_nowait(frame)
+
+    def abort(self, code: int, reason: str) -> None:
+        super().abort(code, reason)
+        self.inbox.push(TransportClosed(code, reason))
+
+    def client_send(self, data: str | bytes) -> None:
+        self.inbox.push(data)
+
+    def client_close(self, code: int = 1000, reason: str = "") -> None:
+        self.inbox.push(TransportClosed(code, reason))
+
+    def client_drained(self) -> None:
+        """The peer read what it had: frames may come again."""
+        self.writable = True
+        if self._on_writable is not None:
+            self._on_writable()
 
 
 class Outbox:

@@ -1,9 +1,11 @@
-"""Hibernatable WebSockets over an in-memory transport: no network involved."""
+"""Hibernatable WebSockets over in-memory transports, no network involved: every test runs with
+a transport the runtime reads (MemoryTransport, like the ASGI path) and with one that calls the
+runtime back (MemoryDirectTransport, like the fast path)."""
 
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from accord_app.actors import (
     ActorContext,
     AttachmentTooLarge,
     HibernatableWebSocket,
+    MemoryDirectTransport,
     MemoryTransport,
     Namespace,
     Runtime,
@@ -63,6 +66,21 @@ class Room(Actor):
             other.send(f"{name} left")
 
 
+TRANSPORTS: dict[str, type[MemoryTransport]] = {
+    "awaited": MemoryTransport,
+    "direct": MemoryDirectTransport,
+}
+new_transport: type[MemoryTransport] = MemoryTransport  # the kind this test runs with
+
+
+@pytest.fixture(autouse=True, params=list(TRANSPORTS))
+def each_transport(request: pytest.FixtureRequest) -> Iterator[None]:
+    global new_transport
+    new_transport = TRANSPORTS[request.param]
+    yield
+    new_transport = MemoryTransport
+
+
 @pytest.fixture(autouse=True)
 def reset_records() -> None:
     constructed.clear()
@@ -81,7 +99,7 @@ async def eventually(condition: Callable[[], bool]) -> None:
 
 
 async def join(rooms: Namespace[Room], name: str) -> MemoryTransport:
-    client = MemoryTransport()
+    client = new_transport()
     await rooms.get(rooms.id_from_name("lobby")).join(client, name)
     return client
 
@@ -191,7 +209,7 @@ async def test_attachment_is_limited_to_16_kib(tmp_path: Path) -> None:
 
     greedy = runtime.namespace("greedy", Greedy)
     with pytest.raises(AttachmentTooLarge, match="16384 bytes"):
-        await greedy.get(greedy.new_unique_id()).join(MemoryTransport(), "g")
+        await greedy.get(greedy.new_unique_id()).join(new_transport(), "g")
     assert rooms.list_actors() == []
     await runtime.close()
 
@@ -203,7 +221,7 @@ async def test_socket_of_an_overloaded_actor_is_closed_and_reported(tmp_path: Pa
 
     runtime = Runtime(tmp_path, max_queue=1)
     rooms = runtime.namespace("slow", Slow)
-    clients = [MemoryTransport() for _ in range(3)]
+    clients = [new_transport() for _ in range(3)]
     lobby = rooms.get(rooms.id_from_name("lobby"))
     for number, client in enumerate(clients):
         await lobby.join(client, f"user{number}")
@@ -239,6 +257,38 @@ class PacedTransport(MemoryTransport):
         super().abort(code, reason)
 
 
+class PacedDirectTransport(MemoryDirectTransport):
+    """The same peer behind a DirectTransport: its buffer is full after each frame until it
+    has read it, `pause` seconds later (never, with pause=None)."""
+
+    def __init__(self, pause: float | None) -> None:
+        super().__init__()
+        self.pause = pause
+        self.aborted: tuple[int, str] | None = None
+        self.delivered = 0
+        self.writable = False  # the burst below finds it full
+
+    def write_frame(self, frame: str | bytes | TransportClosed) -> None:
+        super().write_frame(frame)
+        self.delivered += 1
+        self.writable = False
+        if self.pause is not None:
+            asyncio.get_running_loop().call_later(self.pause, self.client_drained)
+
+    def abort(self, code: int, reason: str) -> None:
+        self.aborted = (code, reason)
+        super().abort(code, reason)
+
+
+def paced(pause: float | None) -> PacedTransport | PacedDirectTransport:
+    if new_transport is MemoryDirectTransport:
+        transport = PacedDirectTransport(pause)
+        if pause is not None:
+            asyncio.get_running_loop().call_later(pause, transport.client_drained)
+        return transport
+    return PacedTransport(pause)
+
+
 def burst(ws: HibernatableWebSocket, total_bytes: int) -> None:
     frame = "x" * 2000
     for _ in range(total_bytes // len(frame)):
@@ -249,12 +299,14 @@ async def test_a_peer_that_stops_reading_is_cut_off_and_gets_nothing_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sockets, "SEND_STALL_SECONDS", 0.1)
-    transport = PacedTransport(pause=None)
+    transport = paced(None)
     ws = HibernatableWebSocket(transport, ["room"], lambda ws, data: ws.deliver(data))
     burst(ws, sockets.MAX_OUTBOX_BYTES + 10_000)
     await asyncio.sleep(0.3)
     assert transport.aborted is not None and transport.aborted[0] == sockets.CLOSE_TOO_SLOW
     transport.pause = 0.0  # would read now: nothing must be sent on a cut-off socket
+    if isinstance(transport, PacedDirectTransport):
+        transport.client_drained()
     ws.deliver("after the cut-off")
     await asyncio.sleep(0.05)
     assert transport.delivered == 0
@@ -264,7 +316,7 @@ async def test_a_slow_but_reading_peer_survives_a_big_burst(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sockets, "SEND_STALL_SECONDS", 0.1)
-    transport = PacedTransport(pause=0.0005)
+    transport = paced(0.0005)
     ws = HibernatableWebSocket(transport, ["room"], lambda ws, data: ws.deliver(data))
     burst(ws, sockets.MAX_OUTBOX_BYTES + 200_000)  # over the soft limit in one go
     await asyncio.sleep(0.5)
