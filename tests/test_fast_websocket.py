@@ -4,27 +4,23 @@ pings drop a peer that went silent; uvicorn's shutdown closes sockets politely; 
 messages arrive whole. Real servers on loopback, each test on both paths for comparison."""
 
 import base64
-import contextlib
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
 from accord_app.fast_websocket import FrameCache
-from accord_app.lab.loadtest import LIFTED_LIMITS
 from accord_app.lab.server import BackgroundServer
+from accord_app.lab.write_counts import frames_until, replay_writes
 from accord_app.settings import WebSocketPath
 
 PATHS = list(WebSocketPath)
@@ -38,79 +34,17 @@ def channel_path(http: httpx.Client) -> str:
     return f"/api/servers/{server_id}/channels/{channel.json()['id']}"
 
 
-def frames_until(ws: ClientConnection, kind: str) -> list[dict[str, Any]]:
-    """Every frame up to and including the first of type `kind`."""
-    frames = [json.loads(ws.recv(timeout=TIMEOUT))]
-    while frames[-1]["type"] != kind:
-        frames.append(json.loads(ws.recv(timeout=TIMEOUT)))
-    return frames
-
-
-def write_syscalls(pid: int) -> int:
-    """write()-family system calls the process has made: the kernel's count, not ours."""
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("syscw:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no syscw in /proc/{pid}/io")
-
-
-@contextlib.contextmanager
-def app_process(tmp_path: Path, path: WebSocketPath) -> Iterator[tuple[int, str]]:
-    """`python -m accord_app` on its own: (pid, base URL)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = os.environ | LIFTED_LIMITS | {"ACCORD_WS": path.value}
-    command = [sys.executable, "-m", "accord_app", "--port", str(port)]
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [*command, "--data-dir", str(tmp_path / "data")], env=env, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/api", trust_env=False).status_code == 200:
-                    break
-            assert process.poll() is None and time.monotonic() < deadline, "it did not start"
-            time.sleep(0.05)
-        yield process.pid, url
-    finally:
-        process.terminate()
-        process.wait(TIMEOUT)
-        log.close()
-
-
 @pytest.mark.parametrize("path", PATHS)
 def test_a_burst_to_one_socket_leaves_in_fewer_writes_than_frames(
     tmp_path: Path, path: WebSocketPath
 ) -> None:
-    with (
-        app_process(tmp_path, path) as (pid, url),
-        httpx.Client(base_url=url, trust_env=False) as http,
-    ):
-        channel = channel_path(http)
-        ws_url = f"{url.replace('http', 'ws')}{channel}/connect"
-        with connect(f"{ws_url}?username=ada") as ada:
-            frames_until(ada, "presence")
-            for number in range(BURST):
-                ada.send(json.dumps({"type": "message", "message": f"m{number}"}))
-            acks = 0
-            while acks < BURST:
-                acks += json.loads(ada.recv(timeout=TIMEOUT))["type"] == "ack"
-        time.sleep(0.3)  # let the logs of the connection above settle
-        before = write_syscalls(pid)
-        # The replay: every message, then "resumed", released by one turn of the actor.
-        with connect(f"{ws_url}?username=bob&after_seq=0") as bob:
-            frames = frames_until(bob, "resumed")
-            writes = write_syscalls(pid) - before
-    assert [frame["type"] for frame in frames] == ["presence", *["message"] * BURST, "resumed"]
+    burst = replay_writes(path.value, BURST, tmp_path)  # the kernel's count, in its process
+    assert burst.frames == BURST + 2  # presence, the messages, resumed
     if path is WebSocketPath.FAST:
         # The upgrade's answer, the burst in one write or a few, a log line or two.
-        assert writes < BURST / 10, f"{writes} writes for {BURST + 2} frames"
+        assert burst.writes < BURST / 10, burst
     else:
-        assert writes >= BURST, f"the ASGI path writes each frame: {writes} for {BURST + 2}"
+        assert burst.writes >= BURST, f"the ASGI path writes each frame: {burst}"
 
 
 @pytest.fixture(params=PATHS)

@@ -25,8 +25,9 @@ def tags(cell: dict[str, Any]) -> list[str]:
 def execute_to_the_last_check(path: Path) -> Any:
     """Run every cell up to the last self-check, on past errors (a failed check stops nothing
     here), then the last cell, which stops what the chapter started. The demos after the last
-    check run in the solution's run (tests/test_checks_bite.py); here they would only spend
-    minutes on load tests that prove nothing about the checks."""
+    check, and the cells tagged "demo" before it, run in the solution's run
+    (tests/test_checks_bite.py); here they would only spend minutes on load tests that prove
+    nothing about the checks."""
     notebook = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
     client = NotebookClient(
         notebook,
@@ -39,7 +40,8 @@ def execute_to_the_last_check(path: Path) -> Any:
     last_check = max(index for index, cell in enumerate(cells) if "check" in tags(cell))
     with client.setup_kernel():
         for index in [*range(last_check + 1), len(cells) - 1]:
-            client.execute_cell(cells[index], index)
+            if "demo" not in tags(cells[index]):
+                client.execute_cell(cells[index], index)
     return notebook
 
 
@@ -72,6 +74,16 @@ def test_every_exercise_has_a_check_and_a_todo(solution: Path) -> None:
         assert attendee.BEGIN in attendee.cell_source(cells[index])
         between = cells[index + 1 : next_index]
         assert any("check" in tags(cell) for cell in between), f"cell {index} has no check"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.stem)
+def test_demo_cells_are_neither_exercises_nor_checks(solution: Path) -> None:
+    """A "demo" cell is skipped in the attendee copy's run: it must be the same in both
+    copies, and no check may be one."""
+    for cell in json.loads(solution.read_text(encoding="utf-8"))["cells"]:
+        if "demo" in tags(cell):
+            assert not {"check", "exercise", "setup"} & set(tags(cell)), cell["id"]
+            assert attendee.BEGIN not in attendee.cell_source(cell), cell["id"]
 
 
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.stem)
