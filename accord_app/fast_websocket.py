@@ -73,7 +73,7 @@ class FrameCache:
         return data
 
 
-frames = FrameCache()
+frame_cache = FrameCache()
 
 
 class FastWebSocket(asyncio.Protocol):
@@ -219,7 +219,7 @@ class FastWebSocket(asyncio.Protocol):
         if self.conn.state is not State.OPEN:
             return  # closing or closed: like a send to a peer that went away
         if isinstance(frame, str):
-            self._queue(frames.text_frame(frame))
+            self._queue(frame_cache.text_frame(frame))
         else:
             self._queue(Frame(Opcode.BINARY, frame).serialize(mask=False))
         self.frames_sent += 1

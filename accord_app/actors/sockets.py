@@ -6,9 +6,11 @@ actor by queueing an event. Per-socket state that must survive lives in the atta
 
 Sockets are reached through the small `Transport` protocol: the web layer adapts Starlette's
 (and so FastAPI's) WebSocket to it (accord_app/chat/websocket.py), and MemoryTransport below
-plays both ends in memory for tests and notebooks. The runtime imports nothing of the web. In
-Cloudflare the sockets are held outside the isolate entirely; here they live in the same process
-as the runtime.
+plays both ends in memory for tests and notebooks. A `DirectTransport` goes further: it calls
+the runtime with what it receives instead of being read by a task, and takes frames without an
+await (the fast path, accord_app/fast_websocket.py; MemoryDirectTransport in memory). The
+runtime imports nothing of the web. In Cloudflare the sockets are held outside the isolate
+entirely; here they live in the same process as the runtime.
 """
 
 import asyncio
