@@ -102,8 +102,11 @@ SERVER_CORE, CLIENT_CORE = 0, 1
 # Both servers encode frames compactly with "type" first: a cheap test for a message frame.
 MESSAGE_PREFIX = b'{"type":"message"'
 ACK_PREFIX = b'{"type":"ack"'  # Accord's ack repeats the message's text, so its marker too
-# The send time in a message frame's text (see Member.text); lazy [^}]*? stays in one frame.
-SENT_AT = re.compile(rb'\{"type":"message",[^}]*?"message":"\d+ \d+ ([0-9.]+) ')
+# The send time in the text of every message frame (see Member.frame), in C. Accord's acks
+# repeat the text: where one is in the data, the slower pattern that skips them is needed (its
+# lazy [^}]*? stays inside one frame); it costs ~1 us a frame, the other ~0.15 us.
+SENT_AT = re.compile(rb'"message":"\d+ \d+ ([0-9.]+) ')
+SENT_AT_NOT_ACKS = re.compile(rb'\{"type":"message",[^}]*?"message":"\d+ \d+ ([0-9.]+) ')
 TARGET_FAST_VS_BASELINE = 0.7  # accord-fast / baseline-fast delivered/s at saturation
 TARGET_FAST_VS_ASGI = 3.0  # accord-fast / accord-asgi delivered/s at saturation
 TARGET_KB_PER_MEMBER = 15.0  # accord-fast, idle members, actors hibernated
@@ -124,6 +127,11 @@ class Target:
     kind: str  # "accord" or "baseline"
     ws: str  # "fast" or "asgi"
     sharding: str = "channel"
+    tree: Path = PROJECT_DIR  # the source tree it runs from: --compare-tree runs another
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PYTHONPATH": str(self.tree), "ACCORD_WS": self.ws}
 
 
 TARGETS = {
@@ -157,6 +165,7 @@ class Config:
     idle_timeout: float
     targets: list[str]
     sharding_modes: bool
+    compare_tree: list[Path]
     loads: list[str]
     memory: bool
     pin: bool
@@ -184,6 +193,14 @@ def parse_args(argv: list[str] | None = None) -> Config:
     add("--targets", nargs="+", choices=list(TARGETS), default=DEFAULT_TARGETS)
     add("--sharding-modes", action="store_true", help="add " + " and ".join(SHARDING_TARGETS))
     add(
+        "--compare-tree",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also accord-fast run from another copy of the project (a changed accord_app/)",
+    )
+    add(
         "--loads",
         nargs="*",
         choices=["fixed", "saturation"],
@@ -196,7 +213,19 @@ def parse_args(argv: list[str] | None = None) -> Config:
     args = parser.parse_args(argv)
     if args.sharding_modes:
         args.targets += [name for name in SHARDING_TARGETS if name not in args.targets]
+    for tree in args.compare_tree:
+        if not (tree / "accord_app" / "__main__.py").is_file():
+            parser.error(f"--compare-tree {tree}: no accord_app/ there")
     return Config(**vars(args))
+
+
+def chosen_targets(config: Config) -> dict[str, Target]:
+    """The targets by name, in the order they were asked for; other trees' last."""
+    chosen = {name: TARGETS[name] for name in config.targets}
+    for tree in config.compare_tree:
+        name = f"accord-fast@{tree.resolve().name}"
+        chosen[name] = Target(name, "accord", "fast", tree=tree.resolve())
+    return chosen
 
 
 # -- the server subprocesses ----------------------------------------------------------------------
@@ -249,8 +278,7 @@ class ServerProcess:
         env = {
             **os.environ,
             **LIFTED_LIMITS,
-            "PYTHONPATH": str(PROJECT_DIR),
-            "ACCORD_WS": target.ws,
+            **target.env,
         }
         if idle_timeout is not None:
             env["ACCORD_IDLE_TIMEOUT"] = str(idle_timeout)
@@ -261,7 +289,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                cwd=PROJECT_DIR,
+                cwd=target.tree,
                 preexec_fn=pin_to_server_core if pin else None,
             )
 
@@ -306,14 +334,17 @@ class ServerProcess:
         raise RuntimeError("no syscw in /proc/<pid>/io")
 
     def open_actor_files(self) -> int | None:
-        """Actor databases the server holds open: one per awake actor (None: not Accord)."""
+        """Actor databases the server holds open: one per awake actor (None: not Accord).
+        They are actors/<namespace>/ab/cd/<id>.sqlite3; the alarm index beside them is not."""
         if self.target.kind != "accord":
             return None
         fd_dir, count = Path(f"/proc/{self.process.pid}/fd"), 0
         for fd in fd_dir.iterdir():
-            with contextlib.suppress(OSError):  # a descriptor may close while we look
-                name = os.readlink(fd)
-                count += name.startswith(str(self.actors_dir)) and name.endswith(".sqlite3")
+            with contextlib.suppress(OSError, ValueError):  # closed meanwhile, or elsewhere
+                path = Path(os.readlink(fd))
+                count += (
+                    path.suffix == ".sqlite3" and len(path.relative_to(self.actors_dir).parts) == 4
+                )
         return count
 
     def stop(self) -> None:
@@ -391,13 +422,16 @@ async def open_members(
 # Why not the websockets library? It is correct and complete, and here it cost ~8 us of CPU per
 # frame received: as much as the baseline server spends per frame sent. With one core each, the
 # load generator saturated before the baseline did and hid the gap we want to measure. This
-# client speaks just enough RFC 6455 for servers we control, on loopback. Per TCP read it hops
-# over the frame headers in Python (a few operations a frame) and hands every complete frame of
-# the read to one callback as one bytes object, which the Member scans with C-speed methods.
+# client speaks just enough RFC 6455 for servers we control, on loopback. Per TCP read it finds
+# where the last complete frame ends (reading one header, or every header if a control frame
+# may be there) and hands all complete frames of the read to one callback as one bytes object,
+# which the Member scans with C-speed bytes methods: no Python code runs per frame.
 
 ZERO_MASK = bytes(4)  # clients must mask; an all-zero key is legal and makes masking a no-op
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 FINAL_TEXT = 0x80 | OP_TEXT  # the first byte of every frame but the rare control frames
+CLOSE_BYTE, PING_BYTE = bytes([0x80 | OP_CLOSE]), bytes([0x80 | OP_PING])
+JSON_START = b'{"type":'  # how every data frame of both servers starts
 
 
 def encode_frame(opcode: int, payload: bytes) -> bytes:
@@ -413,8 +447,36 @@ def encode_frame(opcode: int, payload: bytes) -> bytes:
 
 
 def complete_frames(data: bytes, on_control: Callable[[int, bytes], None]) -> int:
-    """Where the last complete frame in `data` ends (0: none is complete). Server frames are
-    unmasked and, from these servers, unfragmented; control frames go to `on_control`."""
+    """Where the last complete frame in `data` ends (0: none is complete); control frames go
+    to `on_control`. Both servers' data frames are JSON objects starting with {"type":, in
+    ASCII (our texts are), so a byte 0x88 or 0x89 can only be in a header: without one, no
+    close or ping is there, and the last frame alone needs its header read."""
+    if CLOSE_BYTE not in data and PING_BYTE not in data:
+        end = end_of_last_frame(data)
+        if end is not None:
+            return end
+    return hop_frames(data, on_control)
+
+
+def end_of_last_frame(data: bytes) -> int | None:
+    """Where the last complete text frame ends, from the header before the last {"type": in
+    `data`; None if that is not a text frame header we know (then hop_frames decides)."""
+    start = data.rfind(JSON_START)
+    if start < 2:
+        return None
+    if start >= 4 and data[start - 4] == FINAL_TEXT and data[start - 3] == 126:
+        header, length = start - 4, (data[start - 2] << 8) | data[start - 1]
+    elif data[start - 2] == FINAL_TEXT and data[start - 1] < 126:
+        header, length = start - 2, data[start - 1]
+    else:
+        return None
+    end = start + length
+    return end if end <= len(data) else header  # if incomplete, the frames before it are not
+
+
+def hop_frames(data: bytes, on_control: Callable[[int, bytes], None]) -> int:
+    """complete_frames() the slow way: from header to header. Server frames are unmasked and,
+    from these servers, unfragmented."""
     pos, size = 0, len(data)
     while size - pos >= 2:
         length, start = data[pos + 1] & 0x7F, pos + 2
@@ -577,7 +639,8 @@ class Member:
         tally.received_total += messages
         if tally.measuring:
             tally.delivered += messages
-            tally.stamps.append((time.perf_counter(), SENT_AT.findall(data)))
+            sent_at = SENT_AT_NOT_ACKS if ACK_PREFIX in data else SENT_AT
+            tally.stamps.append((time.perf_counter(), sent_at.findall(data)))
         if tally.resend:
             # Accord acks the sender with a frame that repeats the text: those are not copies.
             own = data.count(self.marker) - data.count(ACK_PREFIX)
@@ -763,8 +826,8 @@ async def measure_throughput(config: Config) -> list[WindowResult]:
     results: list[WindowResult] = []
     with contextlib.ExitStack() as stack:
         servers = {
-            name: stack.enter_context(running_server(TARGETS[name], config.pin))
-            for name in config.targets
+            name: stack.enter_context(running_server(target, config.pin))
+            for name, target in chosen_targets(config).items()
         }
         paths = {
             name: await make_channels(server, config.channels, config.servers)
@@ -776,7 +839,7 @@ async def measure_throughput(config: Config) -> list[WindowResult]:
                 for name, server in servers.items():
                     groups[name] = await Group.open(server, paths[name], config)
                 for round_no in range(config.rounds):
-                    for name in rotated(config.targets, round_no):
+                    for name in rotated(list(servers), round_no):
                         result = await groups[name].window(config, load, round_no)
                         print(progress_line(result), flush=True)
                         results.append(result)
@@ -996,6 +1059,8 @@ def ratios(results: list[WindowResult]) -> list[Ratio]:
         ("baseline-fast", "baseline-asgi", 0.0),
         ("accord-asgi", "baseline-asgi", 0.0),
     ]
+    others = sorted({r.target for r in results if r.target.startswith("accord-fast@")})
+    wanted += [(name, "accord-fast", 0.0) for name in others]
     found = (paired_ratio(results, top, bottom, target) for top, bottom, target in wanted)
     return [ratio for ratio in found if ratio is not None]
 
@@ -1167,7 +1232,7 @@ def report(
         "",
         setup_line(config, pinned),
     ]
-    summaries = summarize(windows, config.targets)
+    summaries = summarize(windows, list(chosen_targets(config)))
     if summaries:
         parts += ["", "## Throughput and latency (medians over rounds)", ""]
         parts.append(throughput_table(summaries, config))
@@ -1195,7 +1260,7 @@ def write_results(
     stem.parent.mkdir(parents=True, exist_ok=True)
     document: dict[str, Any] = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-        "summaries": [asdict(s) for s in summarize(windows, config.targets)],
+        "summaries": [asdict(s) for s in summarize(windows, list(chosen_targets(config)))],
         "ratios": [asdict(r) for r in ratios(windows)],
         "windows": [asdict(w) for w in windows],
         "memory": [{**asdict(m), "kb_per_member": m.kb_per_member} for m in memory],
@@ -1215,7 +1280,7 @@ def prepare_process(config: Config) -> bool:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = (
         config.idle_channels * config.idle_members
-        + len(config.targets) * config.channels * config.members
+        + len(chosen_targets(config)) * config.channels * config.members
         + 256
     )
     if soft < wanted:
@@ -1231,13 +1296,13 @@ async def run(config: Config, pinned: bool) -> str:
     print(setup_line(config, pinned), flush=True)
     windows: list[WindowResult] = []
     if config.loads:
-        print(f"throughput: {', '.join(config.targets)} ...", flush=True)
+        print(f"throughput: {', '.join(chosen_targets(config))} ...", flush=True)
         windows = await measure_throughput(config)
     memory: list[MemoryResult] = []
     if config.memory:
-        for name in config.targets:
+        for name, target in chosen_targets(config).items():
             print(f"memory: {name} ...", flush=True)
-            memory.append(await measure_memory(TARGETS[name], config))
+            memory.append(await measure_memory(target, config))
     text = report(config, pinned, windows, memory)
     stem = config.out or Path(f"fanout-{time.strftime('%Y%m%d-%H%M%S')}")
     paths = write_results(stem, config, windows, memory, text)
