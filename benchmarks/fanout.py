@@ -1259,14 +1259,14 @@ def write_results(
         stem = RESULTS_DIR / stem
     stem.parent.mkdir(parents=True, exist_ok=True)
     document: dict[str, Any] = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "config": asdict(config),
         "summaries": [asdict(s) for s in summarize(windows, list(chosen_targets(config)))],
         "ratios": [asdict(r) for r in ratios(windows)],
         "windows": [asdict(w) for w in windows],
         "memory": [{**asdict(m), "kb_per_member": m.kb_per_member} for m in memory],
     }
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
-    json_path.write_text(json.dumps(document, indent=2) + "\n")
+    json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")  # str: the Paths
     md_path.write_text(text)
     return [json_path, md_path]
 
@@ -1304,10 +1304,10 @@ async def run(config: Config, pinned: bool) -> str:
             print(f"memory: {name} ...", flush=True)
             memory.append(await measure_memory(target, config))
     text = report(config, pinned, windows, memory)
-    stem = config.out or Path(f"fanout-{time.strftime('%Y%m%d-%H%M%S')}")
-    paths = write_results(stem, config, windows, memory, text)
     print()
     print(text)
+    stem = config.out or Path(f"fanout-{time.strftime('%Y%m%d-%H%M%S')}")
+    paths = write_results(stem, config, windows, memory, text)
     print("wrote " + ", ".join(str(path) for path in paths))
     return text
 
