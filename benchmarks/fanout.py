@@ -923,22 +923,28 @@ async def measure_memory(target: Target, config: Config) -> MemoryResult:
     with running_server(target, config.pin, idle_timeout=config.idle_timeout) as server:
         paths = await make_channels(server, config.idle_channels + 1, config.servers)
         await warm_up(server, paths.pop())
-        await asyncio.sleep(config.idle_timeout + 1)  # the warm-up actor hibernates too
+        settle = (
+            2 * config.idle_timeout + 0.5
+        )  # an actor hibernates idle_timeout after its last turn
+        await asyncio.sleep(settle)  # the warm-up actor hibernates too
         before = server.rss_kb()
         channels = await open_members(server, paths, config.idle_members)
         try:
             await asyncio.sleep(1)
             connected = server.rss_kb()
-            await asyncio.sleep(config.idle_timeout + 2)
+            await asyncio.sleep(settle)
             settled, actors_settled = server.rss_kb(), server.open_actor_files()
             await wake_every_channel(channels)
             awake, actors_awake = server.rss_kb(), server.open_actor_files()
-            await asyncio.sleep(config.idle_timeout + 2)
+            await asyncio.sleep(settle)
             again, actors_again = server.rss_kb(), server.open_actor_files()
         finally:
             for channel in channels:  # no goodbyes: thousands of closing handshakes are slow
                 for ws in channel:
                     ws.abort()
+            # The sockets close on this loop's next rounds: before the server is stopped (which
+            # blocks this loop), or its shutdown would wait for them to answer its close frame.
+            await asyncio.sleep(0.2)
         return MemoryResult(
             target.name,
             sum(len(channel) for channel in channels),
@@ -1023,7 +1029,7 @@ class Ratio:
     denominator: str
     delivered: float  # frames/s ratio
     delivered_range: tuple[float, float]
-    cost: float  # server us/frame of the denominator / the numerator's: > 1 = numerator cheaper
+    cost: float  # server us/frame, numerator / denominator: < 1 = the numerator is cheaper
     target: float
 
 
@@ -1041,7 +1047,7 @@ def paired_ratio(results: list[WindowResult], top: str, bottom: str, target: flo
     if not pairs:
         return None
     ratios = [a.delivered_per_s / b.delivered_per_s for a, b in pairs]
-    costs = [b.server_us_per_frame / a.server_us_per_frame for a, b in pairs]
+    costs = [a.server_us_per_frame / b.server_us_per_frame for a, b in pairs]
     return Ratio(
         top,
         bottom,
@@ -1117,7 +1123,7 @@ def ratio_lines(found: list[Ratio]) -> list[str]:
         )
         lines.append(
             f"- {r.numerator} / {r.denominator}: **{r.delivered:.2f}x** delivered/s"
-            f" (rounds {low:.2f}-{high:.2f}){goal}; {r.cost:.2f}x less server CPU per frame"
+            f" (rounds {low:.2f}-{high:.2f}){goal}; server CPU per frame {r.cost:.2f}x"
         )
     return lines
 
