@@ -1,8 +1,12 @@
 """Fan-out benchmark: Accord on its fast and ASGI WebSocket paths against a bare broadcast on each.
 
-    .venv/bin/python benchmarks/fanout.py                  # the default run, about 5 minutes
+    .venv/bin/python benchmarks/fanout.py                  # the default run, about 4 minutes
     .venv/bin/python benchmarks/fanout.py --sharding-modes # also server and global sharding
+    .venv/bin/python benchmarks/fanout.py --compare-tree ../other  # and accord-fast from there
     .venv/bin/python benchmarks/fanout.py --help           # channels, members, rate, rounds...
+
+It prints a markdown report and writes it, with every window's numbers in JSON, to
+results/fanout-<time>.md and .json (or --out STEM).
 
 Targets, each a server in its own subprocess, with the rate limits lifted out of the way:
 
@@ -16,6 +20,8 @@ Targets, each a server in its own subprocess, with the rate limits lifted out of
 - baseline-asgi: the same broadcast on uvicorn's own protocol (an awaited send per copy).
 - with --sharding-modes, accord-fast-server and accord-fast-global: the fast path with one actor
   per server, or one for everything (10 channels over --servers 2 servers).
+- with --compare-tree DIR, accord-fast@<dir name>: accord-fast run from another copy of the
+  project (DIR/accord_app on PYTHONPATH), to measure a change to the fast path side by side.
 
 What it measures, in one run, on this machine:
 
@@ -32,36 +38,45 @@ What it measures, in one run, on this machine:
    All servers run at once (idle but for the one measured) and the windows are interleaved:
    for each load, round after round, each target gets warm-up + one measured window, in an
    order that rotates every round. A drift of the machine's other load then hits every target
-   alike, and each figure is the median over the rounds; each ratio is the median of ratios
-   taken within a round.
+   alike, and each figure is the median over the rounds; each ratio (accord-fast/baseline-fast,
+   target >= 0.7; accord-fast/accord-asgi, target >= 3) is the median of ratios taken within a
+   round. At the fixed load, accord-fast's p99 should be no worse than accord-asgi's.
 2. Memory per idle member: thousands of members that never send (default 50 channels x 100),
    one fresh server per target. The server's VmRSS before they connect (after a warm-up member,
    so one-time imports are not counted), 1 s after, and once the actors had time to hibernate:
-   KB/member is (settled - before) / members. The actors' open database files (/proc/<pid>/fd)
-   show that they did hibernate; then one message per channel wakes every actor, and the RSS
-   and files are read again, awake and hibernated once more.
+   KB/member is (settled - before) / members (target for accord-fast: <= 15 KB). The actors'
+   open database files (/proc/<pid>/fd) show that they did hibernate, so that what is left is
+   the sockets and the runtime's state per socket; then one message per channel wakes every
+   actor, and the RSS and files are read again, awake and hibernated once more.
 
 Server costs per delivered frame: CPU time (/proc/<pid>/stat, every thread) and write system
 calls (syscw in /proc/<pid>/io: write() and writev(), which uvloop uses for sockets, and
 pwrite(), which SQLite uses; not send()/sendmsg(), so it needs uvloop, which uvicorn picks when
-it is installed). For Accord, syscw therefore includes SQLite's writes to its -wal files.
+it is installed). For Accord, syscw therefore also counts SQLite's pwrite()s to its -wal files
+(one to two per message at saturation on this machine) and the event loop's wake-up write when
+a commit thread hands a finished fsync back (one per commit), beside the socket writes.
 
 How to read it, and how it can mislead:
 - Two cores, one machine. The servers are pinned to core 0 and this load generator (one asyncio
   process, uvloop when available) to core 1; "srv CPU" and "cli CPU" say how busy each side was
   (100% = one core). If "cli CPU" nears 100% the client was the bottleneck and the server's
   number is a lower bound. Without two usable cores nothing is pinned and the numbers say little.
-- Other processes. "other" is the CPU that the rest of the machine used during a window (200% =
-  both cores; the idle servers count here, and so does loopback's softirq time that the kernel
-  charged to no process). A high "other" means the server shared its core and its frames/s are
-  low: "srv us/frame" (server CPU time per delivered frame) is then the steadier figure.
+- Other processes. "+others" is the CPU that other processes used on the server's core and on
+  the client's core during a window (from /proc/stat, per core: the idle servers count too).
+  Where it is high the server did not get its core and its frames/s are low: "srv us/frame"
+  (server CPU time per delivered frame) is then the steadier figure. Accord's own figures also
+  move from run to run with the disk: fsync latency sets how many messages share a group
+  commit, hence how many commits, writes and thread hand-offs each frame costs.
 - Loopback only: no network latency, no packet loss, no TLS. Latencies are the servers' own cost
   plus Python's on both ends; Accord's include the fsync of the disk under the temp directory.
 - The client is a minimal WebSocket client written below, not the websockets library, which
-  cost as much CPU per frame as the baseline server. It does not parse each frame in Python: it
-  hops over frame headers, then counts message frames and finds their timestamps with bytes
-  methods and one regular expression per TCP read, in C. It offers no permessage-deflate
-  (browsers do): compression would cost every server more CPU per frame.
+  cost as much CPU per frame as the baseline server. It does not parse each frame in Python: per
+  TCP read it finds where the last complete frame ends, then counts message frames and finds
+  their timestamps with bytes methods and one regular expression, in C (about 1 us of CPU per
+  frame). It offers no permessage-deflate (browsers do): compression would cost every server
+  more CPU per frame.
+- Channels of 10 members: Accord's costs per message (a turn, an INSERT, an ack, a share of a
+  commit) weigh ten times more per frame than in channels of 100 (--channels 2 --members 50).
 - RSS counts what the allocator holds, not what is in use: Python rarely gives memory back, so
   memory freed by hibernation may stay in the figure. KB/member includes per-channel costs
   spread over the members (Accord's socket lists, the baseline's dict entries); the kernel's
