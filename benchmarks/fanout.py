@@ -1,56 +1,87 @@
-"""Fan-out benchmark: Accord in its three sharding modes against a bare broadcast baseline.
+"""Fan-out benchmark: Accord on its fast and ASGI WebSocket paths against a bare broadcast on each.
 
-    .venv/bin/python benchmarks/fanout.py                  # the full default run, 2-3 minutes
-    .venv/bin/python benchmarks/fanout.py --help           # channels, members, rate, duration...
+    .venv/bin/python benchmarks/fanout.py                  # the default run, about 4 minutes
+    .venv/bin/python benchmarks/fanout.py --sharding-modes # also server and global sharding
+    .venv/bin/python benchmarks/fanout.py --compare-tree ../other  # and accord-fast from there
+    .venv/bin/python benchmarks/fanout.py --help           # channels, members, rate, rounds...
+
+It prints a markdown report and writes it, with every window's numbers in JSON, to
+results/fanout-<time>.md and .json (or --out STEM).
+
+Targets, each a server in its own subprocess, with the rate limits lifted out of the way:
+
+- accord-fast: `python -m accord_app --sharding channel` with ACCORD_WS=fast (FastWebSocket:
+  no task per socket, one write() per socket per loop turn). Every message is durable (SQLite,
+  one fsync per group commit) and acked before anyone sees it, as always.
+- accord-asgi: the same with ACCORD_WS=asgi (uvicorn's WebSocket protocol, a task per socket).
+- baseline-fast: benchmarks/baseline_broadcast.py --ws fast, a FastAPI broadcast with no storage
+  written the way Accord's fast path is: it takes the socket as a direct transport and calls
+  write_frame() for each member from the receive callback. Like for like with accord-fast.
+- baseline-asgi: the same broadcast on uvicorn's own protocol (an awaited send per copy).
+- with --sharding-modes, accord-fast-server and accord-fast-global: the fast path with one actor
+  per server, or one for everything (10 channels over --servers 2 servers).
+- with --compare-tree DIR, accord-fast@<dir name>: accord-fast run from another copy of the
+  project (DIR/accord_app on PYTHONPATH), to measure a change to the fast path side by side.
 
 What it measures, in one run, on this machine:
 
-1. Throughput and latency. N channels of M members each (default 10 x 10, the channels spread
-   over a few Accord servers so that "server" sharding means something). Every member sends;
-   every message is broadcast to the M members of its channel, the sender included. For each
-   target we count the message frames that all members receive per second ("delivered/s") and
-   the send-to-receive latency of each copy: the text of every message carries the sender's
-   id, a counter and a time.perf_counter() timestamp, read again by each receiving member in
-   the same process. Two loads:
-   - fixed: every member sends R messages per second on a schedule (open loop). Both servers
+1. Throughput and latency. N channels of M members each (default 10 x 10). Every member sends;
+   every message is broadcast to the M members of its channel, the sender included. Delivered/s
+   counts the message frames that all members receive per second; the latency of a copy is from
+   its send to its arrival: the text of every message carries the sender's index, a counter and
+   a time.perf_counter() timestamp, read again in this same process. Two loads:
+   - fixed: every member sends R messages per second on a schedule (open loop). All targets
      should keep up, so delivered/s is the same and the latencies are what differ.
    - saturation: every member keeps W messages in flight and sends the next one as soon as its
      own copy comes back (closed loop). The server runs as fast as it can: delivered/s is the
      maximum throughput, and the latency is mostly queueing.
-2. Memory per idle connection: thousands of members that never send. We read the server's
-   VmRSS from /proc before and after they connect (after a warm-up connection, so one-time
-   imports are not counted, and for Accord after its actors had time to hibernate).
+   All servers run at once (idle but for the one measured) and the windows are interleaved:
+   for each load, round after round, each target gets warm-up + one measured window, in an
+   order that rotates every round. A drift of the machine's other load then hits every target
+   alike, and each figure is the median over the rounds; each ratio (accord-fast/baseline-fast,
+   target >= 0.7; accord-fast/accord-asgi, target >= 3) is the median of ratios taken within a
+   round. At the fixed load, accord-fast's p99 should be no worse than accord-asgi's.
+2. Memory per idle member: thousands of members that never send (default 50 channels x 100),
+   one fresh server per target. The server's VmRSS before they connect (after a warm-up member,
+   so one-time imports are not counted), 1 s after, and once the actors had time to hibernate:
+   KB/member is (settled - before) / members (target for accord-fast: <= 15 KB). The actors'
+   open database files (/proc/<pid>/fd) show that they did hibernate, so that what is left is
+   the sockets and the runtime's state per socket; then one message per channel wakes every
+   actor, and the RSS and files are read again, awake and hibernated once more.
 
-Targets: Accord (`python -m accord_app`) with --sharding channel, server and global, each a fresh
-subprocess with a fresh data directory and the rate limit raised out of the way; and
-benchmarks/baseline_broadcast.py, a FastAPI broadcast with no storage, served by uvicorn with
-the same options. The ratio "Accord delivered/s / baseline delivered/s" at saturation is what
-the target (>= 0.9) is about; at the fixed load it only says that both kept up. "undelivered"
-counts copies still missing 3 s after the last send: a backlog the server could not clear.
+Server costs per delivered frame: CPU time (/proc/<pid>/stat, every thread) and write system
+calls (syscw in /proc/<pid>/io: write() and writev(), which uvloop uses for sockets, and
+pwrite(), which SQLite uses; not send()/sendmsg(), so it needs uvloop, which uvicorn picks when
+it is installed). For Accord, syscw therefore also counts SQLite's pwrite()s to its -wal files
+(one to two per message at saturation on this machine) and the event loop's wake-up write when
+a commit thread hands a finished fsync back (one per commit), beside the socket writes.
 
 How to read it, and how it can mislead:
-- Two cores, one machine. The server is pinned to core 0 and this load generator (one asyncio
-  process, uvloop when available) to core 1; the "srv CPU" and "cli CPU" columns say how busy
-  each side was (100% = one core). If "cli CPU" is near 100% the client was the bottleneck and
-  the server's number is a lower bound. Without two usable cores nothing is pinned and both
-  sides share the CPU: the numbers then say little.
-- Other processes. "other" is the CPU that the rest of the machine used during the window
-  (200% = both cores). Anything but a few percent means the server shared its core and its
-  msgs/s are low; "srv us/msg" (server CPU time per delivered frame) is then the steadier
-  figure to compare, since it counts only the time the server actually ran.
-- Loopback only: no network latency, no packet loss, no TLS. Real deployments add all three;
-  latencies here are the server's own cost plus Python's on both ends.
-- The client is a minimal WebSocket client written below, not the websockets library, because
-  that library cost as much CPU per frame as the baseline server. It does not offer
-  permessage-deflate (browsers do): compression would cost both servers more CPU per frame.
-- Accord makes every message durable (SQLite in WAL mode, one fsync per group commit) before
-  anyone sees it; the baseline keeps nothing. The fsync latency of the disk under the temp
-  directory therefore shows up in Accord's latency, not in the baseline's.
+- Two cores, one machine. The servers are pinned to core 0 and this load generator (one asyncio
+  process, uvloop when available) to core 1; "srv CPU" and "cli CPU" say how busy each side was
+  (100% = one core). If "cli CPU" nears 100% the client was the bottleneck and the server's
+  number is a lower bound. Without two usable cores nothing is pinned and the numbers say little.
+- Other processes. "+others" is the CPU that other processes used on the server's core and on
+  the client's core during a window (from /proc/stat, per core: the idle servers count too).
+  Where it is high the server did not get its core and its frames/s are low: "srv us/frame"
+  (server CPU time per delivered frame) is then the steadier figure. Accord's own figures also
+  move from run to run with the disk: fsync latency sets how many messages share a group
+  commit, hence how many commits, writes and thread hand-offs each frame costs.
+- Loopback only: no network latency, no packet loss, no TLS. Latencies are the servers' own cost
+  plus Python's on both ends; Accord's include the fsync of the disk under the temp directory.
+- The client is a minimal WebSocket client written below, not the websockets library, which
+  cost as much CPU per frame as the baseline server. It does not parse each frame in Python: per
+  TCP read it finds where the last complete frame ends, then counts message frames and finds
+  their timestamps with bytes methods and one regular expression, in C (about 1 us of CPU per
+  frame). It offers no permessage-deflate (browsers do): compression would cost every server
+  more CPU per frame.
+- Channels of 10 members: Accord's costs per message (a turn, an INSERT, an ack, a share of a
+  commit) weigh ten times more per frame than in channels of 100 (--channels 2 --members 50).
 - RSS counts what the allocator holds, not what is in use: Python rarely gives memory back, so
-  memory freed by hibernation may stay in the figure. The per-connection figure is
-  (RSS after - RSS before) / connections, so it includes per-channel costs spread over the
-  members (Accord's actors, the baseline's dict entries).
-- A few seconds per scenario on a shared machine: run it twice before believing a 5% change.
+  memory freed by hibernation may stay in the figure. KB/member includes per-channel costs
+  spread over the members (Accord's socket lists, the baseline's dict entries); the kernel's
+  socket buffers are not in RSS at all.
+- A few seconds per window on a shared machine: run it twice before believing a 10% change.
 """
 
 import argparse
@@ -60,8 +91,10 @@ import contextlib
 import json
 import os
 import random
+import re
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,9 +116,17 @@ HOST = "127.0.0.1"  # loopback only, on purpose
 SERVER_CORE, CLIENT_CORE = 0, 1
 # Both servers encode frames compactly with "type" first: a cheap test for a message frame.
 MESSAGE_PREFIX = b'{"type":"message"'
-TARGET_RATIO = 0.9
-TARGET_KB_PER_CONNECTION = 20.0
-BUSY_MACHINE_CPU = 25.0  # % of a core used by other processes that makes msgs/s unreliable
+ACK_PREFIX = b'{"type":"ack"'  # Accord's ack repeats the message's text, so its marker too
+# The send time in the text of every message frame (see Member.frame), in C. Accord's acks
+# repeat the text: where one is in the data, the slower pattern that skips them is needed (its
+# lazy [^}]*? stays inside one frame); it costs ~1 us a frame, the other ~0.15 us.
+SENT_AT = re.compile(rb'"message":"\d+ \d+ ([0-9.]+) ')
+SENT_AT_NOT_ACKS = re.compile(rb'\{"type":"message",[^}]*?"message":"\d+ \d+ ([0-9.]+) ')
+TARGET_FAST_VS_BASELINE = 0.7  # accord-fast / baseline-fast delivered/s at saturation
+TARGET_FAST_VS_ASGI = 3.0  # accord-fast / accord-asgi delivered/s at saturation
+TARGET_KB_PER_MEMBER = 15.0  # accord-fast, idle members, actors hibernated
+BUSY_MACHINE_CPU = 25.0  # % of a core used by other processes that makes frames/s unreliable
+BUSY_CLIENT_CPU = 90.0  # % of its core: the load generator may have been the limit
 CONNECT_CONCURRENCY = 100  # handshakes in flight at once: keeps the listen backlog happy
 T = TypeVar("T")
 
@@ -95,22 +136,32 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Target:
-    """A server to measure: the baseline, or Accord with one sharding mode."""
+    """A server to measure: Accord with a sharding mode, or the baseline; on a WebSocket path."""
 
+    name: str
     kind: str  # "accord" or "baseline"
-    sharding: str | None = None
+    ws: str  # "fast" or "asgi"
+    sharding: str = "channel"
+    tree: Path = PROJECT_DIR  # the source tree it runs from: --compare-tree runs another
 
     @property
-    def label(self) -> str:
-        return "baseline" if self.kind == "baseline" else f"accord {self.sharding}"
+    def env(self) -> dict[str, str]:
+        return {"PYTHONPATH": str(self.tree), "ACCORD_WS": self.ws}
 
 
 TARGETS = {
-    "baseline": Target("baseline"),
-    "channel": Target("accord", "channel"),
-    "server": Target("accord", "server"),
-    "global": Target("accord", "global"),
+    target.name: target
+    for target in [
+        Target("accord-fast", "accord", "fast"),
+        Target("accord-asgi", "accord", "asgi"),
+        Target("baseline-fast", "baseline", "fast"),
+        Target("baseline-asgi", "baseline", "asgi"),
+        Target("accord-fast-server", "accord", "fast", "server"),
+        Target("accord-fast-global", "accord", "fast", "global"),
+    ]
 }
+DEFAULT_TARGETS = ["accord-fast", "accord-asgi", "baseline-fast", "baseline-asgi"]
+SHARDING_TARGETS = ["accord-fast-server", "accord-fast-global"]
 
 
 @dataclass(frozen=True)
@@ -122,35 +173,48 @@ class Config:
     window: int
     duration: float
     warmup: float
+    rounds: int
     message_chars: int
     idle_channels: int
     idle_members: int
     idle_timeout: float
     targets: list[str]
+    sharding_modes: bool
+    compare_tree: list[Path]
     loads: list[str]
     memory: bool
     pin: bool
-    json_path: Path | None
+    out: Path | None
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
     parser = argparse.ArgumentParser(
-        description="Accord vs a bare broadcast: messages/s, latency, memory per connection.",
+        description="Accord fast/ASGI vs a bare broadcast fast/ASGI: frames/s, latency, memory.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
     add("--channels", type=int, default=10, help="channels with traffic")
     add("--members", type=int, default=10, help="members per channel, all sending")
     add("--servers", type=int, default=2, help="Accord servers the channels are spread over")
-    add("--rate", type=float, default=20.0, help="fixed load: messages/s sent per member")
+    add("--rate", type=float, default=10.0, help="fixed load: messages/s sent per member")
     add("--window", type=int, default=4, help="saturation: messages in flight per member")
-    add("--duration", type=float, default=10.0, help="seconds measured per scenario")
-    add("--warmup", type=float, default=1.0, help="seconds of load before measuring")
+    add("--duration", type=float, default=4.0, help="seconds measured per window")
+    add("--warmup", type=float, default=1.0, help="seconds of load before each window")
+    add("--rounds", type=int, default=3, help="windows per target and load, interleaved")
     add("--message-chars", type=int, default=64, help="length of each message's text")
     add("--idle-channels", type=int, default=50, help="memory test: channels")
     add("--idle-members", type=int, default=100, help="memory test: idle members per channel")
-    add("--idle-timeout", type=float, default=1.0, help="memory test: ACCORD_IDLE_TIMEOUT")
-    add("--targets", nargs="+", choices=list(TARGETS), default=list(TARGETS))
+    add("--idle-timeout", type=float, default=2.0, help="memory test: ACCORD_IDLE_TIMEOUT")
+    add("--targets", nargs="+", choices=list(TARGETS), default=DEFAULT_TARGETS)
+    add("--sharding-modes", action="store_true", help="add " + " and ".join(SHARDING_TARGETS))
+    add(
+        "--compare-tree",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also accord-fast run from another copy of the project (a changed accord_app/)",
+    )
     add(
         "--loads",
         nargs="*",
@@ -159,13 +223,27 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="none: only the memory test",
     )
     add("--no-memory", dest="memory", action="store_false", help="skip the memory test")
-    add("--no-pin", dest="pin", action="store_false", help="do not pin server and client")
-    add("--json", dest="json_path", type=Path, help="also write results (under results/)")
+    add("--no-pin", dest="pin", action="store_false", help="do not pin servers and client")
+    add("--out", type=Path, help="results file stem (default: results/fanout-<time>)")
     args = parser.parse_args(argv)
+    if args.sharding_modes:
+        args.targets += [name for name in SHARDING_TARGETS if name not in args.targets]
+    for tree in args.compare_tree:
+        if not (tree / "accord_app" / "__main__.py").is_file():
+            parser.error(f"--compare-tree {tree}: no accord_app/ there")
     return Config(**vars(args))
 
 
-# -- the server subprocess ------------------------------------------------------------------------
+def chosen_targets(config: Config) -> dict[str, Target]:
+    """The targets by name, in the order they were asked for; other trees' last."""
+    chosen = {name: TARGETS[name] for name in config.targets}
+    for tree in config.compare_tree:
+        name = f"accord-fast@{tree.resolve().name}"
+        chosen[name] = Target(name, "accord", "fast", tree=tree.resolve())
+    return chosen
+
+
+# -- the server subprocesses ----------------------------------------------------------------------
 
 
 def can_pin() -> bool:
@@ -188,8 +266,7 @@ def free_port() -> int:
 def server_command(target: Target, port: int, data_dir: Path) -> list[str]:
     if target.kind == "baseline":
         script = BENCH_DIR / "baseline_broadcast.py"
-        return [sys.executable, str(script), "--host", HOST, "--port", str(port)]
-    assert target.sharding is not None
+        return [sys.executable, str(script), "--host", HOST, "--port", str(port), "--ws", target.ws]
     return [
         sys.executable,
         "-m",
@@ -212,7 +289,12 @@ class ServerProcess:
         self.target = target
         self.port = free_port()
         self.log_path = workdir / "server.log"
-        env = {**os.environ, **LIFTED_LIMITS, "PYTHONPATH": str(PROJECT_DIR)}
+        self.actors_dir = workdir / "data" / "actors"
+        env = {
+            **os.environ,
+            **LIFTED_LIMITS,
+            **target.env,
+        }
         if idle_timeout is not None:
             env["ACCORD_IDLE_TIMEOUT"] = str(idle_timeout)
         # A file, not a pipe: nobody reads a pipe during the run, and a full one blocks the server.
@@ -222,7 +304,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
-                cwd=PROJECT_DIR,
+                cwd=target.tree,
                 preexec_fn=pin_to_server_core if pin else None,
             )
 
@@ -235,27 +317,50 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.target.label} exited early:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.target.name} exited early:\n{self.log_tail()}")
             with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.2):
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"{self.target.label} did not start in {timeout} s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.target.name} did not start in {timeout} s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def _proc(self, name: str) -> str:
+        return Path(f"/proc/{self.process.pid}/{name}").read_text()
+
     def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+        for line in self._proc("status").splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
         raise RuntimeError("no VmRSS in /proc/<pid>/status")
 
     def cpu_seconds(self) -> float:
         """User + system time of every thread of the server, from /proc/<pid>/stat."""
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
+        fields = self._proc("stat").rsplit(")", 1)[1].split()  # the name may contain spaces
         utime, stime = int(fields[11]), int(fields[12])
         return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+    def write_calls(self) -> int:
+        """write/writev/pwrite system calls so far, every thread (syscw in /proc/<pid>/io)."""
+        for line in self._proc("io").splitlines():
+            if line.startswith("syscw:"):
+                return int(line.split()[1])
+        raise RuntimeError("no syscw in /proc/<pid>/io")
+
+    def open_actor_files(self) -> int | None:
+        """Actor databases the server holds open: one per awake actor (None: not Accord).
+        They are actors/<namespace>/ab/cd/<id>.sqlite3; the alarm index beside them is not."""
+        if self.target.kind != "accord":
+            return None
+        fd_dir, count = Path(f"/proc/{self.process.pid}/fd"), 0
+        for fd in fd_dir.iterdir():
+            with contextlib.suppress(OSError, ValueError):  # closed meanwhile, or elsewhere
+                path = Path(os.readlink(fd))
+                count += (
+                    path.suffix == ".sqlite3" and len(path.relative_to(self.actors_dir).parts) == 4
+                )
+        return count
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -293,7 +398,7 @@ async def make_channels(server: ServerProcess, channels: int, servers: int) -> l
             for i in range(channels)
         ]
     paths = []
-    async with httpx.AsyncClient(base_url=server.http_url) as http:
+    async with httpx.AsyncClient(base_url=server.http_url, trust_env=False) as http:
         server_ids = []
         for i in range(servers):
             response = await http.post("/api/servers", json={"name": f"bench-{i}"})
@@ -332,11 +437,16 @@ async def open_members(
 # Why not the websockets library? It is correct and complete, and here it cost ~8 us of CPU per
 # frame received: as much as the baseline server spends per frame sent. With one core each, the
 # load generator saturated before the baseline did and hid the gap we want to measure. This
-# client speaks just enough RFC 6455 for two servers we control, on loopback: it handles every
-# complete frame of a TCP read in one loop, with a plain callback (no queue, no task per frame).
+# client speaks just enough RFC 6455 for servers we control, on loopback. Per TCP read it finds
+# where the last complete frame ends (reading one header, or every header if a control frame
+# may be there) and hands all complete frames of the read to one callback as one bytes object,
+# which the Member scans with C-speed bytes methods: no Python code runs per frame.
 
 ZERO_MASK = bytes(4)  # clients must mask; an all-zero key is legal and makes masking a no-op
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
+FINAL_TEXT = 0x80 | OP_TEXT  # the first byte of every frame but the rare control frames
+CLOSE_BYTE, PING_BYTE = bytes([0x80 | OP_CLOSE]), bytes([0x80 | OP_PING])
+JSON_START = b'{"type":'  # how every data frame of both servers starts
 
 
 def encode_frame(opcode: int, payload: bytes) -> bytes:
@@ -351,19 +461,55 @@ def encode_frame(opcode: int, payload: bytes) -> bytes:
     return header + ZERO_MASK + payload
 
 
-def frame_at(buffer: bytearray, pos: int) -> tuple[int, int, int] | None:
-    """(opcode, payload start, payload end) of the complete frame at `pos`, or None if it is
-    not all there yet. Server frames are unmasked and, from these servers, unfragmented."""
-    if len(buffer) - pos < 2:
+def complete_frames(data: bytes, on_control: Callable[[int, bytes], None]) -> int:
+    """Where the last complete frame in `data` ends (0: none is complete); control frames go
+    to `on_control`. Both servers' data frames are JSON objects starting with {"type":, in
+    ASCII (our texts are), so a byte 0x88 or 0x89 can only be in a header: without one, no
+    close or ping is there, and the last frame alone needs its header read."""
+    if CLOSE_BYTE not in data and PING_BYTE not in data:
+        end = end_of_last_frame(data)
+        if end is not None:
+            return end
+    return hop_frames(data, on_control)
+
+
+def end_of_last_frame(data: bytes) -> int | None:
+    """Where the last complete text frame ends, from the header before the last {"type": in
+    `data`; None if that is not a text frame header we know (then hop_frames decides)."""
+    start = data.rfind(JSON_START)
+    if start < 2:
         return None
-    opcode, size, start = buffer[pos] & 0x0F, buffer[pos + 1] & 0x7F, pos + 2
-    if size >= 126:
-        width = 2 if size == 126 else 8
-        if len(buffer) < start + width:
-            return None
-        size, start = int.from_bytes(buffer[start : start + width], "big"), start + width
-    end = start + size
-    return (opcode, start, end) if end <= len(buffer) else None
+    if start >= 4 and data[start - 4] == FINAL_TEXT and data[start - 3] == 126:
+        header, length = start - 4, (data[start - 2] << 8) | data[start - 1]
+    elif data[start - 2] == FINAL_TEXT and data[start - 1] < 126:
+        header, length = start - 2, data[start - 1]
+    else:
+        return None
+    end = start + length
+    return end if end <= len(data) else header  # if incomplete, the frames before it are not
+
+
+def hop_frames(data: bytes, on_control: Callable[[int, bytes], None]) -> int:
+    """complete_frames() the slow way: from header to header. Server frames are unmasked and,
+    from these servers, unfragmented."""
+    pos, size = 0, len(data)
+    while size - pos >= 2:
+        length, start = data[pos + 1] & 0x7F, pos + 2
+        if length == 126:
+            if size - pos < 4:
+                break
+            length, start = (data[pos + 2] << 8) | data[pos + 3], pos + 4
+        elif length == 127:
+            if size - pos < 10:
+                break
+            length, start = int.from_bytes(data[pos + 2 : pos + 10], "big"), pos + 10
+        end = start + length
+        if end > size:
+            break
+        if data[pos] != FINAL_TEXT:
+            on_control(data[pos] & 0x0F, data[start:end])
+        pos = end
+    return pos
 
 
 def handshake(port: int, target: str) -> bytes:
@@ -375,14 +521,14 @@ def handshake(port: int, target: str) -> bytes:
 
 
 class MiniWebSocket(asyncio.Protocol):
-    """A client socket. `send_text()` writes at once; every text frame received is passed to
-    `on_text(payload)` as bytes, from the event loop's read callback."""
+    """A client socket. `write()` sends at once; the complete text frames of each TCP read go
+    to `on_frames(data)` as one bytes object (headers included), from the read callback."""
 
     def __init__(self, request: bytes) -> None:
         self.request = request
-        self.on_text: Callable[[bytes], None] = lambda payload: None
+        self.on_frames: Callable[[bytes], None] = lambda data: None
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.partial = b""  # the start of a frame that the next read completes
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @classmethod
@@ -404,41 +550,39 @@ class MiniWebSocket(asyncio.Protocol):
             self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self.opened.done() or self.read_handshake():
-            self.read_frames()
+        if self.partial:
+            data, self.partial = self.partial + data, b""
+        if not self.opened.done():
+            data = self.read_handshake(data)
+        end = complete_frames(data, self.on_control)
+        if end:
+            self.on_frames(data if end == len(data) else data[:end])
+        if end < len(data):
+            self.partial = data[end:]
 
-    def read_handshake(self) -> bool:
-        end = self.buffer.find(b"\r\n\r\n")
+    def read_handshake(self, data: bytes) -> bytes:
+        """What follows the server's 101 answer; b"" until it is all there (kept in partial)."""
+        end = data.find(b"\r\n\r\n")
         if end < 0:
-            return False
-        status_line = bytes(self.buffer[: self.buffer.find(b"\r\n")])
+            self.partial = data
+            return b""
+        status_line = data[: data.find(b"\r\n")]
         if b" 101 " not in status_line:  # e.g. Accord's 404 for an unknown channel
             self.opened.set_exception(ConnectionError(status_line.decode(errors="replace")))
             self.abort()
-            return False
-        del self.buffer[: end + 4]
+            return b""
         self.opened.set_result(None)
-        return True
+        return data[end + 4 :]
 
-    def read_frames(self) -> None:
-        buffer, pos = self.buffer, 0
-        while (frame := frame_at(buffer, pos)) is not None:
-            opcode, start, pos = frame
-            if opcode == OP_TEXT:
-                self.on_text(bytes(buffer[start:pos]))
-            elif opcode == OP_PING:  # uvicorn pings every 20 s and closes if nobody answers
-                self.write(encode_frame(OP_PONG, bytes(buffer[start:pos])))
-            elif opcode == OP_CLOSE:
-                self.abort()
-        del buffer[:pos]  # a bytearray drops a prefix without copying the rest
+    def on_control(self, opcode: int, payload: bytes) -> None:
+        if opcode == OP_PING:  # uvicorn and FastWebSocket ping every 20 s, close without pongs
+            self.write(encode_frame(OP_PONG, payload))
+        elif opcode == OP_CLOSE:
+            self.abort()
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
-
-    def send_text(self, text: str) -> None:
-        self.write(encode_frame(OP_TEXT, text.encode()))
 
     def close(self) -> None:
         """Say goodbye (code 1000) and close: the server reads the close frame, then EOF."""
@@ -456,88 +600,144 @@ class MiniWebSocket(asyncio.Protocol):
 
 @dataclass
 class Tally:
-    """What all members saw; `measuring` is True only inside the measured window."""
+    """What the members of one target saw in one window; `measuring` only inside the window."""
 
     measuring: bool = False
+    resend: bool = False  # saturation: each own copy back sends the next message
     sent: int = 0  # messages sent inside the window
     delivered: int = 0  # message frames received inside the window
-    latencies: list[float] = field(default_factory=list)  # seconds, one per delivered frame
+    # (arrival time, send times found in that read): turned into latencies after the window
+    stamps: list[tuple[float, list[bytes]]] = field(default_factory=list)
     sent_total: int = 0  # including warm-up: what the drain waits for
     received_total: int = 0
 
-
-def sent_text(payload: bytes) -> bytes:
-    """The text a message frame carries. Both servers put "message" last and our texts hold no
-    quotes or escapes, so slicing is exact, and far cheaper than json.loads per frame."""
-    return payload[payload.rindex(b'"message":"') + 11 : -2]
+    def latencies(self) -> list[float]:
+        return sorted(now - float(sent) for now, sents in self.stamps for sent in sents)
 
 
 class Member:
-    """One member: its socket, what it counts, and its window of messages in flight."""
+    """One member: its socket and, for the current window, its tally."""
 
-    def __init__(self, index: int, ws: MiniWebSocket, window: int, tally: Tally) -> None:
+    __slots__ = ("counter", "index", "marker", "padding", "tally", "ws")
+
+    def __init__(self, index: int, ws: MiniWebSocket, padding: str) -> None:
         self.index = index
         self.ws = ws
-        self.tally = tally
-        self.in_flight = asyncio.Semaphore(window)  # saturation: released when our copy is back
+        self.padding = padding
+        # The start of this member's own texts, in its own copies (and in Accord's acks).
+        self.marker = b'"message":"%d ' % index
+        self.tally = Tally()
         self.counter = 0
-        ws.on_text = self.on_text
+        ws.on_frames = self.on_frames
 
-    def send(self, padding: str) -> None:
+    def frame(self) -> bytes:
         # perf_counter() is comparable only within one process: senders and receivers are here.
-        self.ws.send_text(f"{self.index} {self.counter} {time.perf_counter()!r} {padding}")
+        text = f"{self.index} {self.counter} {time.perf_counter()!r} {self.padding}"
         self.counter += 1
-        self.tally.sent_total += 1
-        if self.tally.measuring:
-            self.tally.sent += 1
+        return encode_frame(OP_TEXT, text.encode())
 
-    def on_text(self, payload: bytes) -> None:
-        """Count a message frame and its latency; acks, presence and the like are ignored."""
-        if not payload.startswith(MESSAGE_PREFIX):
-            return
-        now = time.perf_counter()
-        sender, _counter, sent_at = sent_text(payload).split(b" ", 3)[:3]
+    def send(self, count: int = 1) -> None:
+        """`count` messages in one write()."""
+        self.ws.write(self.frame() if count == 1 else b"".join(self.frame() for _ in range(count)))
         tally = self.tally
-        tally.received_total += 1
+        tally.sent_total += count
         if tally.measuring:
-            tally.delivered += 1
-            tally.latencies.append(now - float(sent_at))
-        if int(sender) == self.index:
-            self.in_flight.release()
+            tally.sent += count
+
+    def on_frames(self, data: bytes) -> None:
+        """Count the message frames of one TCP read and keep their send times; acks, presence
+        and the like are not counted. In a closed loop, send again for each own copy back."""
+        messages = data.count(MESSAGE_PREFIX)
+        if not messages:
+            return
+        tally = self.tally
+        tally.received_total += messages
+        if tally.measuring:
+            tally.delivered += messages
+            sent_at = SENT_AT_NOT_ACKS if ACK_PREFIX in data else SENT_AT
+            tally.stamps.append((time.perf_counter(), sent_at.findall(data)))
+        if tally.resend:
+            # Accord acks the sender with a frame that repeats the text: those are not copies.
+            own = data.count(self.marker) - data.count(ACK_PREFIX)
+            if own > 0:
+                self.send(own)
 
 
-async def send_paced(member: Member, rate: float, padding: str) -> None:
+async def send_paced(member: Member, rate: float) -> None:
     """Open loop: send on a fixed schedule whatever the server does (cancelled to stop)."""
     interval = 1 / rate
     # A random phase per member, or all members would send in the same millisecond.
     next_at = time.perf_counter() + random.uniform(0, interval)
     while True:
         await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-        member.send(padding)
+        member.send()
         next_at += interval
 
 
-async def send_closed_loop(member: Member, padding: str) -> None:
-    """Closed loop: a new message as soon as one of ours is back (cancelled to stop)."""
-    while True:
-        await member.in_flight.acquire()
-        member.send(padding)
+def busy_cpu_seconds(core: int | None) -> float:
+    """CPU time that one core (None: every core) spent busy, all processes, from /proc/stat."""
+    name = "cpu" if core is None else f"cpu{core}"
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == name:
+            ticks = [int(value) for value in fields[1:]]
+            idle, iowait = ticks[3], ticks[4]
+            return (sum(ticks[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+    raise RuntimeError(f"no {name} line in /proc/stat")
 
 
 @dataclass
-class LoadResult:
+class Counters:
+    """Cumulative counters read at the start and at the end of a window."""
+
+    at: float
+    server_cpu: float
+    server_writes: int
+    client_cpu: float
+    busy: float  # every core
+    busy_server_core: float  # the server's core, or every core when not pinned
+    busy_client_core: float  # the same for the load generator's
+
+    @classmethod
+    def read(cls, server: ServerProcess, pinned: bool) -> "Counters":
+        return cls(
+            time.perf_counter(),
+            server.cpu_seconds(),
+            server.write_calls(),
+            time.process_time(),
+            busy_cpu_seconds(None),
+            busy_cpu_seconds(SERVER_CORE if pinned else None),
+            busy_cpu_seconds(CLIENT_CORE if pinned else None),
+        )
+
+
+@dataclass
+class WindowResult:
+    """One measured window of one target under one load."""
+
     target: str
-    load: str
+    load: str  # "fixed" or "saturation"
+    round: int
     seconds: float
-    sent_per_s: float
-    delivered_per_s: float
+    sent: int
+    delivered: int
     p50_ms: float
     p99_ms: float
-    server_cpu: float  # percent of one core
-    server_us_per_msg: float  # server CPU per delivered frame: less skewed by other load
-    client_cpu: float
-    other_cpu: float  # other processes on the machine; 200% = both cores
+    server_cpu: float  # seconds
+    server_writes: int  # write system calls
+    client_cpu: float  # seconds
+    other_cpu: float  # seconds, every other process: if high, the machine was not ours alone
+    other_server_core: float  # seconds, other processes on the server's core: its lost time
+    other_client_core: float  # seconds, other processes on the load generator's core
     undelivered: int  # copies still missing after the drain: a backlog, or frames lost
+
+    @property
+    def delivered_per_s(self) -> float:
+        return self.delivered / self.seconds
+
+    @property
+    def server_us_per_frame(self) -> float:
+        return 1e6 * self.server_cpu / max(1, self.delivered)
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -546,87 +746,482 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
 
 
-async def drain(tally: Tally, members: int, timeout: float = 3.0) -> None:
-    """Give copies sent near the end time to arrive, so undelivered counts only real misses."""
-    deadline = time.perf_counter() + timeout
-    while tally.received_total < tally.sent_total * members and time.perf_counter() < deadline:
-        await asyncio.sleep(0.05)
+class Group:
+    """One target's members for one load: their sockets stay open over that load's windows."""
 
+    def __init__(self, server: ServerProcess, members: list[Member], per_channel: int) -> None:
+        self.server = server
+        self.members = members
+        self.per_channel = per_channel
 
-async def run_load(
-    server: ServerProcess, paths: list[str], config: Config, load: str
-) -> LoadResult:
-    """Connect every member, load the server for warm-up + duration, then disconnect."""
-    channels = await open_members(server, paths, config.members)
-    tally = Tally()
-    sockets = [ws for channel in channels for ws in channel]
-    members = [Member(i, ws, config.window, tally) for i, ws in enumerate(sockets)]
-    padding = "x" * max(0, config.message_chars - 32)  # the header is ~32 characters
-    senders: list[asyncio.Task[None]] = []
-    try:
+    @classmethod
+    async def open(cls, server: ServerProcess, paths: list[str], config: Config) -> "Group":
+        channels = await open_members(server, paths, config.members)
+        padding = "x" * max(0, config.message_chars - 32)  # the header is ~32 characters
+        sockets = [ws for channel in channels for ws in channel]
+        members = [Member(i, ws, padding) for i, ws in enumerate(sockets)]
         await asyncio.sleep(0.5)  # let the joins and their presence frames settle
-        for member in members:
-            if load == "fixed":
-                sender = send_paced(member, config.rate, padding)
-            else:
-                sender = send_closed_loop(member, padding)
-            senders.append(asyncio.create_task(sender))
-        await asyncio.sleep(config.warmup)
-        window = await measure_window(server, tally, config.duration)
-        for task in senders:
-            task.cancel()
-        await drain(tally, config.members)
-    finally:
-        for task in senders:
-            task.cancel()
-        for ws in sockets:
-            ws.close()
-    latencies, seconds = sorted(tally.latencies), window.seconds
-    return LoadResult(
-        target=server.target.label,
-        load=load_label(config, load),
-        seconds=round(seconds, 3),
-        sent_per_s=tally.sent / seconds,
-        delivered_per_s=tally.delivered / seconds,
-        p50_ms=percentile(latencies, 0.50) * 1000,
-        p99_ms=percentile(latencies, 0.99) * 1000,
-        server_cpu=100 * window.server_cpu / seconds,
-        server_us_per_msg=1e6 * window.server_cpu / max(1, tally.delivered),
-        client_cpu=100 * window.client_cpu / seconds,
-        other_cpu=100 * window.other_cpu / seconds,
-        undelivered=tally.sent_total * config.members - tally.received_total,
+        return cls(server, members, config.members)
+
+    def close(self) -> None:
+        for member in self.members:
+            member.ws.close()
+
+    async def window(self, config: Config, load: str, round_no: int) -> WindowResult:
+        """Load the server for warm-up + duration, stop, and wait for the copies in flight."""
+        tally = Tally()
+        for member in self.members:
+            member.tally = tally
+        senders = self.start(tally, config, load)
+        try:
+            await asyncio.sleep(config.warmup)
+            start = Counters.read(self.server, config.pin)
+            tally.measuring = True
+            await asyncio.sleep(config.duration)
+            tally.measuring = False
+            end = Counters.read(self.server, config.pin)
+        finally:
+            tally.resend = False
+            for task in senders:
+                task.cancel()
+        await self.drain(tally)
+        return self.result(tally, start, end, load, round_no)
+
+    def start(self, tally: Tally, config: Config, load: str) -> list[asyncio.Task[None]]:
+        if load == "fixed":
+            return [asyncio.create_task(send_paced(m, config.rate)) for m in self.members]
+        tally.resend = True  # closed loop: driven by the members' read callbacks, no task
+        for member in self.members:
+            member.send(config.window)
+        return []
+
+    async def drain(self, tally: Tally, timeout: float = 3.0) -> None:
+        """Give copies sent near the end time to arrive, so undelivered counts only real misses
+        and the next window does not receive this one's."""
+        deadline = time.perf_counter() + timeout
+        expected = tally.sent_total * self.per_channel
+        while tally.received_total < expected and time.perf_counter() < deadline:
+            await asyncio.sleep(0.02)
+
+    def result(
+        self, tally: Tally, start: Counters, end: Counters, load: str, round_no: int
+    ) -> WindowResult:
+        server_cpu, client_cpu = (
+            end.server_cpu - start.server_cpu,
+            end.client_cpu - start.client_cpu,
+        )
+        latencies = tally.latencies()
+        return WindowResult(
+            target=self.server.target.name,
+            load=load,
+            round=round_no,
+            seconds=end.at - start.at,
+            sent=tally.sent,
+            delivered=tally.delivered,
+            p50_ms=percentile(latencies, 0.50) * 1000,
+            p99_ms=percentile(latencies, 0.99) * 1000,
+            server_cpu=server_cpu,
+            server_writes=end.server_writes - start.server_writes,
+            client_cpu=client_cpu,
+            other_cpu=max(0.0, end.busy - start.busy - server_cpu - client_cpu),
+            other_server_core=max(0.0, end.busy_server_core - start.busy_server_core - server_cpu),
+            other_client_core=max(0.0, end.busy_client_core - start.busy_client_core - client_cpu),
+            undelivered=tally.sent_total * self.per_channel - tally.received_total,
+        )
+
+
+def rotated(names: list[str], by: int) -> list[str]:
+    """The targets' order in round `by`: each takes every position in turn."""
+    by %= max(1, len(names))
+    return names[by:] + names[:by]
+
+
+async def measure_throughput(config: Config) -> list[WindowResult]:
+    """Every target's server at once; each load's windows interleaved over the rounds."""
+    results: list[WindowResult] = []
+    with contextlib.ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(running_server(target, config.pin))
+            for name, target in chosen_targets(config).items()
+        }
+        paths = {
+            name: await make_channels(server, config.channels, config.servers)
+            for name, server in servers.items()
+        }
+        for load in config.loads:
+            groups: dict[str, Group] = {}
+            try:
+                for name, server in servers.items():
+                    groups[name] = await Group.open(server, paths[name], config)
+                for round_no in range(config.rounds):
+                    for name in rotated(list(servers), round_no):
+                        result = await groups[name].window(config, load, round_no)
+                        print(progress_line(result), flush=True)
+                        results.append(result)
+            finally:
+                for group in groups.values():
+                    group.close()
+            await asyncio.sleep(0.5)  # the closes reach the servers before the next load
+    return results
+
+
+def percent(seconds: float, window: WindowResult) -> float:
+    """CPU seconds as a percentage of one core over the window."""
+    return 100 * seconds / window.seconds
+
+
+def progress_line(r: WindowResult) -> str:
+    return (
+        f"  {r.load:10} round {r.round + 1} {r.target:19} {r.delivered_per_s:9,.0f} frames/s"
+        f"  p99 {r.p99_ms:7.1f} ms  srv {percent(r.server_cpu, r):3.0f}%"
+        f" (+{percent(r.other_server_core, r):.0f}%)  cli {percent(r.client_cpu, r):3.0f}%"
+        f" (+{percent(r.other_client_core, r):.0f}%)"
     )
 
 
-def busy_cpu_seconds() -> float:
-    """CPU time the whole machine spent busy (all cores, all processes), from /proc/stat."""
-    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle, iowait = ticks[3], ticks[4]
-    return (sum(ticks[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+# -- memory per idle member ----------------------------------------------------------------------
 
 
 @dataclass
-class Window:
-    """The measured window: its length and the CPU seconds spent in it, by whom."""
+class MemoryResult:
+    target: str
+    members: int
+    channels: int
+    rss_before_kb: int
+    rss_connected_kb: int  # 1 s after the last member connected
+    rss_settled_kb: int  # after the idle timeout: Accord's actors hibernated
+    actors_settled: int | None  # actor databases open then (None: no actors)
+    rss_awake_kb: int  # once one message per channel woke every actor and reached its members
+    actors_awake: int | None
+    rss_rehibernated_kb: int  # after the idle timeout again
+    actors_rehibernated: int | None
 
-    seconds: float
-    server_cpu: float
-    client_cpu: float
-    other_cpu: float  # every other process: if high, the machine was not ours alone
+    @property
+    def kb_per_member(self) -> float:
+        return (self.rss_settled_kb - self.rss_before_kb) / self.members
+
+    @property
+    def kb_per_awake_channel(self) -> float:
+        """What waking a channel's actor added (its instance, database, per-member state)."""
+        return (self.rss_awake_kb - self.rss_settled_kb) / self.channels
 
 
-async def measure_window(server: ServerProcess, tally: Tally, duration: float) -> Window:
-    """Count frames in the tally for `duration` seconds and the CPU each side used meanwhile."""
-    server_cpu, client_cpu, busy = server.cpu_seconds(), time.process_time(), busy_cpu_seconds()
-    start = time.perf_counter()
-    tally.measuring = True
-    await asyncio.sleep(duration)
-    tally.measuring = False
-    seconds = time.perf_counter() - start
-    server_cpu = server.cpu_seconds() - server_cpu
-    client_cpu = time.process_time() - client_cpu
-    other_cpu = busy_cpu_seconds() - busy - server_cpu - client_cpu
-    return Window(seconds, server_cpu, client_cpu, max(0.0, other_cpu))
+async def warm_up(server: ServerProcess, path: str) -> None:
+    """One member joins, sends and leaves: lazy imports and first-use caches are paid here."""
+    ws = await MiniWebSocket.open(server.port, f"{path}/connect?username=warmup")
+    echoed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    ws.on_frames = lambda data: None if echoed.done() else echoed.set_result(None)
+    try:
+        ws.write(encode_frame(OP_TEXT, b"warm-up"))
+        async with asyncio.timeout(10):
+            await echoed  # Accord answers with an ack first: either frame will do
+    finally:
+        ws.close()
+
+
+async def wake_every_channel(channels: list[list[MiniWebSocket]], timeout: float = 10.0) -> None:
+    """One message in each channel (its first member sends); returns once every member has its
+    copy, or after `timeout`."""
+    tally = Tally()
+    members = [Member(0, ws, "wake") for channel in channels for ws in channel]
+    for member in members:
+        member.tally = tally
+    for first in members[:: len(channels[0])]:
+        first.send()
+    expected = len(members)
+    deadline = time.perf_counter() + timeout
+    while tally.received_total < expected and time.perf_counter() < deadline:
+        await asyncio.sleep(0.02)
+
+
+async def measure_memory(target: Target, config: Config) -> MemoryResult:
+    with running_server(target, config.pin, idle_timeout=config.idle_timeout) as server:
+        paths = await make_channels(server, config.idle_channels + 1, config.servers)
+        await warm_up(server, paths.pop())
+        settle = (
+            2 * config.idle_timeout + 0.5
+        )  # an actor hibernates idle_timeout after its last turn
+        await asyncio.sleep(settle)  # the warm-up actor hibernates too
+        before = server.rss_kb()
+        channels = await open_members(server, paths, config.idle_members)
+        try:
+            await asyncio.sleep(1)
+            connected = server.rss_kb()
+            await asyncio.sleep(settle)
+            settled, actors_settled = server.rss_kb(), server.open_actor_files()
+            await wake_every_channel(channels)
+            awake, actors_awake = server.rss_kb(), server.open_actor_files()
+            await asyncio.sleep(settle)
+            again, actors_again = server.rss_kb(), server.open_actor_files()
+        finally:
+            for channel in channels:  # no goodbyes: thousands of closing handshakes are slow
+                for ws in channel:
+                    ws.abort()
+            # The sockets close on this loop's next rounds: before the server is stopped (which
+            # blocks this loop), or its shutdown would wait for them to answer its close frame.
+            await asyncio.sleep(0.2)
+        return MemoryResult(
+            target.name,
+            sum(len(channel) for channel in channels),
+            len(channels),
+            before,
+            connected,
+            settled,
+            actors_settled,
+            awake,
+            actors_awake,
+            again,
+            actors_again,
+        )
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """One target under one load: the median of its windows (max for the client's CPU)."""
+
+    target: str
+    load: str
+    windows: int
+    sent_per_s: float
+    delivered_per_s: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu: float  # % of one core
+    server_us_per_frame: float
+    writes_per_frame: float  # write system calls per delivered frame
+    client_cpu: float  # % of one core, median
+    client_cpu_max: float
+    other_server_core: float  # % of the server's core used by other processes
+    other_client_core: float  # % of the load generator's core used by other processes
+    other_cpu: float  # %, every other process on every core: 200% = both cores
+    undelivered: int  # summed over the windows
+
+
+def summarize(results: list[WindowResult], targets: list[str]) -> list[Summary]:
+    summaries = []
+    for load in ("fixed", "saturation"):
+        for name in targets:
+            ws = [r for r in results if r.target == name and r.load == load]
+            if not ws:
+                continue
+
+            def median(
+                value: Callable[[WindowResult], float], ws: list[WindowResult] = ws
+            ) -> float:
+                return statistics.median(value(r) for r in ws)
+
+            summaries.append(
+                Summary(
+                    target=name,
+                    load=load,
+                    windows=len(ws),
+                    sent_per_s=median(lambda r: r.sent / r.seconds),
+                    delivered_per_s=median(lambda r: r.delivered_per_s),
+                    p50_ms=median(lambda r: r.p50_ms),
+                    p99_ms=median(lambda r: r.p99_ms),
+                    server_cpu=median(lambda r: 100 * r.server_cpu / r.seconds),
+                    server_us_per_frame=median(lambda r: r.server_us_per_frame),
+                    writes_per_frame=median(lambda r: r.server_writes / max(1, r.delivered)),
+                    client_cpu=median(lambda r: 100 * r.client_cpu / r.seconds),
+                    client_cpu_max=max(100 * r.client_cpu / r.seconds for r in ws),
+                    other_server_core=median(lambda r: percent(r.other_server_core, r)),
+                    other_client_core=median(lambda r: percent(r.other_client_core, r)),
+                    other_cpu=median(lambda r: percent(r.other_cpu, r)),
+                    undelivered=sum(r.undelivered for r in ws),
+                )
+            )
+    return summaries
+
+
+@dataclass
+class Ratio:
+    """`numerator` / `denominator` at saturation: the median of the ratios within a round."""
+
+    numerator: str
+    denominator: str
+    delivered: float  # frames/s ratio
+    delivered_range: tuple[float, float]
+    cost: float  # server us/frame, numerator / denominator: < 1 = the numerator is cheaper
+    target: float
+
+
+def paired_ratio(results: list[WindowResult], top: str, bottom: str, target: float) -> Ratio | None:
+    rounds = {r.round for r in results if r.load == "saturation"}
+    pairs = []
+    for round_no in sorted(rounds):
+        found = {
+            r.target: r
+            for r in results
+            if r.load == "saturation" and r.round == round_no and r.target in (top, bottom)
+        }
+        if len(found) == 2 and found[bottom].delivered and found[top].delivered:
+            pairs.append((found[top], found[bottom]))
+    if not pairs:
+        return None
+    ratios = [a.delivered_per_s / b.delivered_per_s for a, b in pairs]
+    costs = [a.server_us_per_frame / b.server_us_per_frame for a, b in pairs]
+    return Ratio(
+        top,
+        bottom,
+        statistics.median(ratios),
+        (min(ratios), max(ratios)),
+        statistics.median(costs),
+        target,
+    )
+
+
+def ratios(results: list[WindowResult]) -> list[Ratio]:
+    wanted = [
+        ("accord-fast", "baseline-fast", TARGET_FAST_VS_BASELINE),
+        ("accord-fast", "accord-asgi", TARGET_FAST_VS_ASGI),
+        ("baseline-fast", "baseline-asgi", 0.0),
+        ("accord-asgi", "baseline-asgi", 0.0),
+    ]
+    others = sorted({r.target for r in results if r.target.startswith("accord-fast@")})
+    wanted += [(name, "accord-fast", 0.0) for name in others]
+    found = (paired_ratio(results, top, bottom, target) for top, bottom, target in wanted)
+    return [ratio for ratio in found if ratio is not None]
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def throughput_table(summaries: list[Summary], config: Config) -> str:
+    header = [
+        "target",
+        "load",
+        "sent/s",
+        "delivered/s",
+        "p50 ms",
+        "p99 ms",
+        "srv CPU (+others)",
+        "srv us/frame",
+        "writes/frame",
+        "cli CPU, max (+others)",
+        "undelivered",
+    ]
+    rows = [
+        [
+            s.target,
+            load_label(config, s.load),
+            f"{s.sent_per_s:,.0f}",
+            f"{s.delivered_per_s:,.0f}",
+            f"{s.p50_ms:.2f}",
+            f"{s.p99_ms:.2f}",
+            f"{s.server_cpu:.0f}% (+{s.other_server_core:.0f}%)",
+            f"{s.server_us_per_frame:.2f}",
+            f"{s.writes_per_frame:.3f}",
+            f"{s.client_cpu:.0f}%, {s.client_cpu_max:.0f}% (+{s.other_client_core:.0f}%)",
+            f"{s.undelivered:,}",
+        ]
+        for s in summaries
+    ]
+    return markdown_table(header, rows)
+
+
+def verdict(met: bool) -> str:
+    return "meets" if met else "MISSES"
+
+
+def ratio_lines(found: list[Ratio]) -> list[str]:
+    lines = []
+    for r in found:
+        low, high = r.delivered_range
+        goal = (
+            f": {verdict(r.delivered >= r.target)} the >= {r.target:g}x target" if r.target else ""
+        )
+        lines.append(
+            f"- {r.numerator} / {r.denominator}: **{r.delivered:.2f}x** delivered/s"
+            f" (rounds {low:.2f}-{high:.2f}){goal}; server CPU per frame {r.cost:.2f}x"
+        )
+    return lines
+
+
+def latency_line(summaries: list[Summary]) -> str | None:
+    fixed = {s.target: s for s in summaries if s.load == "fixed"}
+    fast, asgi = fixed.get("accord-fast"), fixed.get("accord-asgi")
+    if fast is None or asgi is None:
+        return None
+    return (
+        f"- fixed load, send->receive p99: accord-fast {fast.p99_ms:.1f} ms vs accord-asgi"
+        f" {asgi.p99_ms:.1f} ms (p50 {fast.p50_ms:.2f} vs {asgi.p50_ms:.2f}):"
+        f" {verdict(fast.p99_ms <= asgi.p99_ms)} 'no worse than the ASGI path'"
+    )
+
+
+def warnings(summaries: list[Summary]) -> list[str]:
+    lines = []
+    busiest = max((s.other_server_core for s in summaries), default=0.0)
+    if busiest > BUSY_MACHINE_CPU:
+        lines.append(
+            f"- WARNING: other processes used up to {busiest:.0f}% of the servers' core (median"
+            " of a target's windows): frames/s and latencies are skewed; compare srv us/frame."
+        )
+    for s in summaries:
+        if s.client_cpu_max > BUSY_CLIENT_CPU:
+            lines.append(
+                f"- WARNING: the load generator used {s.client_cpu_max:.0f}% of its core in a"
+                f" window of {s.target} ({s.load}): the server may have been faster than shown."
+            )
+    return lines
+
+
+def memory_table(results: list[MemoryResult]) -> str:
+    header = [
+        "target",
+        "idle members",
+        "RSS before",
+        "connected",
+        "settled",
+        "KB/member",
+        "actors open",
+        "awake (1 msg/channel)",
+        "actors open",
+        "KB/awake channel",
+        "hibernated again",
+        "actors open",
+    ]
+
+    def actors(count: int | None) -> str:
+        return "-" if count is None else str(count)
+
+    rows = [
+        [
+            m.target,
+            f"{m.members:,}",
+            f"{m.rss_before_kb:,} KB",
+            f"{m.rss_connected_kb:,} KB",
+            f"{m.rss_settled_kb:,} KB",
+            f"**{m.kb_per_member:.1f}**",
+            actors(m.actors_settled),
+            f"{m.rss_awake_kb:,} KB",
+            actors(m.actors_awake),
+            f"{m.kb_per_awake_channel:.0f}",
+            f"{m.rss_rehibernated_kb:,} KB",
+            actors(m.actors_rehibernated),
+        ]
+        for m in results
+    ]
+    return markdown_table(header, rows)
+
+
+def memory_lines(results: list[MemoryResult]) -> list[str]:
+    lines = []
+    for m in results:
+        if m.target == "accord-fast":
+            lines.append(
+                f"- accord-fast: {m.kb_per_member:.1f} KB per idle member with its actors"
+                f" hibernated ({m.actors_settled} actor databases open):"
+                f" {verdict(m.kb_per_member <= TARGET_KB_PER_MEMBER)} the"
+                f" <= {TARGET_KB_PER_MEMBER:g} KB target"
+            )
+    return lines
 
 
 def load_label(config: Config, load: str) -> str:
@@ -635,152 +1230,80 @@ def load_label(config: Config, load: str) -> str:
     return f"saturation W={config.window}"
 
 
-async def measure_throughput(target: Target, config: Config) -> list[LoadResult]:
-    with running_server(target, config.pin) as server:
-        paths = await make_channels(server, config.channels, config.servers)
-        results = []
-        for load in config.loads:
-            result = await run_load(server, paths, config, load)
-            print(f"  {result.target:15} {result.load:22} {result.delivered_per_s:10,.0f}/s")
-            results.append(result)
-        return results
-
-
-# -- memory per idle connection -------------------------------------------------------------------
-
-
-@dataclass
-class MemoryResult:
-    target: str
-    connections: int
-    rss_before_kb: int
-    rss_connected_kb: int  # 1 s after the last member connected
-    rss_settled_kb: int  # after the idle timeout, when Accord's actors have hibernated
-
-    @property
-    def kb_per_connection(self) -> float:
-        return (self.rss_settled_kb - self.rss_before_kb) / self.connections
-
-
-async def warm_up(server: ServerProcess, path: str) -> None:
-    """One member joins, sends and leaves: lazy imports and first-use caches are paid here."""
-    ws = await MiniWebSocket.open(server.port, f"{path}/connect?username=warmup")
-    echoed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    ws.on_text = lambda payload: None if echoed.done() else echoed.set_result(None)
-    try:
-        ws.send_text("warm-up")
-        async with asyncio.timeout(10):
-            await echoed  # Accord answers with an ack first: either frame will do
-    finally:
-        ws.close()
-
-
-async def measure_memory(target: Target, config: Config) -> MemoryResult:
-    with running_server(target, config.pin, idle_timeout=config.idle_timeout) as server:
-        paths = await make_channels(server, config.idle_channels + 1, config.servers)
-        await warm_up(server, paths.pop())
-        await asyncio.sleep(config.idle_timeout + 1)  # the warm-up actor hibernates too
-        before = server.rss_kb()
-        channels = await open_members(server, paths, config.idle_members)
-        sockets = [ws for channel in channels for ws in channel]
-        try:
-            await asyncio.sleep(1)
-            connected = server.rss_kb()
-            await asyncio.sleep(config.idle_timeout + 2)
-            settled = server.rss_kb()
-        finally:
-            for ws in sockets:  # no goodbyes: thousands of closing handshakes would be slow
-                ws.abort()
-        return MemoryResult(target.label, len(sockets), before, connected, settled)
-
-
-# -- report ---------------------------------------------------------------------------------------
-
-
-def throughput_table(results: list[LoadResult]) -> str:
-    header = (
-        f"{'target':15} {'load':22} {'sent/s':>8} {'delivered/s':>12} {'p50 ms':>8}"
-        f" {'p99 ms':>8} {'srv CPU':>8} {'srv us/msg':>10} {'cli CPU':>8} {'other':>6}"
-        f" {'undelivered':>12}"
-    )
-    rows = [header, "-" * len(header)]
-    for r in sorted(results, key=lambda r: (r.load, r.target != "baseline")):
-        rows.append(
-            f"{r.target:15} {r.load:22} {r.sent_per_s:8,.0f} {r.delivered_per_s:12,.0f}"
-            f" {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.server_cpu:7.0f}% {r.server_us_per_msg:10.1f}"
-            f" {r.client_cpu:7.0f}%"
-            f" {r.other_cpu:5.0f}% {r.undelivered:12,}"
-        )
-    return "\n".join(rows)
-
-
-def ratio_lines(results: list[LoadResult]) -> list[str]:
-    baselines = {r.load: r for r in results if r.target == "baseline"}
-    lines = []
-    for r in results:
-        base = baselines.get(r.load)
-        if r.target == "baseline" or base is None or base.delivered_per_s == 0:
-            continue
-        ratio = r.delivered_per_s / base.delivered_per_s
-        cost = r.server_us_per_msg / base.server_us_per_msg
-        verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
-        lines.append(
-            f"{r.target:15} {r.load:22} {ratio:5.2f}x baseline msgs/s"
-            f" ({verdict} the {TARGET_RATIO}x target); {cost:4.2f}x its server CPU per msg"
-        )
-    return lines
-
-
-def memory_table(results: list[MemoryResult]) -> str:
-    header = (
-        f"{'target':15} {'idle conns':>10} {'RSS before':>12} {'connected':>12}"
-        f" {'settled':>12} {'KB/conn':>8}  target <= {TARGET_KB_PER_CONNECTION:g} KB"
-    )
-    rows = [header, "-" * len(header)]
-    for m in results:
-        verdict = "meets" if m.kb_per_connection <= TARGET_KB_PER_CONNECTION else "MISSES"
-        rows.append(
-            f"{m.target:15} {m.connections:10,} {m.rss_before_kb:9,} KB {m.rss_connected_kb:9,} KB"
-            f" {m.rss_settled_kb:9,} KB {m.kb_per_connection:8.1f}  {verdict}"
-        )
-    return "\n".join(rows)
-
-
 def setup_line(config: Config, pinned: bool) -> str:
     cores = (
-        f"server pinned to core {SERVER_CORE}, load generator to core {CLIENT_CORE}"
+        f"servers pinned to core {SERVER_CORE}, load generator to core {CLIENT_CORE}"
         if pinned
-        else f"NOT pinned: server and load generator share {os.cpu_count()} core(s)"
+        else f"NOT pinned: servers and load generator share {os.cpu_count()} core(s)"
     )
     return (
         f"{config.channels} channels x {config.members} members over {config.servers} servers,"
-        f" {config.message_chars}-char messages, {config.duration:g} s measured after"
-        f" {config.warmup:g} s warm-up; {cores}"
+        f" {config.message_chars}-char messages; {config.rounds} interleaved round(s) of"
+        f" {config.warmup:g} s warm-up + {config.duration:g} s measured per target and load;"
+        f" memory: {config.idle_channels} x {config.idle_members} idle members; {cores}"
     )
 
 
-def write_json(
-    path: Path, config: Config, loads: list[LoadResult], memory: list[MemoryResult]
-) -> Path:
-    if not path.is_absolute() and path.parent == Path("."):
-        path = RESULTS_DIR / path
-    path.parent.mkdir(parents=True, exist_ok=True)
+def report(
+    config: Config, pinned: bool, windows: list[WindowResult], memory: list[MemoryResult]
+) -> str:
+    """The whole report, in markdown."""
+    parts = [
+        f"# Fan-out benchmark, {time.strftime('%Y-%m-%d %H:%M')}",
+        "",
+        setup_line(config, pinned),
+    ]
+    summaries = summarize(windows, list(chosen_targets(config)))
+    if summaries:
+        parts += ["", "## Throughput and latency (medians over rounds)", ""]
+        parts.append(throughput_table(summaries, config))
+        lines = ratio_lines(ratios(windows))
+        lines += [line for line in [latency_line(summaries)] if line] + warnings(summaries)
+        parts += ["", *lines]
+    if memory:
+        parts += [
+            "",
+            "## Memory per idle member",
+            "",
+            memory_table(memory),
+            "",
+            *memory_lines(memory),
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def write_results(
+    stem: Path, config: Config, windows: list[WindowResult], memory: list[MemoryResult], text: str
+) -> list[Path]:
+    """stem.json (every window) and stem.md (the report)."""
+    if not stem.is_absolute() and stem.parent == Path("."):
+        stem = RESULTS_DIR / stem
+    stem.parent.mkdir(parents=True, exist_ok=True)
     document: dict[str, Any] = {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-        "throughput": [asdict(r) for r in loads],
-        "memory": [{**asdict(m), "kb_per_connection": m.kb_per_connection} for m in memory],
+        "config": asdict(config),
+        "summaries": [asdict(s) for s in summarize(windows, list(chosen_targets(config)))],
+        "ratios": [asdict(r) for r in ratios(windows)],
+        "windows": [asdict(w) for w in windows],
+        "memory": [{**asdict(m), "kb_per_member": m.kb_per_member} for m in memory],
     }
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    return path
+    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
+    json_path.write_text(json.dumps(document, indent=2, default=str) + "\n")  # str: the Paths
+    md_path.write_text(text)
+    return [json_path, md_path]
 
 
 # -- main -----------------------------------------------------------------------------------------
 
 
 def prepare_process(config: Config) -> bool:
-    """Raise the open-files limit (thousands of sockets) and pin this process; True if pinned."""
+    """Raise the open-files limit (thousands of sockets) and pin this process; True if pinned.
+    The servers started later inherit the limit, and raise their own further."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = config.idle_channels * config.idle_members + config.channels * config.members + 256
+    wanted = (
+        config.idle_channels * config.idle_members
+        + len(chosen_targets(config)) * config.channels * config.members
+        + 256
+    )
     if soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
     pinned = config.pin and can_pin()
@@ -789,36 +1312,25 @@ def prepare_process(config: Config) -> bool:
     return pinned
 
 
-async def run(config: Config, pinned: bool) -> None:
+async def run(config: Config, pinned: bool) -> str:
     config = Config(**{**asdict(config), "pin": pinned})
     print(setup_line(config, pinned), flush=True)
-    loads: list[LoadResult] = []
-    for name in config.targets if config.loads else []:  # baseline first: the reference
-        print(f"throughput: {TARGETS[name].label} ...", flush=True)
-        loads += await measure_throughput(TARGETS[name], config)
+    windows: list[WindowResult] = []
+    if config.loads:
+        print(f"throughput: {', '.join(chosen_targets(config))} ...", flush=True)
+        windows = await measure_throughput(config)
     memory: list[MemoryResult] = []
     if config.memory:
-        for name in ("channel", "baseline"):
-            if name in config.targets:
-                print(f"memory: {TARGETS[name].label} ...", flush=True)
-                memory.append(await measure_memory(TARGETS[name], config))
-    if loads:
-        print()
-        print(throughput_table(loads))
-        print()
-        print("Accord vs baseline, same load:")
-        print("\n".join(ratio_lines(loads)) or "(no baseline measured)")
-        busiest = max(result.other_cpu for result in loads)
-        if busiest > BUSY_MACHINE_CPU:
-            print(
-                f"WARNING: other processes used up to {busiest:.0f}% CPU during a window: msgs/s"
-                " and latencies are skewed; compare srv us/msg, or rerun on a quiet machine."
-            )
-    if memory:
-        print()
-        print(memory_table(memory))
-    if config.json_path is not None:
-        print(f"\nwrote {write_json(config.json_path, config, loads, memory)}")
+        for name, target in chosen_targets(config).items():
+            print(f"memory: {name} ...", flush=True)
+            memory.append(await measure_memory(target, config))
+    text = report(config, pinned, windows, memory)
+    print()
+    print(text)
+    stem = config.out or Path(f"fanout-{time.strftime('%Y%m%d-%H%M%S')}")
+    paths = write_results(stem, config, windows, memory, text)
+    print("wrote " + ", ".join(str(path) for path in paths))
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:
