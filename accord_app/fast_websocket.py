@@ -105,8 +105,6 @@ class FastWebSocket(asyncio.Protocol):
         "_unsent",
         "client",
         "conn",
-        "frames_sent",
-        "writes",
     )
 
     def __init__(
@@ -125,8 +123,6 @@ class FastWebSocket(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self.conn = ServerProtocol(max_size=config.ws_max_size, logger=protocol_logger)
         self.client = "local"  # who is at the other end, as the web layer tells it
-        self.writes = 0  # write() calls on the TCP transport
-        self.frames_sent = 0  # data frames handed to them
         # The handshake: the upgrade request and the answer the app will accept or replace.
         self._handshake: tuple[Request, Response] | None = None
         self._pending_response: tuple[int, list[tuple[str, str]], bytes] | None = None
@@ -180,10 +176,15 @@ class FastWebSocket(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: close as its own WebSocket protocols do (1012, "service
-        restart"), telling the runtime first, as they tell the app."""
+        restart"), telling the runtime first, as they tell the app. The close frame leaves with
+        what was queued before it, but the peer's answer is not awaited: uvicorn waits for every
+        connection to end, and one silent client would hold the restart for the close timeout."""
         if self.conn.state is State.OPEN:
             self._received(TransportClosed(1012, "server shutting down"))
             self._send_close(1012, "server shutting down")
+            self._flush()
+            if self._transport is not None:
+                self._transport.close()
         elif self._transport is not None and self.conn.state is State.CONNECTING:
             self._transport.close()
 
@@ -222,7 +223,6 @@ class FastWebSocket(asyncio.Protocol):
             self._queue(frame_cache.text_frame(frame))
         else:
             self._queue(Frame(Opcode.BINARY, frame).serialize(mask=False))
-        self.frames_sent += 1
 
     # -- Transport: the runtime's awaitable interface ------------------------------------------
 
@@ -346,7 +346,6 @@ class FastWebSocket(asyncio.Protocol):
         unsent, self._unsent = self._unsent, None
         if unsent and self._transport is not None and not self._transport.is_closing():
             self._transport.write(unsent[0] if len(unsent) == 1 else b"".join(unsent))
-            self.writes += 1
 
     def _send_close(self, code: int, reason: str) -> None:
         if self.conn.state is not State.OPEN:

@@ -111,6 +111,23 @@ def test_shutdown_closes_each_socket_with_1012_and_does_not_wait_for_it(
 
 
 @pytest.mark.parametrize("path", PATHS)
+def test_shutdown_does_not_wait_for_a_peer_that_never_answers(
+    tmp_path: Path, path: WebSocketPath
+) -> None:
+    settings = Settings(data_dir=tmp_path, websocket=path)
+    server = BackgroundServer(create_app(settings), **uvicorn_options(settings)).start()
+    with httpx.Client(base_url=server.url, trust_env=False) as http:
+        channel = channel_path(http)
+    silent = silent_member(f"{server.ws_url}{channel}/connect", "bob")
+    try:
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 2.0
+    finally:
+        silent.close()
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_a_fragmented_message_arrives_whole(tmp_path: Path, path: WebSocketPath) -> None:
     settings = Settings(data_dir=tmp_path, websocket=path)
     with (

@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # the runtime imports this module: these are for annotations 
 logger = logging.getLogger(__name__)
 # How long a socket gets to close politely when the runtime shuts down.
 SHUTDOWN_CLOSE_SECONDS = 1.0
+# An actor with a queue gives the event loop a turn after this many of its own (see _drain).
+TURNS_PER_YIELD = 8
 
 
 class ActorContext:
@@ -206,6 +208,7 @@ class ActorHost:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
+        turns = 0
         try:
             while True:
                 if self._commit_in_flight is not None and not self.commits.may_start_turn:
@@ -218,11 +221,16 @@ class ActorHost:
                     self.mailbox.finish_turn()
                 if self.gate.should_commit():
                     self._start_commit()
-                # Let the event loop run between turns: finished commits release their answers,
-                # sockets are read, other actors take their turns. A turn that never awaits
-                # anything (pure computation) would otherwise hold the loop until this actor's
-                # whole queue is empty, and every answer would wait for the last turn.
-                await asyncio.sleep(0)
+                # Let the event loop run every few turns: finished commits release their
+                # answers, sockets are read, other actors take their turns. A turn that never
+                # awaits anything (pure computation) would otherwise hold the loop until this
+                # actor's whole queue is empty, and every answer would wait for the last turn.
+                # Not after every turn: the turns run meanwhile join the next group commit,
+                # which measured 1.4x the messages per second of a busy channel
+                # (benchmarks/fanout.py). A time budget instead (1 ms) measured less.
+                turns += 1
+                if turns % TURNS_PER_YIELD == 0:
+                    await asyncio.sleep(0)
         finally:
             self._drainer = None
             self._note_activity()
