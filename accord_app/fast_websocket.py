@@ -99,6 +99,7 @@ class FastWebSocket(asyncio.Protocol):
         "_pending_response",
         "_ping_payload",
         "_ping_timer",
+        "_reading_paused",
         "_reported",
         "_tasks",
         "_transport",
@@ -132,6 +133,7 @@ class FastWebSocket(asyncio.Protocol):
         self._closed_callback: Callable[[], None] | None = None
         self._unsent: list[bytes] | None = None  # written at the end of this loop turn
         self._reported = False  # the runtime was told the socket closed
+        self._reading_paused = False  # ws_max_queue messages wait for their turns
         self._paused = False  # the TCP write buffer is over its high-water mark
         self._ping_timer: asyncio.TimerHandle | None = None
         self._ping_payload: bytes | None = None  # the ping in flight
@@ -317,13 +319,20 @@ class FastWebSocket(asyncio.Protocol):
                 return
             self._reported = True
         self._inbox.push(item)
+        # Back-pressure: past uvicorn's ws_max_queue (32) messages waiting for their turns,
+        # as its own protocols do, stop reading until the actor has caught up. Not at the
+        # first one: pausing and resuming costs two system calls, and turns are short.
         transport = self._transport
-        if self._inbox.waiting and transport is not None and not transport.is_closing():
-            transport.pause_reading()  # back-pressure: the peer waits for our turns
+        full = len(self._inbox) >= self._config.ws_max_queue and not self._reading_paused
+        if full and transport is not None and not transport.is_closing():
+            self._reading_paused = True
+            transport.pause_reading()
 
     def _read_again(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
+        transport = self._transport
+        if self._reading_paused and transport is not None and not transport.is_closing():
+            self._reading_paused = False
+            transport.resume_reading()
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -355,8 +364,7 @@ class FastWebSocket(asyncio.Protocol):
         self._queue_protocol_output()
         self._stop_timers()
         self._close_timer = self._loop.call_later(CLOSE_TIMEOUT_SECONDS, self._drop)
-        if self._inbox.waiting and self._transport is not None:
-            self._transport.resume_reading()  # to hear the peer's answer to our close
+        self._read_again()  # to hear the peer's answer to our close
 
     def _drop(self) -> None:
         self._close_timer = None

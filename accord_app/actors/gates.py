@@ -121,6 +121,13 @@ class OutputGate(Generic[Output]):
         self._held.append((self.written, output))
         return False
 
+    def last_held(self) -> Output | None:
+        """The newest held output, if no write came after it: one sent now would be released
+        with it, so the two may travel as one (a broadcast's frames, see ActorHost)."""
+        if self._held and self._held[-1][0] == self.written:
+            return self._held[-1][1]
+        return None
+
     def should_commit(self) -> bool:
         """Start a commit now? Only one is in flight at a time; the next one waits for it."""
         return self.committing is None and self.uncommitted

@@ -141,15 +141,18 @@ class Refusal:
 
 
 class Frame:
-    """A WebSocket frame (or close) held by the output gate."""
+    """A WebSocket frame (or close) held by the output gate, for one socket or, when a
+    broadcast sends the same frame to several in a row, for all of them: one output, not one
+    per member."""
 
-    __slots__ = ("data", "ws")
+    __slots__ = ("data", "sockets")
 
     def __init__(self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed):
-        self.ws, self.data = ws, data
+        self.sockets, self.data = [ws], data
 
     def release(self) -> None:
-        self.ws.deliver(self.data)
+        for ws in self.sockets:
+            ws.deliver(self.data)
 
     def drop(self, error: BaseException) -> None:
         """Lost with the failed commit, as in Durable Objects."""
@@ -448,9 +451,13 @@ class ActorHost:
         return ws
 
     def _send_frame(self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed) -> None:
+        if isinstance(data, TransportClosed):
+            if ws in self.sockets:
+                self.sockets.remove(ws)
+        elif isinstance(held := self.gate.last_held(), Frame) and held.data is data:
+            held.sockets.append(ws)  # the same frame to the next member: released together
+            return
         frame = Frame(ws, data)
-        if isinstance(data, TransportClosed) and ws in self.sockets:
-            self.sockets.remove(ws)
         if self.gate.send(frame):
             frame.release()
 

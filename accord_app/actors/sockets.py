@@ -150,8 +150,8 @@ OnClose = Callable[[TransportClosed], None]
 class Inbox:
     """What a DirectTransport received, on its way to the runtime's callbacks, in order: each
     message once the turn that the one before started has ended, then the close. Bookkeeping
-    only, like the Outbox; while something waits here the transport should stop reading, so a
-    client that sends faster than its actor works is slowed down (back-pressure)."""
+    only, like the Outbox; once enough wait here the transport should stop reading, so a client
+    that sends faster than its actor works is slowed down (back-pressure)."""
 
     __slots__ = ("_on_close", "_on_frame", "_turn", "_unread", "on_idle")
 
@@ -166,9 +166,9 @@ class Inbox:
     def listening(self) -> bool:
         return self._on_frame is not None
 
-    @property
-    def waiting(self) -> bool:
-        return bool(self._unread)
+    def __len__(self) -> int:
+        """Messages waiting for their turn."""
+        return len(self._unread) if self._unread else 0
 
     def listen(self, on_frame: OnFrame, on_close: OnClose) -> None:
         self._on_frame, self._on_close = on_frame, on_close

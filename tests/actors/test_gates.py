@@ -55,6 +55,20 @@ def test_output_is_held_until_the_write_before_it_is_durable() -> None:
     assert not gate.busy
 
 
+def test_the_last_held_output_is_offered_until_a_write_comes_after_it() -> None:
+    gate: OutputGate[str] = OutputGate()
+    assert gate.last_held() is None  # nothing held
+    gate.wrote()
+    gate.send("frame for ada")
+    assert gate.last_held() == "frame for ada"  # one sent now would be released with it
+    gate.wrote()
+    assert gate.last_held() is None  # not any more: a write came between
+    gate.send("ack")
+    gate.commit_started()
+    assert gate.commit_succeeded() == ["frame for ada", "ack"]
+    assert gate.last_held() is None
+
+
 def test_turns_during_a_commit_share_the_next_commit() -> None:
     gate: OutputGate[str] = OutputGate()
     gate.wrote()
