@@ -14,6 +14,11 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
+# Every sharding mode on the fast path (the default), and the ASGI path in one: how a socket is
+# written does not depend on which actor hosts the channel (the protocol suite,
+# test_channel_ws.py, crosses all six).
+EACH_MODE_AND_ASGI = ["channel-fast", "server-fast", "global-fast", "channel-asgi"]
+
 SENDERS = ("ada", "bob")
 PER_SENDER = 50
 DROP_AFTER = 20  # messages the listener reads before its connection dies
@@ -25,6 +30,7 @@ def fields(frame: dict[str, Any]) -> dict[str, Any]:
     return {key: frame[key] for key in ("id", "seq", "timestamp", "username", "message")}
 
 
+@pytest.mark.parametrize("chat", EACH_MODE_AND_ASGI, indirect=True)
 async def test_a_dropped_client_resumes_exactly_once_in_order(
     chat: "Chat", wire: "type[Wire]"
 ) -> None:

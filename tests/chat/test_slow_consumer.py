@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
+# Every sharding mode on the fast path (the default), and the ASGI path in one: how a socket is
+# written does not depend on which actor hosts the channel (the protocol suite,
+# test_channel_ws.py, crosses all six).
+EACH_MODE_AND_ASGI = ["channel-fast", "server-fast", "global-fast", "channel-asgi"]
+
 # 2 senders x 1500 messages of ~1.9 KB: ~6 MB for the slow member, about twice what the kernel
 # buffers hold on loopback, so the server's own queue for it must overflow.
 SENDERS = ("ada", "bob")
@@ -107,6 +112,7 @@ def read_until_closed(sock: socket.socket, timeout: float) -> tuple[int, bool, i
     return texts, ended, close_code
 
 
+@pytest.mark.parametrize("chat", EACH_MODE_AND_ASGI, indirect=True)
 async def test_a_member_that_stops_reading_is_cut_off(chat: "Chat", wire: "type[Wire]") -> None:
     channel = chat.create_channel()
     total = len(SENDERS) * PER_SENDER
