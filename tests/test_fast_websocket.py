@@ -92,15 +92,20 @@ def test_keepalive_drops_a_silent_peer_and_keeps_one_that_answers(pinging_server
             silent.close()
 
 
+def serve_a_channel(tmp_path: Path, path: WebSocketPath) -> tuple[BackgroundServer, str]:
+    """The app on `path`, started (the test stops it), and the WebSocket URL of a new channel."""
+    settings = Settings(data_dir=tmp_path, websocket=path)
+    server = BackgroundServer(create_app(settings), **uvicorn_options(settings)).start()
+    with httpx.Client(base_url=server.url, trust_env=False) as http:
+        return server, f"{server.ws_url}{channel_path(http)}/connect"
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_shutdown_closes_each_socket_with_1012_and_does_not_wait_for_it(
     tmp_path: Path, path: WebSocketPath
 ) -> None:
-    settings = Settings(data_dir=tmp_path, websocket=path)
-    server = BackgroundServer(create_app(settings), **uvicorn_options(settings)).start()
-    with httpx.Client(base_url=server.url, trust_env=False) as http:
-        channel = channel_path(http)
-    with connect(f"{server.ws_url}{channel}/connect?username=ada") as ada:
+    server, url = serve_a_channel(tmp_path, path)
+    with connect(f"{url}?username=ada") as ada:
         frames_until(ada, "presence")
         started = time.monotonic()
         server.stop()
@@ -114,11 +119,8 @@ def test_shutdown_closes_each_socket_with_1012_and_does_not_wait_for_it(
 def test_shutdown_does_not_wait_for_a_peer_that_never_answers(
     tmp_path: Path, path: WebSocketPath
 ) -> None:
-    settings = Settings(data_dir=tmp_path, websocket=path)
-    server = BackgroundServer(create_app(settings), **uvicorn_options(settings)).start()
-    with httpx.Client(base_url=server.url, trust_env=False) as http:
-        channel = channel_path(http)
-    silent = silent_member(f"{server.ws_url}{channel}/connect", "bob")
+    server, url = serve_a_channel(tmp_path, path)
+    silent = silent_member(url, "bob")
     try:
         started = time.monotonic()
         server.stop()
