@@ -1,6 +1,7 @@
 """Limits that hold: per client address as well as per connection, with every kind of frame
 paying, and a connection that keeps sending refused frames closed (item 7)."""
 
+import contextlib
 import json
 import time
 import uuid
@@ -132,7 +133,10 @@ def test_a_connection_that_keeps_sending_refused_frames_is_closed(start: Any) ->
     with connect(running.ws_url(path)) as ws:
         json.loads(ws.recv(timeout=5))
         for _ in range(10):
-            ws.send('{"type": "nonsense"}')
+            # The server may close after the fifth before all ten are sent: its answers stay
+            # queued on the client, so the check below reads them either way.
+            with contextlib.suppress(ConnectionClosed):
+                ws.send('{"type": "nonsense"}')
         codes = []
         with pytest.raises(ConnectionClosed) as closed:
             while True:
