@@ -782,7 +782,7 @@ SAYS = {
     "exercise-7.4: one call in every mode": "one actor per channel with channel sharding",
     "exercise-7.4: one call per channel when global": "one actor hosts a whole server",
     "exercise-7.4: the remote calls only": "one actor per channel with channel sharding",
-    "exercise-8.1: hosts numbered from 0": "owner_index(key, addresses) points, counted from 1",
+    "exercise-8.1: hosts numbered from 0": "counted from 1",
     "exercise-8.1: the channels that stay up": "the router's rule is owner_index(key, addresses)",
     "exercise-8.1: the key's hash modulo the host count": "the router's rule is owner_index",
     "exercise-8.2: no deadline": "timeout=deadline_s",
