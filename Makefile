@@ -48,8 +48,12 @@ lab: $(LAB_STAMP)
 		--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
 		--LabApp.news_url=None $(LAB_ARGS)
 
+# Two processes share the tests (pytest-xdist): the suite mostly waits on servers, disks and
+# browsers, so two finish it sooner even on two cores. More would crowd the load and crash
+# tests on a small machine. A plain `.venv/bin/pytest tests/...` runs in one process.
+TEST_PROCESSES ?= 2
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses $(TEST_PROCESSES)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
