@@ -48,7 +48,7 @@ async def test_a_blocking_cost_holds_the_event_loop_but_not_the_core() -> None:
 async def test_a_cpu_cost_holds_the_core() -> None:
     cpu = time.process_time()
     assert await ticks_during(MessageCost(30, "cpu")) <= 1  # type: ignore[arg-type]
-    assert time.process_time() - cpu >= 0.025
+    assert time.process_time() - cpu >= 0.029  # its CPU time, even when the core is shared
 
 
 async def test_no_cost_by_default() -> None:
