@@ -47,6 +47,16 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture
+def kernel_temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """TMPDIR for the Jupyter kernels this test starts, and the servers they start: each run of
+    a chapter makes a fresh data folder there, which would pile up in /tmp run after run."""
+    folder = tmp_path / "kernel-tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One kit-managed PostgreSQL for the whole run (it starts in about a second); each test

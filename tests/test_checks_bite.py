@@ -824,6 +824,7 @@ def exercise_and_check(cells: list[Any], tag: str) -> tuple[int, int]:
     return exercise, check
 
 
+@pytest.mark.usefixtures("kernel_temp_folder")
 @pytest.mark.parametrize("chapter", sorted(WRONG_ANSWERS))
 def test_every_known_wrong_answer_fails_at_its_own_exercise(chapter: str) -> None:
     path = attendee.SOLUTIONS_DIR / chapter

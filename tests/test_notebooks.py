@@ -86,6 +86,7 @@ def test_demo_cells_are_neither_exercises_nor_checks(solution: Path) -> None:
             assert attendee.BEGIN not in attendee.cell_source(cell), cell["id"]
 
 
+@pytest.mark.usefixtures("kernel_temp_folder")
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.stem)
 def test_attendee_checks_fail_before_the_exercises_are_solved(solution: Path) -> None:
     notebook = execute_to_the_last_check(attendee.NOTEBOOKS_DIR / solution.name)

@@ -81,6 +81,7 @@ def test_the_lab_has_the_rise_extension() -> None:
 
 
 @pytest.mark.notebooks
+@pytest.mark.usefixtures("kernel_temp_folder")
 def test_the_decks_demo_cells_run_headless(tmp_path: Path) -> None:
     notebook = nbformat.reads(build.DECK.read_text(encoding="utf-8"), as_version=4)
     client = NotebookClient(
