@@ -88,11 +88,19 @@ def download(platform: str, python: str) -> list[str]:
         command += ["--dest", str(folder / "wheels"), *[f"--platform={tag}" for tag in tags]]
         # The lock may pin a package differently for early and late releases of one Python
         # (e.g. `python_full_version >= '3.11.5'`): a laptop may have either, so take both.
+        # The late release fetches only what the early one did not (one or two pins differ):
+        # pip would otherwise check every wheel a second time, half of this function's time.
+        fetched: set[str] = set()
         for release in [f"{python}.0", f"{python}.99"]:
             requirements = folder / f"requirements-{release}.txt"
             resolve(platform, release, requirements)
-            fetch = [*command, "--python-version", release, "--requirement", str(requirements)]
-            subprocess.run(fetch, check=True)
+            pins = requirements.read_text().splitlines()  # one `name==version` per line
+            missing = [pin for pin in pins if pin.strip() and pin not in fetched]
+            if missing:
+                requirements.write_text("".join(f"{pin}\n" for pin in missing))
+                fetch = [*command, "--python-version", release, "--requirement", str(requirements)]
+                subprocess.run(fetch, check=True)
+            fetched.update(pins)
         names = sorted(path.name for path in (folder / "wheels").iterdir())
         for name in names:  # pure-Python wheels are shared by every platform: kept once
             if not (WHEELHOUSE / name).exists():
@@ -118,8 +126,8 @@ def main() -> None:
             (WHEELHOUSE / f"{platform}-{python}.txt").write_text("\n".join(names) + "\n")
             per_platform.setdefault(platform, set()).update(names)
     everything = {path.name for path in WHEELHOUSE.glob("*.whl")}
-    for platform, names in per_platform.items():
-        print(f"{platform:16} {len(names):4} wheels {megabytes(names):7.1f} MB")
+    for platform, wheels in per_platform.items():
+        print(f"{platform:16} {len(wheels):4} wheels {megabytes(wheels):7.1f} MB")
     print(f"{'wheelhouse/':16} {len(everything):4} wheels {megabytes(everything):7.1f} MB")
 
 
