@@ -86,12 +86,15 @@ def test_demo_cells_are_neither_exercises_nor_checks(solution: Path) -> None:
             assert attendee.BEGIN not in attendee.cell_source(cell), cell["id"]
 
 
-@pytest.mark.usefixtures("kernel_temp_folder")
 @pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.stem)
-def test_attendee_checks_fail_before_the_exercises_are_solved(solution: Path) -> None:
+def test_attendee_checks_fail_before_the_exercises_are_solved(
+    solution: Path, kernel_temp_folder: Path
+) -> None:
     notebook = execute_to_the_last_check(attendee.NOTEBOOKS_DIR / solution.name)
     cells = notebook["cells"]
     assert not errors_of(cells[1]), "the setup cell must run in the attendee copy"
+    if "tempfile.mkdtemp(" in cells[1].source:  # its data folder, where pytest cleans it up
+        assert any(kernel_temp_folder.iterdir()), "the chapter's folder is not in the test's TMPDIR"
     for cell in cells:
         if "check" in tags(cell):
             names = [error["ename"] for error in errors_of(cell)]

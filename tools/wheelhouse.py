@@ -94,7 +94,7 @@ def download(platform: str, python: str) -> list[str]:
         for release in [f"{python}.0", f"{python}.99"]:
             requirements = folder / f"requirements-{release}.txt"
             resolve(platform, release, requirements)
-            pins = requirements.read_text().splitlines()  # one `name==version` per line
+            pins = requirements.read_text().splitlines()  # one requirement per line
             missing = [pin for pin in pins if pin.strip() and pin not in fetched]
             if missing:
                 requirements.write_text("".join(f"{pin}\n" for pin in missing))
