@@ -21,7 +21,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 WHEELS := $(if $(wildcard wheelhouse/*.whl),--find-links wheelhouse)
 OFFLINE := $(if $(WHEELS),--no-index $(WHEELS))
 
-.PHONY: lab test lint run cluster hosts bench locust notebooks slides slides-pdf wheelhouse lock clean
+.PHONY: doctor lab test lint run cluster hosts bench locust notebooks slides slides-pdf wheelhouse lock clean
 
 $(LAB_STAMP): pyproject.toml $(LAB_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -35,6 +35,11 @@ $(LAB_STAMP): pyproject.toml $(LAB_LOCK)
 $(DEV_STAMP): $(LAB_STAMP) $(DEV_LOCK)
 	$(PIP) $(WHEELS) --require-hashes --requirement $(DEV_LOCK)
 	@touch $(DEV_STAMP)
+
+# Is this laptop ready? A green or red line per check, with the fix. It runs on $(PYTHON) and
+# the standard library alone, so it works (and makes nothing) before .venv exists.
+doctor:
+	@$(PYTHON) -m accord_app.lab.doctor
 
 # Extra JupyterLab flags, e.g. make lab LAB_ARGS="--no-browser --port 8899".
 LAB_ARGS ?=
