@@ -113,7 +113,7 @@ def probe_venv(project: Path) -> dict[str, object] | str:
         return f"there is no {python.relative_to(project)}"
     try:
         answer = subprocess.run(
-            [str(python), "-c", PROBE],
+            [str(python), "-I", "-c", PROBE],  # -I: the kit as installed, not from cwd
             cwd=project,
             capture_output=True,
             text=True,
