@@ -94,6 +94,10 @@ class OutputGate(Generic[Output]):
         self.durable = 0  # every write up to this number is on disk
         self.committing: int | None = None  # the commit in flight covers writes up to this
         self._held: deque[tuple[int, Output]] | None = None  # None while empty, as in Mailbox
+        # A turn is all-or-nothing for its outputs too: what it sends waits here until it
+        # ends, then goes through the gate if it succeeded, or is dropped if it failed.
+        self.in_turn = False
+        self._turn: list[Output] | None = None  # None while empty
 
     @property
     def uncommitted(self) -> bool:
@@ -112,8 +116,37 @@ class OutputGate(Generic[Output]):
         self.written += 1
         return self.written
 
+    def turn_started(self) -> None:
+        self.in_turn = True
+
+    def turn_ended(self, succeeded: bool) -> tuple[list[Output], list[Output]]:
+        """The running turn's outputs: (to release now, dropped). If it succeeded they go
+        through the gate as if sent at its end, held behind its writes; if it failed, every
+        one is dropped, like its writes."""
+        self.in_turn = False
+        outputs, self._turn = self._turn or [], None
+        if not succeeded:
+            return [], outputs
+        if self.written <= self.durable:
+            return outputs, []
+        if self._held is None:
+            self._held = deque()
+        self._held.extend((self.written, output) for output in outputs)
+        return [], []
+
+    def discard_turn(self) -> list[Output]:
+        """Drop what the running turn sent so far (its handler failed and the turn goes on)."""
+        outputs, self._turn = self._turn or [], None
+        return outputs
+
     def send(self, output: Output) -> bool:
-        """True: release `output` now (no write before it is pending). False: it is held."""
+        """True: release `output` now (no write before it is pending). False: it is held,
+        until its writes are durable or, during a turn, until the turn ends."""
+        if self.in_turn:
+            if self._turn is None:
+                self._turn = []
+            self._turn.append(output)
+            return False
         if self.written <= self.durable:
             return True
         if self._held is None:
@@ -124,6 +157,8 @@ class OutputGate(Generic[Output]):
     def last_held(self) -> Output | None:
         """The newest held output, if no write came after it: one sent now would be released
         with it, so the two may travel as one (a broadcast's frames, see ActorHost)."""
+        if self.in_turn:
+            return self._turn[-1] if self._turn else None
         if self._held and self._held[-1][0] == self.written:
             return self._held[-1][1]
         return None

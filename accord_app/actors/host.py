@@ -241,6 +241,7 @@ class ActorHost:
     async def _run_turn(self, event: Event) -> None:
         value: Any = None
         error: BaseException | None = None
+        self.gate.turn_started()
         try:
             constructing = self.instance is None
             if constructing:
@@ -261,6 +262,12 @@ class ActorHost:
         if (failure := self.commits.turn_ended()) is not None:  # a commit failed meanwhile
             error = CommitFailed(str(failure))
             self._reset(error)
+        released, dropped = self.gate.turn_ended(succeeded=error is None)
+        for output in released:
+            output.release()
+        for output in dropped:
+            assert error is not None, "only a failed turn drops its outputs"
+            output.drop(error)
         if event.turn_done is not None and not event.turn_done.done():
             event.turn_done.set_result(None)
         if event.message is not None:
@@ -526,6 +533,8 @@ class ActorHost:
             await actor.alarm()
         except Exception as error:
             storage.end_turn(succeeded=False)  # undo the handler's writes; the alarm is back
+            for output in self.gate.discard_turn():  # and send none of its frames
+                output.drop(error)
             retry_at = retries.failed(self.id.hex, time.time())
             if retry_at is None:
                 logger.error("alarm of actor %s failed, giving up: %r", self.id.hex, error)

@@ -1,0 +1,119 @@
+"""The runtime's promises on the paths where something fails: a failed turn sends nothing, a
+cancelled one does not wedge the actor, a write outside a turn is refused, a failed commit does
+not keep the actor in memory. Each runs with a transport the runtime reads (MemoryTransport,
+like the ASGI path) and with one that calls the runtime back (MemoryDirectTransport, like the
+fast path)."""
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from accord_app.actors import (
+    Actor,
+    HibernatableWebSocket,
+    MemoryDirectTransport,
+    MemoryTransport,
+    Namespace,
+    Runtime,
+)
+
+pytestmark = pytest.mark.anyio
+
+TRANSPORTS: dict[str, type[MemoryTransport]] = {
+    "awaited": MemoryTransport,
+    "direct": MemoryDirectTransport,
+}
+
+
+@pytest.fixture(params=list(TRANSPORTS))
+def transport_class(request: pytest.FixtureRequest) -> Iterator[type[MemoryTransport]]:
+    yield TRANSPORTS[request.param]
+
+
+class Room(Actor):
+    async def join(self, transport: MemoryTransport) -> None:
+        self.ctx.accept_websocket(transport)
+
+    async def say(self, text: str, *, write: bool, fail: bool) -> None:
+        """Optionally write, send `text` to every member, then optionally raise."""
+        if write:
+            self.storage.put(f"said:{text}", text)
+        for ws in self.ctx.get_websockets():
+            ws.send(text)
+        if fail:
+            raise ValueError("the turn failed after sending")
+
+    async def said(self) -> list[str]:
+        return list(self.storage.list(prefix="said:").values())
+
+    async def websocket_message(self, ws: HibernatableWebSocket, data: str | bytes) -> None:
+        text = str(data)
+        await self.say(text, write=text.startswith("w"), fail=text.endswith("!"))
+
+
+async def receive(client: MemoryTransport) -> str | bytes:
+    return await asyncio.wait_for(client.client_receive(), 5)
+
+
+async def joined(rooms: Namespace[Room], transport_class: type[MemoryTransport]) -> MemoryTransport:
+    client = transport_class()
+    await rooms.get(rooms.id_from_name("lobby")).join(client)
+    return client
+
+
+@pytest.mark.parametrize("write", [True, False], ids=["wrote", "no-write"])
+async def test_a_failed_call_sends_none_of_its_frames(
+    tmp_path: Path, transport_class: type[MemoryTransport], write: bool
+) -> None:
+    runtime = Runtime(tmp_path)
+    rooms = runtime.namespace("rooms", Room)
+    member = await joined(rooms, transport_class)
+    lobby = rooms.get(rooms.id_from_name("lobby"))
+    with pytest.raises(ValueError, match="failed after sending"):
+        await lobby.say("lost", write=write, fail=True)
+    await lobby.say("kept", write=write, fail=False)
+    assert await receive(member) == "kept"  # not "lost": its turn failed
+    assert await lobby.said() == (["kept"] if write else [])
+    await runtime.close()
+
+
+@pytest.mark.parametrize("prefix", ["w", "r"], ids=["wrote", "no-write"])
+async def test_a_failed_socket_message_sends_none_of_its_frames(
+    tmp_path: Path, transport_class: type[MemoryTransport], prefix: str
+) -> None:
+    runtime = Runtime(tmp_path)
+    rooms = runtime.namespace("rooms", Room)
+    sender, member = await joined(rooms, transport_class), await joined(rooms, transport_class)
+    sender.client_send(f"{prefix}-lost!")
+    sender.client_send(f"{prefix}-kept")
+    assert await receive(member) == f"{prefix}-kept"
+    assert await receive(sender) == f"{prefix}-kept"
+    await runtime.close()
+
+
+class Alarmed(Room):
+    attempts = 0  # in memory: a failed alarm rolls back its writes, not the instance
+
+    async def arm(self) -> None:
+        self.storage.set_alarm(0)
+
+    async def alarm(self) -> None:
+        self.attempts += 1
+        self.storage.put("attempt", self.attempts)
+        for ws in self.ctx.get_websockets():
+            ws.send(f"alarm {self.attempts}")
+        if self.attempts == 1:
+            raise ValueError("the first alarm fails after sending")
+
+
+async def test_a_failed_alarm_sends_none_of_its_frames(
+    tmp_path: Path, transport_class: type[MemoryTransport]
+) -> None:
+    runtime = Runtime(tmp_path, alarm_retry_base=0.01)
+    rooms = runtime.namespace("alarmed", Alarmed)
+    member = await joined(rooms, transport_class)  # type: ignore[arg-type]
+    await rooms.get(rooms.id_from_name("lobby")).arm()
+    assert await receive(member) == "alarm 2"  # the retry's frame, not the failed one's
+    await runtime.close()
