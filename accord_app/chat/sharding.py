@@ -42,6 +42,12 @@ def key_fields(mode: Sharding) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(key_template(mode)) if field}
 
 
-def shard_key(mode: Sharding, server_id: str, channel_id: str) -> str:
-    """The name of the actor that hosts this channel (fed to id_from_name)."""
+def shard_key(mode: Sharding, server_id: str, channel_id: str | None = None) -> str:
+    """The name of the actor that hosts this channel (fed to id_from_name). A server-wide path
+    has no channel id: it names an actor only when the key needs none."""
+    if channel_id is None and "channel_id" in key_fields(mode):
+        raise ValueError(
+            f"{Sharding(mode).value} sharding keys each channel by its id: a path without a"
+            " channel id names no single actor"
+        )
     return key_template(mode).format(server_id=server_id, channel_id=channel_id)

@@ -107,6 +107,13 @@ def test_shard_keys_come_from_the_path_parts() -> None:
     assert Sharding("server") is Sharding.SERVER
 
 
+def test_a_server_wide_path_names_an_actor_only_when_its_key_needs_no_channel() -> None:
+    assert shard_key(Sharding.SERVER, "s1") == "server:s1"
+    assert shard_key(Sharding.GLOBAL, "s1") == "global"
+    with pytest.raises(ValueError, match="names no single actor"):
+        shard_key(Sharding.CHANNEL, "s1")
+
+
 def test_a_refused_message_keeps_its_nonce_so_the_client_knows_which_failed() -> None:
     with pytest.raises(ProtocolError) as caught:
         parse_frame('{"type": "message", "message": "   ", "nonce": "n-7"}')
