@@ -51,6 +51,7 @@ from typing import Any
 
 import httpx
 import psutil
+from matplotlib.figure import Figure
 
 from accord_app.cluster import Cluster, ClusterError
 from accord_app.cluster.caddy import caddy_executable
@@ -516,60 +517,152 @@ def targets(found: Findings) -> list[Target]:
 
 # -- the report ------------------------------------------------------------------------------------
 
-PLOTS = {
-    "a_delivered.png": "(a) delivered messages/s against the offered load, per mode",
-    "b_latency.png": "(b) send→ack p50/p99 against the offered load: the hockey stick",
-    "c_scaling.png": "(c) sustained throughput against the number of workers",
-    "d_cost.png": "(d) the cost side: cross-actor reads, and a hot channel's neighbours",
-}
+
+@dataclass
+class Drawn:
+    """One figure of the report, with the caption and alt text that go wherever it is shown
+    (report.md, captions.json for the deck)."""
+
+    name: str
+    figure: Figure
+    caption: str
+    alt: str
 
 
-def draw(summary: dict[str, Any], found: Findings, folder: Path) -> list[str]:
-    """The plots that this run's data can fill; their file names."""
-    written = []
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def where(summary: dict[str, Any]) -> str:
+    m = summary["machine"]
+    note = f"; {summary['note']}" if summary.get("note") else ""
+    return (
+        f"benchmarks/scaling.py, {summary['started'][:10]}, Accord {m['commit']}, {m['cpu']}"
+        f" ({m['cores']} cores{note})."
+    )
+
+
+def run_settings(runs: Sequence[dict[str, Any]]) -> str:
+    """The settings the runs of one figure share, and their steps and durations, from the
+    runs themselves: workers, cost, channels, steps, step length, time."""
+    first = runs[0]
+    workers = sorted({run["workers"] for run in runs})
+    on = (
+        f"{plural(workers[0], 'worker')}"
+        if len(workers) == 1
+        else "K = " + ", ".join(str(k) for k in workers) + " workers"
+    )
+    steps = [len(run["steps"]) for run in runs]
+    seconds = [run["seconds"] for run in runs]
+    if len(runs) == 1:
+        counted, timed = plural(steps[0], "step"), f"{seconds[0]:.0f} s"
+    else:
+        spread = f"{min(steps)} to {max(steps)}" if min(steps) < max(steps) else f"{steps[0]}"
+        counted = f"{plural(len(runs), 'run')} of {spread} step{'s' if max(steps) > 1 else ''}"
+        timed = f"{min(seconds):.0f} to {max(seconds):.0f} s each"
+    cost = f"a {cost_of(first)} cost per message" if first.get("cost_ms") else "no extra cost"
+    return (
+        f"{on}, {cost}, {first['channels']} channels of"
+        f" {first['members']} members in {first['servers']} servers; {counted} of"
+        f" {first['step_seconds']:g} s after {first['warmup_seconds']:g} s of warm-up,"
+        f" {timed}."
+    )
+
+
+def figures(summary: dict[str, Any], found: Findings) -> list[Drawn]:
+    """The figures that this run's data can fill, each with its caption."""
+    drawn = []
     limit = summary["p99_limit_ms"]
-    by_k: dict[int, dict[str, list[Step]]] = {}
-    for run in runs_of(summary, "scaling"):
-        by_k.setdefault(run["workers"], {})[run["mode"]] = steps_of(run)
-    if by_k:
-        fig, axes = plots.figure(columns=len(by_k), width=4.6)
-        for ax, (k, series) in zip(axes, sorted(by_k.items()), strict=True):
-            plots.plot_throughput(ax, series, delivered=True)
-            ax.set_title(f"K = {k} worker{'s' if k > 1 else ''}")
-        fig.savefig(folder / "a_delivered.png", dpi=110)
-        written.append("a_delivered.png")
-    turn = {run["mode"]: steps_of(run) for run in runs_of(summary, "turn")}
-    panels = [("turn cost, K = 1", turn)] if turn else []
-    if by_k:
-        panels.append((f"blocking cost, K = {max(by_k)}", by_k[max(by_k)]))
-    if panels:
-        fig, axes = plots.figure(columns=len(panels))
-        for ax, (title, series) in zip(axes, panels, strict=True):
-            plots.plot_latency(ax, series, limit_ms=limit)
-            ax.set_title(title)
-        fig.savefig(folder / "b_latency.png", dpi=110)
-        written.append("b_latency.png")
+    turn_runs = runs_of(summary, "turn")
+    turn = {run["mode"]: steps_of(run) for run in turn_runs}
+    if turn:
+        drawn += [
+            Drawn(
+                "one_worker_latency.png",
+                plots.latency_figure(turn, limit_ms=limit),
+                "Only one actor: send→ack p99 against the offered load, one actor for every"
+                " channel (global) or one per channel. "
+                + run_settings(turn_runs)
+                + f" Dashed: the {limit:g} ms limit. "
+                + where(summary),
+                "send→ack p99 against offered load on one worker, global and channel sharding",
+            ),
+            Drawn(
+                "one_worker_throughput.png",
+                plots.throughput_figure(turn),
+                "Messages acked per second against the offered load; dotted: keeping up. "
+                + run_settings(turn_runs)
+                + " "
+                + where(summary),
+                "acked against offered messages per second on one worker, global and channel",
+            ),
+        ]
     if found.scaling:
-        fig, [ax] = plots.figure()
-        plots.plot_scaling(ax, found.scaling, ideal="channel")
-        ax.set_title("blocking cost: one worker per machine")
-        fig.savefig(folder / "c_scaling.png", dpi=110)
-        written.append("c_scaling.png")
-    cost_panels = [bool(found.activity), bool(found.isolation)]
-    if any(cost_panels):
-        fig, axes = plots.figure(columns=sum(cost_panels))
-        remaining = list(axes)
-        if found.activity:
-            ax = remaining.pop(0)
-            plots.plot_activity(ax, found.activity)
-            ax.set_title("server activity: one call, or one per channel")
-        if found.isolation:
-            ax = remaining.pop(0)
-            plots.plot_isolation(ax, found.isolation)
-            ax.set_title("a hot channel's neighbours")
-        fig.savefig(folder / "d_cost.png", dpi=110)
-        written.append("d_cost.png")
-    return written
+        scaling_runs = runs_of(summary, "scaling")
+        drawn.append(
+            Drawn(
+                "scaling_line.png",
+                plots.scaling_figure(found.scaling, ideal="channel"),
+                "Sustained throughput (the highest offered load with send→ack p99 under"
+                f" {limit:g} ms, no failure, ≥ 95% acked) against the number of workers, per"
+                " sharding mode; dotted: K times channel sharding's one-worker figure. "
+                + run_settings(scaling_runs)
+                + " "
+                + where(summary),
+                "sustained messages per second against workers, per sharding mode",
+            )
+        )
+        top = max(run["workers"] for run in scaling_runs)
+        at_top = [run for run in scaling_runs if run["workers"] == top]
+        drawn.append(
+            Drawn(
+                f"scaling_load_k{top}.png",
+                plots.throughput_figure({run["mode"]: steps_of(run) for run in at_top}),
+                f"Messages acked per second against the offered load on {top} workers, per"
+                " sharding mode; dotted: keeping up. "
+                + run_settings(at_top)
+                + " "
+                + where(summary),
+                f"acked against offered messages per second on {top} workers, per mode",
+            )
+        )
+    if found.isolation:
+        isolation_runs = [
+            run for run in runs_of(summary, "isolation") if run["mode"] in found.isolation
+        ]
+        calm = [run for run in isolation_runs if not run["hot_share"]]
+        hot = [run for run in isolation_runs if run["hot_share"]]
+        per_channel = calm[0]["rates"][0] / calm[0]["channels"]
+        hot_rate = hot[0]["rates"][0] * hot[0]["hot_share"]
+        drawn.append(
+            Drawn(
+                "hot_channel.png",
+                plots.isolation_figure(found.isolation, limit_ms=limit),
+                f"Send→ack p99 of {calm[0]['channels'] - 1} quiet channels at"
+                f" {per_channel:g} message/s each, alone and beside one hot channel taking"
+                f" {hot_rate:.0f} messages/s from {hot[0]['hot_members']} members. "
+                + run_settings(isolation_runs)
+                + f" Dashed: the {limit:g} ms limit. "
+                + where(summary),
+                "quiet channels' p99 alone and beside a hot channel, per sharding mode",
+            )
+        )
+    if found.activity:
+        entries = summary["activity"]
+        samples = sorted({len(entry["ms"]) for entry in entries})
+        drawn.append(
+            Drawn(
+                "activity_cost.png",
+                plots.activity_figure(found.activity),
+                "The price of many actors: p99 of GET /api/servers/{id}/activity (the latest"
+                " message of every channel) against the channels in the server, per sharding"
+                f" mode. {plural(entries[0]['workers'], 'worker')}, no extra cost,"
+                f" {' to '.join(str(n) for n in samples[:: max(1, len(samples) - 1)])} sequential"
+                " requests per size. " + where(summary),
+                "activity endpoint p99 against channels per server, per sharding mode",
+            )
+        )
+    return drawn
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -588,16 +681,27 @@ def cost_of(run: dict[str, Any]) -> str:
     return f"{run['cost_ms']:g} ms {run['kind']}" if run.get("cost_ms") else "no extra cost"
 
 
-def report(summary: dict[str, Any], found: Findings, images: Sequence[str]) -> str:
+def report(summary: dict[str, Any], found: Findings, drawn: Sequence[Drawn]) -> str:
     m = summary["machine"]
     ticks = {True: "✅", False: "❌", None: "-"}
+    captioned = {figure.name: figure for figure in drawn}
+
+    def shown(*prefixes: str) -> list[str]:
+        """The figures whose names start so, each with its caption."""
+        return [
+            f"![{figure.alt}]({name})\n\n*{figure.caption}*"
+            for name, figure in captioned.items()
+            if name.startswith(prefixes)
+        ]
+
     parts = [
         "# One actor or many: scaling results",
         f"{'Quick run' if summary['quick'] else 'Full run'} of `benchmarks/scaling.py`, started"
         f" {summary['started']}, {summary.get('seconds', 0) / 60:.1f} minutes. Machine:"
         f" {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['system']}, Python"
         f" {m['python']}, Caddy {m['caddy']}, Locust {m['locust']}, Accord"
-        f" {m['commit']}. Sustained throughput = the highest step whose send→ack p99 stayed"
+        f" {m['commit']}{'. ' + summary['note'] if summary.get('note') else ''}."
+        " Sustained throughput = the highest step whose send→ack p99 stayed"
         f" under {summary['p99_limit_ms']:g} ms with no failure and ≥ 95% of what was sent"
         " acked.",
         "## Targets",
@@ -621,6 +725,7 @@ def report(summary: dict[str, Any], found: Findings, images: Sequence[str]) -> s
             f" so it scales a little below Kx. Server sharding has {run['servers']} actors to"
             f" spread. Every channel has {run['members']} members.",
             table(["mode", *(f"K={k}" for k in ks)], rows),
+            *shown("scaling_"),
         ]
     if found.turn:
         run = setting(summary, "turn")
@@ -634,6 +739,7 @@ def report(summary: dict[str, Any], found: Findings, images: Sequence[str]) -> s
             f" {1000 / run['cost_ms']:.0f} messages/s; with one actor per channel, the channels'"
             " actors wait side by side in one process. Cloudflare documents ~1000 requests/s as"
             " one Durable Object's soft limit: the same line, at 1 ms per request.",
+            *shown("one_worker_"),
         ]
     if found.isolation:
         rows = [[m, f"{calm:.0f}", f"{hot:.0f}"] for m, (calm, hot) in found.isolation.items()]
@@ -647,6 +753,7 @@ def report(summary: dict[str, Any], found: Findings, images: Sequence[str]) -> s
             f" without and with another channel taking {hot_rate:.0f} messages/s"
             f" ({cost_of(calm_run)} cost, one worker).",
             table(["mode", "quiet p99, no hot channel (ms)", "quiet p99, hot channel (ms)"], rows),
+            *shown("hot_channel"),
         ]
     if found.hot is not None:
         run = setting(summary, "hot")
@@ -670,6 +777,7 @@ def report(summary: dict[str, Any], found: Findings, images: Sequence[str]) -> s
             " channel sharding each channel's actor is asked, most of them on other workers,"
             " through the proxy. The answer waits for the slowest.",
             table(["mode", *(f"{n} channels" for n in sizes)], rows),
+            *shown("activity_"),
         ]
     if found.proxy:
         rows = [[path, f"{p50:.1f}", f"{p99:.1f}"] for path, (p50, p99) in found.proxy.items()]
@@ -712,16 +820,20 @@ def report(summary: dict[str, Any], found: Findings, images: Sequence[str]) -> s
                 for run in summary["loads"]
             ],
         ),
-        "## Plots",
-        *(f"{PLOTS[name]}\n\n![{name}]({name})" for name in images),
     ]
     return "\n\n".join(parts) + "\n"
 
 
 def write_report(summary: dict[str, Any], folder: Path) -> Findings:
     found = findings(summary)
-    images = draw(summary, found, folder)
-    (folder / "report.md").write_text(report(summary, found, images), encoding="utf-8")
+    drawn = figures(summary, found)
+    for figure in drawn:
+        plots.save(figure.figure, folder / figure.name)
+    captions = {figure.name: {"caption": figure.caption, "alt": figure.alt} for figure in drawn}
+    (folder / "captions.json").write_text(
+        json.dumps(captions, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (folder / "report.md").write_text(report(summary, found, drawn), encoding="utf-8")
     return found
 
 
@@ -737,9 +849,19 @@ def main(argv: list[str] | None = None, plan_for: Callable[[bool], Plan] | None 
         "--only", default="", help="comma-separated experiments, e.g. scaling,activity"
     )
     parser.add_argument("--report", type=Path, help="redraw the report of an existing folder")
+    parser.add_argument(
+        "--note",
+        default="",
+        help="the conditions, in the report's settings and every caption (e.g. 'machine"
+        " shared with other work'); kept in summary.json",
+    )
     args = parser.parse_args(argv)
     if args.report:
-        found = write_report(json.loads((args.report / "summary.json").read_text()), args.report)
+        summary = json.loads((args.report / "summary.json").read_text())
+        if args.note:
+            summary["note"] = args.note
+            save(summary, args.report)
+        found = write_report(summary, args.report)
     else:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = args.out or RESULTS_DIR / f"scaling-{stamp}{'-quick' if args.quick else ''}"
@@ -747,6 +869,9 @@ def main(argv: list[str] | None = None, plan_for: Callable[[bool], Plan] | None 
         plan = (plan_for or (lambda quick: quick_plan() if quick else full_plan()))(args.quick)
         only = {name for name in args.only.split(",") if name}
         summary = run_plan(plan, folder, args.quick, only)
+        if args.note:
+            summary["note"] = args.note
+            save(summary, folder)
         found = write_report(summary, folder)
         print(f"Results in {folder}: report.md, summary.json, plots.")
     for target in found.targets:

@@ -1,29 +1,53 @@
-"""The load tests' plots, drawn the same way in chapter 07 and in the benchmark's report.
+"""The load tests' plots, drawn by the same code for the deck, the benchmark's report and
+chapter 07.
 
-Each function draws on a matplotlib Axes it is given, so a notebook can place several side by
-side; `figure()` makes one with the kit's style (large type, readable on a projector).
+Every figure is one panel, 16:9, sized for a projector: 12.8 x 7.2 inches with 20 pt text is
+20 / 72 x 1280 / 12.8 = ~28 px per glyph when the picture is shown 1280 px wide. The
+`*_figure()` functions make such a figure in one call; the `plot_*()` functions draw on an
+Axes they are given. Sharding modes keep one colour and one marker everywhere.
 """
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
 
 # Figures are built directly, without pyplot: nothing here needs (or changes) a display
-# backend; a notebook shows a returned Figure, a script saves it with fig.savefig().
+# backend; a notebook shows a returned Figure, a script saves it with save().
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from accord_app.lab.loadtest import Step
 
-# One colour per sharding mode, everywhere (colour-blind safe: Okabe-Ito).
-MODE_COLOURS = {"global": "#D55E00", "server": "#E69F00", "channel": "#0072B2"}
-OTHER_COLOURS = ["#009E73", "#CC79A7", "#56B4E9", "#000000"]
+# One colour and one marker per sharding mode, everywhere (colour-blind safe: Okabe-Ito; the
+# marker tells them apart on a washed-out projector too).
+MODE_COLOURS = {"global": "#D55E00", "server": "#009E73", "channel": "#0072B2"}
+MODE_MARKERS = {"global": "s", "server": "^", "channel": "o"}
+OTHER_COLOURS = ["#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+GUIDE_COLOUR = "#555555"  # the "keeps up" diagonal, the ideal line, the limit
+
+SIZE_INCHES = (12.8, 7.2)  # 16:9
+SCREEN_DPI = 100  # 1280 x 720 in a notebook
+SAVE_DPI = 150  # 1920 x 1080 in a file: sharp when a slide scales it
+TEXT_PT = 20.0  # ticks, legends, labels on the plot
+LABEL_PT = 22.0  # axis labels
+TITLE_PT = 24.0
+
+
+def mode_of(label: str) -> str | None:
+    return next((mode for mode in MODE_COLOURS if label.startswith(mode)), None)
 
 
 def colour(label: str, index: int = 0) -> str:
-    for mode, value in MODE_COLOURS.items():
-        if label.startswith(mode):
-            return value
-    return OTHER_COLOURS[index % len(OTHER_COLOURS)]
+    mode = mode_of(label)
+    return MODE_COLOURS[mode] if mode else OTHER_COLOURS[index % len(OTHER_COLOURS)]
+
+
+def marker(label: str) -> str:
+    mode = mode_of(label)
+    return MODE_MARKERS[mode] if mode else "D"
 
 
 class ShownFigure(Figure):
@@ -36,135 +60,266 @@ class ShownFigure(Figure):
         return picture.getvalue()
 
 
-def figure(columns: int = 1, width: float = 6.4, height: float = 4.2) -> tuple[Figure, list[Axes]]:
-    fig = ShownFigure(figsize=(width * columns, height), layout="constrained")
+def figure(columns: int = 1, title: str = "") -> tuple[Figure, list[Axes]]:
+    """A slide-sized figure in the kit's style; `columns` panels side by side (one is best)."""
+    width, height = SIZE_INCHES
+    fig = ShownFigure(figsize=(width * columns, height), dpi=SCREEN_DPI, layout="constrained")
     axes = [fig.add_subplot(1, columns, column + 1) for column in range(columns)]
     for ax in axes:
-        ax.grid(True, alpha=0.3)
-        for item in [ax.title, ax.xaxis.label, ax.yaxis.label]:
-            item.set_fontsize(13)
-        ax.tick_params(labelsize=11)
+        ax.grid(True, which="major", alpha=0.35)
+        ax.tick_params(labelsize=TEXT_PT, length=6)
+        ax.xaxis.label.set_fontsize(LABEL_PT)
+        ax.yaxis.label.set_fontsize(LABEL_PT)
+        ax.title.set_fontsize(TITLE_PT)
+        ax.set_title(title)
     return fig, axes
 
 
+def save(fig: Figure, path: Path) -> None:
+    fig.savefig(path, dpi=SAVE_DPI)
+
+
+def plain(value: float) -> str:
+    """1000 as "1,000" and 0.5 as "0.5": never 10^3 or 2x10^1."""
+    return f"{value:,.0f}" if value >= 1 and value == round(value) else f"{value:g}"
+
+
+def plain_axis(axis: Axis) -> None:
+    """Plain numbers on a linear axis (no offset, no scientific notation)."""
+    axis.set_major_formatter(FuncFormatter(lambda value, _: plain(value)))
+
+
+def log_axis(ax: Axes, which: str, low: float, high: float) -> None:
+    """Axis `which` ("x" or "y") made logarithmic over [low, high], labelled with plain
+    numbers of a 1-2-5 series (denser when the range is narrow): 10, 20, 50, 100, ...
+    instead of 10^1 and 2x10^1."""
+    if which == "x":
+        ax.set_xscale("log")
+        ax.set_xlim(low, high)
+    else:
+        ax.set_yscale("log")
+        ax.set_ylim(low, high)
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    for mantissas in ((1, 2, 5), (1, 2, 3, 5, 7), (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [
+            m * 10.0**power
+            for power in range(-3, 7)
+            for m in mantissas
+            if low <= m * 10.0**power <= high
+        ]
+        if len(ticks) >= 3:
+            break
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: plain(value)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def padded(values: Iterable[float], factor: float = 1.25) -> tuple[float, float]:
+    """A log axis's range around the values, with room for markers."""
+    positive = [value for value in values if value > 0]
+    return min(positive) / factor, max(positive) * factor
+
+
+def legend(ax: Axes, location: Literal["best", "upper left"] = "best") -> None:
+    ax.legend(fontsize=TEXT_PT, loc=location, framealpha=0.92)
+
+
+def limit_line(ax: Axes, limit_ms: float) -> None:
+    """The latency limit, drawn and labelled on the plot (not only in the legend)."""
+    ax.axhline(limit_ms, color=GUIDE_COLOUR, linestyle="--", linewidth=2)
+    ax.annotate(
+        f"{limit_ms:g} ms limit",
+        xy=(0.5, limit_ms),  # the middle: lines climb at the left (one actor) or the right
+        xycoords=("axes fraction", "data"),
+        xytext=(0, 6),
+        textcoords="offset points",
+        fontsize=TEXT_PT,
+        color=GUIDE_COLOUR,
+        ha="center",
+        va="bottom",
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1},
+    )
+
+
 def by_offered(steps: Sequence[Step]) -> list[Step]:
-    """Steps in order of offered load (a search visits them out of order)."""
-    return sorted(steps, key=lambda step: step.offered)
+    """Steps in order of offered load. A search visits loads out of order and tries a
+    doubtful one twice: a load counts as its last try, as in sustained_throughput()."""
+    last_try = {round(step.offered, 6): step for step in steps}
+    return [last_try[offered] for offered in sorted(last_try)]
+
+
+def line(ax: Axes, label: str, index: int, xs: Sequence[float], ys: Sequence[float]) -> None:
+    ax.plot(
+        xs,
+        ys,
+        linestyle="-",
+        linewidth=3,
+        marker=marker(label),
+        markersize=11,
+        color=colour(label, index),
+        label=label,
+    )
 
 
 def plot_throughput(
     ax: Axes, series: Mapping[str, Sequence[Step]], delivered: bool = False
 ) -> None:
-    """Acked (or delivered) messages per second against the offered load, one line each.
-    The diagonal is "keeps up": a line that bends away from it has hit its ceiling."""
-    top = 0.0
+    """Acked (or delivered) messages per second against the offered load, one line each,
+    on log axes. The diagonal is "keeps up": a line that bends away from it has hit its
+    ceiling."""
+    values: list[float] = []
     for index, (label, steps) in enumerate(series.items()):
         ordered = by_offered(steps)
-        values = [step.delivered if delivered else step.acked for step in ordered]
         offered = [step.offered for step in ordered]
-        ax.plot(offered, values, "o-", color=colour(label, index), label=label)
-        top = max([top, *offered, *values])
-    ax.plot([0, top], [0, top], ":", color="grey", label="keeps up")
+        done = [step.delivered if delivered else step.acked for step in ordered]
+        line(ax, label, index, offered, done)
+        values += offered + done
+    low, high = padded(values)
+    ax.plot([low, high], [low, high], ":", linewidth=2.5, color=GUIDE_COLOUR, label="keeps up")
+    log_axis(ax, "x", low, high)
+    log_axis(ax, "y", low, high)
     ax.set_xlabel("offered load (messages/s)")
     ax.set_ylabel(("delivered" if delivered else "acked") + " (messages/s)")
-    ax.legend(fontsize=10)
+    legend(ax, "upper left")
 
 
 def plot_latency(ax: Axes, series: Mapping[str, Sequence[Step]], limit_ms: float = 0) -> None:
-    """p50 (dashed) and p99 (solid) of send→ack against the offered load, on a log scale:
-    flat while the actor keeps up, then the hockey stick of a queue that only grows."""
+    """send→ack p99 against the offered load, on log axes: flat while the actor keeps up,
+    then the hockey stick of a queue that only grows."""
+    offered_all: list[float] = []
+    latencies: list[float] = [limit_ms] if limit_ms else []
     for index, (label, steps) in enumerate(series.items()):
         points = [
-            (step.offered, step.ack.p50_ms, step.ack.p99_ms)
+            (step.offered, step.ack.p99_ms)
             for step in by_offered(steps)
-            if step.ack.p50_ms is not None and step.ack.p99_ms is not None
+            if step.ack.p99_ms is not None
         ]
-        offered = [x for x, _, _ in points]
-        line_colour = colour(label, index)
-        ax.plot(
-            offered, [p99 for _, _, p99 in points], "o-", color=line_colour, label=f"{label} p99"
-        )
-        ax.plot(
-            offered,
-            [p50 for _, p50, _ in points],
-            "o--",
-            color=line_colour,
-            alpha=0.6,
-            label=f"{label} p50",
-        )
+        line(ax, label, index, [x for x, _ in points], [y for _, y in points])
+        offered_all += [x for x, _ in points]
+        latencies += [y for _, y in points]
     if limit_ms:
-        ax.axhline(limit_ms, color="grey", linestyle=":", label=f"limit {limit_ms:g} ms")
-    ax.set_yscale("log")
+        limit_line(ax, limit_ms)
+    log_axis(ax, "x", *padded(offered_all, 1.1))
+    log_axis(ax, "y", *padded(latencies, 1.5))
     ax.set_xlabel("offered load (messages/s)")
-    ax.set_ylabel("send→ack latency (ms)")
-    ax.legend(fontsize=9)
+    ax.set_ylabel("send→ack p99 (ms)")
+    legend(ax)  # where it hides no point: a climbing line can take any corner
 
 
 def plot_scaling(ax: Axes, sustained: Mapping[str, Mapping[int, float]], ideal: str = "") -> None:
-    """Sustained throughput against the number of workers, one line per mode; with `ideal`
-    (a mode), the straight line K x its one-worker figure."""
+    """Sustained throughput against the number of workers, one line per mode, on linear
+    axes (a straight line is linear scaling); with `ideal` (a mode), the line K x its
+    one-worker figure."""
+    workers = sorted({k for points in sustained.values() for k in points})
     for index, (mode, points) in enumerate(sustained.items()):
-        workers = sorted(points)
-        ax.plot(workers, [points[k] for k in workers], "o-", color=colour(mode, index), label=mode)
+        ks = sorted(points)
+        line(ax, mode, index, ks, [points[k] for k in ks])
     if ideal in sustained and 1 in sustained[ideal]:
-        workers = sorted(sustained[ideal])
         base = sustained[ideal][1]
         ax.plot(
             workers,
             [base * k for k in workers],
             ":",
-            color="grey",
-            label=f"ideal (K x {ideal} at K=1)",
+            linewidth=2.5,
+            color=GUIDE_COLOUR,
+            label=f"ideal: K x {ideal} at K=1",
         )
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(sorted({k for points in sustained.values() for k in points}))
-    ax.set_xticklabels([str(k) for k in sorted({k for p in sustained.values() for k in p})])
+    ax.set_xticks(workers)
+    plain_axis(ax.xaxis)
+    plain_axis(ax.yaxis)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("workers (K)")
     ax.set_ylabel("sustained throughput (messages/s)")
-    ax.legend(fontsize=10)
+    legend(ax, "upper left")
 
 
-def plot_activity(ax: Axes, latencies: Mapping[str, Mapping[int, tuple[float, float]]]) -> None:
-    """The activity endpoint's p50 (dashed) and p99 (solid) against channels per server."""
+def plot_activity(
+    ax: Axes, latencies: Mapping[str, Mapping[int, tuple[float, float]]], measure: str = "p99"
+) -> None:
+    """The activity endpoint's slow end against the channels in the server, per mode (log
+    axes). `latencies` is {mode: {channels: (median, slow end)}}; `measure` names the slow
+    end (a p99, or the slowest of a few requests)."""
+    sizes: list[float] = []
+    values: list[float] = []
     for index, (mode, points) in enumerate(latencies.items()):
-        sizes = sorted(points)
-        line_colour = colour(mode, index)
-        ax.plot(sizes, [points[n][1] for n in sizes], "o-", color=line_colour, label=f"{mode} p99")
-        ax.plot(
-            sizes,
-            [points[n][0] for n in sizes],
-            "o--",
-            color=line_colour,
-            alpha=0.6,
-            label=f"{mode} p50",
-        )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+        ordered = sorted(points)
+        line(ax, mode, index, ordered, [points[n][1] for n in ordered])
+        sizes += ordered
+        values += [points[n][1] for n in ordered]
+    log_axis(ax, "x", *padded(sizes, 1.4))
+    log_axis(ax, "y", *padded(values, 1.5))
     ax.set_xlabel("channels in the server")
-    ax.set_ylabel("GET /activity latency (ms)")
-    ax.legend(fontsize=9)
+    ax.set_ylabel(f"GET /activity {measure} (ms)")
+    legend(ax)
 
 
-def plot_isolation(ax: Axes, p99s: Mapping[str, tuple[float, float]]) -> None:
-    """Quiet channels' p99 without and with a hot channel beside them, per mode (bars)."""
+def plot_isolation(ax: Axes, p99s: Mapping[str, tuple[float, float]], limit_ms: float = 0) -> None:
+    """Quiet channels' send→ack p99, alone and beside a hot channel: one bar per mode, in
+    the mode's colour, for each situation, with its value written on it."""
     modes = list(p99s)
-    positions = range(len(modes))
-    ax.bar(
-        [p - 0.2 for p in positions],
-        [p99s[m][0] for m in modes],
-        0.4,
-        color="#999999",
-        label="no hot channel",
-    )
-    ax.bar(
-        [p + 0.2 for p in positions],
-        [p99s[m][1] for m in modes],
-        0.4,
-        color=[colour(m) for m in modes],
-        label="with a hot channel",
-    )
-    ax.set_xticks(list(positions))
-    ax.set_xticklabels(modes)
-    ax.set_yscale("log")
+    width = 0.8 / len(modes)
+    values = [limit_ms] if limit_ms else []
+    for index, mode in enumerate(modes):
+        offset = (index - (len(modes) - 1) / 2) * width
+        heights = list(p99s[mode])
+        bars = ax.bar(
+            [situation + offset for situation in (0, 1)],
+            heights,
+            width * 0.92,
+            color=colour(mode, index),
+            label=mode,
+        )
+        ax.bar_label(bars, [f"{h:,.0f} ms" for h in heights], fontsize=TEXT_PT, padding=4)
+        values += heights
+    if limit_ms:
+        limit_line(ax, limit_ms)
+    low, high = min(values) / 3, max(values) * 3  # room for the values above the bars
+    log_axis(ax, "y", low, high)
+    ax.set_xticks([0, 1], ["quiet channels alone", "beside a hot channel"])
     ax.set_ylabel("quiet channels' send→ack p99 (ms)")
-    ax.legend(fontsize=10)
+    legend(ax, "upper left")
+
+
+# -- one figure per call ---------------------------------------------------------------------------
+
+
+def throughput_figure(
+    series: Mapping[str, Sequence[Step]], delivered: bool = False, title: str = ""
+) -> Figure:
+    fig, [ax] = figure(title=title)
+    plot_throughput(ax, series, delivered)
+    return fig
+
+
+def latency_figure(
+    series: Mapping[str, Sequence[Step]], limit_ms: float = 0, title: str = ""
+) -> Figure:
+    fig, [ax] = figure(title=title)
+    plot_latency(ax, series, limit_ms)
+    return fig
+
+
+def scaling_figure(
+    sustained: Mapping[str, Mapping[int, float]], ideal: str = "", title: str = ""
+) -> Figure:
+    fig, [ax] = figure(title=title)
+    plot_scaling(ax, sustained, ideal)
+    return fig
+
+
+def activity_figure(
+    latencies: Mapping[str, Mapping[int, tuple[float, float]]],
+    measure: str = "p99",
+    title: str = "",
+) -> Figure:
+    fig, [ax] = figure(title=title)
+    plot_activity(ax, latencies, measure)
+    return fig
+
+
+def isolation_figure(
+    p99s: Mapping[str, tuple[float, float]], limit_ms: float = 0, title: str = ""
+) -> Figure:
+    fig, [ax] = figure(title=title)
+    plot_isolation(ax, p99s, limit_ms)
+    return fig

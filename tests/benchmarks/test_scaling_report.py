@@ -5,6 +5,7 @@ branch of the report is checked, including the targets it must mark as missed.""
 
 import importlib.util
 import json
+import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 SCALING = Path(__file__).resolve().parents[2] / "benchmarks" / "scaling.py"
+REFERENCE = SCALING.parent / "reference"
 
 
 @pytest.fixture(scope="module")
@@ -148,17 +150,67 @@ def test_targets_are_met_and_missed_by_the_numbers(scaling: ModuleType) -> None:
     assert k8.met is False and "target 5.6x" in k8.measured
 
 
+FIGURES = [
+    "one_worker_latency.png",
+    "one_worker_throughput.png",
+    "scaling_line.png",
+    "scaling_load_k8.png",
+    "hot_channel.png",
+    "activity_cost.png",
+]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header.startswith(b"\x89PNG"), path
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
 def test_the_report_and_its_plots_are_written(scaling: ModuleType, tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text(json.dumps(summary(scaling)))
-    scaling.main(["--report", str(tmp_path)])
-    for name in ["a_delivered.png", "b_latency.png", "c_scaling.png", "d_cost.png"]:
-        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG"), name
-        assert f"![{name}]({name})" in (tmp_path / "report.md").read_text()
+    scaling.main(["--report", str(tmp_path), "--note", "the machine was busy"])
     report = (tmp_path / "report.md").read_text()
+    captions = json.loads((tmp_path / "captions.json").read_text())
+    assert list(captions) == FIGURES
+    for name in FIGURES:
+        assert png_size(tmp_path / name) == (1920, 1080), name  # 16:9
+        assert (tmp_path / name).stat().st_size < 300_000, name
+        shown = f"![{captions[name]['alt']}]({name})\n\n*{captions[name]['caption']}*"
+        assert shown in report, name  # the same caption in the report as for the deck
+        assert "the machine was busy" in captions[name]["caption"]
+    assert json.loads((tmp_path / "summary.json").read_text())["note"] == "the machine was busy"
     assert "| ✅ | turn cost, K=1: channel sharding ≥ 10x global" in report
     assert "| channel | 40 | 78 | 150 | 300 |" in report
     assert "Locust ran past 100 s" in report  # a failed run is reported, not hidden
     assert "proxy: channel, K=1, direct at 200/s" in report  # and a busy generator
+
+
+def test_captions_state_each_runs_own_settings(scaling: ModuleType) -> None:
+    made = summary(scaling)
+    for run in made["loads"]:
+        if run["experiment"] == "scaling" and run["workers"] == 8:
+            run["steps"] = run["steps"] * 2  # 6 steps at K=8, 3 elsewhere
+            run["seconds"] = 95.0
+    captions = {
+        drawn.name: drawn.caption for drawn in scaling.figures(made, scaling.findings(made))
+    }
+    assert (
+        "1 worker, a 20 ms turn cost per message, 20 channels of 2 members in 4 servers;"
+        " 2 runs of 3 steps of 4 s after 1 s of warm-up, 30 to 30 s each."
+    ) in captions["one_worker_latency.png"]
+    assert (
+        "K = 1, 2, 4, 8 workers, a 10 ms blocking cost per message, 400 channels of 2 members"
+        " in 40 servers; 12 runs of 3 to 6 steps of 4 s after 1 s of warm-up, 30 to 95 s each."
+    ) in captions["scaling_line.png"]
+    assert "8 workers" in captions["scaling_load_k8.png"]
+    assert "3 runs of 6 steps" in captions["scaling_load_k8.png"]
+    assert "19 quiet channels at 1 message/s each" in captions["hot_channel.png"]
+    assert "40 messages/s from 20 members" in captions["hot_channel.png"]
+    assert "4 workers, no extra cost, 10 sequential requests" in captions["activity_cost.png"]
+    for caption in captions.values():
+        assert caption.endswith(
+            "benchmarks/scaling.py, 2026-12-02, Accord abc, a test CPU (2 cores)."
+        )
 
 
 def test_a_partial_run_reports_what_it_has(scaling: ModuleType, tmp_path: Path) -> None:
@@ -167,9 +219,8 @@ def test_a_partial_run_reports_what_it_has(scaling: ModuleType, tmp_path: Path) 
     partial["activity"] = []
     found = scaling.write_report(partial, tmp_path)
     assert sorted(path.name for path in tmp_path.glob("*.png")) == [
-        "a_delivered.png",
-        "b_latency.png",
-        "c_scaling.png",
+        "scaling_line.png",
+        "scaling_load_k8.png",
     ]
     assert {t.what.split(":")[0] for t in found.targets} == {
         "blocking cost",
@@ -177,3 +228,18 @@ def test_a_partial_run_reports_what_it_has(scaling: ModuleType, tmp_path: Path) 
         "blocking cost, K=4",
         "blocking cost, K=8",
     }
+
+
+def test_the_committed_reference_is_what_the_code_draws(
+    scaling: ModuleType, tmp_path: Path
+) -> None:
+    """The committed report, captions and figures are this code's reading of the committed
+    summary.json: redrawn, they come out the same (a change to the report or the plots is
+    committed with the redrawn reference: `scaling.py --report benchmarks/reference`)."""
+    shutil.copy(REFERENCE / "summary.json", tmp_path)
+    scaling.main(["--report", str(tmp_path)])
+    for name in ["report.md", "captions.json"]:
+        assert (tmp_path / name).read_text() == (REFERENCE / name).read_text(), name
+    for name in json.loads((REFERENCE / "captions.json").read_text()):
+        assert png_size(REFERENCE / name) == (1920, 1080), name
+        assert (REFERENCE / name).stat().st_size < 300_000, name
