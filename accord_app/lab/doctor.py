@@ -13,6 +13,7 @@ What it needs of .venv (the kernel, Caddy, PostgreSQL) it asks .venv's own Pytho
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -131,6 +132,11 @@ def probe_venv(project: Path) -> dict[str, object] | str:
 def check_venv(project: Path, found: dict[str, object] | str) -> Line:
     fix = "`make lab` creates it and installs the lab (from wheelhouse/ alone if it is there)"
     if isinstance(found, str):
+        if importlib.util.find_spec("ensurepip") is None:  # `python -m venv` would fail
+            fix = (
+                "`sudo apt install python3-venv` (Debian and Ubuntu ship it apart; for"
+                " python3.12, python3.12-venv), then " + fix
+            )
         return Line(False, f".venv is not ready: {found}", fix)
     version = found["python"]
     assert isinstance(version, list)
