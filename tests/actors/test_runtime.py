@@ -164,10 +164,10 @@ async def test_a_long_queue_of_busy_turns_does_not_hold_the_event_loop(runtime: 
     crunchers, counters = runtime.namespace("crunchers", Cruncher), runtime.namespace("c", Counter)
     cruncher = crunchers.get(crunchers.id_from_name("busy"))
     queued = [cruncher.crunch() for _ in range(100)]  # 200 ms of turns that never await
-    started = time.perf_counter()
-    # Another actor answers long before that queue is through, and so do its first turns.
+    # Another actor answers long before that queue is through (counted in turns, not read on
+    # a clock that a shared core can stop at any moment), and so do its first turns.
     assert await counters.get(counters.id_from_name("quick")).read() == 0
-    assert time.perf_counter() - started < 0.1
+    assert sum(call.done() for call in queued) < 50
     await queued[0]
     assert sum(call.done() for call in queued) < 50
     assert await asyncio.gather(*queued) == list(range(1, 101))

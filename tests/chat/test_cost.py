@@ -34,13 +34,15 @@ async def ticks_during(cost: MessageCost) -> int:
 
 async def test_a_turn_cost_waits_but_lets_the_event_loop_run() -> None:
     started = time.perf_counter()
-    assert await ticks_during(MessageCost(30, CostKind.TURN)) > 5
+    # At least once: the ticker's 1 ms timer is due before the cost's 30 ms one, however long
+    # a loaded machine keeps this process waiting. A blocking cost lets it run zero times.
+    assert await ticks_during(MessageCost(30, CostKind.TURN)) >= 1
     assert time.perf_counter() - started >= 0.03
 
 
 async def test_a_blocking_cost_holds_the_event_loop_but_not_the_core() -> None:
     cpu, started = time.process_time(), time.perf_counter()
-    assert await ticks_during(MessageCost(30, CostKind.BLOCKING)) <= 1
+    assert await ticks_during(MessageCost(30, CostKind.BLOCKING)) == 0
     assert time.perf_counter() - started >= 0.03
     assert time.process_time() - cpu < 0.015
 
