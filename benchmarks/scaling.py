@@ -647,6 +647,23 @@ def figures(summary: dict[str, Any], found: Findings) -> list[Drawn]:
                 "quiet channels' p99 alone and beside a hot channel, per sharding mode",
             )
         )
+    nocost_runs = runs_of(summary, "nocost")
+    if nocost_runs:
+        drawn.append(
+            Drawn(
+                "no_cost_latency.png",
+                plots.latency_figure(
+                    {run["mode"]: steps_of(run) for run in nocost_runs}, limit_ms=limit
+                ),
+                "Without the extra cost, on one process: send→ack p99 against the offered load,"
+                " one actor for every channel (global) or one per channel. The event loop, not"
+                " an actor, is the limit, and fewer actors share each commit. "
+                + run_settings(nocost_runs)
+                + f" Dashed: the {limit:g} ms limit. "
+                + where(summary),
+                "send→ack p99 against offered load with no extra cost, global and channel",
+            )
+        )
     if found.activity:
         entries = summary["activity"]
         samples = sorted({len(entry["ms"]) for entry in entries})
@@ -794,6 +811,7 @@ def report(summary: dict[str, Any], found: Findings, drawn: Sequence[Drawn]) -> 
             "Without a cost the event loop is the limit, not the actor, and fewer actors do"
             " slightly better: each commit (one fsync) and each wake-up is shared by more"
             " messages. Sharding pays off once one actor's line, or one machine, is full.",
+            *shown("no_cost"),
         ]
     if summary.get("errors"):
         parts += ["## Runs that failed", "\n".join(f"- {error}" for error in summary["errors"])]

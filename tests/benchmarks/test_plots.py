@@ -66,10 +66,12 @@ def texts(fig: Figure) -> list[Text]:
     ]
 
 
-def glyph_px(fig: Figure, text: Text) -> float:
-    """A text's size in pixels when the whole figure is shown SHOWN_WIDTH_PX wide: points are
-    1/72 inch, and the figure's width in inches is stretched to that many pixels."""
-    return text.get_fontsize() / 72 * SHOWN_WIDTH_PX / fig.get_figwidth()
+def glyph_px(fig: Figure, text: Text, dpi: float = plots.SAVE_DPI) -> float:
+    """A text's size in pixels when the saved picture is shown SHOWN_WIDTH_PX wide: a point
+    is 1/72 inch, so the file has fontsize / 72 x dpi pixels per glyph in a picture
+    width x dpi pixels wide, scaled by SHOWN_WIDTH_PX over that width."""
+    in_file = text.get_fontsize() / 72 * dpi
+    return in_file * SHOWN_WIDTH_PX / (fig.get_figwidth() * dpi)
 
 
 @pytest.mark.parametrize("name", FIGURES)
@@ -90,10 +92,11 @@ def test_one_16_9_panel_with_text_readable_at_1280_px(name: str) -> None:
     assert not small, f"{name}: text under {SMALLEST_GLYPH_PX} px at {SHOWN_WIDTH_PX} px: {small}"
 
 
-def test_glyph_size_is_computed_from_points_and_width() -> None:
+def test_glyph_size_is_computed_from_points_dpi_and_width() -> None:
     fig, _ = drawn("latency")
     text = Text(text="x", fontsize=10)
-    assert glyph_px(fig, text) == pytest.approx(10 / 72 * 1280 / 12.8)  # 13.9 px: too small
+    assert glyph_px(fig, text, dpi=100) == pytest.approx(10 / 72 * 100)  # 1280 px file: 13.9
+    assert glyph_px(fig, text, dpi=200) == pytest.approx(10 / 72 * 100)  # the same, scaled
 
 
 @pytest.mark.parametrize("name", ["throughput", "latency"])

@@ -156,6 +156,7 @@ FIGURES = [
     "scaling_line.png",
     "scaling_load_k8.png",
     "hot_channel.png",
+    "no_cost_latency.png",
     "activity_cost.png",
 ]
 
@@ -207,6 +208,7 @@ def test_captions_state_each_runs_own_settings(scaling: ModuleType) -> None:
     assert "19 quiet channels at 1 message/s each" in captions["hot_channel.png"]
     assert "40 messages/s from 20 members" in captions["hot_channel.png"]
     assert "4 workers, no extra cost, 10 sequential requests" in captions["activity_cost.png"]
+    assert "1 worker, no extra cost, 20 channels" in captions["no_cost_latency.png"]
     for caption in captions.values():
         assert caption.endswith(
             "benchmarks/scaling.py, 2026-12-02, Accord abc, a test CPU (2 cores)."
