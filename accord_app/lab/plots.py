@@ -60,19 +60,17 @@ class ShownFigure(Figure):
         return picture.getvalue()
 
 
-def figure(columns: int = 1, title: str = "") -> tuple[Figure, list[Axes]]:
-    """A slide-sized figure in the kit's style; `columns` panels side by side (one is best)."""
-    width, height = SIZE_INCHES
-    fig = ShownFigure(figsize=(width * columns, height), dpi=SCREEN_DPI, layout="constrained")
-    axes = [fig.add_subplot(1, columns, column + 1) for column in range(columns)]
-    for ax in axes:
-        ax.grid(True, which="major", alpha=0.35)
-        ax.tick_params(labelsize=TEXT_PT, length=6)
-        ax.xaxis.label.set_fontsize(LABEL_PT)
-        ax.yaxis.label.set_fontsize(LABEL_PT)
-        ax.title.set_fontsize(TITLE_PT)
-        ax.set_title(title)
-    return fig, axes
+def figure(title: str = "") -> tuple[Figure, list[Axes]]:
+    """A slide-sized figure of one panel in the kit's style: (the figure, [its axes])."""
+    fig = ShownFigure(figsize=SIZE_INCHES, dpi=SCREEN_DPI, layout="constrained")
+    ax = fig.add_subplot()
+    ax.grid(True, which="major", alpha=0.35)
+    ax.tick_params(labelsize=TEXT_PT, length=6)
+    ax.xaxis.label.set_fontsize(LABEL_PT)
+    ax.yaxis.label.set_fontsize(LABEL_PT)
+    ax.title.set_fontsize(TITLE_PT)
+    ax.set_title(title)
+    return fig, [ax]
 
 
 def save(fig: Figure, path: Path) -> None:
