@@ -7,7 +7,9 @@
 Every experiment starts a real cluster (accord_app.cluster: K worker processes behind Caddy)
 on loopback, and loads it with the Locust test in benchmarks/locustfile.py (a master and two
 generator processes). Results go to benchmarks/results/scaling-<date>/ (git-ignored):
-summary.json (every step of every run), report.md, the plots, and each run's Locust CSVs.
+summary.json (every step of every run), report.md, one figure per point (drawn by
+accord_app/lab/plots.py, as the deck's and chapter 07's are) with its caption in
+captions.json, and each run's Locust CSVs.
 
 The experiments (full run; --quick keeps a few):
 
