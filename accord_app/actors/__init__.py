@@ -20,6 +20,7 @@ from accord_app.actors.errors import (
     StorageError,
     StorageFull,
     StorageUnavailable,
+    TurnCancelled,
     UnknownMethod,
 )
 from accord_app.actors.host import ActorContext
@@ -71,5 +72,6 @@ __all__ = [
     "Stub",
     "Transport",
     "TransportClosed",
+    "TurnCancelled",
     "UnknownMethod",
 ]

@@ -40,6 +40,11 @@ class ActorReset(ActorError):
     depended on were durable; they were rolled back. Retrying an idempotent call is safe."""
 
 
+class TurnCancelled(ActorError):
+    """The turn ended with CancelledError (the actor awaited something that was cancelled) or
+    was interrupted: it failed like any other, its writes rolled back and its frames dropped."""
+
+
 class StorageError(ActorError):
     """A storage call the runtime refuses, e.g. a value that is not JSON or too many keys."""
 

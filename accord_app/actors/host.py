@@ -29,6 +29,7 @@ from accord_app.actors.errors import (
     CommitFailed,
     RuntimeClosed,
     StorageError,
+    TurnCancelled,
     is_disk_full,
     storage_unavailable,
 )
@@ -212,6 +213,7 @@ class ActorHost:
 
     async def _drain(self) -> None:
         turns = 0
+        stopping = False
         try:
             while True:
                 if self._commit_in_flight is not None and not self.commits.may_start_turn:
@@ -234,13 +236,21 @@ class ActorHost:
                 turns += 1
                 if turns % TURNS_PER_YIELD == 0:
                     await asyncio.sleep(0)
+        except (KeyboardInterrupt, SystemExit):
+            stopping = True
+            raise
         finally:
             self._drainer = None
-            self._note_activity()
+            if len(self.mailbox) and not stopping:
+                # Cancelled with events waiting: a fresh drainer takes them (no lost wake-up).
+                self._drainer = asyncio.get_running_loop().create_task(self._drain())
+            else:
+                self._note_activity()
 
     async def _run_turn(self, event: Event) -> None:
         value: Any = None
         error: BaseException | None = None
+        escaping: BaseException | None = None  # re-raised once the turn is settled
         self.gate.turn_started()
         try:
             constructing = self.instance is None
@@ -257,19 +267,52 @@ class ActorHost:
             await self._run_blockers()
         except Exception as exc:  # the turn fails alone; the caller gets the exception
             error = exc
-        if self.storage is not None:
-            self.storage.end_turn(succeeded=error is None)
-        if (failure := self.commits.turn_ended()) is not None:  # a commit failed meanwhile
-            error = CommitFailed(str(failure))
-            self._reset(error)
-        released, dropped = self.gate.turn_ended(succeeded=error is None)
-        for output in released:
-            output.release()
-        for output in dropped:
-            assert error is not None, "only a failed turn drops its outputs"
-            output.drop(error)
-        if event.turn_done is not None and not event.turn_done.done():
-            event.turn_done.set_result(None)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # this task is being stopped
+                escaping = exc
+            # Else the actor's own code met a cancellation: a failed turn like any other. The
+            # caller gets an ActorError: a CancelledError would look like its own cancellation.
+            error = TurnCancelled(
+                f"the turn of actor {self.id.hex[:12]}… was cancelled: its writes were rolled"
+                " back and its frames dropped"
+            )
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: settle, then re-raise
+            escaping = exc
+            error = TurnCancelled(f"the turn of actor {self.id.hex[:12]}… was interrupted: {exc!r}")
+        self._settle_turn(event, value, error)
+        if escaping is not None:
+            raise escaping
+        if self.namespace.runtime.commit_mode == "per_turn" and self.gate.should_commit():
+            self._start_commit()
+            if self._commit_in_flight is not None:
+                await asyncio.shield(self._commit_in_flight)  # the next turn waits for this fsync
+            # The turn ends with its commit; if that failed, its reply was dropped with it.
+            if (failure := self.commits.turn_ended()) is not None:
+                self._reset(failure)
+
+    def _settle_turn(self, event: Event, value: Any, error: BaseException | None) -> None:
+        """End the turn whatever it ended with: its writes kept or undone, its outputs released
+        or dropped, its caller answered, its socket free to deliver the next message."""
+        try:
+            if self.storage is not None:
+                try:
+                    self.storage.end_turn(succeeded=error is None)
+                except Exception as exc:  # the connection cannot end the turn: start afresh
+                    error = error or exc
+                    self._reset(exc)
+            if (failure := self.commits.turn_ended()) is not None:  # a commit failed meanwhile
+                error = CommitFailed(str(failure))
+                self._reset(error)
+            released, dropped = self.gate.turn_ended(succeeded=error is None)
+            for output in released:
+                output.release()
+            for output in dropped:
+                assert error is not None, "only a failed turn drops its outputs"
+                output.drop(error)
+        finally:
+            if event.turn_done is not None and not event.turn_done.done():
+                event.turn_done.set_result(None)
         if event.message is not None:
             ws, data = event.message
             refusal = Refusal(self, ws, data)
@@ -281,13 +324,6 @@ class ActorHost:
             reply = Reply(event.reply, value, error)
             if self.gate.send(reply):
                 reply.release()
-        if self.namespace.runtime.commit_mode == "per_turn" and self.gate.should_commit():
-            self._start_commit()
-            if self._commit_in_flight is not None:
-                await asyncio.shield(self._commit_in_flight)  # the next turn waits for this fsync
-            # The turn ends with its commit; if that failed, its reply was dropped with it.
-            if (failure := self.commits.turn_ended()) is not None:
-                self._reset(failure)
 
     def _instance(self) -> "Actor":
         if self.instance is None:

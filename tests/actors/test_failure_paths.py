@@ -12,6 +12,7 @@ import pytest
 
 from accord_app.actors import (
     Actor,
+    ActorError,
     HibernatableWebSocket,
     MemoryDirectTransport,
     MemoryTransport,
@@ -48,8 +49,17 @@ class Room(Actor):
     async def said(self) -> list[str]:
         return list(self.storage.list(prefix="said:").values())
 
+    async def write_then_meet_a_cancellation(self) -> None:
+        """Awaits something that another task cancels: CancelledError from the actor's code."""
+        self.storage.put("said:cancelled", "cancelled")
+        waiting = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(waiting.cancel)
+        await waiting
+
     async def websocket_message(self, ws: HibernatableWebSocket, data: str | bytes) -> None:
         text = str(data)
+        if text == "cancel":
+            await self.write_then_meet_a_cancellation()
         await self.say(text, write=text.startswith("w"), fail=text.endswith("!"))
 
 
@@ -90,6 +100,39 @@ async def test_a_failed_socket_message_sends_none_of_its_frames(
     sender.client_send(f"{prefix}-kept")
     assert await receive(member) == f"{prefix}-kept"
     assert await receive(sender) == f"{prefix}-kept"
+    await runtime.close()
+
+
+async def test_a_turn_cancelled_by_the_actors_own_code_fails_alone(
+    tmp_path: Path, transport_class: type[MemoryTransport]
+) -> None:
+    runtime = Runtime(tmp_path)
+    rooms = runtime.namespace("rooms", Room)
+    member = await joined(rooms, transport_class)
+    lobby = rooms.get(rooms.id_from_name("lobby"))
+    # Both queued before either runs: the second must not be stranded in the queue.
+    cancelled = lobby.write_then_meet_a_cancellation()
+    after = lobby.say("w-after", write=True, fail=False)
+    with pytest.raises(ActorError, match="cancel"):
+        await asyncio.wait_for(cancelled, 5)
+    await asyncio.wait_for(after, 5)
+    assert await receive(member) == "w-after"
+    # The cancelled turn's write was rolled back, not committed with the next turn's.
+    assert await asyncio.wait_for(lobby.said(), 5) == ["w-after"]
+    await runtime.close()
+
+
+async def test_a_cancelled_socket_message_does_not_stall_the_socket(
+    tmp_path: Path, transport_class: type[MemoryTransport]
+) -> None:
+    runtime = Runtime(tmp_path)
+    rooms = runtime.namespace("rooms", Room)
+    sender, member = await joined(rooms, transport_class), await joined(rooms, transport_class)
+    sender.client_send("cancel")
+    sender.client_send("w-next")
+    assert await receive(member) == "w-next"
+    lobby = rooms.get(rooms.id_from_name("lobby"))
+    assert await asyncio.wait_for(lobby.said(), 5) == ["w-next"]
     await runtime.close()
 
 
