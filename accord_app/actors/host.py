@@ -252,6 +252,8 @@ class ActorHost:
         error: BaseException | None = None
         escaping: BaseException | None = None  # re-raised once the turn is settled
         self.gate.turn_started()
+        if self.storage is not None:
+            self.storage.turn_open = True
         try:
             constructing = self.instance is None
             if constructing:
@@ -296,6 +298,7 @@ class ActorHost:
         or dropped, its caller answered, its socket free to deliver the next message."""
         try:
             if self.storage is not None:
+                self.storage.turn_open = False  # writes from now on are refused
                 try:
                     self.storage.end_turn(succeeded=error is None)
                 except Exception as exc:  # the connection cannot end the turn: start afresh

@@ -71,7 +71,11 @@ A = TypeVar("A", bound="Actor")
 class Actor:
     """Base class of actors. Public `async def` methods are callable through stubs; the
     handlers below are called by the runtime. State that must survive goes to `self.storage`:
-    the instance itself is rebuilt after hibernation or a reset."""
+    the instance itself is rebuilt after hibernation or a reset.
+
+    Storage writes happen inside turns only. A task the actor starts may read, but a write it
+    makes once its turn has ended raises StorageError: it would be committed by no one. To
+    write later, have the task call the actor through its stub (a turn of its own)."""
 
     def __init__(self, ctx: "ActorContext") -> None:
         self.ctx = ctx

@@ -205,6 +205,9 @@ class Storage:
         self.sql = SqlApi(self)
         self._kinds: dict[str, Kind] = {}
         self._directories_synced = False
+        # The runtime writes only inside a turn, and says so here: a write outside one (from a
+        # task the actor started) would be committed by no one. Standalone use writes freely.
+        self.turn_open = True
 
     def classify(self, query: str, params: Any) -> Kind:
         """Read or write, as SQLite compiles `query`; StorageError for what actors may not run.
@@ -241,6 +244,12 @@ class Storage:
         """Open this turn's savepoint before its first write, inside the group's transaction."""
         if self._turn_savepoint:
             return
+        if not self.turn_open:
+            raise StorageError(
+                "a write outside a turn: the turn that started this code has ended, and nothing"
+                " would commit the write. Write inside a turn: call the actor through its stub"
+                " (namespace.get(id).method(...)), which runs the method as a turn of its own."
+            )
         if not self.connection.in_transaction:
             self.connection.execute("BEGIN")
         self.connection.execute("SAVEPOINT turn")

@@ -18,6 +18,7 @@ from accord_app.actors import (
     MemoryTransport,
     Namespace,
     Runtime,
+    StorageError,
 )
 
 pytestmark = pytest.mark.anyio
@@ -133,6 +134,39 @@ async def test_a_cancelled_socket_message_does_not_stall_the_socket(
     assert await receive(member) == "w-next"
     lobby = rooms.get(rooms.id_from_name("lobby"))
     assert await asyncio.wait_for(lobby.said(), 5) == ["w-next"]
+    await runtime.close()
+
+
+late_writes: list["asyncio.Task[str]"] = []  # the stragglers' tasks, for the test to await
+
+
+class Straggler(Actor):
+    """Starts a task that writes once its turn is over."""
+
+    async def start_writing_later(self) -> None:
+        late_writes.append(asyncio.get_running_loop().create_task(self.write_later()))
+
+    async def write_later(self) -> str:
+        await asyncio.sleep(0)  # the turn that started it ends meanwhile
+        try:
+            self.storage.put("late", "written after the turn")
+        except StorageError as refused:
+            return str(refused)
+        return "accepted"
+
+    async def late(self) -> str | None:
+        return self.storage.get("late")  # type: ignore[no-any-return]
+
+
+async def test_a_write_outside_a_turn_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path)
+    stragglers = runtime.namespace("stragglers", Straggler)
+    straggler = stragglers.get(stragglers.id_from_name("a"))
+    late_writes.clear()
+    await straggler.start_writing_later()  # returns once its turn has ended
+    outcome = await asyncio.wait_for(late_writes[0], 5)  # no other turn runs meanwhile
+    assert "outside a turn" in outcome and "stub" in outcome
+    assert await straggler.late() is None
     await runtime.close()
 
 
