@@ -21,7 +21,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 WHEELS := $(if $(wildcard wheelhouse/*.whl),--find-links wheelhouse)
 OFFLINE := $(if $(WHEELS),--no-index $(WHEELS))
 
-.PHONY: doctor lab test lint run cluster hosts bench locust notebooks slides slides-pdf wheelhouse lock clean
+.PHONY: doctor lab test lint run cluster hosts bench locust demo notebooks slides slides-pdf wheelhouse lock clean
 
 $(LAB_STAMP): pyproject.toml $(LAB_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -87,12 +87,22 @@ BENCH_ARGS ?=
 bench: $(LAB_STAMP)
 	$(BIN)/python benchmarks/scaling.py $(BENCH_ARGS)
 
-# Locust's web UI on http://127.0.0.1:8089 against a running app or cluster.
+# Locust's web UI on http://127.0.0.1:8089 against a running app or cluster; headless, e.g.
+# LOCUST_ARGS="--headless --run-time 30s". Its master and generators talk on loopback, on a
+# free port: on Locust's usual one, they would join any other Locust test running here.
 LOCUST_HOST ?= http://127.0.0.1:8787
 LOCUST_ARGS ?=
+FREE_PORT = $(shell $(BIN)/python -c 'import socket; s = socket.socket(); \
+	s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 locust: $(LAB_STAMP)
 	$(BIN)/locust -f benchmarks/locustfile.py --host $(LOCUST_HOST) --web-host 127.0.0.1 \
-		--processes 2 $(LOCUST_ARGS)
+		--master-bind-host 127.0.0.1 --master-port $(eval PORT := $(FREE_PORT))$(PORT) \
+		--master-bind-port $(PORT) --processes 2 $(LOCUST_ARGS)
+
+# The live demo of slides/INSTRUCTOR.md: one actor for everything against one per channel, on
+# clusters of its own with the limits lifted and 20 ms per message (accord_app/lab/demo.py).
+demo: $(LAB_STAMP)
+	$(BIN)/python -m accord_app.lab.demo
 
 # The deck as one page that works offline: slides/build/index.html (S: speaker notes).
 slides: $(LAB_STAMP)

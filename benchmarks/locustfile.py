@@ -1,16 +1,21 @@
 """Locust load test for Accord: chat members on WebSockets, history readers over HTTP.
 
-    make cluster K=4                          # in one terminal
+    make cluster                              # in one terminal
     make locust                               # in another: Locust's web UI on :8089
     .venv/bin/locust -f benchmarks/locustfile.py --host http://127.0.0.1:8787 --headless \\
         --rates 50,100,200 --step-seconds 10 --results steps.json
 
 At the start of a test the master creates the servers and channels once and shares them with
-its workers. Then every member joins one channel and sends messages on a fixed schedule, and
+its workers. Then every member joins one channel from a loopback address of its own (127.0.0.2,
+.3, ...: the server's limits per address apply to each member, as to people on their own
+machines) and sends messages on a fixed schedule, and
 the load steps up: each step sets the total offered rate (messages per second, all members
 together). Members never wait for an ack before the next send ("open loop"): when the server
 falls behind, a queue forms and shows in the latency, instead of the load quietly dropping as
-it would with clients that wait for each answer. Each member reports to Locust:
+it would with clients that wait for each answer. The users are the members (--channels x
+--members) and the readers (--readers): --users may repeat that number, --spawn-rate sets how
+fast they join (default: all at once), --run-time ends the test early. Each member reports to
+Locust:
 
 - "send→ack": from sending a message to its ack, i.e. until it is durable;
 - "send→delivery": from sending to its arrival at another member of the channel (fan-out);
@@ -52,8 +57,12 @@ from accord_app.lab.loadtest import (
     Membership,
     RatePlan,
     Step,
+    connect_from,
+    ipv4_loopback,
     kept_up,
     latency_bucket,
+    member_address,
+    missing_member_addresses,
     percentile,
 )
 
@@ -78,7 +87,7 @@ def add_options(parser: Any) -> None:
     group.add_argument("--members", type=int, default=2, help="members per channel")
     group.add_argument(
         "--rates",
-        default="20,50,100,200",
+        default="20,50,100",
         help="total messages per second, one value per step",
     )
     group.add_argument(
@@ -94,7 +103,7 @@ def add_options(parser: Any) -> None:
         default=1.08,
         help="a search stops when the knee is known within this factor",
     )
-    group.add_argument("--step-seconds", type=float, default=15.0, help="length of a step")
+    group.add_argument("--step-seconds", type=float, default=8.0, help="length of a step")
     group.add_argument("--warmup-seconds", type=float, default=3.0, help="unmeasured start")
     group.add_argument(
         "--min-samples",
@@ -127,6 +136,21 @@ def options(environment: Environment) -> Any:
 
 def membership_of(opts: Any) -> Membership:
     return Membership(opts.channels, opts.members, opts.hot_share, opts.hot_members)
+
+
+def users_of(opts: Any) -> int:
+    """The test's users: its chat members and its history readers."""
+    return membership_of(opts).total + opts.readers
+
+
+def check_users(opts: Any) -> None:
+    """--users, if given, must be the number the test is made of."""
+    if opts.num_users not in (None, users_of(opts)):
+        raise ValueError(
+            f"--users {opts.num_users}: this test's users are its members, --channels x"
+            f" --members ({membership_of(opts).total}), and its --readers ({opts.readers});"
+            f" give --users {users_of(opts)}, or leave it out"
+        )
 
 
 def rates_of(text: str) -> list[float]:
@@ -241,6 +265,7 @@ class ChatMember(User):
         self.server_id, self.channel_id = layout["channels"][self.channel_index]
         self.hot = membership.hot > 0 and self.channel_index == 0
         self.username = f"member{slot}"
+        self.source = member_address(slot)
         self.suffix = " [hot]" if self.hot else ""
         self.pending: dict[str, float] = {}
         self.next_send: float | None = None
@@ -257,9 +282,14 @@ class ChatMember(User):
         base = self.host.replace("http://", "ws://", 1)
         query = urlencode({"username": self.username})
         url = f"{base}/api/servers/{self.server_id}/channels/{self.channel_id}/connect?{query}"
+        parts = urlsplit(self.host)
+        port = parts.port or 80
+        target = ipv4_loopback(parts.hostname or "", port)
         try:
+            # From the member's own address when the server is on IPv4 loopback.
+            sock = connect_from(target or parts.hostname or "", port, target and self.source, 10)
             self.ws = websocket.create_connection(
-                url, timeout=10, enable_multithread=True, http_no_proxy=["*"]
+                url, timeout=10, socket=sock, enable_multithread=True
             )
         except websocket.WebSocketBadStatusException as error:
             report(self.environment, ACK + self.suffix, 0, f"refused_{error.status_code}")
@@ -386,7 +416,10 @@ def create_layout(host: str, servers: int, channels: int) -> list[list[str]]:
 
 class SteppedRate(LoadTestShape):
     """All members join, then the offered rate steps through --rates. A greenlet conducts the
-    steps (tick() only runs once a second); tick() keeps the users up until it is done."""
+    steps (tick() only runs once a second); tick() keeps the users up until it is done, or
+    until --run-time is up (Locust leaves that to a shape like this one)."""
+
+    use_common_options = True  # --users, --spawn-rate and --run-time: read here
 
     def tick(self) -> tuple[int, float, list[type[User]]] | None:
         environment = self.runner.environment if self.runner else None
@@ -395,14 +428,19 @@ class SteppedRate(LoadTestShape):
         if not hasattr(self, "conductor"):
             self.done = False
             self.conductor = gevent.spawn(conduct, environment, self)
-        if self.done:
-            del self.conductor  # a test started again from the web UI conducts anew
+        if self.done or (opts.run_time and self.get_run_time() >= opts.run_time):
+            self.conductor.kill()  # a test started again from the web UI conducts anew
+            del self.conductor
             CONDUCTOR.started.clear()
             return None
-        members = membership_of(opts).total
         classes: list[type[User]] = [ChatMember] + ([HistoryReader] if opts.readers else [])
-        users = members + opts.readers
-        return users, float(max(users, 1)), classes
+        users = users_of(opts)
+        return users, spawn_rate(opts), classes
+
+
+def spawn_rate(opts: Any) -> float:
+    """Users started per second: --spawn-rate, or all at once."""
+    return float(opts.spawn_rate or max(users_of(opts), 1))
 
 
 @dataclass
@@ -511,7 +549,8 @@ def conduct(environment: Environment, shape: SteppedRate) -> None:
     )
     try:
         CONDUCTOR.started.wait()
-        gevent.sleep(opts.join_seconds)
+        # Every member joins before the first step: at --spawn-rate that takes a while.
+        gevent.sleep(max(opts.join_seconds, users_of(opts) / spawn_rate(opts) + 1))
         if opts.search_from:
             # A search trusts its first steps the most: warm up first (connections, caches),
             # at half the first rate, unmeasured.
@@ -603,6 +642,13 @@ def on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     opts = options(environment)
     if opts is not None:
+        try:
+            check_users(opts)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        # What the web UI's form shows: this test's users, all started at once.
+        opts.num_users = users_of(opts)
+        opts.spawn_rate = spawn_rate(opts)
         ChatMember.fixed_count = membership_of(opts).total
         HistoryReader.fixed_count = opts.readers
         HistoryReader.wait_time = constant_pacing(1.0 / opts.reader_rate)
@@ -621,9 +667,17 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     opts = options(environment)
     assert environment.host is not None, "pass --host, e.g. http://127.0.0.1:8787"
     rates_of(opts.rates)  # refuse a bad --rates before creating anything
+    check_users(opts)  # the web UI's field
     if opts.search_from and not opts.stop_p99_ms:
         raise ValueError("--search-from needs --stop-p99-ms: it is how a step is judged")
     membership = membership_of(opts)  # refuses a hot share that makes no sense
+    if ipv4_loopback(urlsplit(environment.host).hostname or "", 80):
+        missing = missing_member_addresses(membership.total)
+        if missing:
+            logger.warning(missing)
+        else:
+            last = member_address(membership.total - 1)
+            logger.info("Members connect from %s to %s, one each.", member_address(0), last)
     layout = {
         "channels": create_layout(environment.host, opts.servers, opts.channels),
         "processes": processes(environment),

@@ -10,10 +10,13 @@ itself after the last step, and is killed if it overruns its time. Only loopback
 """
 
 import csv
+import errno
+import ipaddress
 import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from accord_app.cluster.supervisor import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCUSTFILE = PROJECT_DIR / "benchmarks" / "locustfile.py"
@@ -32,14 +37,77 @@ SENT_SHARE = 0.85
 # A generator process busier than this (share of one core) may have been the limit.
 GENERATOR_BUSY = 0.85
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-# A load test's clients all come from one address (behind the proxy too): lift the limits
-# meant for one person typing, per connection and per address, or they would measure those.
+# Each chat member of a load test connects from an address of its own, as people do from their
+# own machines, so the server's limits per address apply to each member and can stay on. Linux
+# answers on all of 127.0.0.0/8; macOS only on 127.0.0.1 until loopback is given aliases.
+FIRST_MEMBER_ADDRESS = ipaddress.IPv4Address("127.0.0.2")
+MEMBER_ADDRESSES = 2**24 - 3  # 127.0.0.2 to 127.255.255.254
+# A measurement that must not depend on limits at all (chapter 07, the benchmarks) lifts those
+# meant for one person typing, per connection and per address, or it would measure them.
 LIFTED_LIMITS = dict.fromkeys(
     ["ACCORD_RATE_LIMIT", "ACCORD_RATE_BURST", "ACCORD_CLIENT_RATE_LIMIT",
      "ACCORD_CLIENT_RATE_BURST", "ACCORD_CLIENT_CONNECTIONS", "ACCORD_CLIENT_CONNECT_RATE",
      "ACCORD_CLIENT_CONNECT_BURST"],
     "1000000",
 )  # fmt: skip
+
+
+def member_address(slot: int) -> str:
+    """The loopback address the member in `slot` connects from: 127.0.0.2, .3, ..."""
+    return str(FIRST_MEMBER_ADDRESS + slot % MEMBER_ADDRESSES)
+
+
+def can_bind(address: str) -> bool:
+    """Whether this machine has `address` (a socket can be bound to it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+def missing_member_addresses(members: int) -> str | None:
+    """None if `members` members can each connect from their own address; else what to do."""
+    missing = [slot for slot in range(members) if not can_bind(member_address(slot))]
+    if not missing:
+        return None
+    last = member_address(members - 1)
+    aliases = (
+        f"for n in $(seq 2 {members + 1}); do sudo ifconfig lo0 alias 127.0.0.$n up; done"
+        if members < 254
+        else f"an alias on lo0 for every address from {member_address(0)} to {last}"
+    )
+    return (
+        f"{len(missing)} of the {members} members' loopback addresses ({member_address(0)} to"
+        f" {last}) are not on this machine (macOS has only 127.0.0.1 by default), so those"
+        " members connect from 127.0.0.1, and the server's limits per address will refuse some"
+        f" of them. Add the addresses first ({aliases}; they last until a reboot), or start the"
+        " server with the limits lifted (LIFTED_LIMITS in accord_app/lab/loadtest.py)."
+    )
+
+
+def connect_from(host: str, port: int, source: str | None, timeout: float) -> socket.socket:
+    """A TCP connection to host:port from the loopback address `source` (None: any), or from
+    any address if this machine does not have `source` (see missing_member_addresses)."""
+    if source is not None:
+        try:
+            return socket.create_connection((host, port), timeout, source_address=(source, 0))
+        except OSError as error:
+            if error.errno != errno.EADDRNOTAVAIL:
+                raise
+    return socket.create_connection((host, port), timeout)
+
+
+def ipv4_loopback(host: str, port: int) -> str | None:
+    """The IPv4 loopback address `host` names, if it names one: members can connect to it from
+    their own addresses. (From an IPv4 address to an IPv6 host there is no way.)"""
+    try:
+        found = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError:
+        return None
+    address = str(found[0][4][0]) if found else None
+    return address if address and ipaddress.IPv4Address(address).is_loopback else None
 
 
 class LoadTestError(RuntimeError):
@@ -322,7 +390,11 @@ def run_locust(
         "--stop-p99-ms", f"{stop_p99_ms:g}", "--ack-timeout", f"{ack_timeout:g}",
     ]  # fmt: skip
     if processes > 1:
-        command += ["--processes", str(processes)]
+        # The master and its generators talk on a free loopback port: on Locust's usual one,
+        # they would join any other Locust test running on this machine.
+        port = str(free_port("127.0.0.1"))
+        command += ["--processes", str(processes), "--master-bind-host", "127.0.0.1"]
+        command += ["--master-bind-port", port, "--master-port", port]
     # Start-up, the steps (a search takes at most 24, with pauses), then stopping, with room
     # to spare; past that it is hung. A step lasts longer when it must gather min_samples.
     lowest = min(rates) if rates else search_from / 2**6
