@@ -2,17 +2,24 @@
 
     .venv/bin/python slides/build.py         # writes slides/build/index.html
 
-The notebook is the one source: JupyterLab presents it live with RISE (demo cells run on the
-slide), and this script turns it into slides/build/, which works from a USB stick with no
-network: reveal.js itself is vendored in slides/vendor/ (MIT licence, from npm's reveal.js),
-and the diagrams and the measured plots are copied beside the page.
+The notebook is the one source: this script turns it into slides/build/, which works from a
+USB stick with no network: reveal.js itself is vendored in slides/vendor/ (MIT licence, from
+npm's reveal.js), code is coloured here by Pygments, and the diagrams and the measured plots
+are copied beside the page. JupyterLab's RISE presents the same notebook to run its live
+cells on the slides.
+
+The page is laid out for a 1280x720 screen, scaled to fit any other: body text 34 px, code 24
+px, captions 20 px (tests/slides/test_deck.py checks that nothing drawn is under 20 px, and
+that no slide runs off its box).
 
 How cells become slides (RISE's own metadata, "slideshow.slide_type"): "slide" and "subslide"
-start a slide, "fragment" appears on the next click, "notes" are the speaker notes (press S),
-"skip" is left out, anything else joins the slide before it. A code cell is shown as code:
-in the static page it cannot run, so it says where it can. The captions marked
-`class="setting" data-experiment="..."` are filled from benchmarks/reference/summary.json, so
-a plot always says how it was measured, in words generated from the measurement itself.
+both start the next slide (the deck is one line, no vertical stacks), "fragment" appears on the
+next click, "notes" are the speaker notes (press S), "skip" is left out, anything else joins
+the slide before it. A code cell cannot run in the static page: it is shown beside what it
+printed when slides/expected.py last ran it (slides/expected/), the plan B when a live demo
+fails. The captions marked `class="setting" data-figure="..."` are filled from
+benchmarks/reference/captions.json, so a plot always says how it was measured, in words
+generated from the measurement itself; a plot without one does not build.
 """
 
 import html
@@ -24,16 +31,25 @@ from pathlib import Path
 from typing import Any
 
 import mistune
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer, get_lexer_by_name
+from pygments.util import ClassNotFound
 
 SLIDES_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = SLIDES_DIR.parent
 DECK = SLIDES_DIR / "accord.ipynb"
 BUILD_DIR = SLIDES_DIR / "build"
 REFERENCE = PROJECT_DIR / "benchmarks" / "reference"
+CAPTIONS = REFERENCE / "captions.json"
 DIAGRAMS = SLIDES_DIR / "diagrams"
+EXPECTED = SLIDES_DIR / "expected"
+RECORDED = EXPECTED / "recorded.json"
 PLOT_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
 IMAGE = re.compile(r'(<img\b[^>]*\bsrc=")([^"]+)(")')
-SETTING = re.compile(r'(<small class="setting" data-experiment="(\w+)">)(.*?)(</small>)', re.S)
+SETTING = re.compile(r'(<small class="setting" data-figure="([\w.-]+)">)(.*?)(</small>)', re.S)
+# Inline colours: the page needs no stylesheet of Pygments', and prints the same.
+CODE_FORMAT = HtmlFormatter(noclasses=True, nowrap=True, style="default")
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -45,12 +61,42 @@ PAGE = """<!doctype html>
 <link rel="stylesheet" href="vendor/theme/white.css">
 <style>
   .reveal {{ font-size: 34px; }}
-  .reveal img.wide {{ max-height: 62vh; max-width: 100%; border: 0; }}
-  .reveal img.half {{ max-height: 52vh; max-width: 48%; border: 0; }}
-  .reveal small {{ display: block; color: #444; font-size: 0.55em; }}
-  .reveal pre code {{ font-size: 0.62em; line-height: 1.3; max-height: 60vh; }}
-  .reveal .demo-note {{ font-size: 0.5em; color: #555; }}
-  .reveal table {{ font-size: 0.75em; }}
+  /* The padding is on an inner box: reveal's print view takes a section's own away. */
+  .reveal .slides section {{ height: 720px; padding: 0; text-align: left; }}
+  .reveal .slide-body {{ box-sizing: border-box; height: 720px; padding: 24px 48px; }}
+  .reveal section.title .slide-body {{ text-align: center; padding-top: 150px; }}
+  .reveal h1 {{ font-size: 72px; text-transform: none; }}
+  .reveal h2 {{ font-size: 46px; text-transform: none; margin: 0 0 24px; }}
+  .reveal h3 {{ font-size: 36px; text-transform: none; }}
+  .reveal ul, .reveal ol {{ display: block; margin-left: 1.1em; }}
+  .reveal li {{ margin-bottom: 10px; line-height: 1.3; }}
+  .reveal small {{ display: block; color: #333; font-size: 20px; line-height: 1.3; }}
+  .reveal img {{ border: 0; margin: 0; max-width: 100%; max-height: none; }}
+  .reveal img.diagram {{ display: block; width: 100%; height: auto; }}
+  .reveal .plot-row {{ display: flex; gap: 24px; align-items: flex-start; }}
+  .reveal .plot-row img.plot {{ flex: 0 0 auto; width: 930px; height: auto; }}
+  .reveal .plot-row small {{ flex: 1 1 0; }}
+  .reveal pre {{ width: 100%; margin: 0 0 20px; box-shadow: none; font-size: 24px; }}
+  .reveal pre code {{ max-height: none; line-height: 1.3; padding: 10px 14px;
+    background: #f6f6f6; }}
+  .reveal code {{ font-size: 0.9em; }}
+  .reveal pre code {{ font-size: 24px; }}
+  .reveal table {{ font-size: 30px; margin: 0; }}
+  .reveal table th, .reveal table td {{ padding: 6px 14px; }}
+  .reveal .demo {{ display: flex; gap: 28px; align-items: flex-start; }}
+  .reveal .demo .live {{ flex: 0 0 auto; }}
+  .reveal .demo .expected {{ flex: 1 1 0; min-width: 0; }}
+  .reveal .demo .expected h3 {{ font-size: 22px; margin: 0 0 8px; color: #333; }}
+  .reveal .demo .expected pre code {{ font-size: 20px; background: #fffbe8; }}
+  /* A picture needs the slide's width: the title and the code share the row above it. */
+  .reveal .picture-demo {{ display: grid; grid-template-columns: auto 1fr; column-gap: 32px; }}
+  .reveal .picture-demo .demo, .reveal .picture-demo .expected {{ display: contents; }}
+  .reveal .picture-demo h2 {{ grid-column: 1; grid-row: 1; }}
+  .reveal .picture-demo .expected h3 {{ grid-column: 1; grid-row: 2; }}
+  .reveal .picture-demo .live {{ grid-column: 2; grid-row: 1 / span 2; }}
+  .reveal .picture-demo .expected img {{ grid-column: 1 / -1; grid-row: 3; height: 530px;
+    margin: 0 auto; }}
+  .reveal .slide-number, html.reveal-print .reveal .slide-number-pdf {{ font-size: 20px; }}
 </style>
 </head>
 <body>
@@ -61,6 +107,10 @@ PAGE = """<!doctype html>
 <script src="vendor/plugin/notes.js"></script>
 <script>
   Reveal.initialize({{
+    width: 1280,
+    height: 720,
+    margin: 0,
+    center: false,
     hash: true,
     slideNumber: "c/t",
     transition: "none",
@@ -76,6 +126,20 @@ class DeckError(ValueError):
     """The deck refers to something that is not there."""
 
 
+class CodeRenderer(mistune.HTMLRenderer):
+    """Markdown's fenced code, coloured as in the live notebook."""
+
+    def block_code(self, code: str, info: str | None = None) -> str:
+        try:
+            lexer = get_lexer_by_name(info.split()[0]) if info else PythonLexer()
+        except ClassNotFound:
+            lexer = PythonLexer()
+        return f"<pre><code>{highlight(code, lexer, CODE_FORMAT)}</code></pre>\n"
+
+
+MARKDOWN = mistune.create_markdown(renderer=CodeRenderer(escape=False), plugins=["table"])
+
+
 def source(cell: dict[str, Any]) -> str:
     text = cell.get("source", "")
     return "".join(text) if isinstance(text, list) else str(text)
@@ -85,21 +149,40 @@ def slide_type(cell: dict[str, Any]) -> str:
     return str(cell.get("metadata", {}).get("slideshow", {}).get("slide_type", "-"))
 
 
-def render(cell: dict[str, Any]) -> str:
+def render_code(cell: dict[str, Any], recorded: dict[str, Any]) -> str:
+    """A live cell: its code, and beside it (or under it, for a picture) what it showed when
+    it was last recorded."""
+    if cell.get("id") not in recorded["cells"]:
+        raise DeckError(f"no recorded output for the live cell {cell.get('id')}: run expected.py")
+    shown = recorded["cells"][cell["id"]]
+    parts = []
+    if shown.get("text"):
+        parts.append(f"<pre><code>{html.escape(shown['text'].rstrip())}</code></pre>")
+    if shown.get("image"):
+        parts.append(f'<img src="expected/{shown["image"]}" alt="{html.escape(shown["alt"])}">')
+    if not parts:
+        parts.append("<p>It prints nothing.</p>")
+    code = highlight(source(cell), PythonLexer(), CODE_FORMAT)
+    return (
+        f'<div class="demo"><div class="live"><pre><code>{code}</code></pre></div>\n'
+        f'<div class="expected"><h3>Expected (recorded {recorded["date"]})</h3>'
+        f"{''.join(parts)}</div></div>"
+    )
+
+
+def render(cell: dict[str, Any], recorded: dict[str, Any]) -> str:
     if cell["cell_type"] == "code":
-        code = html.escape(source(cell))
-        return (
-            f'<pre><code class="language-python">{code}</code></pre>\n'
-            '<p class="demo-note">A live demo: run it in JupyterLab (<code>make lab</code>,'
-            " slides/accord.ipynb, RISE).</p>"
-        )
-    rendered = mistune.html(source(cell))
+        return render_code(cell, recorded)
+    rendered = MARKDOWN(source(cell))
     assert isinstance(rendered, str)
     return rendered
 
 
-def slides_of(cells: list[dict[str, Any]]) -> list[dict[str, list[str]]]:
+def slides_of(
+    cells: list[dict[str, Any]], recorded: dict[str, Any] | None = None
+) -> list[dict[str, list[str]]]:
     """[{"body": [html, ...], "notes": [html, ...]}], one per slide, in order."""
+    recorded = recorded if recorded is not None else read_recorded()
     found: list[dict[str, list[str]]] = []
     for cell in cells:
         kind = slide_type(cell)
@@ -108,32 +191,33 @@ def slides_of(cells: list[dict[str, Any]]) -> list[dict[str, list[str]]]:
         if kind in ("slide", "subslide") or not found:
             found.append({"body": [], "notes": []})
         if kind == "notes":
-            found[-1]["notes"].append(render(cell))
+            found[-1]["notes"].append(render(cell, recorded))
         elif kind == "fragment":
-            found[-1]["body"].append(f'<div class="fragment">{render(cell)}</div>')
+            found[-1]["body"].append(f'<div class="fragment">{render(cell, recorded)}</div>')
         else:
-            found[-1]["body"].append(render(cell))
+            found[-1]["body"].append(render(cell, recorded))
     return found
 
 
-def settings(summary: dict[str, Any]) -> dict[str, str]:
-    """One sentence per experiment of the reference run: how its plots were measured."""
-    machine = summary["machine"]
-    where = (
-        f"{machine['cpu']}, {machine['cores']} cores, {summary['started'][:10]}"
-        f" (benchmarks/reference)"
-    )
-    found = {}
-    for run in summary["loads"]:
-        if run["experiment"] in found:
-            continue
-        cost = f"{run['cost_ms']:g} ms {run['kind']} cost" if run["cost_ms"] else "no extra cost"
-        found[run["experiment"]] = (
-            f"Measured by benchmarks/scaling.py: {cost} per message, {run['channels']}"
-            f" channels, {run['members']} members each, send→ack p99 limit"
-            f" {summary['p99_limit_ms']:g} ms; {where}."
-        )
-    return found
+def read_recorded() -> dict[str, Any]:
+    if not RECORDED.exists():
+        return {"date": "never", "machine": "", "cells": {}}
+    recorded: dict[str, Any] = json.loads(RECORDED.read_text(encoding="utf-8"))
+    return recorded
+
+
+def captions() -> dict[str, str]:
+    """{figure file: its caption}, written with the figures by benchmarks/scaling.py."""
+    if not CAPTIONS.exists():
+        return {}
+    found = json.loads(CAPTIONS.read_text(encoding="utf-8"))
+    return {name: entry["caption"] for name, entry in found.items()}
+
+
+def caption_of(figure: str, found: dict[str, str]) -> str:
+    if figure not in found:
+        raise DeckError(f"{figure} has no caption in {CAPTIONS.relative_to(PROJECT_DIR)}")
+    return found[figure]
 
 
 def copy_image(src: str, build: Path) -> str:
@@ -143,11 +227,13 @@ def copy_image(src: str, build: Path) -> str:
     path = (SLIDES_DIR / src).resolve()
     if not path.is_file():
         raise DeckError(f"the deck shows {src}, which does not exist ({path})")
-    # A plot is a measurement: only the committed reference run's files may be shown, never
-    # a picture drawn or edited by hand. Drawings are the SVG diagrams of slides/diagrams.
-    allowed = REFERENCE if path.suffix in PLOT_SUFFIXES else DIAGRAMS
-    if not path.is_relative_to(allowed):
-        raise DeckError(f"the deck shows {src}, which is not in {allowed.relative_to(PROJECT_DIR)}")
+    # A picture is a measurement or a recording: only the committed reference run's plots and
+    # the demo's recorded outputs may be shown, never a picture drawn or edited by hand.
+    # Drawings are the SVG diagrams of slides/diagrams.
+    allowed = (REFERENCE, EXPECTED) if path.suffix in PLOT_SUFFIXES else (DIAGRAMS,)
+    if not any(path.is_relative_to(folder) for folder in allowed):
+        names = " or ".join(str(folder.relative_to(PROJECT_DIR)) for folder in allowed)
+        raise DeckError(f"the deck shows {src}, which is not in {names}")
     relative = path.relative_to(PROJECT_DIR)
     target = build / "images" / relative
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -161,16 +247,21 @@ def build(deck: Path = DECK, out: Path = BUILD_DIR) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     shutil.copytree(SLIDES_DIR / "vendor", out / "vendor")
-    summary_path = REFERENCE / "summary.json"
-    setting = settings(json.loads(summary_path.read_text())) if summary_path.exists() else {}
+    caption = captions()
     sections = []
     for number, found in enumerate(slides_of(notebook["cells"]), start=1):
         body = "\n".join(found["body"])
         body = IMAGE.sub(lambda m: m[1] + copy_image(m[2], out) + m[3], body)
-        body = SETTING.sub(lambda m: m[1] + html.escape(setting.get(m[2], m[3])) + m[4], body)
+        body = SETTING.sub(lambda m: m[1] + html.escape(caption_of(m[2], caption)) + m[4], body)
         notes = "\n".join(found["notes"])
         aside = f'<aside class="notes">{notes}</aside>' if notes else ""
-        sections.append(f'<section id="slide-{number}">\n{body}\n{aside}\n</section>')
+        kind = ' class="title"' if "<h1>" in body else ""  # the opening and the closing
+        if '<div class="demo">' in body and "<img" in body:
+            body = f'<div class="picture-demo">{body}</div>'
+        sections.append(
+            f'<section id="slide-{number}"{kind}>\n<div class="slide-body">\n{body}\n</div>\n'
+            f"{aside}\n</section>"
+        )
     title = "Accord: global-scale chat from actors"
     page = out / "index.html"
     page.write_text(PAGE.format(title=title, sections="\n".join(sections)), encoding="utf-8")
