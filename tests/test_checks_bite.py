@@ -31,7 +31,7 @@ def route_key(mode, path):
     if found:
         return shard_key(mode, found[1], found[2])
     found = re.match(r"^/api/servers/([^/]+)/activity$", path)
-    return shard_key(mode, found[1], "") if found and mode != "channel" else None
+    return shard_key(mode, found[1]) if found and mode != "channel" else None
 """
 KEPT = (
     "    return max([s.offered for s in steps if s.ack.p99_ms <= p99_limit_ms"
@@ -542,6 +542,7 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
                 "Little's law upside down",
                 CEILING + "def messages_inside(rate, latency):\n    return 1000 * rate / latency\n",
             ),
+            ("integer division", "def actor_ceiling(c):\n    return 1000 // c\n" + INSIDE),
         ],
         "exercise-7.2": [
             (
@@ -554,6 +555,13 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
             (
                 "a server-wide path names an actor even under channel sharding",
                 ROUTE.replace(' and mode != "channel"', "") + PICK,
+            ),
+            (
+                "an empty channel id for the server-wide path",
+                ROUTE.replace("shard_key(mode, found[1])", 'shard_key(mode, found[1], "")').replace(
+                    ' and mode != "channel"', ""
+                )
+                + PICK,
             ),
             (
                 "every path names the global actor",
@@ -595,6 +603,14 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
                 (
                     "the median instead of the p99",
                     KEPT.replace("s.ack.p99_ms <=", "s.ack.p50_ms <="),
+                ),
+                (
+                    "acks compared with the offered load",
+                    KEPT.replace("s.acked >= 0.95 * s.sent", "s.acked >= 0.95 * s.offered"),
+                ),
+                (
+                    "the generators' share read from the acks",
+                    KEPT.replace("s.sent >= 0.85 * s.offered", "s.acked >= 0.85 * s.offered"),
                 ),
                 (
                     "the last good step before the first bad one",
@@ -760,8 +776,12 @@ SAYS = {
     "exercise-7.1: the ceiling for 20 ms, whatever the cost": "the actor spends cost_ms on each",
     "exercise-7.1: Little's law with milliseconds as seconds": "times time (in seconds)",
     "exercise-7.1: Little's law upside down": "rate (per second) times time",
+    "exercise-7.1: integer division": "1000 // cost_ms rounds down",
     "exercise-7.2: the channel's key in every mode": "the proxy says 'server:",
     "exercise-7.2: a server-wide path names an actor even under channel sharding": (
+        "a path without a channel id names no single actor"
+    ),
+    "exercise-7.2: an empty channel id for the server-wide path": (
         "/activity' you said 'channel:', the proxy says None"
     ),
     "exercise-7.2: every path names the global actor": "you said 'global', the proxy says None",
@@ -769,15 +789,17 @@ SAYS = {
     "exercise-7.2: workers numbered from 0": "numbered from 1",
     "exercise-7.2: the lowest score": "highest xxh64(address + key)",
     "exercise-7.2: key before address": "xxh64(address + key)",
-    "exercise-7.3: the last step's load": "(not the last one",
-    "exercise-7.3: the most offered, fast or not": "Keep the steps with p99 ≤",
-    "exercise-7.3: failures ignored": "no failure",
-    "exercise-7.3: a step exactly at the limit left out": "p99 ≤",
-    "exercise-7.3: what was acked instead of the offered load": "the highest offered of those",
-    "exercise-7.3: unacked messages ignored": "acked ≥ 95% of sent",
-    "exercise-7.3: the generators' shortfall ignored": "sent ≥ 85% of offered",
-    "exercise-7.3: the median instead of the p99": "p99 ≤",
-    "exercise-7.3: the last good step before the first bad one": "the highest offered of those",
+    "exercise-7.3: the last step's load": "the last step in the list, and steps come in any",
+    "exercise-7.3: the most offered, fast or not": "the highest load offered, kept up or not",
+    "exercise-7.3: failures ignored": "it had 3 failures",
+    "exercise-7.3: a step exactly at the limit left out": "its p99 is exactly the limit",
+    "exercise-7.3: what was acked instead of the offered load": "that is what the step offered",
+    "exercise-7.3: unacked messages ignored": "it acked only 80% of what it sent",
+    "exercise-7.3: the generators' shortfall ignored": "the step measured the generators",
+    "exercise-7.3: the median instead of the p99": "its p99 was",
+    "exercise-7.3: the last good step before the first bad one": "that does not end the search",
+    "exercise-7.3: acks compared with the offered load": "acks are compared with what was sent",
+    "exercise-7.3: the generators' share read from the acks": "about what was sent, not what",
     "exercise-7.4: one call per channel in every mode": "one actor hosts a whole server",
     "exercise-7.4: one call in every mode": "one actor per channel with channel sharding",
     "exercise-7.4: one call per channel when global": "one actor hosts a whole server",
