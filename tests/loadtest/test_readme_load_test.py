@@ -8,7 +8,6 @@ import re
 import shlex
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,12 +62,10 @@ def test_the_readme_load_test_runs_as_written_without_a_failure(tmp_path: Path) 
     env = {"ACCORD_DATA_DIR": str(tmp_path / "data")}
     with default_port(), make(*cluster[1:], env=env):
         wait_for(f"{URL}/api")
-        started = time.monotonic()
         done = subprocess.run(
             locust, cwd=PROJECT_DIR, env={**os.environ, **env}, capture_output=True, text=True,
             timeout=LOCUST_SECONDS, check=False,
         )  # fmt: skip
-        seconds = time.monotonic() - started
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     # Locust's last table: every request type, and the total, with its failures.
@@ -76,6 +73,6 @@ def test_the_readme_load_test_runs_as_written_without_a_failure(tmp_path: Path) 
     assert totals, output[-4000:]
     requests, failures = map(int, totals[-1])
     assert failures == 0, output[-4000:]
-    # 40 members for 30 s at 20, then 50 messages/s: each message is acked and delivered.
-    assert requests > 1000, output[-4000:]
-    assert 30 <= seconds < LOCUST_SECONDS
+    # 40 members at 20, 50 and 100 messages/s for 8 s each (2 720 acks and deliveries): the
+    # last step ran, where 40 members from one address would be refused.
+    assert requests > 2000, output[-4000:]
