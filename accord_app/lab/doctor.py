@@ -44,6 +44,7 @@ class Port(NamedTuple):
 
 
 # The ports the kit listens on with its default settings (see the Makefile): all on loopback.
+# (make locust's own processes talk on a port it finds free, so none is fixed there.)
 PORTS = (
     Port((8787,), "make run, and make cluster's proxy", "Ctrl-C the `make run` or `make cluster`"),
     Port(
@@ -52,7 +53,6 @@ PORTS = (
         "Ctrl-C the `make cluster` (or `make hosts`)",
     ),
     Port((8089,), "make locust's web page", "Ctrl-C the `make locust`"),
-    Port((5557,), "make locust's own processes", "Ctrl-C the `make locust`"),
     Port(
         (8888,),
         "make lab's JupyterLab",

@@ -22,9 +22,10 @@ CHECKS = 4 + len(KIT_PORTS) + 2  # Python, .venv, kernel, browser; the ports; Ca
 
 @contextmanager
 def kit_ports() -> Iterator[None]:
-    """The kit's default ports to this test alone, among the tests that take them this way (two
-    test processes share the suite)."""
-    with open(Path(tempfile.gettempdir()) / "accord-kit-ports.lock", "w") as lock:
+    """The kit's default ports to this test alone: the lock that the tests which run the kit on
+    them take too (tests/loadtest/test_readme_load_test.py), as two test processes share the
+    suite."""
+    with open(Path(tempfile.gettempdir()) / "accord-port-8787.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
