@@ -428,6 +428,9 @@ class ActorHost:
             output.drop(failure)
         if self.commits.commit_failed(error, turn_running=self.mailbox.turn_running):
             self._reset(error)  # else the running turn ends first, then drops its reply
+        # The idle timer may have come while the commit was in flight, and left it to whoever
+        # kept the actor busy to arm it again: without this, a failed commit kept it in memory.
+        self._note_activity()
 
     def _reset(self, cause: BaseException) -> None:
         """Throw the instance away, rolling back what is not committed. Queued events stay and

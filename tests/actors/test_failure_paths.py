@@ -5,6 +5,8 @@ like the ASGI path) and with one that calls the runtime back (MemoryDirectTransp
 fast path)."""
 
 import asyncio
+import errno
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from accord_app.actors import (
     Actor,
     ActorError,
+    CommitFailed,
     HibernatableWebSocket,
     MemoryDirectTransport,
     MemoryTransport,
@@ -193,4 +196,30 @@ async def test_a_failed_alarm_sends_none_of_its_frames(
     member = await joined(rooms, transport_class)  # type: ignore[arg-type]
     await rooms.get(rooms.id_from_name("lobby")).arm()
     assert await receive(member) == "alarm 2"  # the retry's frame, not the failed one's
+    await runtime.close()
+
+
+class Writer(Actor):
+    async def write(self) -> None:
+        self.storage.put("k", "v")
+
+
+def slow_failing_fsync(path: Path) -> None:
+    """An fsync that outlasts the idle timeout, then fails (a disk going away)."""
+    time.sleep(0.2)
+    raise OSError(errno.EIO, "Input/output error", str(path))
+
+
+async def test_an_actor_whose_commit_failed_while_idle_leaves_memory(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path, idle_timeout=0.05, fsync=slow_failing_fsync)
+    writers = runtime.namespace("writers", Writer)
+    writer = writers.get(writers.id_from_name("a"))
+    with pytest.raises(CommitFailed):
+        await asyncio.wait_for(writer.write(), 5)
+    # The idle timer came and went while the commit was in flight; after the failure the
+    # actor must still hibernate (or be reset) and its host be dropped.
+    deadline = asyncio.get_running_loop().time() + 5
+    while writers._hosts:  # the runtime's own record of the actors it holds in memory
+        assert asyncio.get_running_loop().time() < deadline, "the actor is still in memory"
+        await asyncio.sleep(0.01)
     await runtime.close()
