@@ -217,6 +217,7 @@ class FastWebSocket(asyncio.Protocol):
     def write_frame(self, frame: str | bytes | TransportClosed) -> None:
         """Queue a frame (or the close) for this loop turn's single write."""
         if isinstance(frame, TransportClosed):
+            self._reported = True  # the runtime closes it: it knows, and hears no close event
             self._send_close(frame.code, frame.reason)
             return
         if self.conn.state is not State.OPEN:
@@ -238,6 +239,10 @@ class FastWebSocket(asyncio.Protocol):
         raise RuntimeError("FastWebSocket pushes frames to listen()'s callbacks: not read")
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        """The web layer's close (a join that failed, say): the runtime, if it took the socket,
+        hears it like a peer's, or its actor would keep a ghost member."""
+        if self.conn.state is State.OPEN:
+            self._received(TransportClosed(code, reason))
         self._send_close(code, reason)
 
     def abort(self, code: int, reason: str) -> None:
@@ -359,7 +364,6 @@ class FastWebSocket(asyncio.Protocol):
     def _send_close(self, code: int, reason: str) -> None:
         if self.conn.state is not State.OPEN:
             return
-        self._reported = True  # we close: the runtime knows, and hears no close event
         self.conn.send_close(code, reason)
         self._queue_protocol_output()
         self._stop_timers()
@@ -493,7 +497,7 @@ class FastWebSocket(asyncio.Protocol):
         elif kind == "websocket.close" and self._handshake is not None:
             self._refuse(403, "")
         elif kind == "websocket.close":
-            self._send_close(message.get("code", 1000), message.get("reason") or "")
+            await self.close(message.get("code", 1000), message.get("reason") or "")
         elif kind == "websocket.http.response.start" and self._handshake is not None:
             self._pending_response = (message["status"], _decoded(message), b"")
         elif kind == "websocket.http.response.body" and self._pending_response is not None:
