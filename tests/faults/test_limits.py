@@ -158,7 +158,9 @@ def test_a_stored_message_forgives_refused_frames(start: Any) -> None:
 
 
 def test_a_long_replay_is_paid_by_the_message(start: Any) -> None:
-    limits = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=1,
+    # One token per 100 s: the test's own seconds refill nothing that changes the count (at
+    # one a second, a loaded machine that took a second longer got one more ack).
+    limits = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=0.01,
                         client_burst=60, replay_messages_per_token=10)  # fmt: skip
     running = start(chat_limits=limits)
     path = running.channel()
