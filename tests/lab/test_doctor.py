@@ -99,6 +99,21 @@ def test_without_a_venv_its_line_is_red_with_the_fix(tmp_path: Path) -> None:
     assert status == 1 and venv == "  FAIL  .venv cannot import accord_app", lines
     assert fix == "fix: `make clean && make lab`"
 
+    # The kit importable from it (as `pip install -e .` leaves it), but no stamp of a finished
+    # install; then a stamp older than the lock.
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = clone / ".venv" / "lib" / version / "site-packages"
+    (site / "accord.pth").write_text(f"{clone}\n")
+    venv, fix = line_about(run_doctor("--project", str(clone))[1], ".venv ")
+    assert venv == "  FAIL  .venv exists but the lab's install never finished", venv
+    assert fix == "fix: `make lab`"
+    stamp = clone / ".venv" / ".installed-lab"
+    stamp.touch()
+    os.utime(stamp, (1_000_000_000, 1_000_000_000))  # 2001: older than any checkout
+    venv, fix = line_about(run_doctor("--project", str(clone))[1], ".venv ")
+    assert venv == "  FAIL  .venv is older than pyproject.toml and requirements/lab.txt", venv
+    assert fix == "fix: `make lab` installs it again"
+
 
 def test_a_lab_that_needs_a_browser_is_red(tmp_path: Path) -> None:
     clone = tmp_path / "accord"
