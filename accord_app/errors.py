@@ -11,6 +11,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from accord_app.actors import (
     StorageUnavailable,
 )
 from accord_app.actors.errors import is_disk_full
+from accord_app.actors.sockets import CLOSE_TRY_AGAIN_LATER
 from accord_app.catalog import CatalogUnavailable
 
 logger = logging.getLogger("accord")
@@ -161,44 +163,69 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "Something went wrong on the server.")
 
 
-async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
-    # Retrying at once is what overloads an actor: say when to come back.
-    return error_response(
-        503,
-        "overloaded",
-        "This channel is too busy right now; try again shortly.",
-        headers={"retry-after": "1"},
-    )
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a failure means to a client, however it reaches one: an HTTP error, a WebSocket
+    close, or an error frame for one message."""
+
+    code: str  # for programs, stable
+    status: int  # the HTTP status
+    close_code: int  # the WebSocket close code
+    sentence: str  # for people; short enough for a close frame's reason (123 bytes)
 
 
-def storage_error_answer(exc: BaseException, folder: Path | None = None) -> tuple[str, str] | None:
-    """(code, sentence) for an error of the disk or of a database file (in `folder`, if known),
-    or None for others."""
+# Retrying with the same nonce (a message) or Idempotency-Key (an announcement) stores a change
+# once, whether or not the first try was stored: the answer to "may or may not".
+RETRY_SAME_KEY = "retry with the same nonce or Idempotency-Key"
+CLOSE_INTERNAL_ERROR = 1011  # RFC 6455
+INTERNAL_ERROR = Failure(
+    "internal_error", 500, CLOSE_INTERNAL_ERROR, "Something went wrong on the server."
+)
+
+
+def describe_failure(exc: BaseException, folder: Path | None = None) -> Failure:
+    """The one taxonomy of Accord's failures (of the disk, a database file in `folder` if
+    known, the actors, the catalog). Anything else is INTERNAL_ERROR: a bug, not the disk.
+
+    A failed commit is the subtle one: the reset that follows closes the database, and closing
+    checkpoints whatever reached the -wal, so a change the disk did not confirm may still be
+    there afterwards. Its sentence says so, and the retry with the same key is the answer."""
+    if isinstance(exc, ActorOverloaded):
+        sentence = "This channel is too busy right now; try again shortly."
+        return Failure("overloaded", 503, CLOSE_TRY_AGAIN_LATER, sentence)
     if is_disk_full(exc, folder):
-        return "storage_full", "The server's disk is full: nothing can be stored for now."
+        sentence = f"The server's disk is full, so this may not be stored: {RETRY_SAME_KEY} later."
+        return Failure("storage_full", 503, CLOSE_TRY_AGAIN_LATER, sentence)
     if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
-        return "server_busy", "The server has too many files open right now; try again shortly."
+        sentence = "The server has too many files open right now; try again shortly."
+        return Failure("server_busy", 503, CLOSE_TRY_AGAIN_LATER, sentence)
     if isinstance(exc, StorageDamaged) or type(exc) is sqlite3.DatabaseError:  # not a database
-        message = "This data is damaged and needs the server's operator; nothing was changed."
-        return "storage_unavailable", message
+        sentence = "This data is damaged and needs the server's operator; nothing was changed."
+        return Failure("storage_unavailable", 503, CLOSE_INTERNAL_ERROR, sentence)
     if isinstance(exc, StorageBusy):
-        message = "Another process holds this data: is a second Accord using the same folder?"
-        return "storage_unavailable", message
+        sentence = "Another process holds this data: is a second Accord using the same folder?"
+        return Failure("storage_unavailable", 503, CLOSE_TRY_AGAIN_LATER, sentence)
     if isinstance(exc, StorageUnavailable | CatalogUnavailable | sqlite3.OperationalError):
-        return "storage_unavailable", "The server's storage is unavailable right now."
+        sentence = "The server's storage is unavailable right now; nothing was changed."
+        return Failure("storage_unavailable", 503, CLOSE_TRY_AGAIN_LATER, sentence)
     if isinstance(exc, CommitFailed | ActorReset):
-        return "not_stored", "The change could not be made durable; it was not kept."
-    return None
+        sentence = f"The disk did not confirm this: it may or may not be stored; {RETRY_SAME_KEY}."
+        return Failure("not_stored", 503, CLOSE_TRY_AGAIN_LATER, sentence)
+    return INTERNAL_ERROR
 
 
 async def _storage_failed(request: Request, exc: Exception) -> JSONResponse:
     # The disk, not the request: answer 503 (try again later) and log it, without a traceback
     # per request (a full disk fails them all).
-    answer = storage_error_answer(exc, request.app.state.settings.data_dir)
-    if answer is None:
+    failure = describe_failure(exc, request.app.state.settings.data_dir)
+    if failure is INTERNAL_ERROR:
         return await _unexpected_error(request, exc)
     logger.warning("%s %s: %s", request.method, request.url.path, exc)
-    return error_response(503, *answer, headers={"retry-after": "5"})
+    # Retrying at once is what overloads an actor: say when to come back.
+    retry_after = "1" if failure.code == "overloaded" else "5"
+    return error_response(
+        failure.status, failure.code, failure.sentence, headers={"retry-after": retry_after}
+    )
 
 
 class QuietBadUtf8(logging.Filter):
@@ -231,7 +258,7 @@ def install_error_handlers(app: FastAPI) -> None:
     if not any(isinstance(f, QuietBadUtf8) for f in uvicorn_errors.filters):
         uvicorn_errors.addFilter(QuietBadUtf8())
     app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(ActorOverloaded, _overloaded)
+    app.add_exception_handler(ActorOverloaded, _storage_failed)
     failures = (StorageError, CommitFailed, ActorReset, CatalogUnavailable, sqlite3.Error, OSError)
     for storage_failure in failures:
         app.add_exception_handler(storage_failure, _storage_failed)

@@ -13,19 +13,7 @@ import time
 import uuid
 from typing import Any, ClassVar
 
-from accord_app.actors import (
-    Actor,
-    ActorContext,
-    ActorOverloaded,
-    ActorReset,
-    CommitFailed,
-    HibernatableWebSocket,
-    StorageBusy,
-    StorageDamaged,
-    StorageUnavailable,
-    Transport,
-)
-from accord_app.actors.errors import is_disk_full
+from accord_app.actors import Actor, ActorContext, HibernatableWebSocket, Transport
 from accord_app.chat.cost import MessageCost
 from accord_app.chat.protocol import (
     ANNOUNCER,
@@ -39,6 +27,7 @@ from accord_app.chat.protocol import (
     parse_frame,
 )
 from accord_app.chat.ratelimit import ChatLimits, ClientLimits, TokenBucket
+from accord_app.errors import describe_failure
 
 SCHEMA = [
     # WITHOUT ROWID: the rows are stored in (channel_id, seq) order, which is the order every
@@ -66,31 +55,6 @@ CLOSE_POLICY = 1008
 # socket's bounded send queue (sockets.MAX_OUTBOX_BYTES) and get a healthy client cut off.
 REPLAY_MESSAGES = 1000
 REPLAY_CHARS = 512 * 1024
-
-
-def refusal_for(error: Exception, nonce: str | None) -> ProtocolError:
-    """The error frame for a message that came to nothing because of `error`."""
-    if is_disk_full(error):
-        return ProtocolError(
-            "storage_full", "The server's disk is full: this message was not stored.", nonce
-        )
-    if isinstance(error, StorageDamaged):
-        message = "This channel's data is damaged and needs the server's operator: not stored."
-        return ProtocolError("storage_unavailable", message, nonce)
-    if isinstance(error, StorageBusy):
-        message = "Another process holds this channel's data: this message was not stored."
-        return ProtocolError("storage_unavailable", message, nonce)
-    if isinstance(error, StorageUnavailable):
-        message = "This channel's storage is unavailable: this message was not stored."
-        return ProtocolError("storage_unavailable", message, nonce)
-    if isinstance(error, ActorOverloaded):
-        message = "The server is too busy to take this message now: send it again shortly."
-        return ProtocolError("overloaded", message, nonce)
-    if isinstance(error, CommitFailed | ActorReset):
-        message = "This message could not be made durable, so it was not stored: send it again."
-        return ProtocolError("not_stored", message, nonce)
-    message = "The channel failed to handle this message; it was not stored."
-    return ProtocolError("internal_error", message, nonce)
 
 
 def record(row: Any) -> dict[str, Any]:
@@ -234,7 +198,8 @@ class ChannelActor(Actor):
                 nonce = refused.nonce
             else:
                 nonce = frame.nonce if isinstance(frame, SendMessage) else None
-        cls.send_error(ws, refusal_for(error, nonce))
+        failure = describe_failure(error)
+        cls.send_error(ws, ProtocolError(failure.code, failure.sentence, nonce))
 
     # -- the work ----------------------------------------------------------------------------------
 

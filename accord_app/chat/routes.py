@@ -16,22 +16,14 @@ from fastapi import APIRouter, HTTPException, Query, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from accord_app.actors import (
-    ActorOverloaded,
-    ActorReset,
-    CommitFailed,
-    Namespace,
-    StorageDamaged,
-    StorageUnavailable,
-)
-from accord_app.actors.sockets import CLOSE_TRY_AGAIN_LATER
+from accord_app.actors import Namespace
 from accord_app.catalog import Catalog, CatalogUnavailable
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.ratelimit import ClientLimits
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.chat.websocket import StarletteTransport, accept
-from accord_app.errors import ApiError, refuse, storage_error_answer
+from accord_app.errors import INTERNAL_ERROR, ApiError, describe_failure, refuse
 from accord_app.fast_websocket import FastWebSocket
 from accord_app.origins import origin_allowed
 from accord_app.placement import Placement
@@ -161,9 +153,8 @@ async def connect(
         return
     # The catalog: a full disk, no file descriptors, a database server out of reach.
     except (sqlite3.Error, CatalogUnavailable, OSError) as error:
-        answer = storage_error_answer(error, settings.data_dir)
-        code, message = answer or ("storage_unavailable", str(error))
-        await refuse(websocket, 503, code, message)
+        failure = describe_failure(error, settings.data_dir)
+        await refuse(websocket, failure.status, failure.code, failure.sentence)
         return
     client = client_address(websocket)
     clients: ClientLimits = websocket.app.state.clients
@@ -201,20 +192,11 @@ async def serve_member(
     """Hand the socket to the channel's actor and wait until it closes."""
     try:
         await actor.join(transport, str(uuid.UUID(channel_id)), name, after)
-    except ActorOverloaded:
-        await transport.close(CLOSE_TRY_AGAIN_LATER, "the channel is overloaded; try again later")
-        return
-    except StorageDamaged:  # logged by the runtime, naming the file
-        await transport.close(
-            1011, "this channel's data is damaged: the server's operator must restore it"
-        )
-        return
-    except (StorageUnavailable, CommitFailed, ActorReset):  # logged by the runtime, once
-        await transport.close(CLOSE_TRY_AGAIN_LATER, "the channel's storage is unavailable")
-        return
-    except Exception:
-        logger.exception("joining channel %s failed", channel_id)
-        await transport.close(1011, "the channel could not take the connection")
+    except Exception as error:  # the runtime logged a storage failure already, once
+        failure = describe_failure(error)
+        if failure is INTERNAL_ERROR:
+            logger.exception("joining channel %s failed", channel_id)
+        await transport.close(failure.close_code, failure.sentence)
         return
     if not transport.receiving:
         await asyncio.sleep(0)  # the runtime's reader starts on the loop's next round
