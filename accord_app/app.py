@@ -20,9 +20,9 @@ from accord_app.chat.ratelimit import ClientLimits
 from accord_app.errors import install_error_handlers, no_such_websocket
 from accord_app.fast_websocket import FastWebSocket
 from accord_app.frontend import install_frontend
-from accord_app.limits import BodySizeLimit
+from accord_app.limits import BodySizeLimit, HttpLimits, http_protocol
 from accord_app.settings import Settings, WebSocketPath
-from accord_app.worker_header import WorkerHeader
+from accord_app.worker_header import RouterOnlyForwarding, WorkerHeader
 
 DESCRIPTION = """\
 Accord is a real-time chat backend: servers and channels live in a catalog database,
@@ -50,14 +50,34 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
 # A frame larger than ws_max_size is closed with code 1009 ("message too big") by uvicorn.
 # No per-message compression: chat frames are small, and each compressed connection keeps
 # zlib state (benchmarks/fanout.py measured tens of KB per idle connection) and burns CPU.
-UVICORN_OPTIONS: dict[str, Any] = {"ws_max_size": MAX_FRAME_BYTES, "ws_per_message_deflate": False}
+# No proxy headers: uvicorn would take the client's address from X-Forwarded-For on any
+# connection from 127.0.0.1, so any local process could pose as any address. A cluster
+# worker believes the header itself, from its router only (accord_app/worker_header.py).
+UVICORN_OPTIONS: dict[str, Any] = {
+    "ws_max_size": MAX_FRAME_BYTES,
+    "ws_per_message_deflate": False,
+    "proxy_headers": False,
+}
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    """The HTTP connection's limits for these settings: the Host names it answers to are the
+    loopback ones, the one it listens on, and ACCORD_ALLOWED_HOSTS; a cluster worker does
+    not cap its router's connections (the router carries every client's requests)."""
+    hosts = settings.allowed_hosts | {settings.host.lower()}
+    uncapped: set[str] = set()
+    if settings.worker is not None:
+        uncapped = {"127.0.0.1", "::1", settings.router_host or "127.0.0.1"}
+    return HttpLimits(allowed_hosts=frozenset(hosts), uncapped_peers=frozenset(uncapped))
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """UVICORN_OPTIONS and the WebSocket path that the settings choose (ACCORD_WS)."""
+    """UVICORN_OPTIONS, the HTTP limits and the WebSocket path (ACCORD_WS) that the settings
+    choose."""
+    options = {**UVICORN_OPTIONS, "http": http_protocol(http_limits(settings))}
     if settings.websocket is WebSocketPath.FAST:
-        return {**UVICORN_OPTIONS, "ws": FastWebSocket}
-    return dict(UVICORN_OPTIONS)  # uvicorn's own WebSocket protocol: the ASGI path
+        options["ws"] = FastWebSocket
+    return options  # else uvicorn's own WebSocket protocol: the ASGI path
 
 
 # How long a call to an actor on another worker of the cluster may take.
@@ -127,6 +147,7 @@ def create_app(
     app.add_middleware(BodySizeLimit)
     if settings.worker is not None:
         app.add_middleware(WorkerHeader, worker=settings.worker)
+        app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
     app.include_router(api.router)
     app.include_router(chat_routes.router)
     app.include_router(activity.router)

@@ -1,7 +1,20 @@
-"""A cap on request bodies, so a client cannot make the server buffer gigabytes."""
+"""What one client may make the server hold: a request body (an ASGI middleware), and the
+HTTP connection itself (headers, deadlines, connections per address, the Host header: a
+uvicorn protocol class, since the app sees a request only once its headers are complete)."""
+
+import asyncio
+import http
+import ipaddress
+import json
+import weakref
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from accord_app.errors import error_response
 
@@ -41,3 +54,226 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+# --- The HTTP connection itself: what uvicorn's parser would otherwise take without limit. ---
+
+# A browser's request headers are a few KiB (cookies included); 16 KiB is what nginx and
+# h11 accept by default, and far below what would cost the server memory.
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADERS = 100
+# From a connection's first byte (or its opening) to a request's last header, and from the
+# last header to the last byte of the body. A client on the slowest Wi-Fi sends a request in
+# well under a second; these only cut off those who send a byte now and then to hold a socket.
+HEADER_TIMEOUT_SECONDS = 10.0
+BODY_TIMEOUT_SECONDS = 20.0
+# Open HTTP connections from one address, WebSockets not counted (they have their own cap once
+# upgraded): a browser opens at most 6 per host, a workshop room behind one NAT a few dozen.
+CONNECTIONS_PER_ADDRESS = 64
+# Hosts a browser may name in the Host header besides IP literals: a page whose own domain
+# was rebound to 127.0.0.1 names its own domain, and is refused (DNS rebinding).
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    max_header_bytes: int = MAX_HEADER_BYTES
+    max_headers: int = MAX_HEADERS
+    header_timeout: float = HEADER_TIMEOUT_SECONDS
+    body_timeout: float = BODY_TIMEOUT_SECONDS
+    connections_per_address: int = CONNECTIONS_PER_ADDRESS
+    # Names allowed in the Host header besides IP literals and LOOPBACK_NAMES.
+    allowed_hosts: frozenset[str] = frozenset()
+    # Peers exempt from the per-address cap: the cluster's router, which carries everyone's
+    # requests on its own pool of connections.
+    uncapped_peers: frozenset[str] = frozenset()
+
+
+def host_name(header: bytes) -> str | None:
+    """The lower-case name or address of a Host header without its port; None if malformed."""
+    try:
+        text = header.decode("ascii").strip().lower()
+    except UnicodeDecodeError:
+        return None
+    if text.startswith("["):  # [::1]:8787
+        address, sep, rest = text[1:].partition("]")
+        return address if sep and (rest == "" or rest[1:].isdigit()) else None
+    name, _, port = text.partition(":")
+    return name if port == "" or port.isdigit() else None
+
+
+def host_allowed(header: bytes, allowed: frozenset[str]) -> bool:
+    name = host_name(header)
+    if name is None:
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name.rstrip(".") in LOOPBACK_NAMES or name.rstrip(".") in allowed
+    return True  # an address cannot be rebound: only a domain name can
+
+
+class Refused(Exception):
+    """Raised inside a parser callback: the request is answered with this error and closed."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+_PHRASES = {status: http.HTTPStatus(status).phrase for status in (400, 408, 421, 429, 431)}
+# Open connections per address, for each running server (tests run several in one process).
+_open: "weakref.WeakKeyDictionary[ServerState, Counter[str]]" = weakref.WeakKeyDictionary()
+
+
+class LimitedHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol with limits on what one connection may hold: header size
+    and count, header and body deadlines, open connections per address, the Host header.
+    Each refusal is the API's JSON error, then the connection is closed."""
+
+    limits: HttpLimits = HttpLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline: asyncio.TimerHandle | None = None
+        self.counted: str | None = None  # the address this connection counts against
+        self.in_headers = True
+        self.header_bytes = 0
+        self.header_count = 0
+        self.refusal: Refused | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        address = self.client[0] if self.client else ""
+        if address not in self.limits.uncapped_peers:
+            open_here = _open.setdefault(self.server_state, Counter())
+            if open_here[address] >= self.limits.connections_per_address:
+                self.refuse(
+                    Refused(
+                        429,
+                        "too_many_connections",
+                        f"This address already has {self.limits.connections_per_address}"
+                        " HTTP connections open; close some, or reuse them.",
+                    )
+                )
+                return
+            open_here[address] += 1
+            self.counted = address
+        self.arm(self.limits.header_timeout)
+
+    def release(self) -> None:
+        """This connection no longer counts as an open HTTP connection, nor waits for data."""
+        self.arm(None)
+        if self.counted is not None:
+            open_here = _open.get(self.server_state)
+            if open_here is not None:
+                open_here[self.counted] -= 1
+                if open_here[self.counted] <= 0:
+                    del open_here[self.counted]
+            self.counted = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.release()
+        super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        self.release()  # a WebSocket is counted by the chat's own per-address cap
+        super().handle_websocket_upgrade()
+
+    def arm(self, seconds: float | None) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        self.deadline = None if seconds is None else self.loop.call_later(seconds, self.expire)
+
+    def expire(self) -> None:
+        self.deadline = None
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()  # too late for an error: the answer has begun
+            return
+        part = "headers" if self.in_headers else "body"
+        self.refuse(
+            Refused(408, "request_timeout", f"The request's {part} did not arrive in time.")
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self.in_headers:
+            end = data.find(b"\r\n\r\n")
+            self.header_bytes += len(data) if end < 0 else end
+            if self.header_bytes > self.limits.max_header_bytes:
+                self.refuse(
+                    Refused(
+                        431,
+                        "headers_too_large",
+                        f"The request's headers are larger than {self.limits.max_header_bytes}"
+                        " bytes.",
+                    )
+                )
+                return
+        super().data_received(data)  # a Refused raised by a callback comes back as a 400
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.in_headers = True
+        self.header_count = 0
+        if self.deadline is None:
+            self.arm(self.limits.header_timeout)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_count += 1
+        if self.header_count > self.limits.max_headers:
+            raise self.refusing(
+                Refused(
+                    431,
+                    "too_many_headers",
+                    f"The request has over {self.limits.max_headers} headers.",
+                )
+            )
+        if name.lower() == b"host" and not host_allowed(value, self.limits.allowed_hosts):
+            raise self.refusing(
+                Refused(
+                    421,
+                    "host_not_allowed",
+                    "This server does not answer to that Host name; a page reaching it under"
+                    " another name is refused (ACCORD_ALLOWED_HOSTS lists more names).",
+                )
+            )
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self.in_headers = False
+        self.header_bytes = 0
+        self.arm(self.limits.body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.arm(None)
+        super().on_message_complete()
+
+    def refusing(self, refusal: Refused) -> Refused:
+        self.refusal = refusal
+        return refusal
+
+    def send_400_response(self, msg: str) -> None:
+        """The parser's refusals (and ours, raised from its callbacks) in the API's shape."""
+        self.refuse(
+            self.refusal or Refused(400, "bad_request", "The request is not valid HTTP/1.1.")
+        )
+
+    def refuse(self, refusal: Refused) -> None:
+        self.arm(None)
+        self.in_headers = False
+        body = json.dumps({"message": refusal.message, "code": refusal.code}).encode()
+        head = (
+            f"HTTP/1.1 {refusal.status} {_PHRASES[refusal.status]}\r\n"
+            "content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n"
+        )
+        if not self.transport.is_closing():
+            self.transport.write(head.encode() + body)
+            self.transport.close()
+
+
+def http_protocol(limits: HttpLimits) -> type[LimitedHttp]:
+    """The protocol class to give uvicorn (its `http` option) for these limits."""
+    return type("LimitedHttp", (LimitedHttp,), {"limits": limits})

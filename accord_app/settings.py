@@ -50,12 +50,17 @@ class Settings:
     chat_limits: ChatLimits = field(default_factory=ChatLimits)
     # Web pages of other origins that may open WebSockets here (its own pages always may).
     allowed_origins: frozenset[str] = frozenset()
+    # Names the server answers to in the Host header, besides loopback names, IP addresses and
+    # its own --host (any other is refused: a DNS-rebound page names its own domain).
+    allowed_hosts: frozenset[str] = frozenset()
     message_cost: MessageCost = field(default_factory=MessageCost)
     websocket: WebSocketPath = WebSocketPath.FAST
     # Set by the cluster (accord_app/cluster) for each of its workers; None: a lone process.
     worker: int | None = None  # this worker's number, 1..K
     workers: tuple[str, ...] = ()  # every worker's host:port, in the proxy's order
     router_url: str | None = None  # the proxy, for calls to actors on other workers
+    # What the proxy adds to each request it forwards; X-Forwarded-For is believed only then.
+    router_secret: str | None = field(default=None, repr=False)
     # None: the catalog is SQLite, catalog.sqlite3 in data_dir; a postgresql:// URL: that
     # PostgreSQL database, which several hosts can share.
     catalog_url: str | None = None
@@ -169,10 +174,16 @@ class Settings:
                 ),
             ),
             allowed_origins=frozenset(origins),
+            allowed_hosts=frozenset(
+                name.strip().lower().rstrip(".")
+                for name in environ.get("ACCORD_ALLOWED_HOSTS", "").split(",")
+                if name.strip()
+            ),
             message_cost=MessageCost(work_ms, CostKind(work_kind)),
             websocket=WebSocketPath(websocket),
             worker=None if worker is None else int(worker),
             workers=tuple(address for address in workers.split(",") if address),
             router_url=environ.get("ACCORD_ROUTER_URL") or None,
+            router_secret=environ.get("ACCORD_ROUTER_SECRET") or None,
             catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
         )

@@ -1,9 +1,19 @@
-"""`X-Accord-Worker: <n>` on every answer of a cluster worker, so a client can see where a
-channel lives (tests, the scaling chapter, curl -i)."""
+"""The headers between a cluster worker and its router: `X-Accord-Worker: <n>` on every answer,
+so a client can see where a channel lives (tests, the scaling chapter, curl -i); and the
+router's secret, without which a worker does not believe `X-Forwarded-For`."""
+
+import hmac
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-accord-worker"
+# The cluster makes up a secret at each start, gives it to its workers (ACCORD_ROUTER_SECRET)
+# and has Caddy add it to every request it forwards. Any local process can connect to a
+# worker's port, and anything that reaches a host through the gateway comes from the router's
+# address: the source address proves nothing, the secret does.
+ROUTER_SECRET_HEADER = "X-Accord-Router"
+_SECRET = ROUTER_SECRET_HEADER.lower().encode()
+_FORWARDED = b"x-forwarded-for"
 # The messages that start an answer: an HTTP response, a WebSocket accepted or refused.
 _ANSWER_STARTS = {"http.response.start", "websocket.accept", "websocket.http.response.start"}
 
@@ -24,3 +34,27 @@ class WorkerHeader:
             await send(message)
 
         await self.app(scope, receive, send_with_header)
+
+
+class RouterOnlyForwarding:
+    """Pure ASGI middleware: drops `X-Forwarded-For` from a request that does not carry the
+    router's secret (so the client is the peer itself), and the secret from every request
+    (so the app, its logs and its errors never hold it)."""
+
+    def __init__(self, app: ASGIApp, secret: str | None) -> None:
+        self.app = app
+        self.secret = None if secret is None else secret.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = scope["headers"]
+            given = [value for name, value in headers if name == _SECRET]
+            believed = (
+                self.secret is not None
+                and len(given) == 1
+                and hmac.compare_digest(given[0], self.secret)
+            )
+            dropped = {_SECRET} if believed else {_SECRET, _FORWARDED}
+            kept = [(name, value) for name, value in headers if name not in dropped]
+            scope = {**scope, "headers": kept}
+        await self.app(scope, receive, send)

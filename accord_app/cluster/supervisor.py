@@ -19,6 +19,7 @@ output to a log file in `data_dir/logs/`, whose last lines are shown when it die
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -132,6 +133,8 @@ class Cluster:
         self.hosts = hosts
         self.addresses = tuple(member.address for member in self.hosts.members)
         self.env = dict(env or {})
+        # New at each start of the cluster; see accord_app/worker_header.py.
+        self.router_secret = secrets.token_urlsafe(32)
         self.catalog_url = catalog_url
         self.catalog_server: PostgresServer | None = None
         if self.own_folders and catalog_url is None:
@@ -301,6 +304,7 @@ class Cluster:
             "ACCORD_WORKER": str(number),
             "ACCORD_WORKERS": ",".join(self.addresses),
             "ACCORD_ROUTER_URL": self.router_url,
+            "ACCORD_ROUTER_SECRET": self.router_secret,
             **({"ACCORD_CATALOG_URL": self.catalog_url} if self.catalog_url else {}),
             "PYTHONUNBUFFERED": "1",  # the log file shows what happened up to a crash
         }
@@ -314,9 +318,12 @@ class Cluster:
         state.mkdir(parents=True, exist_ok=True)
         config = state / "caddy.json"
         listen = self.proxy_listen
-        config.write_text(
-            json.dumps(caddy_config(self.sharding, listen, self.addresses, state), indent=2)
-        )
+        settings = caddy_config(self.sharding, listen, self.addresses, state, self.router_secret)
+        # The config holds the router's secret: readable by its owner only.
+        config.unlink(missing_ok=True)
+        descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as output:
+            json.dump(settings, output, indent=2)
         # Caddy keeps a few files of its own (XDG folders): in the data folder, not in $HOME.
         env = {**os.environ, "XDG_DATA_HOME": str(state), "XDG_CONFIG_HOME": str(state)}
         command = [str(caddy_executable()), "run", "--config", str(config)]
