@@ -193,9 +193,36 @@ DARK = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.1")
 CALL = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.2")
 FANOUT = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.3")
 ANNOUNCE = solution_cell("08-beyond-one-machine.ipynb", "exercise-8.4")
-KEY_HEADER = '                    headers={"Idempotency-Key": key},\n'
 STATUS_CHECK = """    if response.status_code != 200:
         raise CallFailed(path, response.json().get("code", str(response.status_code)))
+"""
+ERROR_CODE = 'response.json().get("code", str(response.status_code))'
+DEADLINE = """        async with asyncio.timeout(deadline_s):
+            response = await client.get(path)
+    except TimeoutError:
+"""
+PER_STEP = """        response = await client.get(path, timeout=deadline_s)
+    except httpx.TimeoutException:
+"""
+NO_DEADLINE = """        response = await client.get(path)
+    except TimeoutError:
+"""
+UNREACHABLE = """    except httpx.TransportError as error:
+        raise CallFailed(path, type(error).__name__) from None
+"""
+KEY_HEADER = 'headers={"Idempotency-Key": key}'
+ONE_KEY = "    key = str(uuid.uuid4())  # one for the whole announcement: every repeat carries it\n"
+TRY = """                async with asyncio.timeout(deadline_s):
+                    response = await client.post(
+                        path, json={"message": text}, headers={"Idempotency-Key": key}
+                    )
+            except TimeoutError:
+"""
+PER_STEP_TRY = """                response = await client.post(
+                    path, json={"message": text}, headers={"Idempotency-Key": key},
+                    timeout=deadline_s,
+                )
+            except httpx.TimeoutException:
 """
 
 # chapter -> exercise tag -> [(the mistake, a whole wrong exercise cell)]
@@ -653,24 +680,42 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
             ),
         ],
         "exercise-8.2": [
-            ("no deadline", swap(CALL, "client.get(path, timeout=deadline_s)", "client.get(path)")),
+            ("unsolved", attendee.strip_solution(CALL, "exercise 8.2")),
+            ("get not awaited", swap(CALL, "await client.get(path)", "client.get(path)")),
+            ("httpx's timeout per step, not a deadline", swap(CALL, DEADLINE, PER_STEP)),
+            ("no deadline", swap(CALL, DEADLINE, NO_DEADLINE)),
             ("an error answer returned as a result", swap(CALL, STATUS_CHECK, "")),
             (
                 "httpx's own error instead of CallFailed",
                 swap(CALL, STATUS_CHECK, "    response.raise_for_status()\n"),
             ),
+            ("no reason given", swap(CALL, ERROR_CODE, '""')),
+            ("the status as the reason", swap(CALL, ERROR_CODE, "str(response.status_code)")),
             (
-                "no reason given",
-                swap(CALL, 'response.json().get("code", str(response.status_code))', '""'),
+                "an unreachable host not caught",
+                swap(CALL, UNREACHABLE, ""),
+            ),
+            (
+                "the error's message as the reason",
+                swap(CALL, "(path, type(error).__name__)", "(path, str(error))"),
             ),
         ],
         "exercise-8.3": [
+            ("unsolved", attendee.strip_solution(FANOUT, "exercise 8.3")),
             (
                 "one call after another",
                 swap(
                     FANOUT,
                     "await asyncio.gather(*(one(path) for path in paths))",
                     "[await one(path) for path in paths]",
+                ),
+            ),
+            (
+                "answers paired in the order they come back",
+                swap(
+                    FANOUT,
+                    "await asyncio.gather(*(one(path) for path in paths))",
+                    "[await a for a in asyncio.as_completed([one(path) for path in paths])]",
                 ),
             ),
             (
@@ -691,16 +736,36 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
             ),
         ],
         "exercise-8.4": [
+            ("unsolved", attendee.strip_solution(ANNOUNCE, "exercise 8.4")),
             (
                 "a new key for each call",
+                swap(ANNOUNCE, KEY_HEADER, 'headers={"Idempotency-Key": str(uuid.uuid4())}'),
+            ),
+            (
+                "a key per channel",
                 swap(
-                    ANNOUNCE,
-                    KEY_HEADER,
-                    '                    headers={"Idempotency-Key": str(uuid.uuid4())},\n',
+                    swap(ANNOUNCE, ONE_KEY, ""),
+                    "        for _ in range(2):",
+                    "        key = str(uuid.uuid4())\n        for _ in range(2):",
                 ),
             ),
+            ("no key at all", swap(ANNOUNCE, ", " + KEY_HEADER, "")),
             ("no second try", swap(ANNOUNCE, "for _ in range(2):", "for _ in range(1):")),
-            ("no key at all", swap(ANNOUNCE, KEY_HEADER, "")),
+            ("retries until it works", swap(ANNOUNCE, "for _ in range(2):", "while True:")),
+            (
+                "one channel after another",
+                swap(
+                    ANNOUNCE,
+                    "await asyncio.gather(*(post(channel_id) for channel_id in channel_ids))",
+                    "[await post(channel_id) for channel_id in channel_ids]",
+                ),
+            ),
+            ("httpx's timeout per try, not a deadline", swap(ANNOUNCE, TRY, PER_STEP_TRY)),
+            ("201 treated as a failure", swap(ANNOUNCE, "!= 201", "!= 200")),
+            (
+                "an error answer sent again",
+                swap(ANNOUNCE, f"return CallFailed(path, {ERROR_CODE})", "continue"),
+            ),
         ],
     },
 }
@@ -805,18 +870,33 @@ SAYS = {
     "exercise-7.4: one call per channel when global": "one actor hosts a whole server",
     "exercise-7.4: the remote calls only": "one actor per channel with channel sharding",
     "exercise-8.1: hosts numbered from 0": "counted from 1",
-    "exercise-8.1: the channels that stay up": "the router's rule is owner_index(key, addresses)",
+    "exercise-8.1: the channels that stay up": "you said channel-",
     "exercise-8.1: the key's hash modulo the host count": "the router's rule is owner_index",
-    "exercise-8.2: no deadline": "timeout=deadline_s",
+    "exercise-8.2: unsolved": "first make the live channel's call work",
+    "exercise-8.2: get not awaited": "first make the live channel's call work",
+    "exercise-8.2: httpx's timeout per step, not a deadline": "httpx's timeout= limits each read",
+    "exercise-8.2: no deadline": "the whole call must end by the deadline",
     "exercise-8.2: an error answer returned as a result": "any status but 200 raises CallFailed",
     "exercise-8.2: httpx's own error instead of CallFailed": "any status but 200 raises",
-    "exercise-8.2: no reason given": "the error body's code",
+    "exercise-8.2: no reason given": "the reason is response.json()['code']",
+    "exercise-8.2: the status as the reason": "the reason is response.json()['code']",
+    "exercise-8.2: an unreachable host not caught": "catch httpx.TransportError",
+    "exercise-8.2: the error's message as the reason": "the reason is type(error).__name__",
+    "exercise-8.3: unsolved": "first make every path's answer right",
     "exercise-8.3: one call after another": "start every call first: asyncio.gather",
+    "exercise-8.3: answers paired in the order they come back": "pair them with the paths",
     "exercise-8.3: one failure fails the whole fan-out": "must not fail the whole fan-out",
     "exercise-8.3: failures left out": "keep it as that path's answer",
+    "exercise-8.4: unsolved": "POST to every channel at once",
     "exercise-8.4: a new key for each call": "one key for the whole announcement",
-    "exercise-8.4: no second try": "a call that times out is sent once more",
+    "exercise-8.4: a key per channel": "not one per channel or per try",
     "exercise-8.4: no key at all": "send the repeat with the same Idempotency-Key",
+    "exercise-8.4: no second try": "a call that times out is sent once more",
+    "exercise-8.4: retries until it works": "is sent once more, no more",
+    "exercise-8.4: one channel after another": "POST to every channel at once, with asyncio.gather",
+    "exercise-8.4: httpx's timeout per try, not a deadline": "end each try at the deadline",
+    "exercise-8.4: 201 treated as a failure": "201 Created is a POST's success",
+    "exercise-8.4: an error answer sent again": "an error answer is an answer",
 }
 
 

@@ -9,6 +9,10 @@ like netem's delay, and keeps the order. Closing is passed on after the same del
     with DelayRelay(("10.231.7.1", 0), ("10.231.7.12", 8000), delay=0.05) as relay:
         ...  # dial relay.address instead of 10.231.7.12:8000
 
+With `trickle`, the replies (host to caller) are also written one byte at a time, that many
+seconds apart: a reply that keeps coming, too slowly to finish. A timeout per read never fires
+on it (a byte arrives well within it); only a deadline for the whole call does.
+
 It runs its own event loop in a thread, so synchronous tests, a synchronous Cluster and a
 notebook (chapter 08) can use it alike.
 """
@@ -22,10 +26,17 @@ START_TIMEOUT_SECONDS = 5.0
 
 
 class DelayRelay:
-    def __init__(self, listen: tuple[str, int], target: tuple[str, int], delay: float) -> None:
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        target: tuple[str, int],
+        delay: float,
+        trickle: float = 0.0,
+    ) -> None:
         self.listen = listen
         self.target = target
         self.delay = delay
+        self.trickle = trickle
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="delay-relay")
         self._server: asyncio.Server | None = None
@@ -102,15 +113,18 @@ class DelayRelay:
         try:
             async with asyncio.TaskGroup() as both_ways:
                 both_ways.create_task(_delayed_copy(client_in, target_out, self.delay))
-                both_ways.create_task(_delayed_copy(target_in, client_out, self.delay))
+                both_ways.create_task(
+                    _delayed_copy(target_in, client_out, self.delay, self.trickle)
+                )
         except* OSError:
             pass  # a reset on either side ends both directions
 
 
 async def _delayed_copy(
-    source: asyncio.StreamReader, sink: asyncio.StreamWriter, delay: float
+    source: asyncio.StreamReader, sink: asyncio.StreamWriter, delay: float, trickle: float = 0.0
 ) -> None:
-    """Copy until end of stream, each chunk written `delay` seconds after it was read."""
+    """Copy until end of stream, each chunk written `delay` seconds after it was read (and, with
+    `trickle`, byte by byte, `trickle` seconds apart)."""
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
     async def read_all() -> None:
@@ -126,8 +140,14 @@ async def _delayed_copy(
                 if sink.can_write_eof():
                     sink.write_eof()
                 return
-            sink.write(chunk)
-            await sink.drain()
+            if trickle:
+                for index in range(len(chunk)):
+                    sink.write(chunk[index : index + 1])
+                    await sink.drain()
+                    await asyncio.sleep(trickle)
+            else:
+                sink.write(chunk)
+                await sink.drain()
 
     async with asyncio.TaskGroup() as reading_and_writing:
         reading_and_writing.create_task(read_all())
