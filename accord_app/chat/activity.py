@@ -16,9 +16,10 @@ channel actors update; here the cost is left in plain sight, to be measured.
 """
 
 import asyncio
+import logging
 import time
 import uuid
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -26,9 +27,10 @@ from fastapi.concurrency import run_in_threadpool
 from accord_app.actors import Namespace
 from accord_app.catalog import Catalog
 from accord_app.chat.channel import ChannelActor
-from accord_app.chat.remote import RemoteActor, RemoteCallError
+from accord_app.chat.remote import CallRefused, CallTimedOut, RemoteActor, RemoteCallError
 from accord_app.chat.routes import activity_of
 from accord_app.chat.sharding import Sharding, shard_key
+from accord_app.errors import INTERNAL_ERROR, describe_failure
 from accord_app.placement import Placement
 from accord_app.types import ChannelActivity, ErrorBody
 from accord_app.web import ERROR_RESPONSES, get_catalog, server_not_found
@@ -38,6 +40,10 @@ REMOTE_CALLS_IN_FLIGHT = 32
 # How long the answer waits for its slowest channel: a host that is down costs this, no more.
 ACTIVITY_DEADLINE_SECONDS = 5.0
 
+
+logger = logging.getLogger("accord")
+T = TypeVar("T")
+LOCAL_HOST = "this worker"  # the host a local call's errors name
 
 # How many actors one answer asked, here and on other workers: "3 local, 17 remote".
 CALLS_HEADER = "X-Accord-Actor-Calls"
@@ -90,14 +96,35 @@ async def group_activity(
     """The channels one actor hosts: one call to it here, or one HTTP call per channel to the
     worker that hosts it."""
     placement: Placement | None = request.app.state.placement
+    deadline = time.monotonic() + ACTIVITY_DEADLINE_SECONDS
     if placement is None or placement.is_mine(key):
         channels: Namespace[ChannelActor] = request.app.state.channels
-        rows = await channels.get(channels.id_from_name(key)).activity(channel_ids)
+        stub = channels.get(channels.id_from_name(key))
+        try:
+            rows = await local_call(stub.activity(channel_ids), key, deadline)
+        except RemoteCallError as error:  # the actor's failure is each of its channels' answer
+            return [unavailable(c, error.code, str(error)) for c in channel_ids]
         return [activity_of(row) for row in rows]
     remote = RemoteActor.placed(request.app.state.router, placement, key)
-    deadline = time.monotonic() + ACTIVITY_DEADLINE_SECONDS
     calls = (remote_activity(remote, in_flight, server_id, c, deadline) for c in channel_ids)
     return list(await asyncio.gather(*calls))
+
+
+async def local_call(call: "asyncio.Future[T]", key: str, deadline: float) -> T:
+    """An actor call in this process that fails as a remote one does (RemoteCallError, by the
+    same deadline), so a fan-out answers each channel alike wherever its actor lives. On a
+    timeout the call stays queued in the actor; only the wait ends."""
+    try:
+        return await asyncio.wait_for(call, max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        raise CallTimedOut(key, LOCAL_HOST, "no answer by the deadline") from None
+    except Exception as error:
+        failure = describe_failure(error)
+        if failure is INTERNAL_ERROR:
+            logger.exception("a call to actor %s failed", key)
+        raise CallRefused(
+            key, LOCAL_HOST, failure.status, failure.code, failure.sentence
+        ) from error
 
 
 async def remote_activity(

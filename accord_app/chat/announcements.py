@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from accord_app.actors import Namespace
 from accord_app.catalog import Catalog
-from accord_app.chat.activity import CALLS_HEADER, REMOTE_CALLS_IN_FLIGHT
+from accord_app.chat.activity import CALLS_HEADER, REMOTE_CALLS_IN_FLIGHT, local_call
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import ProtocolError, clean_message
 from accord_app.chat.remote import RemoteActor, RemoteCallError
@@ -54,14 +54,17 @@ async def announce(
     server_id: uuid.UUID,
     body: AnnouncementIn,
     catalog: Annotated[Catalog, Depends(get_catalog)],
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> Announcement:
+    """Each channel answers for itself. With an Idempotency-Key, asking again (after some
+    channels failed, say) stores the announcement once in each channel."""
     text = checked_text(body)
     channels = await run_in_threadpool(catalog.list_channels, str(server_id))
     if channels is None:
         raise server_not_found(server_id)
     sharding: Sharding = request.app.state.settings.sharding
     placement: Placement | None = request.app.state.placement
-    announcement_id = str(uuid.uuid4())
+    announcement_id = idempotency_key or str(uuid.uuid4())
     deadline = time.monotonic() + ANNOUNCE_DEADLINE_SECONDS
     in_flight = asyncio.Semaphore(REMOTE_CALLS_IN_FLIGHT)
     groups: dict[str, list[str]] = {}
@@ -69,24 +72,25 @@ async def announce(
         groups.setdefault(shard_key(sharding, str(server_id), channel.id), []).append(channel.id)
 
     async def deliver(key: str, channel_id: str) -> Delivery:
-        if placement is None or placement.is_mine(key):
-            actors: Namespace[ChannelActor] = request.app.state.channels
-            row = await actors.get(actors.id_from_name(key)).announce(
-                channel_id, text, announcement_id
-            )
-            return Delivery(channel_id, Message(**row))
-        remote = RemoteActor.placed(request.app.state.router, placement, key)
-        path = f"/api/servers/{server_id}/channels/{channel_id}/announcements"
         try:
-            async with in_flight:
-                row = await remote.call(
-                    "POST",
-                    path,
-                    json={"message": text},
-                    deadline=deadline,
-                    idempotency_key=announcement_id,
+            if placement is None or placement.is_mine(key):
+                actors: Namespace[ChannelActor] = request.app.state.channels
+                stub = actors.get(actors.id_from_name(key))
+                row = await local_call(
+                    stub.announce(channel_id, text, announcement_id), key, deadline
                 )
-        except RemoteCallError as error:
+            else:
+                remote = RemoteActor.placed(request.app.state.router, placement, key)
+                path = f"/api/servers/{server_id}/channels/{channel_id}/announcements"
+                async with in_flight:
+                    row = await remote.call(
+                        "POST",
+                        path,
+                        json={"message": text},
+                        deadline=deadline,
+                        idempotency_key=announcement_id,
+                    )
+        except RemoteCallError as error:  # this channel's answer; the others' stand
             return Delivery(channel_id, None, ErrorBody(str(error), error.code))
         return Delivery(channel_id, Message(**row))
 
