@@ -87,6 +87,22 @@ def test_an_unreachable_target_closes_the_callers_connection(echo: tuple[str, in
             assert c.recv(16) == b""
 
 
+def test_a_trickle_sends_the_reply_a_byte_at_a_time(echo: tuple[str, int]) -> None:
+    trickle = 0.02
+    with (
+        DelayRelay(("127.0.0.1", 0), echo, delay=0.0, trickle=trickle) as relay,
+        dial(relay.address) as connection,
+    ):
+        started = time.perf_counter()
+        connection.sendall(b"0123456789")
+        received = bytearray()
+        while len(received) < 10:
+            received += connection.recv(16)
+        took = time.perf_counter() - started
+    assert received == b"0123456789"
+    assert took >= 9 * trickle, took  # ten bytes, nine gaps at least: scheduling only adds
+
+
 def fastest_seconds(running: Running, path: str, times: int = 5) -> float:
     """The quickest of a few answers: scheduling on busy cores only ever adds, like the relay,
     so the fastest one shows whether the relay was on the path."""
