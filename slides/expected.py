@@ -6,7 +6,8 @@ Runs every code cell of slides/accord.ipynb in a fresh kernel, exactly as the li
 and keeps what each one showed in slides/expected/: its printed text and its picture, if any,
 in recorded.json with the date and the machine. The static deck (slides/build.py) shows them
 beside each cell's code, so a demo that fails in the room still has its real result on screen.
-Run it again whenever a live cell changes; a test checks that every live cell has a record.
+Run it again whenever a live cell changes: each record keeps the code it ran, and a test checks
+that it is the code on the slide.
 """
 
 import base64
@@ -47,7 +48,7 @@ def record(deck: Path = DECK, out: Path = EXPECTED) -> Path:
         if cell.cell_type != "code":
             continue
         text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-        shown: dict[str, str] = {"text": text}
+        shown: dict[str, str] = {"source": cell.source, "text": text}
         for output in cell.outputs:
             picture = output.get("data", {}).get("image/png")
             if picture:

@@ -306,6 +306,7 @@ def test_each_live_cell_has_a_slide_and_its_recorded_output() -> None:
             code_per_slide[-1] += 1
             shown = recorded["cells"].get(cell["id"], {})
             assert shown.get("text") or shown.get("image"), f"{cell['id']}: run expected.py"
+            assert shown["source"] == build.source(cell), f"{cell['id']} changed: run expected.py"
     assert max(code_per_slide) == 1, "one live cell per slide"
     assert set(recorded["cells"]) == {c["id"] for c in cells if c["cell_type"] == "code"}
 
