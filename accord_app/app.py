@@ -22,6 +22,7 @@ from accord_app.fast_websocket import FastWebSocket
 from accord_app.frontend import install_frontend
 from accord_app.limits import BodySizeLimit, HttpLimits, http_protocol
 from accord_app.settings import Settings, WebSocketPath
+from accord_app.web import CanonicalIds
 from accord_app.worker_header import RouterOnlyForwarding, WorkerHeader
 
 DESCRIPTION = """\
@@ -145,6 +146,7 @@ def create_app(
     app.state.placement = settings.placement
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(CanonicalIds)
     if settings.worker is not None:
         app.add_middleware(WorkerHeader, worker=settings.worker)
         app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)

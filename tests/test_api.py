@@ -341,13 +341,17 @@ async def test_channel_name_bounds(client: httpx.AsyncClient, name: str, ok: boo
         assert_error(response, 400, "invalid_body")
 
 
-async def test_other_uuid_spellings_name_the_same_server(client: httpx.AsyncClient) -> None:
+async def test_other_uuid_spellings_are_refused_naming_the_one_to_use(
+    client: httpx.AsyncClient,
+) -> None:
+    """One spelling per id: the cluster's proxy routes a channel by its ids' text."""
     server = await create_server(client)
     canonical = f"/api/servers/{server['id']}/channels"
-    for spelling in [server["id"].upper(), server["id"].replace("-", "")]:
-        channel = await create_channel(client, spelling, f"via {spelling[:8]}")
-        assert channel["server_id"] == server["id"]
-    assert len((await client.get(canonical)).json()) == 2
+    for spelling in [server["id"].upper(), server["id"].replace("-", ""), f"{{{server['id']}}}"]:
+        response = await client.post(f"/api/servers/{spelling}/channels", json={"name": "x"})
+        assert_error(response, 400, "invalid_server_id")
+        assert server["id"] in response.json()["message"]
+    assert (await client.get(canonical)).json() == []
 
 
 # --- path and method errors ---------------------------------------------------------------

@@ -91,3 +91,23 @@ async def test_a_request_sent_straight_to_the_wrong_worker_is_refused(running: A
     assert running.actor_file(channel).exists() == existed
     with httpx.Client(base_url=running.cluster.worker_url(owner), trust_env=False) as direct:
         assert direct.get(f"{channel.path}/messages").status_code == 200
+
+
+async def test_an_id_written_in_upper_case_is_a_400_wherever_it_lands(running: Any) -> None:
+    """Caddy hashes the ids' text: "ABC…" would reach another worker than "abc…". So the app
+    refuses any other spelling of an id, on every worker, before it would answer 421."""
+    [channel] = running.create_channels(1)
+    shouted = f"/api/servers/{channel.server_id.upper()}/channels/{channel.channel_id.upper()}"
+    for path in [f"{shouted}/messages", f"/api/servers/{channel.server_id}/channels/"
+                 f"{channel.channel_id.replace('-', '')}/messages"]:  # fmt: skip
+        for _ in range(4):  # whichever worker the text hashes to
+            response = running.http.get(path)
+            assert response.status_code == 400, response.text
+            assert response.json()["code"] in {"invalid_server_id", "invalid_channel_id"}
+    assert running.http.get(f"/api/servers/{channel.server_id.upper()}").status_code == 400
+    with pytest.raises(InvalidStatus) as refused:
+        async with running.connect(running.ws_url(channel, "ada").replace(
+            channel.channel_id, channel.channel_id.upper())):  # fmt: skip
+            pass
+    assert refused.value.response.status_code == 400
+    assert running.http.get(f"{channel.path}/messages").status_code == 200
