@@ -11,8 +11,10 @@ from accord_app.web import ERROR_RESPONSES, CatalogDep, server_not_found
 router = APIRouter(prefix="/api")
 
 
+# async: answered on the event loop, never queued behind the catalog's calls in the thread
+# pool (Caddy's health checks ask it each second, and must not fail with a slow catalog).
 @router.get("", summary="Check that the API answers")
-def api_root() -> dict[str, bool]:
+async def api_root() -> dict[str, bool]:
     return {"api": True}
 
 

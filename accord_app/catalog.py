@@ -12,6 +12,7 @@ answers. PostgreSQL does all of this as a server; what differs is in accord_app/
 
 import re
 import sqlite3
+import threading
 import uuid
 import weakref
 from collections.abc import Iterator
@@ -25,12 +26,23 @@ import psycopg
 
 # BUSY_TIMEOUT_SECONDS and connect (SQLite's) are the catalog's too: chapter 02 uses them.
 from accord_app.dialects import BUSY_TIMEOUT_SECONDS as BUSY_TIMEOUT_SECONDS
-from accord_app.dialects import Connection, describe, dialect_for, dialect_of, open_connection
+from accord_app.dialects import (
+    Connection,
+    NoAnswer,
+    describe,
+    dialect_for,
+    dialect_of,
+    open_connection,
+)
 from accord_app.dialects import connect as connect
 from accord_app.types import Channel, Server
 
 # Connections to PostgreSQL kept open between calls, at most.
 IDLE_CONNECTIONS = 8
+# Connections to PostgreSQL in use at once, at most, and how long a call waits for one: calls
+# held up by a slow server must not take every thread the web server runs endpoints on.
+MAX_CONNECTIONS = 16
+POOL_TIMEOUT_SECONDS = 1.0
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 AnyConnection = TypeVar("AnyConnection", bound=Connection)
 
@@ -135,6 +147,7 @@ class Catalog:
         self.location = location
         self.dialect = dialect_for(location)
         self._idle: list[Connection] = []
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         # The kept connections are closed when the catalog is collected, or at exit.
         weakref.finalize(self, _close_all, self._idle)
 
@@ -144,6 +157,12 @@ class Catalog:
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
+        pooled = self.dialect.reuse_connections
+        if pooled and not self._slots.acquire(timeout=POOL_TIMEOUT_SECONDS):
+            raise CatalogUnavailable(
+                f"{describe(self.location)} is slow to answer: all {MAX_CONNECTIONS} of the"
+                f" catalog's connections were busy for {POOL_TIMEOUT_SECONDS:g} s"
+            )
         try:
             conn = self._take()
             try:
@@ -156,6 +175,9 @@ class Catalog:
             raise CatalogUnavailable(f"{describe(self.location)} cannot be reached: {error}") from (
                 error
             )
+        finally:
+            if pooled:
+                self._slots.release()
 
     def _take(self) -> Connection:
         while True:
@@ -167,8 +189,10 @@ class Catalog:
                 # A kept connection may have died with its server process (a restart, say).
                 conn.execute("SELECT 1")
                 return conn
-            except self.dialect.unreachable:
+            except self.dialect.unreachable as error:
                 conn.close()
+                if isinstance(error, NoAnswer):
+                    raise  # the server is there but silent: the next one would wait as long
 
     def _give_back(self, conn: Connection) -> None:
         keep = self.dialect.reuse_connections and len(self._idle) < IDLE_CONNECTIONS

@@ -16,9 +16,14 @@ and hands PostgreSQL that same SQL, translated:
 | connections | one per call | kept open between calls |
 """
 
+import contextlib
+import heapq
 import itertools
+import os
 import re
+import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,9 +33,13 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-# How long a writer waits for another process's SQLite write lock, or a connection to
-# PostgreSQL, before giving up.
+# How long a writer waits for another process's SQLite write lock before giving up.
 BUSY_TIMEOUT_SECONDS = 10.0
+# PostgreSQL's deadlines: a server that is down, cut off or frozen costs a request seconds,
+# then a 503, never a hang. A catalog statement takes a millisecond; connecting, a few.
+# (libpq's connect_timeout counts whole seconds, 2 at least.)
+CONNECT_TIMEOUT_SECONDS = 2
+STATEMENT_TIMEOUT_SECONDS = 2.0
 # The URLs libpq (PostgreSQL's client library, under psycopg) accepts for a database.
 POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 # Any number, the same in every process that migrates: the key of the migrations' lock.
@@ -126,9 +135,64 @@ def numbered_placeholders(sql: str) -> str:
     )
 
 
+class NoAnswer(psycopg.OperationalError):
+    """The server did not answer a statement in time: its connection was cut."""
+
+
+class Watchdog:
+    """One thread that cuts the connections whose statement has passed its deadline.
+
+    The server's own statement_timeout cannot help when the server is frozen (stopped, out of
+    memory, its host cut off): the kernel still takes the bytes, and psycopg would wait on the
+    socket forever. Shutting the socket down wakes that wait at once with an error."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, socket.socket]] = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, fd: int, seconds: float) -> tuple[float, int, socket.socket]:
+        # A duplicate of the descriptor: closing it never closes psycopg's own.
+        entry = (time.monotonic() + seconds, next(self._order), socket.socket(fileno=os.dup(fd)))
+        with self._wake:
+            heapq.heappush(self._due, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="catalog-watchdog")
+                self._thread.daemon = True
+                self._thread.start()
+            self._wake.notify()
+        return entry
+
+    def done(self, entry: tuple[float, int, socket.socket]) -> bool:
+        """Stop watching; False if the deadline had passed and the connection was cut."""
+        with self._wake:
+            try:
+                self._due.remove(entry)
+            except ValueError:
+                return False
+            heapq.heapify(self._due)
+        entry[2].close()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, _, sock = heapq.heappop(self._due)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+WATCHDOG = Watchdog()
+
+
 class PostgresConnection:
     """A psycopg connection that speaks the catalog's SQL as sqlite3 does: `?` placeholders,
-    and no transaction but the ones the catalog begins (sqlite3's isolation_level=None)."""
+    and no transaction but the ones the catalog begins (sqlite3's isolation_level=None); each
+    statement answered within STATEMENT_TIMEOUT_SECONDS, or NoAnswer."""
 
     def __init__(self, url: str) -> None:
         # A raw cursor sends $1, $2 as they are (psycopg's usual %s would need every % doubled).
@@ -137,18 +201,30 @@ class PostgresConnection:
             url,
             autocommit=True,
             cursor_factory=psycopg.RawCursor,
-            connect_timeout=int(BUSY_TIMEOUT_SECONDS),
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
         )
         # COMMIT returns once the change is on disk whatever the server's default (as SQLite's
-        # synchronous=FULL); fsync, which that relies on, is the server's own to keep on.
-        self.raw.execute("SET synchronous_commit = on")
+        # synchronous=FULL); fsync, which that relies on, is the server's own to keep on. A
+        # server that is alive but stuck (a lock held) gives up on its own, in time.
+        milliseconds = int(STATEMENT_TIMEOUT_SECONDS * 1000)
+        self.execute("SET synchronous_commit = on")
+        self.execute(f"SET statement_timeout = {milliseconds}")
 
     @property
     def in_transaction(self) -> bool:
         return self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
-        return self.raw.execute(numbered_placeholders(sql), parameters)
+        watched = WATCHDOG.watch(self.raw.pgconn.socket, STATEMENT_TIMEOUT_SECONDS)
+        try:
+            cursor = self.raw.execute(numbered_placeholders(sql), parameters)
+        except psycopg.OperationalError as error:
+            if not WATCHDOG.done(watched):
+                raise NoAnswer(f"no answer within {STATEMENT_TIMEOUT_SECONDS:g} s") from error
+            raise
+        if not WATCHDOG.done(watched):
+            self.raw.close()  # answered just as it was cut: the connection is not reusable
+        return cursor
 
     def close(self) -> None:
         self.raw.close()
