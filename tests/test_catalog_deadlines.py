@@ -1,18 +1,16 @@
 """The catalog on a PostgreSQL server that stops answering (SIGSTOP: frozen, its sockets still
 open): each request gets a 503 within the catalog's deadlines, never a hang, and `GET /api`
-answers at once meanwhile. Then the server thaws and the same app serves again."""
+answers at once meanwhile. Then the server thaws and the same app serves again. The run's own
+PostgreSQL is frozen for a few seconds, and thawed whatever happens."""
 
 import os
-import shutil
 import signal
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import pytest
 
 from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
@@ -26,20 +24,6 @@ from accord_app.pgserver import PostgresServer
 DEADLINE = POOL_TIMEOUT_SECONDS + max(CONNECT_TIMEOUT_SECONDS, STATEMENT_TIMEOUT_SECONDS) * 2
 # More requests at once than the web server has threads for sync endpoints (40).
 CONCURRENT = 60
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL of this test's own, which it may freeze without harming the others."""
-    folder = Path(tempfile.mkdtemp(prefix="accord-tests-frozen-"))
-    server = PostgresServer(folder)
-    try:
-        server.start()
-        yield server
-    finally:
-        thaw(server)
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def server_processes(server: PostgresServer) -> list[int]:
@@ -68,9 +52,9 @@ def thaw(server: PostgresServer) -> None:
 
 
 def test_a_frozen_catalog_answers_503_in_time_and_api_never_waits(
-    own_postgres: PostgresServer, tmp_path: Path
+    postgres: PostgresServer, new_catalog_url: Callable[[], str], tmp_path: Path
 ) -> None:
-    settings = Settings(data_dir=tmp_path, catalog_url=own_postgres.url)
+    settings = Settings(data_dir=tmp_path, catalog_url=new_catalog_url())
     with (
         BackgroundServer(create_app(settings), **uvicorn_options(settings)) as server,
         httpx.Client(base_url=server.url, timeout=30, trust_env=False) as http,
@@ -78,7 +62,7 @@ def test_a_frozen_catalog_answers_503_in_time_and_api_never_waits(
     ):
         # Connections kept open between calls, then frozen under them.
         list(pool.map(lambda _: http.get("/api/servers").raise_for_status(), range(20)))
-        freeze(own_postgres)
+        freeze(postgres)
         try:
 
             def timed(_: int) -> tuple[float, httpx.Response]:
@@ -93,7 +77,7 @@ def test_a_frozen_catalog_answers_503_in_time_and_api_never_waits(
             api_seconds = time.monotonic() - started
             answers = [future.result() for future in pending]
         finally:
-            thaw(own_postgres)
+            thaw(postgres)
         assert api_seconds < 0.5, api_seconds
         slowest = max(seconds for seconds, _ in answers)
         assert slowest < DEADLINE + 1, slowest
