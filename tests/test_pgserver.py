@@ -16,15 +16,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import need_root
 
 from accord_app import pgserver
+from accord_app.catalog import Catalog
 from accord_app.pgserver import SERVER_USER, PostgresError, PostgresServer
 
 
 @pytest.fixture
 def folder() -> Iterator[Path]:
-    # Not under pytest's own temporary folder, which is root's alone (see conftest.postgres).
+    # Not under pytest's own temporary folder, which is root's alone (see conftest.postgres);
+    # and one that others may pass through (mkdtemp makes it 0700), as a server folder's
+    # parents must be when the server runs as another user.
     path = Path(tempfile.mkdtemp(prefix="accord-test-pgserver-"))
+    path.chmod(0o711)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -57,6 +62,24 @@ def test_a_server_keeps_its_data_across_a_restart(server: PostgresServer) -> Non
         assert conn.execute("SELECT x FROM kept").fetchall() == [(1,)]
 
 
+def test_a_restart_keeps_the_url_so_an_app_on_it_reconnects(
+    server: PostgresServer, tmp_path: Path
+) -> None:
+    url = server.start()
+    catalog = Catalog(url)
+    catalog.migrate()
+    made = catalog.create_server("Workshop")
+    server.stop()
+    assert server.start() == url  # the same port: what the app was given still holds
+    assert catalog.list_servers() == [made]  # its kept connections died; new ones get in
+    server.stop()
+    with socket.socket() as taken:  # another program took the port meanwhile: a new one
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])))
+        taken.listen()
+        assert server.start() != url
+
+
 def test_the_server_is_durable_on_loopback_only_and_asks_for_its_password(
     postgres: PostgresServer,
 ) -> None:
@@ -85,6 +108,26 @@ def test_the_server_never_runs_as_root(postgres: PostgresServer) -> None:
     postmaster = int((postgres.pgdata / "postmaster.pid").read_text().split()[0])
     assert Path(f"/proc/{postmaster}").stat().st_uid == expected
     assert postgres.pgdata.stat().st_uid == expected
+
+
+def test_as_root_the_folders_above_the_servers_own_are_left_as_they_are(folder: Path) -> None:
+    need_root("run PostgreSQL as another user")
+    home = folder / "home"
+    home.mkdir(mode=0o700)
+    server = PostgresServer(home / "postgres")
+    with pytest.raises(PostgresError, match=f"may not pass through {home} .*chmod o\\+x"):
+        server.start()
+    assert home.stat().st_mode & 0o777 == 0o700  # not 0701
+    home.chmod(0o710)  # its group: still not the server's user
+    with pytest.raises(PostgresError, match="may not pass through"):
+        server.start()
+    home.chmod(0o711)
+    try:
+        server.start()
+    finally:
+        server.stop()
+    assert home.stat().st_mode & 0o777 == 0o711
+    assert folder.stat().st_mode & 0o777 == 0o711
 
 
 def test_a_running_server_is_taken_over_by_the_next_start(folder: Path) -> None:

@@ -33,6 +33,7 @@ def data_dir() -> Iterator[Path]:
     be let through the folders above its files, and every pytest session that starts (another
     run's, on a shared machine) takes that right away from pytest's folders."""
     folder = Path(tempfile.mkdtemp(prefix="accord-hosts-"))
+    folder.chmod(0o711)  # mkdtemp's 0700 would keep that user out, and the kit leaves it be
     try:
         yield folder / "data"
     finally:
