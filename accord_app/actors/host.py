@@ -259,6 +259,7 @@ class ActorHost:
             if constructing:
                 await self.namespace.wait_until_closed(self.id.hex)
                 await self.namespace.runtime.make_room(for_host=self)
+                await self._open_storage()
             actor = self._instance()
             await self._run_blockers()
             if constructing and self.storage is not None:
@@ -328,19 +329,28 @@ class ActorHost:
             if self.gate.send(reply):
                 reply.release()
 
+    async def _open_storage(self) -> None:
+        """Open (or create) the actor's database in a worker thread: creating one fsyncs the
+        file and its folders, which would hold every other actor's turns on the loop."""
+        if self.storage is not None:
+            return
+        runtime = self.namespace.runtime
+        path = self.namespace.storage_path(self.id.hex)
+        opening = partial(Storage, path, on_first_write=self.gate.wrote, fsync=runtime.fsync)
+        try:
+            self.storage = await asyncio.get_running_loop().run_in_executor(
+                runtime.executor, opening
+            )
+        except StorageError as error:
+            self.namespace.log_failure(self.id.hex, f"cannot start: {error}")
+            raise
+        except (OSError, sqlite3.Error) as error:
+            unavailable = storage_unavailable(path, error)
+            self.namespace.log_failure(self.id.hex, f"cannot start: {unavailable}")
+            raise unavailable from error
+
     def _instance(self) -> "Actor":
         if self.instance is None:
-            runtime = self.namespace.runtime
-            path = self.namespace.storage_path(self.id.hex)
-            try:
-                self.storage = Storage(path, on_first_write=self.gate.wrote, fsync=runtime.fsync)
-            except StorageError as error:
-                self.namespace.log_failure(self.id.hex, f"cannot start: {error}")
-                raise
-            except (OSError, sqlite3.Error) as error:
-                unavailable = storage_unavailable(path, error)
-                self.namespace.log_failure(self.id.hex, f"cannot start: {unavailable}")
-                raise unavailable from error
             try:
                 self.instance = self.namespace.actor_class(ActorContext(self))
             except BaseException as error:
@@ -446,15 +456,12 @@ class ActorHost:
             output.drop(lost)
         if storage is None:
             return
-        if self._commit_in_flight is not None:
-            # The commit in flight is still being fsynced through this connection's files:
-            # undo the later turns now, close once that commit is durable.
-            with contextlib.suppress(Exception):
-                storage.roll_back()
-            self.namespace.close_in_background(self.id.hex, storage, after=self._commit_in_flight)
-        else:
-            with contextlib.suppress(Exception):
-                storage.close()
+        # Undo what no commit covers now, on the loop (a rollback touches no disk); close in a
+        # worker thread, since closing checkpoints and fsyncs (and a hung disk would freeze
+        # the loop), once the commit in flight, if any, is durable.
+        with contextlib.suppress(Exception):
+            storage.roll_back()
+        self.namespace.close_in_background(self.id.hex, storage, after=self._commit_in_flight)
 
     # -- hibernation -------------------------------------------------------------------------
 

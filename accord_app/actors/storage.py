@@ -80,7 +80,9 @@ def _create(path: Path) -> None:
         connection.close()
     fsync_path(building)
     building.replace(path)
-    fsync_directory(path.parent)
+    # The new name, and the folders that may be new too (two levels, see Namespace).
+    for folder in (path.parent, path.parent.parent, path.parent.parent.parent):
+        fsync_directory(folder)
 
 
 def _has_data(path: Path) -> bool:
@@ -282,14 +284,10 @@ class Storage:
         Returns whether the -wal has grown enough to ask for a checkpoint next time."""
         self._fsync(self.wal_path)
         if not self._directories_synced:
-            # The -wal is created anew on each wake-up and a new actor's file and folders too:
-            # their names must be on disk as well, or a power cut could lose an acked write.
-            for directory in (
-                self.path.parent,
-                self.path.parent.parent,
-                self.path.parent.parent.parent,
-            ):
-                fsync_directory(directory)
+            # The -wal is created anew on each wake-up: its name must be on disk as well, or a
+            # power cut could lose an acked write. (A new actor's file and folders were made
+            # durable when it was created, see _create.)
+            fsync_directory(self.path.parent)
             self._directories_synced = True
         if checkpoint:
             self.checkpoint()
