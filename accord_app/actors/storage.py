@@ -46,8 +46,9 @@ MAX_CLASSIFIED = 256
 
 
 def fsync_path(path: Path) -> None:
-    """fsync a file by name: flushes its pages written through any descriptor."""
-    fd = os.open(path, os.O_RDONLY)
+    """fsync a file by name: flushes its pages written through any descriptor. Opened for
+    writing: Windows refuses to flush a read-only descriptor (POSIX systems take either)."""
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
     try:
         os.fsync(fd)
     finally:
@@ -55,8 +56,13 @@ def fsync_path(path: Path) -> None:
 
 
 def fsync_directory(path: Path) -> None:
-    """fsync a folder, so the names of files created in it survive a power cut."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    """fsync a folder, so the names of files created in it survive a power cut. Where the OS
+    cannot open a folder (Windows: no O_DIRECTORY), there is nothing to do: its file system
+    journals names itself."""
+    directory_flag = getattr(os, "O_DIRECTORY", None)
+    if directory_flag is None:
+        return
+    fd = os.open(path, os.O_RDONLY | directory_flag)
     try:
         os.fsync(fd)
     finally:
