@@ -184,6 +184,26 @@ class PostgresServer:
             f"PostgreSQL did not start on {self.pgdata}:\n{said or result.stderr.strip()}"
         )
 
+    def alive(self) -> bool:
+        """Whether the server this object started is still running (a cheap check: its
+        postmaster's pid, which a kill -9 leaves behind in postmaster.pid)."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # running as another user: it exists
+        return True
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+
     def _last_port(self) -> int | None:
         try:
             text = self.port_file.read_text().strip()

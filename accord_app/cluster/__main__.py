@@ -160,9 +160,14 @@ def supervise(cluster: Cluster) -> None:
                 crashes[exited.name] = 0
             delay = RESTART_DELAYS[min(crashes.get(exited.name, 0), len(RESTART_DELAYS) - 1)]
             crashes[exited.name] = crashes.get(exited.name, 0) + 1
-            what = "nothing answers" if exited.name == "proxy" else "its channels answer 502"
+            what = {
+                "proxy": "nothing answers",
+                "catalog": "servers, channels, histories and joins answer 503",
+            }.get(exited.name, "its channels answer 502")
             print(f"{exited.describe()}: {what} until it is back. Restarting in {delay} s.")
-            if exited.returncode > 0 and (tail := log_tail(exited.log)):
+            if (exited.returncode is None or exited.returncode > 0) and (
+                tail := log_tail(exited.log)
+            ):
                 print(
                     f"  the end of {exited.log}:\n"
                     + "\n".join(f"  | {line}" for line in tail.splitlines())
@@ -171,6 +176,8 @@ def supervise(cluster: Cluster) -> None:
             try:
                 if exited.name == "proxy":
                     cluster.restart_proxy()
+                elif exited.name == "catalog":
+                    cluster.restart_catalog()
                 else:
                     cluster.restart(int(exited.name.removeprefix("worker ")))
             except ClusterError as error:

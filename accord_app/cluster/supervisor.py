@@ -51,12 +51,14 @@ class ClusterError(RuntimeError):
 class Exited:
     """A process that ended on its own (a crash, a kill -9)."""
 
-    name: str  # "worker 2" or "proxy"
+    name: str  # "worker 2", "proxy" or "catalog"
     pid: int
-    returncode: int
+    returncode: int | None  # None: not our child (the catalog's PostgreSQL), so unknown
     log: Path
 
     def describe(self) -> str:
+        if self.returncode is None:
+            return f"{self.name} (pid {self.pid}) stopped"
         if self.returncode < 0:
             with contextlib.suppress(ValueError):
                 how = f"was killed by {signal.Signals(-self.returncode).name}"
@@ -137,6 +139,7 @@ class Cluster:
         self.router_secret = secrets.token_urlsafe(32)
         self.catalog_url = catalog_url
         self.catalog_server: PostgresServer | None = None
+        self._catalog_pid: int | None = None  # the PostgreSQL we started, while it should run
         if self.own_folders and catalog_url is None:
             self.catalog_server = PostgresServer(self.data_dir / "catalog", network=hosts.network)
         self.log_dir = self.data_dir / "logs"
@@ -197,6 +200,7 @@ class Cluster:
                 except PostgresError as error:
                     raise ClusterError(f"the catalog's PostgreSQL did not start: {error}") from None
                 self.catalog_url = server.url_of(server.database, self.hosts.gateway)
+                self._catalog_pid = server.pid()
             # Workers start side by side (importing the app takes most of their start-up).
             for number in range(1, self.workers + 1):
                 self._workers[number] = self._spawn_worker(number)
@@ -218,6 +222,7 @@ class Cluster:
         _terminate(list(self._workers.values()), timeout)
         self._workers.clear()
         if self.catalog_server is not None:
+            self._catalog_pid = None
             self.catalog_server.stop()  # last: its clients are gone, every commit is kept
         self._lock.release()
 
@@ -245,7 +250,20 @@ class Cluster:
         if self._proxy is not None and self._proxy.poll() is not None:
             proxy = self._proxy
             found.append(Exited("proxy", proxy.pid, proxy.returncode, self._log(None)))
+        server = self.catalog_server
+        if server is not None and self._catalog_pid is not None and not server.alive():
+            found.append(Exited("catalog", self._catalog_pid, None, server.log))
         return found
+
+    def restart_catalog(self) -> None:
+        """Start the cluster's PostgreSQL again, on its same port: the workers' URL holds, and
+        their next call to the catalog connects anew."""
+        assert self.catalog_server is not None
+        try:
+            self.catalog_server.start()
+        except PostgresError as error:
+            raise ClusterError(str(error)) from None
+        self._catalog_pid = self.catalog_server.pid()
 
     def restart_proxy(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         self._proxy = self._spawn_proxy()

@@ -1,13 +1,17 @@
 """A worker that dies takes only its own channels down, loses nothing it acked, and comes back;
 the cluster stops without leaving a process behind."""
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
@@ -144,19 +148,30 @@ def wait_for(lines: "Queue[str]", text: str, seen: list[str], timeout: float = 3
             return line
 
 
-def test_the_command_reports_a_dead_worker_restarts_it_and_stops_cleanly(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def cluster_command(*args: str) -> Iterator[tuple["subprocess.Popen[str]", Queue[str], list[str]]]:
+    """`python -m accord_app.cluster --workers 2 --port 0 ARGS...`: the process, its output's
+    lines as they come, and those seen so far; killed at the end if still running."""
     command = [sys.executable, "-m", "accord_app.cluster", "--workers", "2", "--port", "0"]
     process = subprocess.Popen(
-        [*command, "--data-dir", str(tmp_path / "data")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     lines: Queue[str] = Queue()
     reader = threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True)
     reader.start()
-    seen: list[str] = []
     try:
+        yield process, lines, []
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        reader.join(5)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def test_the_command_reports_a_dead_worker_restarts_it_and_stops_cleanly(tmp_path: Path) -> None:
+    with cluster_command("--data-dir", str(tmp_path / "data")) as (process, lines, seen):
         url = wait_for(lines, "Accord cluster on", seen).split()[3].rstrip(":")
         pids = {int(wait_for(lines, f"worker {n} ", seen).split()[-1]) for n in (1, 2)}
         wait_for(lines, "Ctrl-C stops everything", seen)
@@ -168,17 +183,36 @@ def test_the_command_reports_a_dead_worker_restarts_it_and_stops_cleanly(tmp_pat
             assert http.post("/api/servers", json={"name": "after"}).status_code == 201
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0, "\n".join(seen)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        reader.join(5)
-        assert process.stdout is not None
-        process.stdout.close()
     deadline = time.monotonic() + 5
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in pids)
+
+
+def test_the_command_restarts_the_hosts_catalog_when_its_postgresql_dies() -> None:
+    """--hosts: the cluster's own PostgreSQL, killed, is reported and started again on its
+    port, and the workers use it again without a restart of their own."""
+    # Outside pytest's 0700 folder: PostgreSQL (another user, as root) must pass through.
+    folder = Path(tempfile.mkdtemp(prefix="accord-catalog-dies-"))
+    folder.chmod(0o711)
+    data = folder / "data"
+    try:
+        with cluster_command("--hosts", "--data-dir", str(data)) as (process, lines, seen):
+            url = wait_for(lines, "Accord cluster on", seen).split()[3].rstrip(":")
+            wait_for(lines, "Ctrl-C stops everything", seen)
+            pid_file = data / "catalog" / "pgdata" / "postmaster.pid"
+            postmaster = int(pid_file.read_text().split()[0])
+            os.kill(postmaster, signal.SIGKILL)
+            reported = wait_for(lines, "catalog (pid", seen)
+            assert f"catalog (pid {postmaster}) stopped" in reported
+            assert "answer 503" in reported
+            wait_for(lines, "catalog is back", seen)
+            with httpx.Client(base_url=url, trust_env=False, timeout=10) as http:
+                assert http.post("/api/servers", json={"name": "after"}).status_code == 201
+            process.send_signal(signal.SIGINT)
+            assert process.wait(30) == 0, "\n".join(seen)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_second_cluster_on_the_same_ports_is_refused_and_the_first_keeps_going(
