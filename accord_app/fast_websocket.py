@@ -22,7 +22,9 @@ encodes once) cannot serve the HTTP API on the same port: its `process_request` 
 request bodies and closes after every response.
 
 The parts of uvicorn this relies on are not public API (how it builds a `ws=` protocol, its
-server_state.connections and shutdown()); pyproject.toml pins the range that the tests ran.
+server_state.connections and shutdown()); pyproject.toml pins the range that the tests ran, and
+tests/test_fast_websocket.py fails loudly if they change. Of websockets it uses only the public
+sans-I/O API (state, close_exc, receive_eof, ...), with the major version capped.
 """
 
 import asyncio
@@ -36,7 +38,7 @@ from urllib.parse import unquote
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 from websockets.datastructures import Headers
-from websockets.frames import Frame, Opcode
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -160,9 +162,7 @@ class FastWebSocket(asyncio.Protocol):
         self._connections.discard(self)
         self._stop_timers()
         self._paused = False
-        code = 1006 if self.conn.close_rcvd is None else self.conn.close_rcvd.code
-        reason = "" if self.conn.close_rcvd is None else self.conn.close_rcvd.reason
-        self._received(TransportClosed(code, reason))
+        self._received(self._how_it_closed())
         self._transport = None
         if self._closed_callback is not None:
             callback, self._closed_callback = self._closed_callback, None
@@ -268,12 +268,9 @@ class FastWebSocket(asyncio.Protocol):
                 self._start_handshake(event)
             elif isinstance(event, Frame):
                 self._frame(event)
-        self._queue_protocol_output()  # pongs, the close echo, a failure's close frame
-        if self.conn.parser_exc is not None and not self._reported:
-            sent = self.conn.close_sent
-            self._received(
-                TransportClosed(sent.code if sent else 1006, sent.reason if sent else "")
-            )
+        # Pongs, the close echo, a failure's close frame. After a protocol error that ends
+        # with b"": the connection closes, and connection_lost tells the runtime how.
+        self._queue_protocol_output()
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.PONG:
@@ -281,10 +278,8 @@ class FastWebSocket(asyncio.Protocol):
                 self._ping_payload = None
                 self._schedule_ping()
         elif frame.opcode is Opcode.CLOSE:
-            if self.conn.close_rcvd is not None:
-                self._received(
-                    TransportClosed(self.conn.close_rcvd.code, self.conn.close_rcvd.reason)
-                )
+            close = Close.parse(bytes(frame.data))  # ServerProtocol checked it already
+            self._received(TransportClosed(close.code, close.reason))
         elif frame.opcode in (Opcode.TEXT, Opcode.BINARY) and frame.fin:
             self._message(frame.opcode, bytes(frame.data))
         elif frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
@@ -332,6 +327,20 @@ class FastWebSocket(asyncio.Protocol):
         if full and transport is not None and not transport.is_closing():
             self._reading_paused = True
             transport.pause_reading()
+
+    def _how_it_closed(self) -> TransportClosed:
+        """The close, from websockets' public close_exc: the peer's close frame, or ours after
+        a protocol error, or 1006 (no close frame at all)."""
+        self.conn.receive_eof()  # idempotent: the stream has ended, so the state is CLOSED
+        if self.conn.state is not State.CLOSED:  # the handshake never finished
+            return TransportClosed(1006, "")
+        closed = self.conn.close_exc
+        frame = closed.rcvd or closed.sent
+        return (
+            TransportClosed(1006, "")
+            if frame is None
+            else TransportClosed(frame.code, frame.reason)
+        )
 
     def _read_again(self) -> None:
         transport = self._transport
@@ -523,7 +532,10 @@ class FastWebSocket(asyncio.Protocol):
         response_headers = Headers(headers)
         response_headers.setdefault("Connection", "close")
         response_headers.setdefault("Content-Length", str(len(body)))
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:  # a status the standard library does not name
+            phrase = ""
         self.conn.send_response(Response(status, phrase, response_headers, body))
         self._queue_protocol_output()  # ends with b"": the connection closes
 

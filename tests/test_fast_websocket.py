@@ -4,8 +4,10 @@ pings drop a peer that went silent; uvicorn's shutdown closes sockets politely; 
 messages arrive whole. Real servers on loopback, each test on both paths for comparison."""
 
 import base64
+import inspect
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -13,10 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from uvicorn.config import Config
+from uvicorn.protocols.http import h11_impl, httptools_impl
+from uvicorn.server import Server, ServerState
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from accord_app import Settings, create_app
+from accord_app import Settings, create_app, fast_websocket
 from accord_app.app import uvicorn_options
 from accord_app.fast_websocket import FrameCache
 from accord_app.lab.server import BackgroundServer
@@ -26,6 +31,7 @@ from accord_app.settings import WebSocketPath
 PATHS = list(WebSocketPath)
 BURST = 200  # frames sent to one socket in one turn of its actor
 TIMEOUT = 10.0
+PRIVATE_MEMBERS = ["parser_exc", "close_rcvd", "close_sent", "_value2member_map_"]
 
 
 def channel_path(http: httpx.Client) -> str:
@@ -152,3 +158,40 @@ def test_a_text_sent_to_many_sockets_is_encoded_once() -> None:
     equal_but_not_the_same = "".join(list(text))
     again = cache.text_frame(equal_but_not_the_same)
     assert again == first and again is not first
+
+
+def test_the_fast_path_uses_only_public_websockets_api() -> None:
+    """websockets' undocumented members (and the stdlib's private maps) may change in any
+    release: the fast path reads the public close_code, close_reason and close_exc."""
+    source = Path(fast_websocket.__file__).read_text()
+    private = [name for name in PRIVATE_MEMBERS if name in source]
+    assert private == [], f"accord_app/fast_websocket.py uses private members: {private}"
+
+
+def test_the_uvicorn_hooks_the_fast_path_relies_on_are_still_there() -> None:
+    """These are not uvicorn's public API: if an upgrade changes one, fail here, loudly, and
+    not as sockets that hang. Checked: how the HTTP protocols build the `ws=` protocol and
+    hand it the connection, what Config and ServerState hold, and that a graceful shutdown
+    calls shutdown() on each connection."""
+    for module in (h11_impl, httptools_impl):
+        source = inspect.getsource(module)
+        built = re.search(
+            r"self\.ws_protocol_class\(\s*(?:#[^\n]*)?\s*config=self\.config,\s*"
+            r"server_state=self\.server_state,\s*app_state=self\.app_state,\s*\)\s*"
+            r"protocol\.connection_made\(self\.transport\)\s*protocol\.data_received\(",
+            source,
+        )
+        assert built, f"{module.__name__} builds its ws= protocol differently now"
+    shutdown = inspect.getsource(Server.shutdown)
+    assert re.search(
+        r"for connection in list\(self\.server_state\.connections\):\s*connection\.shutdown\(\)",
+        shutdown,
+    ), "uvicorn's shutdown no longer calls shutdown() on each connection"
+    state = ServerState()
+    assert isinstance(state.connections, set) and isinstance(state.tasks, set)
+    assert isinstance(state.default_headers, list)
+    config = Config(app="accord_app.app:app")
+    for name in ("ws_max_size", "ws_max_queue", "ws_ping_interval", "ws_ping_timeout"):
+        assert hasattr(config, name), f"uvicorn's Config has no {name} any more"
+    assert isinstance(config.root_path, str)
+    assert "loaded_app" in inspect.getsource(Config.load)
