@@ -26,7 +26,7 @@ from accord_app.chat.protocol import (
     encode,
     parse_frame,
 )
-from accord_app.chat.ratelimit import ChatLimits, ClientLimits, TokenBucket
+from accord_app.chat.ratelimit import MONOTONIC, ChatLimits, ClientLimits, Clock, TokenBucket
 from accord_app.errors import describe_failure
 
 SCHEMA = [
@@ -66,6 +66,8 @@ class ChannelActor(Actor):
     # What each client address may still do, shared by every actor of the process.
     clients: ClassVar[ClientLimits] = ClientLimits(ChatLimits())
     cost: ClassVar[MessageCost] = MessageCost()  # extra work per message; none by default
+    # What the rate limits and typing notices read the time from; tests turn one by hand.
+    clock: ClassVar[Clock] = MONOTONIC
 
     def __init__(self, ctx: ActorContext) -> None:
         super().__init__(ctx)
@@ -277,7 +279,7 @@ class ChannelActor(Actor):
     def within_rate(self, ws: HibernatableWebSocket, nonce: str | None = None) -> bool:
         """Spend a token of this socket's bucket and of its client's, or send a rate_limited
         error and say no."""
-        now = time.monotonic()
+        now = self.clock.now()
         bucket = self.buckets.setdefault(
             ws, TokenBucket(self.limits.messages_per_second, self.limits.burst, updated=now)
         )
@@ -296,7 +298,7 @@ class ChannelActor(Actor):
     def charge(self, ws: HibernatableWebSocket, tokens: float) -> None:
         """Charge work already done (a long replay) to the socket and its client; the debt
         delays their next frames."""
-        now = time.monotonic()
+        now = self.clock.now()
         bucket = self.buckets.get(ws)
         if bucket is not None:
             bucket.refill(now)
@@ -347,7 +349,7 @@ class ChannelActor(Actor):
     def replay_allowance(self, ws: HibernatableWebSocket) -> int:
         """How many messages the socket and its client can pay for now (at least one): a slice
         is cut to that, so 20 sockets of one client cannot all ask for a full slice at once."""
-        now = time.monotonic()
+        now = self.clock.now()
         buckets = [self.clients.bucket(self.client_of(ws), now)]
         if ws in self.buckets:  # made by the socket's first frame
             buckets.append(self.buckets[ws])
@@ -358,12 +360,12 @@ class ChannelActor(Actor):
 
     def typing_due(self, ws: HibernatableWebSocket) -> bool:
         """Whether a typing notice from `ws` would be relayed now (one per typing_interval)."""
-        return time.monotonic() - self.last_typing.get(ws, -1e9) >= self.limits.typing_interval
+        return self.clock.now() - self.last_typing.get(ws, -1e9) >= self.limits.typing_interval
 
     def relay_typing(self, ws: HibernatableWebSocket, channel_id: str, username: str) -> None:
         if not self.typing_due(ws):
             return  # typing notices are hints: dropping extras is harmless
-        self.last_typing[ws] = time.monotonic()
+        self.last_typing[ws] = self.clock.now()
         self.broadcast(channel_id, {"type": "typing", "username": username}, skip=ws)
 
     def forget(self, ws: HibernatableWebSocket) -> None:

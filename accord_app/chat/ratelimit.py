@@ -11,11 +11,27 @@ and keep the counters in one place for all its servers (in Accord's design: a ra
 actor, as in Cloudflare's chat demo). Here each process counts for itself.
 """
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 # Gone clients' buckets kept before a sweep drops those that owe nothing any more.
 SWEEP_AFTER = 1024
+
+
+class Clock(Protocol):
+    """Seconds that only go forward: the buckets' `now`."""
+
+    def now(self) -> float: ...
+
+
+class MonotonicClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+
+MONOTONIC = MonotonicClock()
 
 
 @dataclass(frozen=True)

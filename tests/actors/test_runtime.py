@@ -193,7 +193,10 @@ async def test_ack_is_withheld_until_the_commit_is_durable(tmp_path: Path) -> No
     fsync.release.clear()
     ack = stub.increment()
     read_after = stub.read()  # reads the uncommitted 1: its reply must wait as well
-    await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while fsync.calls == 0:  # until the commit's fsync has started (and waits to be released)
+        assert time.monotonic() < deadline, "no fsync started"
+        await asyncio.sleep(0.001)
     assert fsync.calls == 1 and not ack.done() and not read_after.done()
     fsync.release.set()
     assert await ack == 1 and await read_after == 1

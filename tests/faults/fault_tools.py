@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -56,3 +57,18 @@ def logged(*names: str) -> Iterator[Records]:
     finally:
         for logger in loggers:
             logger.removeHandler(records)
+
+
+def wait_hibernated(app: Any, timeout: float = 5.0) -> None:
+    """Until no channel actor is awake and every actor's file is closed. The server runs in
+    another thread, whose dicts may change while they are read: such a read is tried again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            channels = app.state.channels
+            if channels.live_count == 0 and not channels.closing_futures():
+                return
+        except RuntimeError:  # "dictionary changed size during iteration"
+            pass
+        assert time.monotonic() < deadline, "the actors never hibernated"
+        time.sleep(0.01)

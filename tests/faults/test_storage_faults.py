@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_tools import logged
+from fault_tools import logged, wait_hibernated
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -52,7 +52,7 @@ def test_a_read_only_data_folder_refuses_each_message_with_its_nonce(
         json.loads(ws.recv(timeout=5))
         send(ws, "before")
         assert answer(ws)["type"] == "ack"
-        time.sleep(0.8)  # the actor hibernates, closing its file; its member stays connected
+        wait_hibernated(running.app)  # closing its file; its member stays connected
         read_only(True)
         with logged() as records:
             for _ in range(5):
@@ -123,7 +123,7 @@ def test_a_file_held_by_another_process_is_refused_at_once_and_the_loop_runs_on(
         json.loads(ws.recv(timeout=5))
         send(ws, "first")
         assert answer(ws)["type"] == "ack"
-        time.sleep(0.8)  # the actor hibernates: its file is closed
+        wait_hibernated(running.app)  # its file is closed
         holder = subprocess.Popen(
             [sys.executable, "-c", HOLDER, str(actor_file(running.settings, path))],
             stdout=subprocess.PIPE,
@@ -199,7 +199,7 @@ def test_an_emptied_actor_file_is_refused_not_restarted_from_seq_1(start: Any) -
         json.loads(ws.recv(timeout=5))
         send(ws, "one")
         assert answer(ws)["seq"] == 1
-    time.sleep(0.6)  # hibernated: the file is closed, its -wal folded in and gone
+    wait_hibernated(running.app)  # the file is closed, its -wal folded in and gone
     file = actor_file(running.settings, path)
     file.write_bytes(b"")
     with logged() as records, connect(running.ws_url(path)) as ws:
