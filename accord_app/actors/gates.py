@@ -18,6 +18,7 @@ microseconds and readable in one screen.
 
 import enum
 from collections import deque
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from accord_app.actors.errors import ActorOverloaded
@@ -119,20 +120,23 @@ class OutputGate(Generic[Output]):
     def turn_started(self) -> None:
         self.in_turn = True
 
-    def turn_ended(self, succeeded: bool) -> tuple[list[Output], list[Output]]:
+    def turn_ended(self, succeeded: bool) -> tuple[Sequence[Output], Sequence[Output]]:
         """The running turn's outputs: (to release now, dropped). If it succeeded they go
         through the gate as if sent at its end, held behind its writes; if it failed, every
-        one is dropped, like its writes."""
+        one is dropped, like its writes. (Empty tuples, not new lists: this runs every turn.)"""
         self.in_turn = False
-        outputs, self._turn = self._turn or [], None
+        outputs, self._turn = self._turn, None
+        if outputs is None:
+            return (), ()
         if not succeeded:
-            return [], outputs
+            return (), outputs
         if self.written <= self.durable:
-            return outputs, []
+            return outputs, ()
         if self._held is None:
             self._held = deque()
-        self._held.extend((self.written, output) for output in outputs)
-        return [], []
+        number = self.written
+        self._held.extend([(number, output) for output in outputs])
+        return (), ()
 
     def discard_turn(self) -> list[Output]:
         """Drop what the running turn sent so far (its handler failed and the turn goes on)."""
