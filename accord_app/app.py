@@ -20,10 +20,10 @@ from accord_app.chat.ratelimit import ClientLimits
 from accord_app.errors import install_error_handlers, no_such_websocket
 from accord_app.fast_websocket import FastWebSocket
 from accord_app.frontend import install_frontend
-from accord_app.limits import BodySizeLimit, HttpLimits, http_protocol
+from accord_app.limits import BodySizeLimit, HttpLimits, RequestBudget, http_protocol
 from accord_app.settings import Settings, WebSocketPath
 from accord_app.web import CanonicalIds
-from accord_app.worker_header import RouterOnlyForwarding, WorkerHeader
+from accord_app.worker_header import INTERNAL_HEADER, RouterOnlyForwarding, WorkerHeader
 
 DESCRIPTION = """\
 Accord is a real-time chat backend: servers and channels live in a catalog database,
@@ -122,6 +122,8 @@ def create_app(
                 timeout=ROUTER_TIMEOUT_SECONDS,
                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
                 trust_env=False,
+                # Calls for a client who already paid: free at the worker that answers them.
+                headers={INTERNAL_HEADER: settings.router_secret or ""},
             )
         yield
         if app.state.router is not None:
@@ -145,6 +147,7 @@ def create_app(
     app.state.clients = clients
     app.state.placement = settings.placement
     install_error_handlers(app)
+    app.add_middleware(RequestBudget, limits=settings.request_limits, catalog=catalog)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(CanonicalIds)
     if settings.worker is not None:

@@ -267,6 +267,14 @@ class Catalog:
             ).fetchall()
         return [Channel(id=id_, name=name, server_id=server_id) for id_, name in rows]
 
+    def count_channels(self, server_id: str) -> int:
+        """How many channels the server has (0 if it does not exist)."""
+        with self.connection() as conn:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM channels WHERE server_id = ?", (server_id,)
+            ).fetchone()
+        return int(count)
+
     def get_channel(self, server_id: str, channel_id: str) -> Channel | None:
         with self.connection() as conn:
             row = conn.execute(

@@ -1,22 +1,33 @@
-"""What one client may make the server hold: a request body (an ASGI middleware), and the
+"""What one client may make the server hold or do: a request body (an ASGI middleware), the
 HTTP connection itself (headers, deadlines, connections per address, the Host header: a
-uvicorn protocol class, since the app sees a request only once its headers are complete)."""
+uvicorn protocol class, since the app sees a request only once its headers are complete), and
+the requests an address may make each second (an ASGI middleware)."""
 
 import asyncio
 import http
 import ipaddress
 import json
+import math
+import re
+import time
+import uuid
 import weakref
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import HTTPException
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from accord_app.catalog import Catalog, CatalogError
+from accord_app.chat.ratelimit import TokenBucket
+from accord_app.chat.routes import client_address
 from accord_app.errors import error_response
+from accord_app.worker_header import is_internal
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -277,3 +288,77 @@ class LimitedHttp(HttpToolsProtocol):
 def http_protocol(limits: HttpLimits) -> type[LimitedHttp]:
     """The protocol class to give uvicorn (its `http` option) for these limits."""
     return type("LimitedHttp", (LimitedHttp,), {"limits": limits})
+
+
+# --- Requests per client address: every HTTP request pays from its address's budget. ---
+
+# Tokens an address earns per second and may save up: a page load, a few dozen channel lists
+# and histories, a burst of creations for a workshop's setup.
+REQUESTS_PER_SECOND = 20.0
+REQUEST_BURST = 200
+# What a request costs: a read 1; a write 2 (it is fsync'ed); a question to every channel of a
+# server 1 + its number of channels, one actor call each (capped at the burst, so it can be paid).
+WRITE_COST = 2
+_SPANNING = re.compile(r"^/api/servers/([^/]+)/(activity|announcements)$")
+_TRACKED_ADDRESSES = 10_000  # beyond this many, addresses whose budget is full are forgotten
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    per_second: float = REQUESTS_PER_SECOND
+    burst: int = REQUEST_BURST
+
+
+class RequestBudget:
+    """Pure ASGI middleware: each HTTP request costs tokens from its client address's bucket
+    (see the costs above); one it cannot pay is answered 429 rate_limited with Retry-After.
+    `GET /api`, the health check, is free, and so are the cluster's own calls between its
+    workers (marked by the router's secret, see accord_app/worker_header.py). The buckets are
+    this process's: each worker of a cluster keeps its own."""
+
+    def __init__(self, app: ASGIApp, limits: RequestLimits, catalog: Catalog) -> None:
+        self.app = app
+        self.limits = limits
+        self.catalog = catalog
+        self.buckets: dict[str, TokenBucket] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/api" or is_internal(scope):
+            await self.app(scope, receive, send)
+            return
+        cost = min(await self.cost(scope), self.limits.burst)
+        client = client_address(HTTPConnection(scope))
+        now = time.monotonic()
+        bucket = self.buckets.get(client)
+        if bucket is None:
+            if len(self.buckets) >= _TRACKED_ADDRESSES:
+                self.forget_rested(now)
+            bucket = TokenBucket(self.limits.per_second, self.limits.burst, updated=now)
+            self.buckets[client] = bucket
+        if bucket.take(now, cost):
+            await self.app(scope, receive, send)
+            return
+        wait = math.ceil((cost - bucket.tokens) / self.limits.per_second)
+        message = (
+            f"Too many requests from {client}: this one costs {cost:g} of the"
+            f" {self.limits.per_second:g} a second this address earns; try again in {wait} s."
+        )
+        response = error_response(429, "rate_limited", message, {"retry-after": str(wait)})
+        await response(scope, receive, send)
+
+    async def cost(self, scope: Scope) -> float:
+        spanning = _SPANNING.match(scope["path"])
+        if spanning is not None:
+            try:
+                server_id = str(uuid.UUID(spanning[1]))
+                channels = await run_in_threadpool(self.catalog.count_channels, server_id)
+            except (ValueError, CatalogError):
+                channels = 0  # the route answers its own 400 or 503
+            return 1 + channels
+        return WRITE_COST if scope["method"] in {"POST", "PUT", "PATCH", "DELETE"} else 1
+
+    def forget_rested(self, now: float) -> None:
+        for client, bucket in list(self.buckets.items()):
+            bucket.refill(now)
+            if bucket.tokens >= bucket.burst:
+                del self.buckets[client]

@@ -11,6 +11,7 @@ from accord_app.chat.cost import CostKind, MessageCost
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
 from accord_app.dialects import POSTGRESQL_SCHEMES
+from accord_app.limits import RequestLimits
 from accord_app.origins import normalise_origin
 from accord_app.placement import Placement
 
@@ -54,6 +55,7 @@ class Settings:
     # its own --host (any other is refused: a DNS-rebound page names its own domain).
     allowed_hosts: frozenset[str] = frozenset()
     message_cost: MessageCost = field(default_factory=MessageCost)
+    request_limits: RequestLimits = field(default_factory=RequestLimits)
     websocket: WebSocketPath = WebSocketPath.FAST
     # Set by the cluster (accord_app/cluster) for each of its workers; None: a lone process.
     worker: int | None = None  # this worker's number, 1..K
@@ -124,6 +126,7 @@ class Settings:
         port = parse_port(environ.get("ACCORD_PORT", str(defaults.port)), "ACCORD_PORT")
         data_dir = environ.get("ACCORD_DATA_DIR")
         limits = defaults.chat_limits
+        requests = defaults.request_limits
         worker = environ.get("ACCORD_WORKER")
         if worker is not None and not (worker.isascii() and worker.isdigit()):
             raise ValueError(f"ACCORD_WORKER must be a worker number (1, 2, ...), not {worker!r}")
@@ -180,6 +183,10 @@ class Settings:
                 if name.strip()
             ),
             message_cost=MessageCost(work_ms, CostKind(work_kind)),
+            request_limits=RequestLimits(
+                per_second=number("ACCORD_CLIENT_REQUEST_RATE", requests.per_second),
+                burst=int(number("ACCORD_CLIENT_REQUEST_BURST", requests.burst)),
+            ),
             websocket=WebSocketPath(websocket),
             worker=None if worker is None else int(worker),
             workers=tuple(address for address in workers.split(",") if address),

@@ -14,6 +14,18 @@ HEADER = b"x-accord-worker"
 ROUTER_SECRET_HEADER = "X-Accord-Router"
 _SECRET = ROUTER_SECRET_HEADER.lower().encode()
 _FORWARDED = b"x-forwarded-for"
+# Sent with the secret by a worker's own calls to other workers (through the router): they
+# are the cluster's work for a client who already paid, not a client's requests.
+INTERNAL_HEADER = "X-Accord-Internal"
+_INTERNAL = INTERNAL_HEADER.lower().encode()
+
+
+def is_internal(scope: Scope) -> bool:
+    """Whether the request is a worker's call to another (RouterOnlyForwarding has removed
+    the header from any request whose secret did not match)."""
+    return any(name == _INTERNAL for name, _ in scope["headers"])
+
+
 # The messages that start an answer: an HTTP response, a WebSocket accepted or refused.
 _ANSWER_STARTS = {"http.response.start", "websocket.accept", "websocket.http.response.start"}
 
@@ -38,8 +50,9 @@ class WorkerHeader:
 
 class RouterOnlyForwarding:
     """Pure ASGI middleware: drops `X-Forwarded-For` from a request that does not carry the
-    router's secret (so the client is the peer itself), and the secret from every request
-    (so the app, its logs and its errors never hold it)."""
+    router's secret (so the client is the peer itself), `X-Accord-Internal` unless it holds
+    the secret, and the router's header from every request (so the app, its logs and its
+    errors never hold the secret)."""
 
     def __init__(self, app: ASGIApp, secret: str | None) -> None:
         self.app = app
@@ -48,13 +61,19 @@ class RouterOnlyForwarding:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             headers = scope["headers"]
-            given = [value for name, value in headers if name == _SECRET]
-            believed = (
-                self.secret is not None
-                and len(given) == 1
-                and hmac.compare_digest(given[0], self.secret)
-            )
-            dropped = {_SECRET} if believed else {_SECRET, _FORWARDED}
+            dropped = {_SECRET}
+            if not self.carries_secret(headers, _SECRET):
+                dropped.add(_FORWARDED)
+            if not self.carries_secret(headers, _INTERNAL):
+                dropped.add(_INTERNAL)
             kept = [(name, value) for name, value in headers if name not in dropped]
             scope = {**scope, "headers": kept}
         await self.app(scope, receive, send)
+
+    def carries_secret(self, headers: list[tuple[bytes, bytes]], header: bytes) -> bool:
+        given = [value for name, value in headers if name == header]
+        return (
+            self.secret is not None
+            and len(given) == 1
+            and hmac.compare_digest(given[0], self.secret)
+        )

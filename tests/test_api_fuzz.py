@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accord_app import Settings, create_app
+from accord_app.limits import RequestLimits
 
 pytestmark = pytest.mark.anyio
 
@@ -68,7 +69,9 @@ CONTENT_TYPES = st.sampled_from(
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     """One app for the whole module: examples pile up data, which the checks tolerate."""
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
-    return create_app(Settings(data_dir=data_dir))
+    # Hundreds of requests a second from one address: the request budget would refuse most.
+    unlimited = RequestLimits(per_second=1e9, burst=10**9)
+    return create_app(Settings(data_dir=data_dir, request_limits=unlimited))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,64 @@
+"""Every HTTP request pays from its client address's budget (accord_app/limits.py's
+RequestBudget): reads 1, writes 2, a question to every channel of a server 1 + its channels.
+One it cannot pay is a 429 with Retry-After; other addresses are not affected. Real uvicorn on
+loopback, each client from its own loopback address."""
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from accord_app import Settings, create_app
+from accord_app.app import uvicorn_options
+from accord_app.lab.server import BackgroundServer
+from accord_app.limits import WRITE_COST, RequestLimits
+
+# Slow to refill, so that nothing the test does in a second or two earns a token back.
+LIMITS = RequestLimits(per_second=0.1, burst=20)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[BackgroundServer]:
+    settings = replace(Settings(data_dir=tmp_path), request_limits=LIMITS)
+    with BackgroundServer(create_app(settings), **uvicorn_options(settings)) as running:
+        yield running
+
+
+def client(server: BackgroundServer, address: str) -> httpx.Client:
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=server.url, transport=transport, trust_env=False, timeout=10)
+
+
+def test_reads_pay_one_until_the_budget_is_spent(server: BackgroundServer) -> None:
+    with client(server, "127.0.0.2") as http, client(server, "127.0.0.3") as other:
+        for _ in range(LIMITS.burst):
+            assert http.get("/api/servers").status_code == 200
+        refused = http.get("/api/servers")
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "rate_limited"
+        assert int(refused.headers["retry-after"]) >= 1 / LIMITS.per_second - 1
+        assert http.get("/api").status_code == 200  # the health check is free
+        assert other.get("/api/servers").status_code == 200  # another address has its own
+
+
+def test_writes_pay_more(server: BackgroundServer) -> None:
+    with client(server, "127.0.0.4") as http:
+        created = [
+            http.post("/api/servers", json={"name": f"server {n}"}).status_code
+            for n in range(LIMITS.burst // WRITE_COST + 1)
+        ]
+    assert created == [201] * (LIMITS.burst // WRITE_COST) + [429]
+
+
+def test_a_question_to_every_channel_pays_for_each(server: BackgroundServer) -> None:
+    with client(server, "127.0.0.5") as setup, client(server, "127.0.0.6") as http:
+        server_id = setup.post("/api/servers", json={"name": "Workshop"}).json()["id"]
+        for n in range(6):
+            setup.post(f"/api/servers/{server_id}/channels", json={"name": f"channel {n}"})
+        # 7 tokens each (1 + 6 channels): two of them, and the third finds 6 left.
+        answers = [http.get(f"/api/servers/{server_id}/activity").status_code for _ in range(3)]
+        assert answers == [200, 200, 429]
+        # What is left still pays for the cheap requests.
+        assert [http.get("/api/servers").status_code for _ in range(7)] == [200] * 6 + [429]
