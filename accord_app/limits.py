@@ -308,6 +308,13 @@ class RequestLimits:
     per_second: float = REQUESTS_PER_SECOND
     burst: int = REQUEST_BURST
 
+    def __post_init__(self) -> None:
+        if not (self.per_second > 0 and self.burst >= 1):
+            raise ValueError(
+                "ACCORD_CLIENT_REQUEST_RATE must be above 0 and ACCORD_CLIENT_REQUEST_BURST at"
+                f" least 1, not {self.per_second:g} and {self.burst}"
+            )
+
 
 class RequestBudget:
     """Pure ASGI middleware: each HTTP request costs tokens from its client address's bucket

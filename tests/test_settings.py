@@ -64,3 +64,18 @@ def test_the_websocket_path_is_fast_unless_asgi_is_asked_for() -> None:
     assert "ws" not in uvicorn_options(Settings.from_env({"ACCORD_WS": "asgi"}))  # uvicorn's own
     with pytest.raises(ValueError, match="ACCORD_WS must be one of fast, asgi, not 'quick'"):
         Settings.from_env({"ACCORD_WS": "quick"})
+
+
+def test_host_names_and_request_budgets_come_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "ACCORD_ALLOWED_HOSTS": " Chat.Example.org., accord.local ,",
+            "ACCORD_CLIENT_REQUEST_RATE": "5",
+            "ACCORD_CLIENT_REQUEST_BURST": "50",
+        }
+    )
+    assert settings.allowed_hosts == {"chat.example.org", "accord.local"}
+    assert (settings.request_limits.per_second, settings.request_limits.burst) == (5, 50)
+    for bad in [{"ACCORD_CLIENT_REQUEST_RATE": "0"}, {"ACCORD_CLIENT_REQUEST_BURST": "0"}]:
+        with pytest.raises(ValueError, match="ACCORD_CLIENT_REQUEST_RATE must be above 0"):
+            Settings.from_env(bad)
