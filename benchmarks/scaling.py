@@ -702,6 +702,7 @@ def cost_of(run: dict[str, Any]) -> str:
 
 def report(summary: dict[str, Any], found: Findings, drawn: Sequence[Drawn]) -> str:
     m = summary["machine"]
+    note = summary.get("note", "")
     ticks = {True: "✅", False: "❌", None: "-"}
     captioned = {figure.name: figure for figure in drawn}
 
@@ -719,7 +720,7 @@ def report(summary: dict[str, Any], found: Findings, drawn: Sequence[Drawn]) -> 
         f" {summary['started']}, {summary.get('seconds', 0) / 60:.1f} minutes. Machine:"
         f" {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['system']}, Python"
         f" {m['python']}, Caddy {m['caddy']}, Locust {m['locust']}, Accord"
-        f" {m['commit']}{'. ' + summary['note'] if summary.get('note') else ''}."
+        f" {m['commit']}{'. ' + note[:1].upper() + note[1:] if note else ''}."
         " Sustained throughput = the highest step whose send→ack p99 stayed"
         f" under {summary['p99_limit_ms']:g} ms with no failure and ≥ 95% of what was sent"
         " acked.",

@@ -122,12 +122,14 @@ def legend(ax: Axes, location: Literal["best", "upper left"] = "best") -> None:
     ax.legend(fontsize=TEXT_PT, loc=location, framealpha=0.92)
 
 
-def limit_line(ax: Axes, limit_ms: float) -> None:
-    """The latency limit, drawn and labelled on the plot (not only in the legend)."""
+def limit_line(ax: Axes, limit_ms: float, label_at: float = 0.5) -> None:
+    """The latency limit, drawn and labelled on the plot (not only in the legend), its name
+    at `label_at` of the width: the middle, where neither a line that climbs at the left (one
+    actor) nor one that climbs at the right (many) usually is."""
     ax.axhline(limit_ms, color=GUIDE_COLOUR, linestyle="--", linewidth=2)
     ax.annotate(
         f"{limit_ms:g} ms limit",
-        xy=(0.5, limit_ms),  # the middle: lines climb at the left (one actor) or the right
+        xy=(label_at, limit_ms),
         xycoords=("axes fraction", "data"),
         xytext=(0, 6),
         textcoords="offset points",
@@ -270,7 +272,7 @@ def plot_isolation(ax: Axes, p99s: Mapping[str, tuple[float, float]], limit_ms: 
         ax.bar_label(bars, [f"{h:,.0f} ms" for h in heights], fontsize=TEXT_PT, padding=4)
         values += heights
     if limit_ms:
-        limit_line(ax, limit_ms)
+        limit_line(ax, limit_ms, label_at=0.25)  # above the first group: no bar there is tall
     low, high = min(values) / 3, max(values) * 3  # room for the values above the bars
     log_axis(ax, "y", low, high)
     ax.set_xticks([0, 1], ["quiet channels alone", "beside a hot channel"])

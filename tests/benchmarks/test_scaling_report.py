@@ -242,6 +242,8 @@ def test_the_committed_reference_is_what_the_code_draws(
     scaling.main(["--report", str(tmp_path)])
     for name in ["report.md", "captions.json"]:
         assert (tmp_path / name).read_text() == (REFERENCE / name).read_text(), name
-    for name in json.loads((REFERENCE / "captions.json").read_text()):
+    captions = json.loads((REFERENCE / "captions.json").read_text())
+    assert sorted(path.name for path in REFERENCE.glob("*.png")) == sorted(captions)  # no stale
+    for name in captions:
         assert png_size(REFERENCE / name) == (1920, 1080), name
         assert (REFERENCE / name).stat().st_size < 300_000, name
