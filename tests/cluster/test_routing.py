@@ -111,3 +111,13 @@ async def test_an_id_written_in_upper_case_is_a_400_wherever_it_lands(running: A
             pass
     assert refused.value.response.status_code == 400
     assert running.http.get(f"{channel.path}/messages").status_code == 200
+
+
+def test_a_rebound_host_name_is_refused_through_the_router(running: Any) -> None:
+    """Caddy passes the Host header on; every worker checks it (accord_app/limits.py)."""
+    [channel] = running.create_channels(1)
+    for path in ["/api/servers", f"{channel.path}/messages"]:
+        response = running.http.get(path, headers={"Host": "rebound.example:8787"})
+        assert response.status_code == 421, response.text
+        assert response.json()["code"] == "host_not_allowed"
+        assert running.http.get(path, headers={"Host": "localhost:8787"}).status_code == 200
