@@ -40,9 +40,11 @@ from accord_app.types import Channel, Server
 # Connections to PostgreSQL kept open between calls, at most.
 IDLE_CONNECTIONS = 8
 # Connections to PostgreSQL in use at once, at most, and how long a call waits for one: calls
-# held up by a slow server must not take every thread the web server runs endpoints on.
+# held up by a slow server must not take every thread the web server runs endpoints on. A
+# call's worst case, this wait, a connection (2 s) and a statement (2 s), stays below the
+# cluster's router's 5 s, so the client gets the catalog's 503, not the router's 504.
 MAX_CONNECTIONS = 16
-POOL_TIMEOUT_SECONDS = 1.0
+POOL_TIMEOUT_SECONDS = 0.5
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 AnyConnection = TypeVar("AnyConnection", bound=Connection)
 
