@@ -72,10 +72,11 @@ PAGE = """<!doctype html>
   .reveal li {{ margin-bottom: 10px; line-height: 1.3; }}
   .reveal small {{ display: block; color: #333; font-size: 20px; line-height: 1.3; }}
   .reveal img {{ border: 0; margin: 0; max-width: 100%; max-height: none; }}
-  .reveal img.diagram {{ display: block; width: 100%; height: auto; }}
-  .reveal .plot-row {{ display: flex; gap: 24px; align-items: flex-start; }}
-  .reveal .plot-row img.plot {{ flex: 0 0 auto; width: 930px; height: auto; }}
-  .reveal .plot-row small {{ flex: 1 1 0; }}
+  /* Pictures end above the slide number and the arrows in the bottom corner. */
+  .reveal img.diagram {{ display: block; max-height: 530px; width: auto; margin: 0 auto; }}
+  .reveal .plot-row {{ display: flex; gap: 16px; align-items: flex-start; }}
+  .reveal .plot-row img.plot {{ flex: 0 0 auto; width: 924px; height: auto; }}
+  .reveal .plot-row small {{ flex: 1 1 0; line-height: 1.2; }}
   .reveal pre {{ width: 100%; margin: 0 0 20px; box-shadow: none; font-size: 24px; }}
   .reveal pre code {{ max-height: none; line-height: 1.3; padding: 10px 14px;
     background: #f6f6f6; }}

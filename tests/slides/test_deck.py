@@ -1,6 +1,7 @@
 """The deck builds into one page that a headless Chromium can walk with no network, and that
 reads from the back row at 1280x720: no slide runs off its box, no text drawn under 20 px
-(body, code, captions, the diagrams' labels; speaker notes excluded), every picture drawn at
+(body, code, captions, the diagrams' labels; speaker notes excluded), nothing under the slide
+number or the arrows, every picture drawn at
 least at the size it was made for, no title on two lines, no slide of more than 50 words (its
 code and a plot's generated caption of settings aside), and the PDF has one page per slide.
 Every slide's screenshot is kept in the test's temp folder; UPDATE_SCREENSHOT=1 also rewrites
@@ -48,15 +49,35 @@ MEASURE = """() => {
         }
         return true;
     };
+    const number = document.querySelector('.slide-number');
+    // The slide number and the arrows sit over the slide's corner: nothing may hide under them.
+    const chrome = [number, ...document.querySelectorAll('.controls button')]
+        .filter((e) => visible(e) && getComputedStyle(e).opacity !== '0')
+        .map((e) => e.getBoundingClientRect());
     const texts = [];
+    const hidden = [];
     const walker = document.createTreeWalker(slide, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
         const parent = node.parentElement;
         if (!node.textContent.trim() || parent.closest('aside.notes') || !visible(parent)) continue;
         texts.push([node.textContent.trim().slice(0, 40),
                     parseFloat(getComputedStyle(parent).fontSize) * scale]);
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        for (const line of range.getClientRects()) {
+            if (chrome.some((c) => line.left < c.right && line.right > c.left
+                                   && line.top < c.bottom && line.bottom > c.top)) {
+                hidden.push(node.textContent.trim().slice(0, 40));
+            }
+        }
     }
-    const number = document.querySelector('.slide-number');
+    for (const img of slide.querySelectorAll('img')) {
+        const box = img.getBoundingClientRect();
+        if (chrome.some((c) => box.left < c.right && box.right > c.left
+                               && box.top < c.bottom && box.bottom > c.top)) {
+            hidden.push(img.getAttribute('src'));
+        }
+    }
     texts.push([number.innerText, parseFloat(getComputedStyle(number).fontSize) * scale]);
     const outside = [];
     for (const element of slide.querySelectorAll('*')) {
@@ -83,6 +104,7 @@ MEASURE = """() => {
         words: prose.textContent.split(/\\s+/).filter((w) => /\\w/.test(w)).length,
         texts: texts,
         outside: outside,
+        hidden: hidden,
         images: Array.from(slide.querySelectorAll('img'), (img) => ({
             src: img.getAttribute('src'), natural: img.naturalWidth,
             drawn: img.getBoundingClientRect().width})),
@@ -155,6 +177,7 @@ def test_every_slide_reads_from_the_back_row_with_no_network(
         assert slide["number"] == f"{index + 1}/{total}", where
         assert len(slide["notes"].split()) >= 10, f"{where} has no speaker notes"
         assert slide["outside"] == [], f"{where} runs off its box: {slide['outside']}"
+        assert slide["hidden"] == [], f"{where}: under the slide number: {slide['hidden']}"
         small = [(text, size) for text, size in slide["texts"] if size < MIN_TEXT_PX]
         assert small == [], f"{where}: text under {MIN_TEXT_PX} px"
         assert slide["words"] <= MAX_WORDS, f"{where} has {slide['words']} words"
