@@ -20,6 +20,7 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
+from privileges import need_root
 from psycopg import sql
 
 from accord_app import Settings, create_app
@@ -172,16 +173,6 @@ def browser(chromium_path: Path) -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
-
-
-def need_root(what: str) -> None:
-    """Skip a test that needs root (to mount a filesystem, say), with the reason; in CI, which
-    runs as root, fail it instead: nothing may be skipped there."""
-    if os.geteuid() != 0:
-        message = f"needs root to {what}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 class SmallDisk:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import need_root
+from privileges import need_root
 
 from accord_app import pgserver
 from accord_app.catalog import Catalog
