@@ -69,7 +69,11 @@ def http_limits(settings: Settings) -> HttpLimits:
     uncapped: set[str] = set()
     if settings.worker is not None:
         uncapped = {"127.0.0.1", "::1", settings.router_host or "127.0.0.1"}
-    return HttpLimits(allowed_hosts=frozenset(hosts), uncapped_peers=frozenset(uncapped))
+    return HttpLimits(
+        connections_per_address=settings.request_limits.connections,
+        allowed_hosts=frozenset(hosts),
+        uncapped_peers=frozenset(uncapped),
+    )
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

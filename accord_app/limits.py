@@ -307,12 +307,18 @@ _TRACKED_ADDRESSES = 10_000  # beyond this many, addresses whose budget is full 
 class RequestLimits:
     per_second: float = REQUESTS_PER_SECOND
     burst: int = REQUEST_BURST
+    # Open HTTP connections from one address (HttpLimits.connections_per_address).
+    connections: int = CONNECTIONS_PER_ADDRESS
 
     def __post_init__(self) -> None:
         if not (self.per_second > 0 and self.burst >= 1):
             raise ValueError(
                 "ACCORD_CLIENT_REQUEST_RATE must be above 0 and ACCORD_CLIENT_REQUEST_BURST at"
                 f" least 1, not {self.per_second:g} and {self.burst}"
+            )
+        if self.connections < 1:
+            raise ValueError(
+                f"ACCORD_CLIENT_HTTP_CONNECTIONS must be at least 1, not {self.connections}"
             )
 
 

@@ -186,6 +186,7 @@ class Settings:
             request_limits=RequestLimits(
                 per_second=number("ACCORD_CLIENT_REQUEST_RATE", requests.per_second),
                 burst=int(number("ACCORD_CLIENT_REQUEST_BURST", requests.burst)),
+                connections=int(number("ACCORD_CLIENT_HTTP_CONNECTIONS", requests.connections)),
             ),
             websocket=WebSocketPath(websocket),
             worker=None if worker is None else int(worker),

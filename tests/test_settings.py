@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from accord_app.app import uvicorn_options
+from accord_app.app import http_limits, uvicorn_options
 from accord_app.fast_websocket import FastWebSocket
 from accord_app.settings import DATA_DIR_HELP, PROJECT_DIR, Settings, WebSocketPath
 
@@ -72,10 +72,15 @@ def test_host_names_and_request_budgets_come_from_the_environment() -> None:
             "ACCORD_ALLOWED_HOSTS": " Chat.Example.org., accord.local ,",
             "ACCORD_CLIENT_REQUEST_RATE": "5",
             "ACCORD_CLIENT_REQUEST_BURST": "50",
+            "ACCORD_CLIENT_HTTP_CONNECTIONS": "7",
         }
     )
     assert settings.allowed_hosts == {"chat.example.org", "accord.local"}
     assert (settings.request_limits.per_second, settings.request_limits.burst) == (5, 50)
+    assert http_limits(settings).connections_per_address == 7
+    assert http_limits(Settings.from_env({})).connections_per_address == 64
+    with pytest.raises(ValueError, match="ACCORD_CLIENT_HTTP_CONNECTIONS must be at least 1"):
+        Settings.from_env({"ACCORD_CLIENT_HTTP_CONNECTIONS": "0"})
     for bad in [{"ACCORD_CLIENT_REQUEST_RATE": "0"}, {"ACCORD_CLIENT_REQUEST_BURST": "0"}]:
         with pytest.raises(ValueError, match="ACCORD_CLIENT_REQUEST_RATE must be above 0"):
             Settings.from_env(bad)
