@@ -49,13 +49,18 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def kernel_temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def kernel_temp_folder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """TMPDIR for the Jupyter kernels this test starts, and the servers they start: each run of
-    a chapter makes a fresh data folder there, which would pile up in /tmp run after run."""
-    folder = tmp_path / "kernel-tmp"
-    folder.mkdir()
+    a chapter makes a fresh data folder there, which would pile up in /tmp run after run. Not
+    under pytest's own folder, which keeps to root alone: run as root, chapter 08's PostgreSQL
+    runs as a user of its own, who must pass through every folder above its data."""
+    folder = Path(tempfile.mkdtemp(prefix="accord-kernels-"))
+    folder.chmod(0o755)
     monkeypatch.setenv("TMPDIR", str(folder))
-    return folder
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
