@@ -2,10 +2,11 @@
 
 Modules, one concept each: `ids` (addresses), `errors`, `gates` (the sans-I/O input and output
 gates), `storage` (per-actor SQLite, group-commit primitives), `alarms`, `sockets`
-(hibernatable WebSockets), `host` (one actor id's turns, commits and sockets: ActorHost,
-ActorContext) and `runtime` (Runtime, Namespace, Stub, Actor).
+(hibernatable WebSockets), `actor` (what an actor is and is given: Actor, ActorContext), `host`
+(one actor id's turns, commits and sockets: ActorHost) and `runtime` (Runtime, Namespace, Stub).
 """
 
+from accord_app.actors.actor import Actor, ActorContext
 from accord_app.actors.errors import (
     ActorError,
     ActorOverloaded,
@@ -23,12 +24,10 @@ from accord_app.actors.errors import (
     TurnCancelled,
     UnknownMethod,
 )
-from accord_app.actors.host import ActorContext
+from accord_app.actors.host import CommitMode
 from accord_app.actors.ids import ActorId
 from accord_app.actors.runtime import (
-    Actor,
     ActorInfo,
-    CommitMode,
     Namespace,
     Runtime,
     Stub,

@@ -18,11 +18,15 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 from accord_app.actors import ids
+from accord_app.actors.actor import Actor, ActorContext
+from accord_app.actors.alarms import AlarmScheduler
 from accord_app.actors.errors import (
     ActorOverloaded,
     ActorReset,
@@ -43,62 +47,59 @@ from accord_app.actors.sockets import (
 )
 from accord_app.actors.storage import Storage
 
-if TYPE_CHECKING:  # the runtime imports this module: these are for annotations only
-    from accord_app.actors.runtime import Actor, Namespace
-
 logger = logging.getLogger(__name__)
 # How long a socket gets to close politely when the runtime shuts down.
 SHUTDOWN_CLOSE_SECONDS = 1.0
 # An actor with a queue gives the event loop a turn after this many of its own (see _drain).
 TURNS_PER_YIELD = 8
 
+CommitMode = Literal["grouped", "per_turn"]
 
-class ActorContext:
-    """What an actor can ask of the runtime: `self.ctx` inside the actor."""
 
-    __slots__ = ("_host",)
-
-    def __init__(self, host: "ActorHost") -> None:
-        self._host = host
+class HostServices(Protocol):
+    """What a host needs from the namespace that keeps it (`runtime.Namespace` is the one).
+    This is the whole of the host's view of the runtime: this module imports nothing of it."""
 
     @property
-    def id(self) -> ids.ActorId:
-        return self._host.id
+    def actor_class(self) -> type[Actor]: ...
+
+    # The runtime's settings and its worker threads (opening, fsyncing, closing databases).
+    @property
+    def max_queue(self) -> int: ...
 
     @property
-    def storage(self) -> Storage:
-        assert self._host.storage is not None, "storage is open while the actor exists"
-        return self._host.storage
+    def idle_timeout(self) -> float: ...
 
-    def block_concurrency_while(self, initialise: Callable[[], Awaitable[object]]) -> None:
-        """Run `initialise()` before any other event reaches the actor (from the constructor,
-        which cannot await). If it raises, the actor resets and the waiting event gets the error.
+    @property
+    def commit_mode(self) -> CommitMode: ...
 
-        Inside a turn nothing else runs anyway (turns never interleave), so this only matters
-        where Durable Objects would let events in: construction.
-        """
-        self._host.blockers.append(initialise)
+    @property
+    def fsync(self) -> Callable[[Path], None]: ...
 
-    def accept_websocket(
-        self, transport: Transport, tags: Sequence[str] = ()
-    ) -> HibernatableWebSocket:
-        """Hand a connected socket to the runtime; its events come to the websocket_* handlers."""
-        return self._host.accept_websocket(transport, tags)
+    @property
+    def executor(self) -> Executor: ...
 
-    def get_websockets(self, tag: str | None = None) -> list[HibernatableWebSocket]:
-        return [ws for ws in self._host.sockets if tag is None or tag in ws.tags]
+    @property
+    def scheduler(self) -> AlarmScheduler: ...
 
-    def set_websocket_auto_response(self, request: str | None, response: str = "") -> None:
-        """Answer the text frame `request` with `response` without waking the actor (a ping).
-        None removes it."""
-        self._host.auto_response = None if request is None else (request, response)
+    def storage_path(self, actor_hex: str) -> Path: ...
+
+    async def make_room_for(self, host: "ActorHost") -> None: ...
+
+    def close_in_background(
+        self, actor_hex: str, storage: Storage, after: asyncio.Future[Any] | None = None
+    ) -> None: ...
+
+    def forget(self, host: "ActorHost") -> None: ...
+
+    def log_failure(self, actor_hex: str, what: str) -> None: ...
 
 
 @dataclass(slots=True)
 class Event:
     """One unit of work for an actor's turn."""
 
-    action: "Callable[[Actor], Awaitable[Any]]"
+    action: Callable[[Actor], Awaitable[Any]]
     reply: "asyncio.Future[Any] | None" = None  # resolved through the output gate
     turn_done: "asyncio.Future[None] | None" = None  # resolved when the turn ends, not gated
     message: "tuple[HibernatableWebSocket, str | bytes] | None" = None  # from a socket
@@ -179,10 +180,10 @@ class ActorHost:
         "storage",
     )
 
-    def __init__(self, namespace: "Namespace[Any]", actor_id: ids.ActorId) -> None:
+    def __init__(self, namespace: HostServices, actor_id: ids.ActorId) -> None:
         self.namespace = namespace
         self.id = actor_id
-        self.mailbox: Mailbox[Event] = Mailbox(namespace.runtime.max_queue)
+        self.mailbox: Mailbox[Event] = Mailbox(namespace.max_queue)
         self.gate: OutputGate[Reply | Frame | Refusal] = OutputGate()
         self.commits = CommitCycle()
         self.instance: Actor | None = None
@@ -257,8 +258,7 @@ class ActorHost:
         try:
             constructing = self.instance is None
             if constructing:
-                await self.namespace.wait_until_closed(self.id.hex)
-                await self.namespace.runtime.make_room(for_host=self)
+                await self.namespace.make_room_for(self)
                 await self._open_storage()
             actor = self._instance()
             await self._run_blockers()
@@ -286,7 +286,7 @@ class ActorHost:
         self._settle_turn(event, value, error)
         if escaping is not None:
             raise escaping
-        if self.namespace.runtime.commit_mode == "per_turn" and self.gate.should_commit():
+        if self.namespace.commit_mode == "per_turn" and self.gate.should_commit():
             self._start_commit()
             if self._commit_in_flight is not None:
                 await asyncio.shield(self._commit_in_flight)  # the next turn waits for this fsync
@@ -334,12 +334,12 @@ class ActorHost:
         file and its folders, which would hold every other actor's turns on the loop."""
         if self.storage is not None:
             return
-        runtime = self.namespace.runtime
-        path = self.namespace.storage_path(self.id.hex)
-        opening = partial(Storage, path, on_first_write=self.gate.wrote, fsync=runtime.fsync)
+        namespace = self.namespace
+        path = namespace.storage_path(self.id.hex)
+        opening = partial(Storage, path, on_first_write=self.gate.wrote, fsync=namespace.fsync)
         try:
             self.storage = await asyncio.get_running_loop().run_in_executor(
-                runtime.executor, opening
+                namespace.executor, opening
             )
         except StorageError as error:
             self.namespace.log_failure(self.id.hex, f"cannot start: {error}")
@@ -349,7 +349,7 @@ class ActorHost:
             self.namespace.log_failure(self.id.hex, f"cannot start: {unavailable}")
             raise unavailable from error
 
-    def _instance(self) -> "Actor":
+    def _instance(self) -> Actor:
         if self.instance is None:
             try:
                 self.instance = self.namespace.actor_class(ActorContext(self))
@@ -396,7 +396,7 @@ class ActorHost:
         self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
     ) -> None:
         loop = asyncio.get_running_loop()
-        executor = self.namespace.runtime.executor
+        executor = self.namespace.executor
         try:
             wal_is_large = await loop.run_in_executor(
                 executor, self._make_durable, storage, alarm_update, checkpoint
@@ -420,7 +420,7 @@ class ActorHost:
         self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
     ) -> bool:
         """Worker thread: lower the alarm index, fsync the actor's -wal, then settle the index."""
-        index = self.namespace.alarm_index
+        index = self.namespace.scheduler.index
         changed, at = alarm_update
         if changed and at is not None:
             index.lower(self.id.hex, at)
@@ -469,16 +469,14 @@ class ActorHost:
         loop = asyncio.get_running_loop()
         self._last_active = loop.time()
         if self._idle_timer is None:
-            self._idle_timer = loop.call_later(
-                self.namespace.runtime.idle_timeout, self._on_idle_timer
-            )
+            self._idle_timer = loop.call_later(self.namespace.idle_timeout, self._on_idle_timer)
 
     def _on_idle_timer(self) -> None:
         self._idle_timer = None
         if not self.quiet:
             return  # whatever keeps it busy calls _note_activity when it is done
         loop = asyncio.get_running_loop()
-        remaining = self._last_active + self.namespace.runtime.idle_timeout - loop.time()
+        remaining = self._last_active + self.namespace.idle_timeout - loop.time()
         if remaining > 0:
             self._idle_timer = loop.call_later(remaining, self._on_idle_timer)
             return
@@ -570,7 +568,7 @@ class ActorHost:
 
     # -- alarms ------------------------------------------------------------------------------
 
-    async def alarm_turn(self, actor: "Actor") -> None:
+    async def alarm_turn(self, actor: Actor) -> None:
         storage = actor.storage
         retries = self.namespace.scheduler.retries
         due = storage.get_alarm()
@@ -626,7 +624,7 @@ def _handler_event(
     """An event for a WebSocket handler. It has no caller to receive an exception: the turn
     still rolls back, the error is logged and the socket stays open."""
 
-    async def action(actor: "Actor") -> None:
+    async def action(actor: Actor) -> None:
         try:
             await getattr(actor, handler)(*args)
         except Exception:

@@ -1,4 +1,4 @@
-"""The runtime: namespaces of actors, stubs to call them, and the Actor base class.
+"""The runtime: namespaces of actors and stubs to call them.
 
     class Counter(Actor):
         async def increment(self, by: int = 1) -> int:
@@ -12,7 +12,9 @@
     await runtime.close()
 
 Each actor id of a namespace has an `ActorHost` (module `host`) while it is awake, has sockets
-or has work queued: it runs the turns, the commits, hibernation and the sockets.
+or has work queued: it runs the turns, the commits, hibernation and the sockets. The host asks
+its namespace for what it needs through `host.HostServices`, which `Namespace` satisfies; the
+`Actor` base class and its `ActorContext` live in `actor`.
 """
 
 import asyncio
@@ -22,12 +24,13 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from accord_app.actors import ids
+from accord_app.actors.actor import Actor
 from accord_app.actors.alarms import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BASE_SECONDS,
@@ -43,13 +46,10 @@ from accord_app.actors.errors import (
     UnknownMethod,
 )
 from accord_app.actors.files import open_files_limit
-from accord_app.actors.host import ActorContext, ActorHost, Event
-from accord_app.actors.sockets import HibernatableWebSocket
+from accord_app.actors.host import ActorHost, CommitMode, Event
 from accord_app.actors.storage import Storage, fsync_path
 
 __all__ = [
-    "Actor",
-    "ActorContext",
     "ActorInfo",
     "CommitMode",
     "Namespace",
@@ -62,48 +62,9 @@ logger = logging.getLogger(__name__)
 # A failing actor's log lines: one per this many seconds at most.
 FAILURE_LOG_SECONDS = 60.0
 
-CommitMode = Literal["grouped", "per_turn"]
 _NAMESPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _HANDLERS = frozenset({"alarm", "websocket_message", "websocket_close", "websocket_error"})
-A = TypeVar("A", bound="Actor")
-
-
-class Actor:
-    """Base class of actors. Public `async def` methods are callable through stubs; the
-    handlers below are called by the runtime. State that must survive goes to `self.storage`:
-    the instance itself is rebuilt after hibernation or a reset.
-
-    Storage writes happen inside turns only. A task the actor starts may read, but a write it
-    makes once its turn has ended raises StorageError: it would be committed by no one. To
-    write later, have the task call the actor through its stub (a turn of its own)."""
-
-    def __init__(self, ctx: "ActorContext") -> None:
-        self.ctx = ctx
-
-    @property
-    def storage(self) -> Storage:
-        return self.ctx.storage
-
-    async def alarm(self) -> None:
-        """Runs when the alarm set with `storage.set_alarm()` is due."""
-
-    async def websocket_message(self, ws: HibernatableWebSocket, data: str | bytes) -> None:
-        """A message arrived on a socket accepted with `ctx.accept_websocket()`."""
-
-    async def websocket_close(self, ws: HibernatableWebSocket, code: int, reason: str) -> None:
-        """The peer closed `ws` (it is already gone from `ctx.get_websockets()`)."""
-
-    async def websocket_error(self, ws: HibernatableWebSocket, error: Exception) -> None:
-        """Receiving from `ws` failed; the socket is closed and gone."""
-
-    @classmethod
-    def websocket_refused(
-        cls, ws: HibernatableWebSocket, data: str | bytes, error: Exception
-    ) -> None:
-        """A message that arrived on `ws` came to nothing: the actor could not start (its
-        storage is unavailable), `websocket_message` raised, or the commit that would have
-        kept its writes failed. Say so to the client with `ws.send(...)`. A class method:
-        there may be no instance to ask. By default the client is told nothing."""
+A = TypeVar("A", bound=Actor)
 
 
 @dataclass(frozen=True)
@@ -239,6 +200,33 @@ class Namespace(Generic[A]):
         closing = self._closing.get(actor_hex)
         if closing is not None:
             await asyncio.gather(closing, return_exceptions=True)
+
+    async def make_room_for(self, host: ActorHost) -> None:
+        """Before `host` wakes: its database's last close is over, and the runtime has room."""
+        await self.wait_until_closed(host.id.hex)
+        await self.runtime.make_room(for_host=host)
+
+    # -- the runtime's settings, as its hosts read them (host.HostServices) ------------------
+
+    @property
+    def max_queue(self) -> int:
+        return self.runtime.max_queue
+
+    @property
+    def idle_timeout(self) -> float:
+        return self.runtime.idle_timeout
+
+    @property
+    def commit_mode(self) -> CommitMode:
+        return self.runtime.commit_mode
+
+    @property
+    def fsync(self) -> Callable[[Path], None]:
+        return self.runtime.fsync
+
+    @property
+    def executor(self) -> Executor:
+        return self.runtime.executor
 
     def log_failure(self, actor_hex: str, what: str) -> None:
         """Log an actor's failure, at most once per FAILURE_LOG_SECONDS for each actor: a full

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from accord_app.actors import InvalidActorId, InvalidName, Runtime
+from accord_app.actors.actor import Actor
 from accord_app.actors.ids import id_from_name, id_from_string, new_unique_id
-from accord_app.actors.runtime import Actor
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 

@@ -216,7 +216,7 @@ def test_an_emptied_actor_file_is_refused_not_restarted_from_seq_1(start: Any) -
 
 def test_a_corrupt_alarm_index_says_which_file(tmp_path: Path) -> None:
     from accord_app.actors import Runtime, StorageError
-    from accord_app.actors.runtime import Actor
+    from accord_app.actors.actor import Actor
 
     index = tmp_path / "counters" / "alarms.sqlite3"
     index.parent.mkdir(parents=True)
