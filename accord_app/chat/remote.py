@@ -93,10 +93,12 @@ class RemoteActor:
             if left <= 0:
                 raise CallTimedOut(self.key, self.host, "no answer before the deadline")
             try:
-                response = await self.router.request(
-                    method, path, json=json, headers=headers, timeout=left
-                )
-            except httpx.TimeoutException:
+                # asyncio.timeout bounds the whole call. httpx's own `timeout=` bounds each step
+                # (connect, each read, ...): a reply that trickles in a byte at a time would
+                # never reach it, and the call would outlive its deadline.
+                async with asyncio.timeout(left):
+                    response = await self.router.request(method, path, json=json, headers=headers)
+            except (TimeoutError, httpx.TimeoutException):
                 raise CallTimedOut(self.key, self.host, "no answer before the deadline") from None
             except httpx.TransportError as error:
                 failure: RemoteCallError = HostUnreachable(self.key, self.host, describe(error))

@@ -4,12 +4,12 @@ where a repeat is safe."""
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from accord_app.chat.remote import CallRefused, CallTimedOut, HostUnreachable, RemoteActor
 from accord_app.lab.server import BackgroundServer
@@ -33,6 +33,15 @@ def flaky_app(calls: list[str]) -> FastAPI:
     async def slow() -> dict[str, bool]:
         await asyncio.sleep(1.5)
         return {"late": True}
+
+    @app.get("/trickle")
+    async def trickle() -> StreamingResponse:
+        async def bytes_slowly() -> AsyncIterator[bytes]:
+            for _ in range(20):  # a byte every 0.1 s: no single read ever waits long
+                await asyncio.sleep(0.1)
+                yield b" "
+
+        return StreamingResponse(bytes_slowly(), media_type="application/json")
 
     @app.post("/refuse")
     async def refuse() -> JSONResponse:
@@ -97,6 +106,15 @@ async def test_a_slow_host_fails_by_the_deadline(server: BackgroundServer) -> No
             await remote.call("GET", "/slow", deadline=started + 0.5)
         assert time.monotonic() - started < 1.5
     assert "channel:c1 on worker 2" in str(late.value)
+
+
+async def test_a_reply_that_trickles_in_fails_by_the_deadline_too(server: BackgroundServer) -> None:
+    remote = await remote_at(server.url)
+    async with remote.router:
+        started = time.monotonic()
+        with pytest.raises(CallTimedOut):
+            await remote.call("GET", "/trickle", deadline=started + 0.5)
+        assert time.monotonic() - started < 1.5  # the reply alone takes 2 s
 
 
 async def test_a_host_nobody_listens_on_is_unreachable_and_retried_only_until_the_deadline() -> (
