@@ -20,7 +20,8 @@ from accord_app.chat.ratelimit import ClientLimits
 from accord_app.errors import install_error_handlers, no_such_websocket
 from accord_app.fast_websocket import FastWebSocket
 from accord_app.frontend import install_frontend
-from accord_app.limits import BodySizeLimit, HttpLimits, RequestBudget, http_protocol
+from accord_app.limits import REFUSED, BodySizeLimit, HttpLimits, RequestBudget, http_protocol
+from accord_app.observe.metrics import Metrics, serve_metrics
 from accord_app.settings import Settings, WebSocketPath
 from accord_app.web import CanonicalIds
 from accord_app.worker_header import INTERNAL_HEADER, RouterOnlyForwarding, WorkerHeader
@@ -98,10 +99,17 @@ def create_app(
     # Limits and cost are class attributes because the runtime constructs the actors itself;
     # the clients' counters are one object, shared by every actor and the WebSocket route.
     clients = ClientLimits(settings.chat_limits)
+    # This app's metrics (GET /metrics), in a registry of its own; None with ACCORD_METRICS=0.
+    metrics = Metrics() if settings.metrics else None
     actor_class = type(
         channel_actor.__name__,
         (channel_actor,),
-        {"limits": settings.chat_limits, "clients": clients, "cost": settings.message_cost},
+        {
+            "limits": settings.chat_limits,
+            "clients": clients,
+            "cost": settings.message_cost,
+            "metrics": metrics,
+        },
     )
 
     @asynccontextmanager
@@ -117,6 +125,7 @@ def create_app(
         )
         app.state.runtime = runtime
         app.state.channels = runtime.namespace("channels", actor_class)
+        detach = metrics.attach(runtime) if metrics is not None else None
         # In a cluster, calls to actors that other workers host go through the proxy.
         # trust_env=False: a proxy set in the environment must never see loopback traffic.
         app.state.router = None
@@ -133,6 +142,8 @@ def create_app(
         if app.state.router is not None:
             await app.state.router.aclose()
         await runtime.close()  # finishes queued turns and commits, closes every socket
+        if detach is not None:
+            detach()
         app.state.catalog.close()  # its kept connections (PostgreSQL)
 
     # FastAPIOffline is FastAPI whose /docs and /redoc pages load Swagger UI and ReDoc from
@@ -150,8 +161,14 @@ def create_app(
     app.state.catalog = catalog
     app.state.clients = clients
     app.state.placement = settings.placement
+    app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(RequestBudget, limits=settings.request_limits, catalog=catalog)
+    budget: dict[str, Any] = {"limits": settings.request_limits, "catalog": catalog}
+    if metrics is not None:
+        metrics.watch_http_refusals(REFUSED)
+        budget["on_refused"] = metrics.request_rate_limited
+        app.add_api_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)
+    app.add_middleware(RequestBudget, **budget)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(CanonicalIds)
     if settings.worker is not None:

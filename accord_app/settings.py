@@ -66,6 +66,8 @@ class Settings:
     # None: the catalog is SQLite, catalog.sqlite3 in data_dir; a postgresql:// URL: that
     # PostgreSQL database, which several hosts can share.
     catalog_url: str | None = None
+    # GET /metrics, and the counting behind it (ACCORD_METRICS=0 turns both off).
+    metrics: bool = True
 
     def __post_init__(self) -> None:
         if self.catalog_url is not None and not self.catalog_url.startswith(POSTGRESQL_SCHEMES):
@@ -118,6 +120,14 @@ class Settings:
                 return float(text)
             except ValueError:
                 raise ValueError(f"{name} must be a number, not {text!r}") from None
+
+        def switch(name: str, default: bool) -> bool:
+            text = environ.get(name)
+            if text is None:
+                return default
+            if text not in {"0", "1"}:
+                raise ValueError(f"{name} must be 1 (on) or 0 (off), not {text!r}")
+            return text == "1"
 
         sharding = environ.get("ACCORD_SHARDING", defaults.sharding.value)
         if sharding not in {mode.value for mode in Sharding}:
@@ -194,4 +204,5 @@ class Settings:
             router_url=environ.get("ACCORD_ROUTER_URL") or None,
             router_secret=environ.get("ACCORD_ROUTER_SECRET") or None,
             catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
+            metrics=switch("ACCORD_METRICS", defaults.metrics),
         )

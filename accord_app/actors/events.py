@@ -1,4 +1,5 @@
-"""What happens to actors, as events anyone in the process may watch: `runtime.observe(callback)`.
+"""What happens to actors, as events anyone in the process may watch: `runtime.observe(callback)`;
+and the frames through their sockets, counted (`Traffic`).
 
 The runtime emits an `ActorEvent` when an actor wakes, runs a turn, commits, hibernates, is
 evicted, takes or loses a socket; the metrics (accord_app/observe/) count them and the inspector
@@ -77,3 +78,28 @@ class Observers:
                 callback(event)
             except Exception:
                 logger.exception("an observer of the actor runtime failed on %s", event.kind)
+
+
+class Traffic:
+    """The frames and bytes through one namespace's sockets. Plain integers, added to on every
+    frame (a broadcast adds once for all its members): far cheaper than an event per frame.
+    Bytes are the frames' payloads, UTF-8 for text, without WebSocket headers."""
+
+    __slots__ = ("bytes_in", "bytes_out", "frames_in", "frames_out")
+
+    def __init__(self) -> None:
+        self.frames_in = self.bytes_in = self.frames_out = self.bytes_out = 0
+
+    def received(self, data: str | bytes) -> None:
+        self.frames_in += 1
+        self.bytes_in += payload_bytes(data)
+
+    def sent(self, data: str | bytes, copies: int = 1) -> None:
+        self.frames_out += copies
+        self.bytes_out += copies * payload_bytes(data)
+
+
+def payload_bytes(data: str | bytes) -> int:
+    if isinstance(data, bytes) or data.isascii():  # isascii is a flag check, not a scan
+        return len(data)
+    return len(data.encode())

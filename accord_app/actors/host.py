@@ -37,7 +37,7 @@ from accord_app.actors.errors import (
     is_disk_full,
     storage_unavailable,
 )
-from accord_app.actors.events import ActorEvent, EventKind, Observers
+from accord_app.actors.events import ActorEvent, EventKind, Observers, Traffic
 from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
@@ -72,6 +72,9 @@ class HostServices(Protocol):
     def observers(self) -> Observers: ...
 
     def name_of(self, actor_hex: str) -> str | None: ...
+
+    @property
+    def traffic(self) -> Traffic: ...
 
     # The runtime's settings and its worker threads (opening, fsyncing, closing databases).
     @property
@@ -157,14 +160,19 @@ class Frame:
     broadcast sends the same frame to several in a row, for all of them: one output, not one
     per member."""
 
-    __slots__ = ("data", "sockets")
+    __slots__ = ("data", "sockets", "traffic")
 
-    def __init__(self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed):
-        self.sockets, self.data = [ws], data
+    def __init__(
+        self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed, traffic: Traffic
+    ):
+        self.sockets, self.data, self.traffic = [ws], data, traffic
 
     def release(self) -> None:
+        data = self.data
         for ws in self.sockets:
-            ws.deliver(self.data)
+            ws.deliver(data)
+        if not isinstance(data, TransportClosed):
+            self.traffic.sent(data, len(self.sockets))
 
     def drop(self, error: BaseException) -> None:
         """Lost with the failed commit, as in Durable Objects."""
@@ -579,7 +587,7 @@ class ActorHost:
         elif isinstance(held := self.gate.last_held(), Frame) and held.data is data:
             held.sockets.append(ws)  # the same frame to the next member: released together
             return
-        frame = Frame(ws, data)
+        frame = Frame(ws, data, self.namespace.traffic)
         if self.gate.send(frame):
             frame.release()
 
@@ -606,9 +614,12 @@ class ActorHost:
         """A message from the peer becomes a turn; the future is done when the turn is."""
         if ws.closing:
             return None  # the actor closed it; wait for the peer's close, nothing more to deliver
+        traffic = self.namespace.traffic
+        traffic.received(data)
         if self.auto_response is not None and data == self.auto_response[0]:
             # Not gated, as in Cloudflare: a fixed answer reveals no state.
             ws.deliver(self.auto_response[1])
+            traffic.sent(self.auto_response[1])
             return None
         turn_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:

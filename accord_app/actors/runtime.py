@@ -45,7 +45,7 @@ from accord_app.actors.errors import (
     RuntimeClosed,
     UnknownMethod,
 )
-from accord_app.actors.events import Observer, Observers
+from accord_app.actors.events import Observer, Observers, Traffic
 from accord_app.actors.files import open_files_limit
 from accord_app.actors.host import ActorHost, CommitMode, Event
 from accord_app.actors.storage import Storage, fsync_path
@@ -148,6 +148,7 @@ class Namespace(Generic[A]):
         self._closing: dict[str, asyncio.Future[None]] = {}  # databases being closed, by actor
         self._failures_logged: dict[str, float] = {}  # actor -> when its last failure was logged
         self._names: dict[str, str] = {}  # actor -> the name its id was made from
+        self.traffic = Traffic()  # frames and bytes through this namespace's sockets
         self._started = False
         with contextlib.suppress(RuntimeError):  # no running loop yet: start on first call
             self._start()

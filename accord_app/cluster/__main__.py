@@ -4,7 +4,8 @@ A worker that dies is reported and started again (its channels answer 502 meanwh
 others keep serving theirs. ACCORD_* variables reach the workers (ACCORD_WORK_MS, ...).
 With --hosts each worker is a host of its own (see hosts.py): its own data folder, its own
 network namespace and address on Linux as root (else its own loopback port), and a catalog on
-PostgreSQL (ACCORD_CATALOG_URL, or one the cluster starts).
+PostgreSQL (ACCORD_CATALOG_URL, or one the cluster starts). With --metrics it prints where
+Prometheus finds the numbers: each worker's GET /metrics, and the proxy's own.
 """
 
 import argparse
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
         "--port",
         type=port_flag,
         default=8787,
-        help="the proxy's port; workers take the next ones (default: 8787, workers 8788...)",
+        help="the proxy's port; workers take the next ones (default: 8787, workers 8788...),"
+        " then the proxy's metrics",
     )
     parser.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     parser.add_argument(
@@ -75,11 +77,17 @@ def main(argv: list[str] | None = None) -> None:
         help="each worker a host: its own data folder and address (a network namespace on"
         " Linux as root, else a loopback port), the catalog on PostgreSQL",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="print a Prometheus scrape config for the cluster: every worker and the proxy",
+    )
     args = parser.parse_args(argv)
     data_dir = args.data_dir or Path(os.environ.get("ACCORD_DATA_DIR") or default_data_dir())
     worker_ports = None if args.port == 0 else [args.port + n for n in range(1, args.workers + 1)]
-    if worker_ports and worker_ports[-1] > 65535:
-        parser.error(f"--port {args.port} leaves no room for {args.workers} worker ports")
+    metrics_port = None if args.port == 0 else args.port + args.workers + 1
+    if metrics_port and metrics_port > 65535:
+        parser.error(f"--port {args.port} leaves no room for {args.workers} workers' ports")
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     with contextlib.ExitStack() as cleanup:
         hosts = None
@@ -95,8 +103,9 @@ def main(argv: list[str] | None = None) -> None:
             worker_ports=worker_ports,
             hosts=hosts,
             catalog_url=os.environ.get("ACCORD_CATALOG_URL") or None,
+            metrics_port=metrics_port,
         )
-        run(cluster)
+        run(cluster, args.metrics)
 
 
 def make_hosts(
@@ -115,7 +124,7 @@ def make_hosts(
     return network.hosts(ports[0] if ports else HOST_PORT)
 
 
-def run(cluster: Cluster) -> None:
+def run(cluster: Cluster, metrics: bool = False) -> None:
     try:
         cluster.start()
     except ClusterError as error:
@@ -133,10 +142,14 @@ def run(cluster: Cluster) -> None:
             where = f"namespace and link {netns}" if netns else "on loopback"
             print(f"            data in {cluster.worker_data_dir(number)}, {where}")
     print(f"  proxy     Caddy, config in {cluster.data_dir / 'proxy'}, no admin endpoint")
+    proxy_metrics = cluster.scrape_targets()["proxy"][0]
+    print(f"  metrics   http://{proxy_metrics}/metrics (the proxy's), each worker's /metrics")
     if cluster.catalog_server is not None:
         print(f"  catalog   PostgreSQL, in {cluster.catalog_server.folder}")
     if cluster.hosts.network is not None:
         print("Cut a host off: ip link set LINK down (up: back); each host's link is named above.")
+    if metrics:
+        print(scrape_config(cluster), end="")
     print(f"Data in {cluster.data_dir}, logs in {cluster.log_dir}. Ctrl-C stops everything.")
     try:
         supervise(cluster)
@@ -147,6 +160,19 @@ def run(cluster: Cluster) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         cluster.stop()
+
+
+def scrape_config(cluster: Cluster) -> str:
+    """The scrape_configs of a prometheus.yml that scrapes the cluster: a job per kind."""
+    lines = ["# prometheus.yml: every target serves GET /metrics", "scrape_configs:"]
+    for job, targets in cluster.scrape_targets().items():
+        quoted = ", ".join(f"'{target}'" for target in targets)
+        lines += [
+            f"  - job_name: accord-{job}",
+            "    static_configs:",
+            f"      - targets: [{quoted}]",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def supervise(cluster: Cluster) -> None:
