@@ -6,12 +6,14 @@ evicted, takes or loses a socket; the metrics (accord_app/observe/) count them a
 shows them. Sans-I/O and synchronous: a callback runs on the event loop, inside the runtime's
 own code, so it must be quick and must not block; one that raises is logged and kept.
 
-Nobody listening costs one attribute read per event: the runtime asks `observers.active`
-before it builds an event at all.
+Nobody listening costs a set lookup per event: the runtime asks `observers.kinds` before it
+builds one at all. What happens on every turn and commit is also tallied without any event
+(`Activity`, and `Traffic` for every frame), which is what the metrics read.
 """
 
 import logging
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -46,38 +48,45 @@ class ActorEvent:
 
 
 Observer = Callable[[ActorEvent], None]
+EVERY_KIND = frozenset(EventKind)
 
 
 class Observers:
-    """The callbacks watching one runtime. Adding or removing one builds a new tuple, so an
-    emit that is under way is never disturbed by a callback that removes itself."""
+    """The callbacks watching one runtime, each for the kinds of event it asked for (a turn's
+    event is built only if someone wants turns). Adding or removing one builds new tuples, so an
+    emit under way is never disturbed by a callback that removes itself."""
 
-    __slots__ = ("_callbacks", "active")
+    __slots__ = ("_callbacks", "active", "kinds")
 
     def __init__(self) -> None:
-        self._callbacks: tuple[Observer, ...] = ()
-        self.active = False  # anyone listening: read by the runtime before building an event
+        self._callbacks: tuple[tuple[Observer, frozenset[EventKind]], ...] = ()
+        self.kinds: frozenset[EventKind] = frozenset()  # what someone listens to: read first
+        self.active = False  # anyone listening at all
 
-    def add(self, callback: Observer) -> Callable[[], None]:
-        """Start calling `callback` with every event; returns the function that stops it."""
-        self._callbacks = (*self._callbacks, callback)
-        self.active = True
+    def add(
+        self, callback: Observer, kinds: Iterable[EventKind] = EVERY_KIND
+    ) -> Callable[[], None]:
+        """Start calling `callback` with every event of `kinds`; returns what stops it."""
+        entry = (callback, frozenset(kinds))
+        self._update((*self._callbacks, entry))
 
         def remove() -> None:
-            callbacks = list(self._callbacks)
-            if callback in callbacks:
-                callbacks.remove(callback)
-            self._callbacks = tuple(callbacks)
-            self.active = bool(callbacks)
+            self._update(tuple(found for found in self._callbacks if found is not entry))
 
         return remove
 
+    def _update(self, callbacks: tuple[tuple[Observer, frozenset[EventKind]], ...]) -> None:
+        self._callbacks = callbacks
+        self.kinds = frozenset().union(*(kinds for _, kinds in callbacks))
+        self.active = bool(callbacks)
+
     def emit(self, event: ActorEvent) -> None:
-        for callback in self._callbacks:
-            try:
-                callback(event)
-            except Exception:
-                logger.exception("an observer of the actor runtime failed on %s", event.kind)
+        for callback, kinds in self._callbacks:
+            if event.kind in kinds:
+                try:
+                    callback(event)
+                except Exception:
+                    logger.exception("an observer of the actor runtime failed on %s", event.kind)
 
 
 class Traffic:
@@ -103,3 +112,43 @@ def payload_bytes(data: str | bytes) -> int:
     if isinstance(data, bytes) or data.isascii():  # isascii is a flag check, not a scan
         return len(data)
     return len(data.encode())
+
+
+# Bounds of the tallies' buckets. Seconds: a turn takes microseconds to milliseconds; an fsync,
+# tens of microseconds (a cache) to hundreds of milliseconds (a busy disk). A group commit
+# makes one turn's writes durable when quiet, hundreds when busy.
+TURN_SECONDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+FSYNC_SECONDS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+BATCH_SIZES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0)
+
+
+class Distribution:
+    """How many values fell at or under each bound (the last slot: above them all), their
+    count and sum: a histogram's numbers, kept with one bisect and two additions per value."""
+
+    __slots__ = ("bounds", "buckets", "count", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.buckets = [0] * (len(bounds) + 1)
+        self.count = 0
+        self.sum = 0.0
+
+    def add(self, value: float) -> None:
+        self.buckets[bisect_left(self.bounds, value)] += 1
+        self.count += 1
+        self.sum += value
+
+
+class Activity:
+    """One namespace's turns and group commits, tallied on every one of them (an event per
+    turn would cost more than the turn's bookkeeping): the metrics read them when scraped."""
+
+    __slots__ = ("commit_turns", "commit_writes", "commits_failed", "fsync_seconds", "turns")
+
+    def __init__(self) -> None:
+        self.turns = Distribution(TURN_SECONDS)  # each turn's duration
+        self.commit_turns = Distribution(BATCH_SIZES)  # turns that wrote, per commit
+        self.commit_writes = Distribution(BATCH_SIZES)  # writes, per commit
+        self.fsync_seconds = Distribution(FSYNC_SECONDS)  # one per durable commit
+        self.commits_failed = 0

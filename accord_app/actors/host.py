@@ -37,7 +37,7 @@ from accord_app.actors.errors import (
     is_disk_full,
     storage_unavailable,
 )
-from accord_app.actors.events import ActorEvent, EventKind, Observers, Traffic
+from accord_app.actors.events import Activity, ActorEvent, EventKind, Observers, Traffic
 from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
@@ -75,6 +75,9 @@ class HostServices(Protocol):
 
     @property
     def traffic(self) -> Traffic: ...
+
+    @property
+    def activity(self) -> Activity: ...
 
     # The runtime's settings and its worker threads (opening, fsyncing, closing databases).
     @property
@@ -234,9 +237,9 @@ class ActorHost:
         count: int | None = None,
         writes: int | None = None,
     ) -> None:
-        """Tell the runtime's observers (callers on hot paths check `observers.active` first)."""
+        """Tell the observers that want `kind` (nobody wants it: nothing is built)."""
         namespace = self.namespace
-        if namespace.observers.active:
+        if kind in namespace.observers.kinds:
             namespace.observers.emit(
                 ActorEvent(
                     kind,
@@ -276,11 +279,10 @@ class ActorHost:
                     await self._run_turn(event)
                 finally:
                     self.mailbox.finish_turn()
+                seconds = time.perf_counter() - started
                 self.turns += 1
-                if self.namespace.observers.active:
-                    self.emit(
-                        EventKind.TURN, time.perf_counter() - started, count=len(self.mailbox)
-                    )
+                self.namespace.activity.turns.add(seconds)
+                self.emit(EventKind.TURN, seconds, count=len(self.mailbox))
                 if self.gate.should_commit():
                     self._start_commit()
                 # Let the event loop run every few turns: finished commits release their
@@ -472,6 +474,10 @@ class ActorHost:
             return
         self._commit_in_flight = None
         self.last_commit_seconds = seconds
+        activity = self.namespace.activity
+        activity.fsync_seconds.add(seconds)
+        activity.commit_turns.add(batch[0])
+        activity.commit_writes.add(batch[1])
         self.emit(EventKind.COMMIT, seconds, count=batch[0], writes=batch[1])
         self.commits.commit_succeeded(wal_is_large)
         for output in self.gate.commit_succeeded():
@@ -506,6 +512,7 @@ class ActorHost:
         failure = CommitFailed(f"writes of actor {self.id.hex[:12]}… were not made durable: {why}")
         for output in self.gate.commit_failed():
             output.drop(failure)
+        self.namespace.activity.commits_failed += 1
         self.emit(EventKind.COMMIT_FAILED)
         if self.commits.commit_failed(error, turn_running=self.mailbox.turn_running):
             self._reset(error)  # else the running turn ends first, then drops its reply

@@ -23,7 +23,7 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +45,7 @@ from accord_app.actors.errors import (
     RuntimeClosed,
     UnknownMethod,
 )
-from accord_app.actors.events import Observer, Observers, Traffic
+from accord_app.actors.events import EVERY_KIND, Activity, EventKind, Observer, Observers, Traffic
 from accord_app.actors.files import open_files_limit
 from accord_app.actors.host import ActorHost, CommitMode, Event
 from accord_app.actors.storage import Storage, fsync_path
@@ -149,6 +149,7 @@ class Namespace(Generic[A]):
         self._failures_logged: dict[str, float] = {}  # actor -> when its last failure was logged
         self._names: dict[str, str] = {}  # actor -> the name its id was made from
         self.traffic = Traffic()  # frames and bytes through this namespace's sockets
+        self.activity = Activity()  # its turns and commits, tallied
         self._started = False
         with contextlib.suppress(RuntimeError):  # no running loop yet: start on first call
             self._start()
@@ -401,10 +402,14 @@ class Runtime:
         self._closed = False
         self.observers = Observers()
 
-    def observe(self, callback: Observer) -> Callable[[], None]:
+    def observe(
+        self, callback: Observer, kinds: Iterable[EventKind] = EVERY_KIND
+    ) -> Callable[[], None]:
         """Call `callback(event)` on the loop for every ActorEvent (module `events`) of this
-        runtime; returns the function that stops it. Keep it quick: it runs inside turns."""
-        return self.observers.add(callback)
+        runtime of one of `kinds` (default: all); returns the function that stops it. Keep it
+        quick: it runs inside turns. Turns and commits are tallied anyway (Namespace.activity):
+        leave them out of `kinds` unless each one is needed."""
+        return self.observers.add(callback, kinds)
 
     @property
     def namespaces(self) -> list["Namespace[Any]"]:

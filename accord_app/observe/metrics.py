@@ -2,12 +2,13 @@
 
 Three sources, each as cheap as it can be on the paths that carry messages:
 
-- the runtime's events (runtime.observe, accord_app/actors/events.py): wake-ups, turns,
-  commits, hibernation... counted as they happen, into prometheus_client's own counters and
-  histograms, one child per actor class looked up once;
-- what is true at scrape time, read then and only then by a collector (`_NowCollector`):
-  actors awake, sockets open, mailbox depths, and the runtime's frame counters (plain integers
-  it adds to on every frame, see actors/events.Traffic);
+- the runtime's rarer events (runtime.observe, accord_app/actors/events.py): wake-ups,
+  hibernations, evictions, resets, alarms, overloads, counted as they happen into
+  prometheus_client's own counters, one child per actor class looked up once;
+- what the runtime tallies on every turn, commit and frame (events.Activity and Traffic, a
+  few integer additions each; an event per turn into prometheus_client's locked histograms
+  cost 10 % more server CPU per frame in benchmarks/fanout.py), and what is true now (actors
+  awake, sockets open, mailbox depths): both read only when scraped, by `_NowCollector`;
 - the web and chat layers, which call the `Metrics` methods on the rare paths (a refused frame
   or connection, a rate limit, a call to another worker).
 
@@ -18,26 +19,28 @@ Each app has its own CollectorRegistry, so several apps in one process (tests) n
 """
 
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 
 from accord_app.actors import ActorEvent, EventKind, Runtime
+from accord_app.actors.events import Distribution
 
 PREFIX = "accord"
-# Seconds: a turn is microseconds to milliseconds; an fsync, tens of microseconds (a cache) to
-# hundreds of milliseconds (a busy disk); a call to another worker, a millisecond to its deadline.
-TURN_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-FSYNC_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+# Seconds a call to another worker takes: a millisecond, up to its deadline.
 CALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-# How many turns or writes one group commit made durable: one when quiet, hundreds when busy.
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 # Where a call to another worker's actor ended (accord_app/chat/remote.py).
 CALL_OUTCOMES = ("ok", "timed_out", "unreachable", "refused", "cancelled")
 
@@ -52,12 +55,6 @@ class _ClassMetrics:
     resets: Counter
     alarms: Counter
     overloads: Counter
-    commits_ok: Counter
-    commits_failed: Counter
-    turn_seconds: Histogram
-    commit_turns: Histogram
-    commit_writes: Histogram
-    fsync_seconds: Histogram
     asleep: set[str]  # actors this process put to sleep that have not woken since
 
 
@@ -70,9 +67,6 @@ class Metrics:
 
         def counter(name: str, doc: str, *labels: str) -> Counter:
             return Counter(f"{PREFIX}_{name}", doc, labels, registry=registry)
-
-        def histogram(name: str, doc: str, buckets: Sequence[float], *labels: str) -> Histogram:
-            return Histogram(f"{PREFIX}_{name}", doc, labels, buckets=buckets, registry=registry)
 
         by_class = "actor_class"
         self.wakeups = counter("actor_wakeups", "Actors woken (instance built).", by_class)
@@ -87,23 +81,6 @@ class Metrics:
         self.overloads = counter(
             "actor_overloads", "Events refused because the mailbox was full.", by_class
         )
-        self.commits = counter(
-            "actor_commits", "Group commits, by outcome (ok, failed).", by_class, "outcome"
-        )
-        self.turn_seconds = histogram(
-            "actor_turn_seconds", "Turns and how long each took.", TURN_BUCKETS, by_class
-        )
-        self.commit_turns = histogram(
-            "actor_commit_turns", "Turns that wrote, per group commit.", BATCH_BUCKETS, by_class
-        )
-        self.commit_writes = histogram(
-            "actor_commit_writes", "Writes (puts, deletes, SQL), per group commit.",
-            BATCH_BUCKETS, by_class,
-        )  # fmt: skip
-        self.fsync_seconds = histogram(
-            "actor_fsync_seconds", "How long each commit took to be durable (fsync).",
-            FSYNC_BUCKETS, by_class,
-        )  # fmt: skip
         self.refused_frames = counter(
             "websocket_refused_frames", "Chat frames answered with an error frame, by code.", "code"
         )
@@ -115,22 +92,20 @@ class Metrics:
             "Refused for going over a rate limit: an HTTP request or a chat frame.",
             "what",
         )
-        self.remote_call_seconds = histogram(
-            "remote_call_seconds",
+        self.remote_call_seconds = Histogram(
+            f"{PREFIX}_remote_call_seconds",
             "Calls to an actor on another worker (through the router), by outcome.",
-            CALL_BUCKETS,
-            "outcome",
+            ["outcome"],
+            buckets=CALL_BUCKETS,
+            registry=registry,
         )
         self._classes: dict[str, _ClassMetrics] = {}
         self._now = _NowCollector(self)
         registry.register(self._now)
         self._handlers: dict[EventKind, Callable[[_ClassMetrics, ActorEvent], None]] = {
-            EventKind.TURN: _turn,
-            EventKind.COMMIT: _commit,
             EventKind.WOKE: _woke,
             EventKind.HIBERNATED: _hibernated,
             EventKind.EVICTED: _evicted,
-            EventKind.COMMIT_FAILED: lambda m, e: m.commits_failed.inc(),
             EventKind.RESET: lambda m, e: m.resets.inc(),
             EventKind.ALARM: lambda m, e: m.alarms.inc(),
             EventKind.OVERLOADED: lambda m, e: m.overloads.inc(),
@@ -143,7 +118,7 @@ class Metrics:
     def attach(self, runtime: Runtime) -> Callable[[], None]:
         """Count `runtime`'s events and read its state when scraped; returns the detach."""
         self._now.runtime = runtime
-        stop = runtime.observe(self.on_event)
+        stop = runtime.observe(self.on_event, self._handlers)
 
         def detach() -> None:
             stop()
@@ -169,12 +144,6 @@ class Metrics:
             self.resets.labels(name),
             self.alarms.labels(name),
             self.overloads.labels(name),
-            self.commits.labels(name, "ok"),
-            self.commits.labels(name, "failed"),
-            self.turn_seconds.labels(name),
-            self.commit_turns.labels(name),
-            self.commit_writes.labels(name),
-            self.fsync_seconds.labels(name),
             set(),
         )
         return found
@@ -213,17 +182,6 @@ async def serve_metrics(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
-def _turn(metrics: _ClassMetrics, event: ActorEvent) -> None:
-    metrics.turn_seconds.observe(event.seconds or 0.0)
-
-
-def _commit(metrics: _ClassMetrics, event: ActorEvent) -> None:
-    metrics.commits_ok.inc()
-    metrics.commit_turns.observe(event.count or 0)
-    metrics.commit_writes.observe(event.writes or 0)
-    metrics.fsync_seconds.observe(event.seconds or 0.0)
-
-
 def _woke(metrics: _ClassMetrics, event: ActorEvent) -> None:
     metrics.wakeups.inc()
     metrics.asleep.discard(event.actor_id)
@@ -239,6 +197,17 @@ def _evicted(metrics: _ClassMetrics, event: ActorEvent) -> None:
     metrics.asleep.add(event.actor_id)
 
 
+def buckets(tally: Distribution) -> tuple[list[tuple[str, float]], float]:
+    """A runtime's Distribution as a histogram's cumulative buckets, and its sum."""
+    found, below = [], 0
+    for bound, count in zip(
+        (*map(floatToGoString, tally.bounds), "+Inf"), tally.buckets, strict=True
+    ):
+        below += count
+        found.append((bound, float(below)))
+    return found, tally.sum
+
+
 class _NowCollector(Collector):
     """What is true at scrape time, read from the runtime when Prometheus asks."""
 
@@ -250,6 +219,9 @@ class _NowCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         def gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
             return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=labels)
+
+        def histogram(name: str, doc: str) -> HistogramMetricFamily:
+            return HistogramMetricFamily(f"{PREFIX}_{name}", doc, labels=("actor_class",))
 
         awake = gauge("actors_awake", "Actors in memory now.", "actor_class")
         asleep = gauge(
@@ -274,6 +246,21 @@ class _NowCollector(Collector):
             "Payload bytes of those frames (UTF-8 for text; WebSocket headers not counted).",
             labels=("actor_class", "direction"),
         )
+        commits = CounterMetricFamily(
+            f"{PREFIX}_actor_commits",
+            "Group commits, by outcome (ok: durable, failed: its writes were lost).",
+            labels=("actor_class", "outcome"),
+        )
+        tallies = {
+            "turns": histogram("actor_turn_seconds", "Turns and how long each took."),
+            "commit_turns": histogram("actor_commit_turns", "Turns that wrote, per commit."),
+            "commit_writes": histogram(
+                "actor_commit_writes", "Writes (puts, deletes, SQL), per group commit."
+            ),
+            "fsync_seconds": histogram(
+                "actor_fsync_seconds", "How long each commit took to be durable (fsync)."
+            ),
+        }
         runtime = self.runtime
         for namespace in runtime.namespaces if runtime is not None else ():
             name = namespace.actor_class.__name__
@@ -289,6 +276,11 @@ class _NowCollector(Collector):
             frames.add_metric([name, "out"], traffic.frames_out)
             payload.add_metric([name, "in"], traffic.bytes_in)
             payload.add_metric([name, "out"], traffic.bytes_out)
+            activity = namespace.activity
+            commits.add_metric([name, "ok"], activity.fsync_seconds.count)
+            commits.add_metric([name, "failed"], activity.commits_failed)
+            for field, family in tallies.items():
+                family.add_metric([name], *buckets(getattr(activity, field)))
         refused = CounterMetricFamily(
             f"{PREFIX}_http_refused_connections",
             "HTTP requests refused before the app saw them (too many connections from one"
@@ -297,4 +289,5 @@ class _NowCollector(Collector):
         )
         for code, count in sorted(self.http_refusals.items()):
             refused.add_metric([code], count)
-        yield from (awake, asleep, queued, deepest, sockets, frames, payload, refused)
+        yield from (awake, asleep, queued, deepest, sockets, frames, payload, commits)
+        yield from (*tallies.values(), refused)

@@ -120,3 +120,21 @@ def test_an_observer_that_fails_is_logged_and_the_others_still_hear() -> None:
     stop()
     observers.emit(event)
     assert heard == [event]
+
+
+async def test_an_observer_hears_only_the_kinds_it_asked_for_and_turns_are_tallied(
+    tmp_path: Path,
+) -> None:
+    runtime = Runtime(tmp_path, idle_timeout=60)
+    woke: list[ActorEvent] = []
+    runtime.observe(woke.append, {EventKind.WOKE})
+    assert runtime.observers.kinds == {EventKind.WOKE}  # so no turn builds an event
+    notes = runtime.namespace("notes", Notes)
+    stub = notes.get(notes.new_unique_id())
+    await asyncio.gather(*(stub.write("a", "b") for _ in range(3)))
+    assert [e.kind for e in woke] == [EventKind.WOKE]
+    activity = notes.activity
+    assert activity.turns.count == 3 and sum(activity.turns.buckets) == 3
+    assert activity.commit_turns.sum == 3 and activity.commit_writes.sum == 6
+    assert activity.fsync_seconds.count == sum(activity.fsync_seconds.buckets) >= 1
+    await runtime.close()

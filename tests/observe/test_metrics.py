@@ -163,7 +163,7 @@ async def test_every_metric_is_served_and_moves_with_its_event(tmp_path: Path, p
     with serve(
         tmp_path,
         websocket=WebSocketPath(path),
-        idle_timeout=0.3,
+        idle_timeout=1.5,  # long enough not to sleep between two steps of the test
         chat_limits=limits,
         request_limits=RequestLimits(per_second=2, burst=40),
     ) as (url, http, _):
