@@ -461,7 +461,7 @@ class ActorHost:
         checkpoint: bool,
         batch: tuple[int, int],
     ) -> None:
-        """`batch`: the turns that wrote and the writes they made, for the observers."""
+        """`batch`: the turns that wrote and the writes they made, for the tallies."""
         loop = asyncio.get_running_loop()
         executor = self.namespace.executor
         try:
