@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import metadata
 from typing import Any
 
 import httpx
@@ -9,21 +10,28 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
-from accord_app import api
 from accord_app.actors import Actor, Runtime
-from accord_app.catalog import Catalog
-from accord_app.chat import activity, announcements
-from accord_app.chat import routes as chat_routes
+from accord_app.api import routes as api_routes
+from accord_app.catalog.store import Catalog
 from accord_app.chat.channel import ChannelActor
+from accord_app.chat.http import activity, announcements
+from accord_app.chat.http import routes as chat_routes
 from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.chat.ratelimit import ClientLimits
-from accord_app.errors import install_error_handlers, no_such_websocket
-from accord_app.fast_websocket import FastWebSocket
-from accord_app.frontend import install_frontend
-from accord_app.limits import BodySizeLimit, HttpLimits, RequestBudget, http_protocol
 from accord_app.settings import Settings, WebSocketPath
-from accord_app.web import CanonicalIds
-from accord_app.worker_header import INTERNAL_HEADER, RouterOnlyForwarding, WorkerHeader
+from accord_app.web.errors import install_error_handlers, no_such_websocket
+from accord_app.web.fast_websocket import FastWebSocket
+from accord_app.web.frontend import install_frontend
+from accord_app.web.middleware import (
+    INTERNAL_HEADER,
+    BodySizeLimit,
+    CanonicalIds,
+    HttpLimits,
+    RequestBudget,
+    RouterOnlyForwarding,
+    WorkerHeader,
+    http_protocol,
+)
 
 DESCRIPTION = """\
 Accord is a real-time chat backend: servers and channels live in a catalog database,
@@ -53,7 +61,7 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
 # zlib state (benchmarks/fanout.py measured tens of KB per idle connection) and burns CPU.
 # No proxy headers: uvicorn would take the client's address from X-Forwarded-For on any
 # connection from 127.0.0.1, so any local process could pose as any address. A cluster
-# worker believes the header itself, from its router only (accord_app/worker_header.py).
+# worker believes the header itself, from its router only (accord_app/web/middleware.py).
 UVICORN_OPTIONS: dict[str, Any] = {
     "ws_max_size": MAX_FRAME_BYTES,
     "ws_per_message_deflate": False,
@@ -139,7 +147,7 @@ def create_app(
     # files in the package instead of a CDN: the docs work on a workshop's bad Wi-Fi.
     app = FastAPIOffline(
         title="Accord",
-        version="0.1.0",
+        version=metadata.version("accord-app"),
         description=DESCRIPTION,
         static_url="/docs/assets",
         lifespan=lifespan,
@@ -157,7 +165,7 @@ def create_app(
     if settings.worker is not None:
         app.add_middleware(WorkerHeader, worker=settings.worker)
         app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
-    app.include_router(api.router)
+    app.include_router(api_routes.router)
     app.include_router(chat_routes.router)
     app.include_router(activity.router)
     app.include_router(announcements.router)
