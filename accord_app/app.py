@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from accord_app.actors import Actor, Runtime
@@ -32,27 +31,12 @@ from accord_app.web.middleware import (
     WorkerHeader,
     http_protocol,
 )
+from accord_app.web.openapi import openapi_without_422
 
 DESCRIPTION = """\
 Accord is a real-time chat backend: servers and channels live in a catalog database,
 and every error answers with `{"message": ..., "code": ...}`.
 """
-
-
-def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
-    """The schema as FastAPI builds it, minus its 422 answers: this API uses 400 instead."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                operation.get("responses", {}).pop("422", None)
-        components = schema.get("components", {}).get("schemas", {})
-        components.pop("HTTPValidationError", None)
-        components.pop("ValidationError", None)
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 # What uvicorn needs to know about this app, wherever it serves it (make run, tests, notebooks).
@@ -171,5 +155,5 @@ def create_app(
     app.include_router(announcements.router)
     install_frontend(app)
     app.add_api_websocket_route("/{path:path}", no_such_websocket)  # after every other route
-    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]
     return app

@@ -381,9 +381,9 @@ class RequestBudget:
                 del self.buckets[client]
 
 
-# The headers between a cluster's worker and its router.
+# --- The headers between a cluster's worker and its router. ---
 
-HEADER = b"x-accord-worker"
+_WORKER = b"x-accord-worker"
 # The cluster makes up a secret at each start, gives it to its workers (ACCORD_ROUTER_SECRET)
 # and has Caddy add it to every request it forwards. Any local process can connect to a
 # worker's port, and anything that reaches a host through the gateway comes from the router's
@@ -418,7 +418,7 @@ class WorkerHeader:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_header(message: Message) -> None:
             if message["type"] in _ANSWER_STARTS:
-                headers = [*message.get("headers", []), (HEADER, self.value)]
+                headers = [*message.get("headers", []), (_WORKER, self.value)]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -469,6 +469,8 @@ def client_address(connection: HTTPConnection) -> str:
         return forwarded.rsplit(",", 1)[-1].strip()
     return peer
 
+
+# --- Ids in the path, written one way only. ---
 
 # Where ids stand in the API's paths: /api/servers/{server_id}/channels/{channel_id}/...
 _ID_SEGMENTS = {3: "server_id", 5: "channel_id"}
