@@ -146,16 +146,16 @@ def test_a_running_server_is_taken_over_by_the_next_start(folder: Path) -> None:
 def test_a_port_taken_meanwhile_is_tried_again(
     server: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    free_port = pgserver._free_port
+    free_port = pgserver.free_port
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        monkeypatch.setattr(pgserver, "_free_port", lambda: busy)
+        monkeypatch.setattr(pgserver, "free_port", lambda: busy)
         with pytest.raises(PostgresError, match="could not bind"):
             server.start()
         ports = iter([busy, free_port()])
-        monkeypatch.setattr(pgserver, "_free_port", lambda: next(ports))
+        monkeypatch.setattr(pgserver, "free_port", lambda: next(ports))
         server.start()
     assert server.port not in {None, busy}
 
