@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from accord_app.cluster.supervisor import free_port
+from accord_app.cluster.ports import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCUSTFILE = PROJECT_DIR / "benchmarks" / "locustfile.py"
