@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from accord_app.cluster.supervisor import free_port
+from accord_app.cluster.ports import free_port
 
 # Nothing listens there: Locust starts, its members fail to connect, and the step runs on.
 SCRIPT = """
