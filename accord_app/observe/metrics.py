@@ -1,4 +1,5 @@
-"""This process's numbers in Prometheus' format, for `GET /metrics` (wired in accord_app/app.py).
+"""This process's numbers in Prometheus' format, for `GET /metrics` (served by accord_app/app.py;
+no web framework here, since the chat's core counts into it).
 
 Three sources, each as cheap as it can be on the paths that carry messages:
 
@@ -32,16 +33,13 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from starlette.requests import Request
-from starlette.responses import Response
 
-from accord_app.actors import ActorEvent, EventKind, Runtime
-from accord_app.actors.events import Distribution
+from accord_app.actors import ActorEvent, Distribution, EventKind, Runtime
 
 PREFIX = "accord"
 # Seconds a call to another worker takes: a millisecond, up to its deadline.
 CALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-# Where a call to another worker's actor ended (accord_app/chat/remote.py).
+# Where a call to another worker's actor ended (accord_app/chat/http/remote.py).
 CALL_OUTCOMES = ("ok", "timed_out", "unreachable", "refused", "cancelled")
 
 
@@ -127,7 +125,7 @@ class Metrics:
         return detach
 
     def watch_http_refusals(self, refusals: Tally[str]) -> None:
-        """Report the counts of refused HTTP connections (accord_app/limits.py keeps them)."""
+        """Report the counts of refused HTTP connections (web/middleware.py keeps them)."""
         self._now.http_refusals = refusals
 
     def on_event(self, event: ActorEvent) -> None:
@@ -173,13 +171,6 @@ class Metrics:
         (Prometheus' text format, or OpenMetrics)."""
         encode, content_type = choose_encoder(accept or "")
         return encode(self.registry), content_type
-
-
-async def serve_metrics(request: Request) -> Response:
-    """GET /metrics: what Prometheus scrapes (the app's state holds its Metrics)."""
-    metrics: Metrics = request.app.state.metrics
-    body, content_type = metrics.exposition(request.headers.get("accept"))
-    return Response(body, media_type=content_type)
 
 
 def _woke(metrics: _ClassMetrics, event: ActorEvent) -> None:

@@ -33,9 +33,9 @@ from accord_app.chat.sharding import Sharding
 from accord_app.cluster import Cluster
 from accord_app.lab.loadtest import LIFTED_LIMITS
 from accord_app.lab.server import BackgroundServer
-from accord_app.limits import RequestLimits
 from accord_app.observe.metrics import Metrics
 from accord_app.settings import WebSocketPath
+from accord_app.web.middleware import RequestLimits
 
 pytestmark = pytest.mark.anyio
 HTTP_TIMEOUT = 10.0
