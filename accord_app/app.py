@@ -21,6 +21,7 @@ from accord_app.errors import install_error_handlers, no_such_websocket
 from accord_app.fast_websocket import FastWebSocket
 from accord_app.frontend import install_frontend
 from accord_app.limits import BodySizeLimit, HttpLimits, RequestBudget, http_protocol
+from accord_app.observe.inspector import install_inspector
 from accord_app.settings import Settings, WebSocketPath
 from accord_app.web import CanonicalIds
 from accord_app.worker_header import INTERNAL_HEADER, RouterOnlyForwarding, WorkerHeader
@@ -162,6 +163,7 @@ def create_app(
     app.include_router(activity.router)
     app.include_router(announcements.router)
     install_frontend(app)
+    install_inspector(app)
     app.add_api_websocket_route("/{path:path}", no_such_websocket)  # after every other route
     app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
     return app

@@ -66,6 +66,9 @@ class Settings:
     # None: the catalog is SQLite, catalog.sqlite3 in data_dir; a postgresql:// URL: that
     # PostgreSQL database, which several hosts can share.
     catalog_url: str | None = None
+    # A bearer token that opens the admin pages (the inspector) to clients off this machine;
+    # None: they answer loopback clients only.
+    admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.catalog_url is not None and not self.catalog_url.startswith(POSTGRESQL_SCHEMES):
@@ -194,4 +197,5 @@ class Settings:
             router_url=environ.get("ACCORD_ROUTER_URL") or None,
             router_secret=environ.get("ACCORD_ROUTER_SECRET") or None,
             catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
+            admin_token=environ.get("ACCORD_ADMIN_TOKEN") or None,
         )

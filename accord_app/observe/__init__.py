@@ -1,0 +1,1 @@
+"""Watching the app run: the inspector page (`inspector`) and what it shows (`survey`)."""

@@ -1,0 +1,283 @@
+"""`/inspect`: a live page of the actors of this process, or of the whole cluster.
+
+The page (static/inspect.html, plain ES modules like the chat's frontend) opens one stream of
+Server-Sent Events, `/inspect/api/stream`. While it is open, the worker that serves it looks at
+the actors twice a second and sends what it saw (`view`) and what changed (`happenings`):
+
+- a lone process looks at its own runtime;
+- a cluster's worker also asks every other worker, through the router, like the activity
+  answer does (accord_app/chat/activity.py): `/inspect/api/workers/<n>/actors`, which the
+  router sends to worker n alone. A worker that does not answer is shown as down.
+
+Nothing runs while no page is open: the cost of watching is paid by the watcher.
+
+The page shows channel ids and usernames' connections, so it answers loopback clients only
+(behind the cluster's router, the address the router saw), a worker's own calls, or a request
+carrying `Authorization: Bearer <ACCORD_ADMIN_TOKEN>`; anyone else gets a JSON 403.
+"""
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, StreamingResponse
+
+from accord_app.actors import Namespace
+from accord_app.chat.routes import client_address
+from accord_app.chat.sharding import shard_key
+from accord_app.errors import ApiError
+from accord_app.frontend import HEADERS, MEDIA_TYPES, STATIC_DIR
+from accord_app.observe.survey import ChannelNames, Happening, Tile, changes, tiles
+from accord_app.placement import Placement
+from accord_app.settings import Settings
+from accord_app.worker_header import is_internal
+
+# How often an open page gets a new look at the actors.
+TICK_SECONDS = 0.5
+# How long a look waits for another worker: a dead or cut-off host costs this, once per look.
+WORKER_DEADLINE_SECONDS = 1.5
+
+# The chat's headers, but the page may be framed by a notebook served from this machine
+# (JupyterLab's IFrame of /inspect); the chat itself never may.
+PAGE_HEADERS = {
+    **HEADERS,
+    "content-security-policy": HEADERS["content-security-policy"].replace(
+        "frame-ancestors 'none'",
+        "frame-ancestors 'self' http://localhost:* http://127.0.0.1:* http://[::1]:*",
+    ),
+}
+
+
+def allowed(request: Request) -> bool:
+    settings: Settings = request.app.state.settings
+    # Another worker's call: only believed behind the router, whose secret vouches for it.
+    if settings.worker is not None and is_internal(request.scope):
+        return True
+    token = settings.admin_token
+    given = request.headers.get("authorization", "")
+    if token is not None and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return True
+    try:
+        return ipaddress.ip_address(client_address(request)).is_loopback
+    except ValueError:  # "unknown": no address at all
+        return False
+
+
+def admin_only(request: Request) -> None:
+    if not allowed(request):
+        raise ApiError(
+            403,
+            "forbidden",
+            "The inspector shows channel ids and who is connected: it answers this machine"
+            " only, or a request with the header Authorization: Bearer <ACCORD_ADMIN_TOKEN>.",
+        )
+
+
+router = APIRouter(prefix="/inspect", dependencies=[Depends(admin_only)], include_in_schema=False)
+
+
+def channel_names(request: Request) -> ChannelNames:
+    """One name table per app, made on first use."""
+    state = request.app.state
+    names: ChannelNames | None = getattr(state, "channel_names", None)
+    if names is None:
+        names = state.channel_names = ChannelNames(state.channels, state.settings.sharding)
+    return names
+
+
+async def my_tiles(request: Request) -> list[Tile]:
+    namespace: Namespace[Any] = request.app.state.channels
+    names = channel_names(request)
+    placement = request.app.state.settings.placement
+    infos = namespace.list_actors()
+    if not names.knows_all([info.id for info in infos]):
+        await run_in_threadpool(names.refresh, request.app.state.catalog)
+    found = tiles(infos, names, placement)
+    return found
+
+
+async def worker_tiles(request: Request, number: int) -> list[Tile]:
+    """Worker `number`'s actors, asked through the router; ApiError(502) if it does not answer."""
+    client: httpx.AsyncClient = request.app.state.router
+    try:
+        async with asyncio.timeout(WORKER_DEADLINE_SECONDS):
+            response = await client.get(f"/inspect/api/workers/{number}/actors")
+    except (TimeoutError, httpx.HTTPError) as error:
+        reason = f"no answer in {WORKER_DEADLINE_SECONDS:g} s ({type(error).__name__})"
+        raise ApiError(502, "worker_unavailable", reason) from None
+    if response.status_code != 200:
+        try:
+            reason = str(response.json()["message"])
+        except (ValueError, KeyError, TypeError):
+            reason = f"answered {response.status_code}"
+        raise ApiError(502, "worker_unavailable", reason)
+    return [Tile(**tile) for tile in response.json()["actors"]]
+
+
+class Watch:
+    """One open page's looks: each look is the view, and what changed since the last one."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.settings: Settings = request.app.state.settings
+        self.tiles: dict[str, Tile] = {}
+        self.down: dict[int, str] = {}  # worker -> why it is counted as down
+        self.first = True
+
+    async def look(self) -> tuple[dict[str, Any], list[Happening]]:
+        placement = self.settings.placement
+        now = time.time()
+        happenings: list[Happening] = []
+        found: list[Tile] = []
+        workers = []
+        if placement is None:
+            found = await my_tiles(self.request)
+            workers.append(summary(None, "this process", found, None))
+        else:
+            numbers = range(1, len(placement.addresses) + 1)
+            answers = await asyncio.gather(
+                *(self.ask(placement, number) for number in numbers), return_exceptions=True
+            )
+            for number, answer in zip(numbers, answers, strict=True):
+                address = placement.addresses[number - 1]
+                if isinstance(answer, ApiError):
+                    workers.append(summary(number, address, [], answer.message))
+                    if number not in self.down:
+                        happenings.append(
+                            Happening("host down", now, number, None, None, answer.message)
+                        )
+                    self.down[number] = answer.message
+                    # Its actors are unknown, not gone: keep the last look for the diff.
+                    found += [tile for tile in self.tiles.values() if tile.worker == number]
+                    continue
+                if isinstance(answer, BaseException):
+                    raise answer
+                workers.append(summary(number, address, answer, None))
+                if self.down.pop(number, None) is not None:
+                    happenings.append(Happening("host up", now, number))
+                found += answer
+        after = {tile.id: tile for tile in found}
+        if not self.first:
+            happenings += changes(self.tiles, after, now)
+        self.first = False
+        self.tiles = after
+        down_workers = {number for number in self.down}
+        view = {
+            "at": now,
+            "scope": "process" if placement is None else "cluster",
+            "sharding": self.settings.sharding.value,
+            "me": self.settings.worker,
+            "workers": workers,
+            "actors": [asdict(t) for t in found if t.worker not in down_workers],
+        }
+        return view, happenings
+
+    async def ask(self, placement: Placement, number: int) -> list[Tile]:
+        if number == placement.me:
+            return await my_tiles(self.request)
+        return await worker_tiles(self.request, number)
+
+
+def summary(
+    number: int | None, address: str, found: list[Tile], down: str | None
+) -> dict[str, Any]:
+    return {
+        "number": number,
+        "address": address,
+        "up": down is None,
+        "why_down": down,
+        "actors": len(found),
+        "awake": sum(tile.awake for tile in found),
+        "members": sum(tile.members for tile in found),
+        "mailbox": sum(tile.mailbox for tile in found),
+    }
+
+
+@router.get("")
+def page() -> FileResponse:
+    return FileResponse(
+        STATIC_DIR / "inspect.html", media_type=MEDIA_TYPES[".html"], headers=PAGE_HEADERS
+    )
+
+
+@router.get("/api/view")
+async def view(request: Request) -> dict[str, Any]:
+    """One look, as JSON: what the stream sends, for scripts and notebooks."""
+    seen, _ = await Watch(request).look()
+    return seen
+
+
+@router.get("/api/stream")
+async def stream(request: Request) -> StreamingResponse:
+    """Server-Sent Events: `view` at each look, `happenings` when something changed."""
+    watch = Watch(request)
+
+    async def events() -> AsyncIterator[str]:
+        yield "retry: 1000\n\n"
+        while True:
+            seen, happenings = await watch.look()
+            yield f"event: view\ndata: {json.dumps(seen)}\n\n"
+            if happenings:
+                lines = [happening.to_json() for happening in happenings]
+                yield f"event: happenings\ndata: {json.dumps(lines)}\n\n"
+            await asyncio.sleep(TICK_SECONDS)
+
+    # The stream ends when the page goes: Starlette cancels it when the client disconnects.
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+@router.get("/api/workers/{number}/actors")
+async def actors_of_worker(request: Request, number: int) -> dict[str, Any]:
+    """This worker's actors, for the worker that aggregates the cluster's view."""
+    settings: Settings = request.app.state.settings
+    if settings.worker != number:
+        raise ApiError(
+            404,
+            "not_found",
+            f"This is worker {settings.worker}, not {number}: the router sends"
+            f" /inspect/api/workers/{number}/ to worker {number} only.",
+        )
+    return {"worker": number, "actors": [asdict(tile) for tile in await my_tiles(request)]}
+
+
+@router.get("/api/where")
+async def where(request: Request, channel_id: str) -> dict[str, Any]:
+    """Where a request for this channel goes: its actor's key, and the worker that wins it."""
+    names = channel_names(request)
+    found = names.channels.get(channel_id)
+    if found is None:
+        # A channel made since the last read: read again, now.
+        await run_in_threadpool(lambda: names.refresh(request.app.state.catalog, now=True))
+        found = names.channels.get(channel_id)
+    if found is None:
+        raise ApiError(404, "channel_not_found", f"There is no channel {channel_id!r}.")
+    server_id, name = found
+    settings: Settings = request.app.state.settings
+    key = shard_key(settings.sharding, server_id, channel_id)
+    placement = settings.placement
+    owner = None if placement is None else placement.owner(key)
+    return {
+        "channel": name,
+        "key": key,
+        "actor": names.namespace.id_from_name(key).hex,
+        "worker": owner,
+        "address": "this process"
+        if placement is None or owner is None
+        else placement.addresses[owner - 1],
+    }
+
+
+def install_inspector(app: FastAPI) -> None:
+    app.include_router(router)

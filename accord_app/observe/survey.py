@@ -1,0 +1,133 @@
+"""What the inspector shows: this process's actors, named after the channels they host, and
+the events that tell one look at them from the next.
+
+A look is cheap: `Namespace.list_actors()` (the awake actors from memory, the hibernated ones
+from their files) and a channel-name table built from the catalog, rebuilt only when an actor
+appears that it cannot name. Nothing here runs while nobody watches.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from accord_app.actors import ActorInfo, Namespace
+from accord_app.catalog import Catalog
+from accord_app.chat.sharding import Sharding, shard_key
+from accord_app.placement import Placement
+
+# The catalog is read again for unknown actors at most this often (a new channel's actor
+# appears before the next look; a thousand channels take a few milliseconds to name).
+NAMES_REFRESH_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One actor as the page shows it."""
+
+    id: str
+    name: str  # the channel(s) it hosts, or its key
+    worker: int | None  # None: a lone process
+    awake: bool  # False: hibernated, only its file exists
+    members: int  # open WebSockets: each is a member online, awake or not
+    mailbox: int  # events waiting for their turn
+    storage_bytes: int
+
+
+@dataclass(frozen=True)
+class Happening:
+    """One line of the timeline."""
+
+    kind: str  # woke, hibernated, host down, host up, ...
+    at: float  # seconds since the epoch
+    worker: int | None
+    actor: str | None = None
+    name: str | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ChannelNames:
+    """Actor id -> what it hosts ("#general · Lisbon"), from the catalog and the sharding key."""
+
+    def __init__(self, namespace: Namespace[Any], sharding: Sharding) -> None:
+        self.namespace = namespace
+        self.sharding = sharding
+        self.names: dict[str, str] = {}
+        self.keys: dict[str, str] = {}  # actor id -> its key
+        self.channels: dict[str, tuple[str, str]] = {}  # channel id -> (server id, its name)
+        self.refreshed = -NAMES_REFRESH_SECONDS
+
+    def knows_all(self, actor_ids: list[str]) -> bool:
+        return all(actor_id in self.names for actor_id in actor_ids)
+
+    def refresh(self, catalog: Catalog, *, now: bool = False) -> None:
+        """Read every server and channel (blocking: call it in a thread), unless done lately
+        and not asked to read `now`."""
+        started = time.monotonic()
+        if not now and started - self.refreshed < NAMES_REFRESH_SECONDS:
+            return
+        self.refreshed = started
+        hosted: dict[str, list[str]] = {}
+        channels: dict[str, tuple[str, str]] = {}
+        for server in catalog.list_servers():
+            for channel in catalog.list_channels(server.id) or []:
+                key = shard_key(self.sharding, server.id, channel.id)
+                name = f"#{channel.name} · {server.name}"
+                hosted.setdefault(key, []).append(name)
+                channels[channel.id] = (server.id, name)
+        self.channels = channels
+        self.keys = {self.namespace.id_from_name(key).hex: key for key in hosted}
+        self.names = {actor_id: describe(key, hosted[key]) for actor_id, key in self.keys.items()}
+
+    def name(self, actor_id: str) -> str:
+        return self.names.get(actor_id, actor_id[:12] + "…")
+
+
+def describe(key: str, channels: list[str]) -> str:
+    if len(channels) == 1:
+        return channels[0]
+    return f"{key} ({len(channels)} channels)"
+
+
+def tiles(infos: list[ActorInfo], names: ChannelNames, placement: Placement | None) -> list[Tile]:
+    """This process's actors. A cluster's workers may share one data folder, where every
+    worker sees every actor's file: a hibernated actor is shown by the worker that wins its
+    key, an actor in memory by the worker that holds it."""
+    worker = None if placement is None else placement.me
+    found = [
+        Tile(
+            info.id,
+            names.name(info.id),
+            worker,
+            info.live,
+            info.websockets,
+            info.queue_length,
+            info.storage_bytes,
+        )
+        for info in infos
+    ]
+    if placement is None:
+        return found
+    return [
+        tile
+        for tile in found
+        if tile.awake
+        or tile.members
+        or tile.mailbox
+        or (tile.id in names.keys and placement.is_mine(names.keys[tile.id]))
+    ]
+
+
+def changes(before: dict[str, Tile], after: dict[str, Tile], at: float) -> list[Happening]:
+    """What happened between two looks: actors that woke or hibernated (a new actor that is
+    awake woke)."""
+    found = []
+    for actor_id, tile in after.items():
+        was = before.get(actor_id)
+        if tile.awake and (was is None or not was.awake):
+            found.append(Happening("woke", at, tile.worker, actor_id, tile.name))
+        elif not tile.awake and was is not None and was.awake:
+            found.append(Happening("hibernated", at, tile.worker, actor_id, tile.name))
+    return found
