@@ -2,8 +2,9 @@
 
 Modules, one concept each: `ids` (addresses), `errors`, `gates` (the sans-I/O input and output
 gates), `storage` (per-actor SQLite, group-commit primitives), `alarms`, `sockets`
-(hibernatable WebSockets), `actor` (what an actor is and is given: Actor, ActorContext), `host`
-(one actor id's turns, commits and sockets: ActorHost) and `runtime` (Runtime, Namespace, Stub).
+(hibernatable WebSockets), `events` (what the runtime tells its observers), `actor` (what an
+actor is and is given: Actor, ActorContext), `host` (one actor id's turns, commits and
+sockets: ActorHost) and `runtime` (Runtime, Namespace, Stub).
 """
 
 from accord_app.actors.actor import Actor, ActorContext
@@ -24,6 +25,7 @@ from accord_app.actors.errors import (
     TurnCancelled,
     UnknownMethod,
 )
+from accord_app.actors.events import ActorEvent, EventKind, Observers
 from accord_app.actors.host import CommitMode
 from accord_app.actors.ids import ActorId
 from accord_app.actors.runtime import (
@@ -46,6 +48,7 @@ __all__ = [
     "Actor",
     "ActorContext",
     "ActorError",
+    "ActorEvent",
     "ActorId",
     "ActorInfo",
     "ActorOverloaded",
@@ -54,12 +57,14 @@ __all__ = [
     "CommitFailed",
     "CommitMode",
     "DirectTransport",
+    "EventKind",
     "HibernatableWebSocket",
     "InvalidActorId",
     "InvalidName",
     "MemoryDirectTransport",
     "MemoryTransport",
     "Namespace",
+    "Observers",
     "Runtime",
     "RuntimeClosed",
     "Storage",

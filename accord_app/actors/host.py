@@ -37,6 +37,7 @@ from accord_app.actors.errors import (
     is_disk_full,
     storage_unavailable,
 )
+from accord_app.actors.events import ActorEvent, EventKind, Observers
 from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
@@ -61,7 +62,16 @@ class HostServices(Protocol):
     This is the whole of the host's view of the runtime: this module imports nothing of it."""
 
     @property
+    def name(self) -> str: ...
+
+    @property
     def actor_class(self) -> type[Actor]: ...
+
+    # Who watches the actors (runtime.observe), and the name an id was made from, if known.
+    @property
+    def observers(self) -> Observers: ...
+
+    def name_of(self, actor_hex: str) -> str | None: ...
 
     # The runtime's settings and its worker threads (opening, fsyncing, closing databases).
     @property
@@ -174,10 +184,12 @@ class ActorHost:
         "gate",
         "id",
         "instance",
+        "last_commit_seconds",
         "mailbox",
         "namespace",
         "sockets",
         "storage",
+        "turns",
     )
 
     def __init__(self, namespace: HostServices, actor_id: ids.ActorId) -> None:
@@ -195,6 +207,8 @@ class ActorHost:
         self._commit_in_flight: asyncio.Task[None] | None = None  # while commits.in_flight
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_active = 0.0
+        self.turns = 0  # since this host was made (it is dropped when its actor hibernates)
+        self.last_commit_seconds: float | None = None  # the last commit's fsync
 
     @property
     def last_active(self) -> float:
@@ -205,10 +219,38 @@ class ActorHost:
         """Nothing queued, running, committing or held: safe to hibernate."""
         return self.mailbox.idle and not self.gate.busy and not self.commits.in_flight
 
+    def emit(
+        self,
+        kind: EventKind,
+        seconds: float | None = None,
+        count: int | None = None,
+        writes: int | None = None,
+    ) -> None:
+        """Tell the runtime's observers (callers on hot paths check `observers.active` first)."""
+        namespace = self.namespace
+        if namespace.observers.active:
+            namespace.observers.emit(
+                ActorEvent(
+                    kind,
+                    namespace.actor_class.__name__,
+                    self.id.hex,
+                    namespace.name_of(self.id.hex),
+                    time.time(),
+                    seconds,
+                    count,
+                    writes,
+                    namespace.name,
+                )
+            )
+
     # -- events and turns ----------------------------------------------------------------
 
     def push(self, event: Event, *, bounded: bool = True) -> None:
-        self.mailbox.push(event, bounded=bounded)
+        try:
+            self.mailbox.push(event, bounded=bounded)
+        except ActorOverloaded:
+            self.emit(EventKind.OVERLOADED, count=len(self.mailbox))
+            raise
         if self._drainer is None:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
@@ -221,10 +263,16 @@ class ActorHost:
                     await asyncio.shield(self._commit_in_flight)
                 if (event := self.mailbox.start_turn()) is None:
                     break
+                started = time.perf_counter()
                 try:
                     await self._run_turn(event)
                 finally:
                     self.mailbox.finish_turn()
+                self.turns += 1
+                if self.namespace.observers.active:
+                    self.emit(
+                        EventKind.TURN, time.perf_counter() - started, count=len(self.mailbox)
+                    )
                 if self.gate.should_commit():
                     self._start_commit()
                 # Let the event loop run every few turns: finished commits release their
@@ -258,10 +306,13 @@ class ActorHost:
         try:
             constructing = self.instance is None
             if constructing:
+                waking = time.perf_counter()
                 await self.namespace.make_room_for(self)
                 await self._open_storage()
             actor = self._instance()
             await self._run_blockers()
+            if constructing:
+                self.emit(EventKind.WOKE, time.perf_counter() - waking)
             if constructing and self.storage is not None:
                 # What the constructor and blockers wrote (a schema, say) stands on its own:
                 # the event failing must not roll it back under the instance's feet.
@@ -388,17 +439,23 @@ class ActorHost:
             self._commit_failed(error)
             return
         checkpoint = self.commits.commit_started()
+        batch = (self.gate.committing or 0) - self.gate.durable, storage.take_writes()
         self._commit_in_flight = asyncio.get_running_loop().create_task(
-            self._finish_commit(storage, alarm_update, checkpoint)
+            self._finish_commit(storage, alarm_update, checkpoint, batch)
         )
 
     async def _finish_commit(
-        self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
+        self,
+        storage: Storage,
+        alarm_update: tuple[bool, float | None],
+        checkpoint: bool,
+        batch: tuple[int, int],
     ) -> None:
+        """`batch`: the turns that wrote and the writes they made, for the observers."""
         loop = asyncio.get_running_loop()
         executor = self.namespace.executor
         try:
-            wal_is_large = await loop.run_in_executor(
+            wal_is_large, seconds = await loop.run_in_executor(
                 executor, self._make_durable, storage, alarm_update, checkpoint
             )
         except Exception as error:
@@ -406,6 +463,8 @@ class ActorHost:
             self._commit_failed(error)
             return
         self._commit_in_flight = None
+        self.last_commit_seconds = seconds
+        self.emit(EventKind.COMMIT, seconds, count=batch[0], writes=batch[1])
         self.commits.commit_succeeded(wal_is_large)
         for output in self.gate.commit_succeeded():
             output.release()
@@ -418,16 +477,19 @@ class ActorHost:
 
     def _make_durable(
         self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
-    ) -> bool:
-        """Worker thread: lower the alarm index, fsync the actor's -wal, then settle the index."""
+    ) -> tuple[bool, float]:
+        """Worker thread: lower the alarm index, fsync the actor's -wal, then settle the index.
+        Returns whether the -wal asks for a checkpoint, and how long making it durable took."""
         index = self.namespace.scheduler.index
         changed, at = alarm_update
         if changed and at is not None:
             index.lower(self.id.hex, at)
+        started = time.perf_counter()
         wal_is_large = storage.make_durable(checkpoint)
+        seconds = time.perf_counter() - started
         if changed:
             index.settle(self.id.hex, at)
-        return wal_is_large
+        return wal_is_large, seconds
 
     def _commit_failed(self, error: BaseException) -> None:
         folder = self.namespace.storage_path(self.id.hex).parent
@@ -436,6 +498,7 @@ class ActorHost:
         failure = CommitFailed(f"writes of actor {self.id.hex[:12]}… were not made durable: {why}")
         for output in self.gate.commit_failed():
             output.drop(failure)
+        self.emit(EventKind.COMMIT_FAILED)
         if self.commits.commit_failed(error, turn_running=self.mailbox.turn_running):
             self._reset(error)  # else the running turn ends first, then drops its reply
         # The idle timer may have come while the commit was in flight, and left it to whoever
@@ -446,6 +509,7 @@ class ActorHost:
         """Throw the instance away, rolling back what is not committed. Queued events stay and
         will meet a fresh instance built from disk."""
         self.namespace.log_failure(self.id.hex, f"reset: {cause!r}")
+        self.emit(EventKind.RESET)
         self.blockers.clear()
         self.instance = None
         storage, self.storage = self.storage, None
@@ -482,11 +546,13 @@ class ActorHost:
             return
         self.hibernate()
 
-    def hibernate(self) -> None:
-        """Drop the instance and close its database."""
+    def hibernate(self, evicted: bool = False) -> None:
+        """Drop the instance and close its database (`evicted`: early, to make room)."""
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if self.instance is not None:
+            self.emit(EventKind.EVICTED if evicted else EventKind.HIBERNATED)
         storage, self.storage, self.instance = self.storage, None, None
         if storage is not None:
             self.namespace.close_in_background(self.id.hex, storage)
@@ -498,6 +564,7 @@ class ActorHost:
     def accept_websocket(self, transport: Transport, tags: Sequence[str]) -> HibernatableWebSocket:
         ws = HibernatableWebSocket(transport, tags, self._send_frame)
         self.sockets.append(ws)
+        self.emit(EventKind.SOCKET_OPENED, count=len(self.sockets))
         if isinstance(transport, DirectTransport):  # it calls us: no task per socket
             transport.listen(partial(self._frame_received, ws), partial(self._peer_closed, ws))
         else:
@@ -508,6 +575,7 @@ class ActorHost:
         if isinstance(data, TransportClosed):
             if ws in self.sockets:
                 self.sockets.remove(ws)
+                self.emit(EventKind.SOCKET_CLOSED, count=len(self.sockets))
         elif isinstance(held := self.gate.last_held(), Frame) and held.data is data:
             held.sockets.append(ws)  # the same frame to the next member: released together
             return
@@ -560,6 +628,7 @@ class ActorHost:
         """Queue the close (or error) handler, waking the actor if needed: no ghost members."""
         if ws in self.sockets:
             self.sockets.remove(ws)
+            self.emit(EventKind.SOCKET_CLOSED, count=len(self.sockets))
         if ws.closing:
             return
         ws.closing = True
@@ -575,6 +644,7 @@ class ActorHost:
         if due is None or due > time.time():
             storage.point_alarm_index_at(due)  # the index woke us early: just correct it
             return
+        self.emit(EventKind.ALARM)
         storage.delete_alarm()  # before the handler, so an alarm it sets is kept
         try:
             await actor.alarm()

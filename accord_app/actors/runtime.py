@@ -45,6 +45,7 @@ from accord_app.actors.errors import (
     RuntimeClosed,
     UnknownMethod,
 )
+from accord_app.actors.events import Observer, Observers
 from accord_app.actors.files import open_files_limit
 from accord_app.actors.host import ActorHost, CommitMode, Event
 from accord_app.actors.storage import Storage, fsync_path
@@ -63,6 +64,8 @@ logger = logging.getLogger(__name__)
 FAILURE_LOG_SECONDS = 60.0
 
 _NAMESPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# Names remembered per namespace (id_from_name), for observers and list_actors: a bound on memory.
+MAX_NAMES_KEPT = 65536
 _HANDLERS = frozenset({"alarm", "websocket_message", "websocket_close", "websocket_error"})
 A = TypeVar("A", bound=Actor)
 
@@ -74,8 +77,15 @@ class ActorInfo:
     id: str
     live: bool  # an instance is in memory; False: hibernated (only its storage file exists)
     storage_bytes: int
-    queue_length: int
+    queue_length: int  # the mailbox's depth: events waiting for a turn
     websockets: int
+    name: str | None = None  # the name its id was made from, if this process made it
+    turns: int = 0  # turns run since this process last held it in memory
+    last_commit_seconds: float | None = None  # how long its last commit's fsync took
+
+    @property
+    def awake(self) -> bool:
+        return self.live
 
 
 class Stub(Generic[A]):
@@ -137,6 +147,7 @@ class Namespace(Generic[A]):
         self._hosts: dict[str, ActorHost] = {}
         self._closing: dict[str, asyncio.Future[None]] = {}  # databases being closed, by actor
         self._failures_logged: dict[str, float] = {}  # actor -> when its last failure was logged
+        self._names: dict[str, str] = {}  # actor -> the name its id was made from
         self._started = False
         with contextlib.suppress(RuntimeError):  # no running loop yet: start on first call
             self._start()
@@ -149,7 +160,16 @@ class Namespace(Generic[A]):
     # -- ids and stubs ---------------------------------------------------------------------
 
     def id_from_name(self, name: str) -> ids.ActorId:
-        return ids.id_from_name(self.name, name)
+        actor_id = ids.id_from_name(self.name, name)
+        if actor_id.hex not in self._names:
+            if len(self._names) >= MAX_NAMES_KEPT:
+                del self._names[next(iter(self._names))]  # the oldest
+            self._names[actor_id.hex] = name
+        return actor_id
+
+    def name_of(self, actor_hex: str) -> str | None:
+        """The name `actor_hex` was made from by id_from_name in this process, if it was."""
+        return self._names.get(actor_hex)
 
     def new_unique_id(self) -> ids.ActorId:
         return ids.new_unique_id(self.name)
@@ -228,6 +248,10 @@ class Namespace(Generic[A]):
     def executor(self) -> Executor:
         return self.runtime.executor
 
+    @property
+    def observers(self) -> Observers:
+        return self.runtime.observers
+
     def log_failure(self, actor_hex: str, what: str) -> None:
         """Log an actor's failure, at most once per FAILURE_LOG_SECONDS for each actor: a full
         disk fails every message, and a log line per message would fill it faster."""
@@ -275,7 +299,9 @@ class Namespace(Generic[A]):
         found: dict[str, ActorInfo] = {}
         for path in self.directory.glob("??/??/*.sqlite3"):
             actor_hex = path.name.removesuffix(".sqlite3")
-            found[actor_hex] = ActorInfo(actor_hex, False, _storage_bytes(path), 0, 0)
+            found[actor_hex] = ActorInfo(
+                actor_hex, False, _storage_bytes(path), 0, 0, self._names.get(actor_hex)
+            )
         for actor_hex, host in self._hosts.items():
             found[actor_hex] = ActorInfo(
                 actor_hex,
@@ -283,6 +309,9 @@ class Namespace(Generic[A]):
                 _storage_bytes(self.storage_path(actor_hex)),
                 len(host.mailbox),
                 len(host.sockets),
+                self._names.get(actor_hex),
+                host.turns,
+                host.last_commit_seconds,
             )
         return sorted(found.values(), key=lambda info: info.id)
 
@@ -292,6 +321,10 @@ class Namespace(Generic[A]):
 
     def awake_hosts(self) -> list[ActorHost]:
         return [host for host in self._hosts.values() if host.instance is not None]
+
+    def hosts(self) -> list[ActorHost]:
+        """The actors this process holds: awake, or asleep with sockets or queued work."""
+        return list(self._hosts.values())
 
     def closing_futures(self) -> list["asyncio.Future[None]"]:
         return list(self._closing.values())
@@ -365,6 +398,16 @@ class Runtime:
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="accord-commit")
         self._namespaces: dict[str, Namespace[Any]] = {}
         self._closed = False
+        self.observers = Observers()
+
+    def observe(self, callback: Observer) -> Callable[[], None]:
+        """Call `callback(event)` on the loop for every ActorEvent (module `events`) of this
+        runtime; returns the function that stops it. Keep it quick: it runs inside turns."""
+        return self.observers.add(callback)
+
+    @property
+    def namespaces(self) -> list["Namespace[Any]"]:
+        return list(self._namespaces.values())
 
     def namespace(self, name: str, actor_class: type[A]) -> Namespace[A]:
         """The namespace `name` of `actor_class` (created on first use)."""
@@ -397,7 +440,7 @@ class Runtime:
                 raise ActorOverloaded(
                     f"{self.max_live} actors are awake and busy: no room to wake another now"
                 )
-            min(idle, key=lambda host: host.last_active).hibernate()
+            min(idle, key=lambda host: host.last_active).hibernate(evicted=True)
 
     def check_open(self) -> None:
         if self._closed:
