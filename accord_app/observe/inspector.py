@@ -2,16 +2,17 @@
 
 The page (static/inspect.html, plain ES modules like the chat's frontend) opens one stream of
 Server-Sent Events, `/inspect/api/stream`. While it is open, the worker that serves it looks at
-the actors twice a second and sends what it saw (`view`) and what changed (`happenings`):
+the actors twice a second and sends what it saw (`view`: every actor's tile, every worker) and
+what happened meanwhile (`happenings`: the runtime's events, module `timeline`):
 
 - a lone process looks at its own runtime;
 - a cluster's worker also asks every other worker, through the router, like the activity
-  answer does (accord_app/chat/activity.py): `/inspect/api/workers/<n>/actors`, which the
-  router sends to worker n alone. A worker that does not answer is shown as down.
+  answer does (accord_app/chat/activity.py): `/inspect/api/workers/<n>/look`, which the router
+  sends to worker n alone. A worker that does not answer is shown as down ("host down").
 
-Nothing runs while no page is open: the cost of watching is paid by the watcher.
+Nothing runs while no page is open: the cost of watching is paid while someone watches.
 
-The page shows channel ids and usernames' connections, so it answers loopback clients only
+The page shows channel names and who is connected, so it answers loopback clients only
 (behind the cluster's router, the address the router saw), a worker's own calls, or a request
 carrying `Authorization: Bearer <ACCORD_ADMIN_TOKEN>`; anyone else gets a JSON 403.
 """
@@ -22,7 +23,7 @@ import ipaddress
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
@@ -35,8 +36,8 @@ from accord_app.chat.routes import client_address
 from accord_app.chat.sharding import shard_key
 from accord_app.errors import ApiError
 from accord_app.frontend import HEADERS, MEDIA_TYPES, STATIC_DIR
-from accord_app.observe.survey import ChannelNames, Happening, Tile, changes, tiles
-from accord_app.placement import Placement
+from accord_app.observe.survey import ChannelNames, Happening, Tile, tiles
+from accord_app.observe.timeline import Timeline
 from accord_app.settings import Settings
 from accord_app.worker_header import is_internal
 
@@ -93,23 +94,46 @@ def channel_names(request: Request) -> ChannelNames:
     return names
 
 
-async def my_tiles(request: Request) -> list[Tile]:
-    namespace: Namespace[Any] = request.app.state.channels
-    names = channel_names(request)
-    placement = request.app.state.settings.placement
-    infos = namespace.list_actors()
-    if not names.knows_all([info.id for info in infos]):
-        await run_in_threadpool(names.refresh, request.app.state.catalog)
-    found = tiles(infos, names, placement)
+def timeline(request: Request) -> Timeline:
+    """One timeline per app, made on first use."""
+    state = request.app.state
+    found: Timeline | None = getattr(state, "timeline", None)
+    if found is None:
+        found = state.timeline = Timeline(
+            state.runtime, channel_names(request), state.settings.worker
+        )
     return found
 
 
-async def worker_tiles(request: Request, number: int) -> list[Tile]:
-    """Worker `number`'s actors, asked through the router; ApiError(502) if it does not answer."""
+@dataclass
+class Look:
+    """One process's actors, and its timeline's lines since the reader's last look."""
+
+    tiles: list[Tile]
+    happenings: list[Happening]
+    log: str  # the timeline's id and its last line, for the next look
+    seen: int
+
+
+async def my_look(request: Request, log: str | None, seen: int) -> Look:
+    namespace: Namespace[Any] = request.app.state.channels
+    names = channel_names(request)
+    lines = timeline(request)
+    lines.renew()
+    infos = namespace.list_actors()
+    if not names.knows_all([info.id for info in infos]):
+        await run_in_threadpool(names.refresh, request.app.state.catalog)
+    found = tiles(infos, names, request.app.state.settings.placement)
+    return Look(found, lines.since(log, seen), lines.id, lines.last)
+
+
+async def worker_look(request: Request, number: int, log: str | None, seen: int) -> Look:
+    """Worker `number`'s look, asked through the router; ApiError(502) if it does not answer."""
     client: httpx.AsyncClient = request.app.state.router
+    path = f"/inspect/api/workers/{number}/look"
     try:
         async with asyncio.timeout(WORKER_DEADLINE_SECONDS):
-            response = await client.get(f"/inspect/api/workers/{number}/actors")
+            response = await client.get(path, params={"log": log or "", "seen": seen})
     except (TimeoutError, httpx.HTTPError) as error:
         reason = f"no answer in {WORKER_DEADLINE_SECONDS:g} s ({type(error).__name__})"
         raise ApiError(502, "worker_unavailable", reason) from None
@@ -119,18 +143,25 @@ async def worker_tiles(request: Request, number: int) -> list[Tile]:
         except (ValueError, KeyError, TypeError):
             reason = f"answered {response.status_code}"
         raise ApiError(502, "worker_unavailable", reason)
-    return [Tile(**tile) for tile in response.json()["actors"]]
+    body = response.json()
+    return Look(
+        [Tile(**tile) for tile in body["actors"]],
+        [Happening(**line) for line in body["happenings"]],
+        body["log"],
+        body["seen"],
+    )
 
 
 class Watch:
-    """One open page's looks: each look is the view, and what changed since the last one."""
+    """One open page's looks: each look is the view, and what happened since the last one."""
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.settings: Settings = request.app.state.settings
         self.tiles: dict[str, Tile] = {}
+        self.turns: dict[str, tuple[int, float]] = {}  # actor -> (its turns, when seen)
+        self.logs: dict[int | None, tuple[str, int]] = {}  # worker -> (its log, last line seen)
         self.down: dict[int, str] = {}  # worker -> why it is counted as down
-        self.first = True
 
     async def look(self) -> tuple[dict[str, Any], list[Happening]]:
         placement = self.settings.placement
@@ -138,52 +169,52 @@ class Watch:
         happenings: list[Happening] = []
         found: list[Tile] = []
         workers = []
-        if placement is None:
-            found = await my_tiles(self.request)
-            workers.append(summary(None, "this process", found, None))
-        else:
-            numbers = range(1, len(placement.addresses) + 1)
-            answers = await asyncio.gather(
-                *(self.ask(placement, number) for number in numbers), return_exceptions=True
-            )
-            for number, answer in zip(numbers, answers, strict=True):
-                address = placement.addresses[number - 1]
-                if isinstance(answer, ApiError):
-                    workers.append(summary(number, address, [], answer.message))
-                    if number not in self.down:
-                        happenings.append(
-                            Happening("host down", now, number, None, None, answer.message)
-                        )
-                    self.down[number] = answer.message
-                    # Its actors are unknown, not gone: keep the last look for the diff.
-                    found += [tile for tile in self.tiles.values() if tile.worker == number]
-                    continue
-                if isinstance(answer, BaseException):
-                    raise answer
-                workers.append(summary(number, address, answer, None))
-                if self.down.pop(number, None) is not None:
-                    happenings.append(Happening("host up", now, number))
-                found += answer
-        after = {tile.id: tile for tile in found}
-        if not self.first:
-            happenings += changes(self.tiles, after, now)
-        self.first = False
-        self.tiles = after
-        down_workers = {number for number in self.down}
+        numbers: list[int | None] = (
+            [None] if placement is None else list(range(1, len(placement.addresses) + 1))
+        )
+        answers = await asyncio.gather(
+            *(self.ask(number) for number in numbers), return_exceptions=True
+        )
+        for number, answer in zip(numbers, answers, strict=True):
+            address = "this process" if number is None else self.settings.workers[number - 1]
+            if isinstance(answer, ApiError) and number is not None:
+                workers.append(summary(number, address, [], answer.message))
+                if number not in self.down:
+                    happenings.append(Happening("host down", now, number, detail=answer.message))
+                self.down[number] = answer.message
+                continue
+            if isinstance(answer, BaseException):
+                raise answer
+            workers.append(summary(number, address, answer.tiles, None))
+            if number is not None and self.down.pop(number, None) is not None:
+                happenings.append(Happening("host up", now, number))
+            self.logs[number] = (answer.log, answer.seen)
+            happenings += answer.happenings
+            found += answer.tiles
         view = {
             "at": now,
             "scope": "process" if placement is None else "cluster",
             "sharding": self.settings.sharding.value,
             "me": self.settings.worker,
             "workers": workers,
-            "actors": [asdict(t) for t in found if t.worker not in down_workers],
+            "actors": [self.with_rate(tile, now) for tile in found],
         }
-        return view, happenings
+        return view, sorted(happenings, key=lambda happening: happening.at)
 
-    async def ask(self, placement: Placement, number: int) -> list[Tile]:
-        if number == placement.me:
-            return await my_tiles(self.request)
-        return await worker_tiles(self.request, number)
+    async def ask(self, number: int | None) -> Look:
+        log, seen = self.logs.get(number, (None, 0))
+        if number is None or number == self.settings.worker:
+            return await my_look(self.request, log, seen)
+        return await worker_look(self.request, number, log, seen)
+
+    def with_rate(self, tile: Tile, now: float) -> dict[str, Any]:
+        """The tile, with its turns per second since the last look (None on the first)."""
+        before = self.turns.get(tile.id)
+        self.turns[tile.id] = (tile.turns, now)
+        rate = None
+        if before is not None and tile.turns >= before[0] and now > before[1]:
+            rate = (tile.turns - before[0]) / (now - before[1])
+        return {**asdict(tile), "turns_per_second": rate}
 
 
 def summary(
@@ -238,9 +269,11 @@ async def stream(request: Request) -> StreamingResponse:
     )
 
 
-@router.get("/api/workers/{number}/actors")
-async def actors_of_worker(request: Request, number: int) -> dict[str, Any]:
-    """This worker's actors, for the worker that aggregates the cluster's view."""
+@router.get("/api/workers/{number}/look")
+async def worker_endpoint(
+    request: Request, number: int, log: str = "", seen: int = 0
+) -> dict[str, Any]:
+    """This worker's actors and timeline, for the worker that gathers the cluster's view."""
     settings: Settings = request.app.state.settings
     if settings.worker != number:
         raise ApiError(
@@ -249,7 +282,14 @@ async def actors_of_worker(request: Request, number: int) -> dict[str, Any]:
             f"This is worker {settings.worker}, not {number}: the router sends"
             f" /inspect/api/workers/{number}/ to worker {number} only.",
         )
-    return {"worker": number, "actors": [asdict(tile) for tile in await my_tiles(request)]}
+    found = await my_look(request, log or None, seen)
+    return {
+        "worker": number,
+        "actors": [asdict(tile) for tile in found.tiles],
+        "happenings": [line.to_json() for line in found.happenings],
+        "log": found.log,
+        "seen": found.seen,
+    }
 
 
 @router.get("/api/where")

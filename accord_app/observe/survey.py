@@ -1,5 +1,4 @@
-"""What the inspector shows: this process's actors, named after the channels they host, and
-the events that tell one look at them from the next.
+"""What the inspector shows: this process's actors, named after the channels they host.
 
 A look is cheap: `Namespace.list_actors()` (the awake actors from memory, the hibernated ones
 from their files) and a channel-name table built from the catalog, rebuilt only when an actor
@@ -31,6 +30,8 @@ class Tile:
     members: int  # open WebSockets: each is a member online, awake or not
     mailbox: int  # events waiting for their turn
     storage_bytes: int
+    turns: int  # since it last woke in this process
+    commit_ms: float | None  # its last commit's fsync
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ def tiles(infos: list[ActorInfo], names: ChannelNames, placement: Placement | No
             info.websockets,
             info.queue_length,
             info.storage_bytes,
+            info.turns,
+            None if info.last_commit_seconds is None else info.last_commit_seconds * 1000,
         )
         for info in infos
     ]
@@ -118,16 +121,3 @@ def tiles(infos: list[ActorInfo], names: ChannelNames, placement: Placement | No
         or tile.mailbox
         or (tile.id in names.keys and placement.is_mine(names.keys[tile.id]))
     ]
-
-
-def changes(before: dict[str, Tile], after: dict[str, Tile], at: float) -> list[Happening]:
-    """What happened between two looks: actors that woke or hibernated (a new actor that is
-    awake woke)."""
-    found = []
-    for actor_id, tile in after.items():
-        was = before.get(actor_id)
-        if tile.awake and (was is None or not was.awake):
-            found.append(Happening("woke", at, tile.worker, actor_id, tile.name))
-        elif not tile.awake and was is not None and was.awake:
-            found.append(Happening("hibernated", at, tile.worker, actor_id, tile.name))
-    return found

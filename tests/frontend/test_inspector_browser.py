@@ -7,6 +7,7 @@ UPDATE_SCREENSHOT=1 rewrites docs/inspector.png, the README's picture of the pag
 
 import json
 import os
+import re
 import uuid
 from contextlib import ExitStack
 from dataclasses import replace
@@ -79,6 +80,10 @@ def test_an_actor_wakes_and_hibernates_while_its_member_stays(
         expect(tile(page, actor).locator(".tile-name")).to_have_text("#general · Lisbon")
         expect(tile(page, actor).locator("dd.members")).to_have_text("1")
         expect(happened(page, "woke", actor=actor)).to_have_count(1)
+        expect(happened(page, "commit", actor=actor).first).to_contain_text(
+            re.compile(r"\d commits, \d turns, fsync up to \d+\.\d ms")
+        )
+        expect(tile(page, actor).locator("dd.commit")).to_have_text(re.compile(r"^\d+\.\d ms$"))
         # Idle for a second: the actor leaves memory, its member stays online.
         expect(tile(page, actor)).to_have_attribute("data-state", "hibernated")
         expect(tile(page, actor).locator("dd.members")).to_have_text("1")
@@ -112,19 +117,25 @@ def screenshot(accord: "Accord", page: Any, path: Path) -> None:
 
 @one_path
 def test_a_mailbox_grows_under_load_and_drains(start: Any, pages: "Pages") -> None:
-    # A socket's next frame waits for its last one's turn, so a queue needs many members:
-    # 30 of them, each message 40 ms of the actor's turn, keep ~30 frames waiting for 1.2 s.
+    # A socket's next frame waits for its last one's turn, so a queue needs many members: 30,
+    # each in a channel of its own, all hosted by one actor (global sharding), each message
+    # 40 ms of its turn: ~30 frames wait for 1.2 s, three times over.
     limits = replace(GENEROUS, client_connections=100, client_connect_burst=100)
-    accord = start(chat_limits=limits, message_cost=MessageCost(40.0, CostKind.TURN))
-    server_id, [channel_id] = accord.create("Lisbon", "hot")
-    actor = actor_of(server_id, channel_id)
+    accord = start(
+        chat_limits=limits,
+        message_cost=MessageCost(40.0, CostKind.TURN),
+        sharding=Sharding.GLOBAL,
+    )
+    server_id, channel_ids = accord.create("Lisbon", *(f"room-{n}" for n in range(MEMBERS)))
+    actor = ids.id_from_name("channels", shard_key(Sharding.GLOBAL, server_id)).hex
     page = pages.open(f"{accord.url}/inspect")
     with ExitStack() as stack:
         members = [
             stack.enter_context(accord.chat(server_id, channel_id, f"member{n}"))
-            for n in range(MEMBERS)
+            for n, channel_id in enumerate(channel_ids)
         ]
         expect(tile(page, actor)).to_have_attribute("data-mailbox", "0")
+        expect(tile(page, actor).locator(".tile-name")).to_have_text(f"global ({MEMBERS} channels)")
         for member in members:
             for number in range(3):
                 frame = {"type": "message", "message": f"m{number}", "nonce": uuid.uuid4().hex}
@@ -134,7 +145,12 @@ def test_a_mailbox_grows_under_load_and_drains(start: Any, pages: "Pages") -> No
                 ?.dataset.mailbox) >= {MEMBERS // 2}"""
         )
         expect(tile(page, actor)).to_have_attribute("data-busy", "true")
-        expect(tile(page, actor)).to_have_attribute("data-mailbox", "0", timeout=20_000)
+        # 40 ms a turn: up to 25 turns a second while the queue lasts.
+        expect(tile(page, actor).locator("dd.turns")).to_have_text(re.compile(r"^(1\d|2\d)\.\d$"))
+        for member in members:  # each one's 3 acks and 3 messages: all of them answered
+            while sum(frame["type"] == "ack" for frame in member.frames) < 3:
+                member.frames.append(member.receive())
+        expect(tile(page, actor)).to_have_attribute("data-mailbox", "0")
     pages.assert_clean()
 
 
