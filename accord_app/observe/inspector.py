@@ -23,7 +23,7 @@ import ipaddress
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -31,12 +31,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from accord_app.actors import Namespace
 from accord_app.chat.routes import client_address
 from accord_app.chat.sharding import shard_key
 from accord_app.errors import ApiError
 from accord_app.frontend import HEADERS, MEDIA_TYPES, STATIC_DIR
-from accord_app.observe.survey import ChannelNames, Happening, Tile, tiles
+from accord_app.observe.survey import Census, ChannelNames, Happening, Tile, tile_json, tiles
 from accord_app.observe.timeline import Timeline
 from accord_app.settings import Settings
 from accord_app.worker_header import is_internal
@@ -94,6 +93,15 @@ def channel_names(request: Request) -> ChannelNames:
     return names
 
 
+def census(request: Request) -> Census:
+    """One census per app, made on first use."""
+    state = request.app.state
+    found: Census | None = getattr(state, "census", None)
+    if found is None:
+        found = state.census = Census(state.channels)
+    return found
+
+
 def timeline(request: Request) -> Timeline:
     """One timeline per app, made on first use."""
     state = request.app.state
@@ -116,11 +124,10 @@ class Look:
 
 
 async def my_look(request: Request, log: str | None, seen: int) -> Look:
-    namespace: Namespace[Any] = request.app.state.channels
     names = channel_names(request)
     lines = timeline(request)
     lines.renew()
-    infos = namespace.list_actors()
+    infos = census(request).actors()
     if not names.knows_all([info.id for info in infos]):
         await run_in_threadpool(names.refresh, request.app.state.catalog)
     found = tiles(infos, names, request.app.state.settings.placement)
@@ -214,7 +221,7 @@ class Watch:
         rate = None
         if before is not None and tile.turns >= before[0] and now > before[1]:
             rate = (tile.turns - before[0]) / (now - before[1])
-        return {**asdict(tile), "turns_per_second": rate}
+        return {**tile_json(tile), "turns_per_second": rate}
 
 
 def summary(
@@ -285,7 +292,7 @@ async def worker_endpoint(
     found = await my_look(request, log or None, seen)
     return {
         "worker": number,
-        "actors": [asdict(tile) for tile in found.tiles],
+        "actors": [tile_json(tile) for tile in found.tiles],
         "happenings": [line.to_json() for line in found.happenings],
         "log": found.log,
         "seen": found.seen,

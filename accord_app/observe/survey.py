@@ -17,6 +17,8 @@ from accord_app.placement import Placement
 # The catalog is read again for unknown actors at most this often (a new channel's actor
 # appears before the next look; a thousand channels take a few milliseconds to name).
 NAMES_REFRESH_SECONDS = 2.0
+# Hibernated actors are read from disk at most this often (awake ones, at every look).
+DISK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,6 @@ class Tile:
     awake: bool  # False: hibernated, only its file exists
     members: int  # open WebSockets: each is a member online, awake or not
     mailbox: int  # events waiting for their turn
-    storage_bytes: int
     turns: int  # since it last woke in this process
     commit_ms: float | None  # its last commit's fsync
 
@@ -47,6 +48,52 @@ class Happening:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def tile_json(tile: Tile) -> dict[str, Any]:
+    """What the page gets for a tile (dataclasses.asdict() took 30 µs a tile)."""
+    return {
+        "id": tile.id,
+        "name": tile.name,
+        "worker": tile.worker,
+        "awake": tile.awake,
+        "members": tile.members,
+        "mailbox": tile.mailbox,
+        "turns": tile.turns,
+        "commit_ms": tile.commit_ms,
+    }
+
+
+class Census:
+    """A namespace's actors, cheaply enough to ask twice a second with thousands of them: the
+    ones in memory at each look, the hibernated ones from disk every DISK_SECONDS (a glob and
+    two stats per file: list_actors() took 97 ms for 1000 actors on a busy 2-core machine)."""
+
+    def __init__(self, namespace: Namespace[Any]) -> None:
+        self.namespace = namespace
+        self.known: set[str] = set()  # read from disk, or seen in memory since (it has a file)
+        self.read_at = -DISK_SECONDS
+
+    def actors(self) -> list[ActorInfo]:
+        now = time.monotonic()
+        if now - self.read_at >= DISK_SECONDS:
+            self.known = {info.id for info in self.namespace.list_actors()}
+            self.read_at = now
+        hosts = self.namespace.hosts()
+        self.known.update(host.id.hex for host in hosts)
+        found = {actor_id: ActorInfo(actor_id, False, 0, 0, 0) for actor_id in self.known}
+        for host in hosts:
+            found[host.id.hex] = ActorInfo(
+                host.id.hex,
+                host.instance is not None,
+                0,  # not shown: its file's size would cost a stat per look
+                len(host.mailbox),
+                len(host.sockets),
+                None,
+                host.turns,
+                host.last_commit_seconds,
+            )
+        return sorted(found.values(), key=lambda info: info.id)
 
 
 class ChannelNames:
@@ -105,7 +152,6 @@ def tiles(infos: list[ActorInfo], names: ChannelNames, placement: Placement | No
             info.live,
             info.websockets,
             info.queue_length,
-            info.storage_bytes,
             info.turns,
             None if info.last_commit_seconds is None else info.last_commit_seconds * 1000,
         )
