@@ -225,4 +225,10 @@ def test_a_dead_host_shows_as_dead(tmp_path: Path, pages: "Pages") -> None:
         expect(tile(page, actor_of(*doomed))).to_have_count(0)
         expect(tile(page, actor_of(*spared))).to_have_count(1)
         expect(page.locator('#workers [data-worker="1"]')).to_have_attribute("data-state", "up")
+
+        cluster.restart(2)
+        expect(page.locator('#workers [data-worker="2"]')).to_have_attribute(
+            "data-state", "up", timeout=20_000
+        )
+        expect(happened(page, "host up", worker="2")).to_have_count(1)
     pages.assert_clean()
