@@ -45,8 +45,13 @@ class Commits:
 
     def describe(self) -> str:
         return (
-            f"{self.commits} commits, {self.turns} turns, fsync up to {self.slowest * 1000:.1f} ms"
+            f"{plural(self.commits, 'commit')}, {plural(self.turns, 'turn')},"
+            f" fsync up to {self.slowest * 1000:.1f} ms"
         )
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 @dataclass

@@ -39,8 +39,8 @@ async def test_the_timeline_tells_what_happened_since_the_last_look(tmp_path: Pa
     seen = [(line.kind, line.actor) for line in lines]
     assert seen[:3] == [("woke", first.id.hex), ("evicted", first.id.hex), ("woke", second.id.hex)]
     commits = {line.actor: line.detail for line in lines if line.kind == "commit"}
-    assert commits[first.id.hex].startswith(("1 commits, 3 turns", "2 commits, 3 turns"))
-    assert commits[second.id.hex].startswith("1 commits, 1 turns, fsync up to ")
+    assert commits[first.id.hex].startswith(("1 commit, 3 turns", "2 commits, 3 turns"))
+    assert commits[second.id.hex].startswith("1 commit, 1 turn, fsync up to ")
     assert {line.worker for line in lines} == {2}
 
     await second.wake_me()
