@@ -29,7 +29,7 @@ from playwright.sync_api import sync_playwright
 from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
 from accord_app.lab.server import BackgroundServer
-from accord_app.limits import RequestLimits
+from accord_app.web.middleware import RequestLimits
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHANNELS_PER_SERVER = 100

@@ -4,7 +4,9 @@ Modules, one concept each: `ids` (addresses), `errors`, `gates` (the sans-I/O in
 gates), `storage` (per-actor SQLite, group-commit primitives), `alarms`, `sockets`
 (hibernatable WebSockets), `events` (what the runtime tells its observers), `actor` (what an
 actor is and is given: Actor, ActorContext), `host` (one actor id's turns, commits and
-sockets: ActorHost) and `runtime` (Runtime, Namespace, Stub).
+sockets: ActorHost) and `runtime` (Runtime, Namespace, Stub); `datalock` keeps a second
+process off a data folder. What this module exports is the runtime's public API: the web edge
+and the API import nothing else of it (see pyproject.toml).
 """
 
 from accord_app.actors.actor import Actor, ActorContext
@@ -24,6 +26,7 @@ from accord_app.actors.errors import (
     StorageUnavailable,
     TurnCancelled,
     UnknownMethod,
+    is_disk_full,
 )
 from accord_app.actors.events import ActorEvent, EventKind, Observers
 from accord_app.actors.host import CommitMode
@@ -35,16 +38,21 @@ from accord_app.actors.runtime import (
     Stub,
 )
 from accord_app.actors.sockets import (
+    CLOSE_TRY_AGAIN_LATER,
     DirectTransport,
     HibernatableWebSocket,
+    Inbox,
     MemoryDirectTransport,
     MemoryTransport,
+    OnClose,
+    OnFrame,
     Transport,
     TransportClosed,
 )
 from accord_app.actors.storage import Storage
 
 __all__ = [
+    "CLOSE_TRY_AGAIN_LATER",
     "Actor",
     "ActorContext",
     "ActorError",
@@ -59,12 +67,15 @@ __all__ = [
     "DirectTransport",
     "EventKind",
     "HibernatableWebSocket",
+    "Inbox",
     "InvalidActorId",
     "InvalidName",
     "MemoryDirectTransport",
     "MemoryTransport",
     "Namespace",
     "Observers",
+    "OnClose",
+    "OnFrame",
     "Runtime",
     "RuntimeClosed",
     "Storage",
@@ -78,4 +89,5 @@ __all__ = [
     "TransportClosed",
     "TurnCancelled",
     "UnknownMethod",
+    "is_disk_full",
 ]

@@ -31,14 +31,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from accord_app.chat.routes import client_address
 from accord_app.chat.sharding import shard_key
-from accord_app.errors import ApiError
-from accord_app.frontend import HEADERS, MEDIA_TYPES, STATIC_DIR
 from accord_app.observe.survey import Census, ChannelNames, Happening, Tile, tile_json, tiles
 from accord_app.observe.timeline import Timeline
 from accord_app.settings import Settings
-from accord_app.worker_header import is_internal
+from accord_app.web.errors import ApiError
+from accord_app.web.frontend import HEADERS, MEDIA_TYPES, STATIC_DIR
+from accord_app.web.middleware import client_address, is_internal
 
 # How often an open page gets a new look at the actors.
 TICK_SECONDS = 0.5

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from accord_app.actors import ActorInfo, Namespace
-from accord_app.catalog import Catalog
+from accord_app.catalog.store import Catalog
 from accord_app.chat.sharding import Sharding, shard_key
-from accord_app.placement import Placement
+from accord_app.cluster.placement import Placement
 
 # The catalog is read again for unknown actors at most this often (a new channel's actor
 # appears before the next look; a thousand channels take a few milliseconds to name).

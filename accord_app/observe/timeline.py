@@ -14,8 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from accord_app.actors import Runtime
-from accord_app.actors.events import ActorEvent, EventKind
+from accord_app.actors import ActorEvent, EventKind, Runtime
 from accord_app.observe.survey import ChannelNames, Happening
 
 # Seconds the log keeps listening after the last look.
