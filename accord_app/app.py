@@ -17,6 +17,7 @@ from accord_app.chat.http import activity, announcements
 from accord_app.chat.http import routes as chat_routes
 from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.chat.ratelimit import ClientLimits
+from accord_app.observe.inspector import install_inspector
 from accord_app.observe.metrics import Metrics
 from accord_app.settings import Settings, WebSocketPath
 from accord_app.web.errors import install_error_handlers, no_such_websocket
@@ -179,6 +180,7 @@ def create_app(
     app.include_router(activity.router)
     app.include_router(announcements.router)
     install_frontend(app)
+    install_inspector(app)
     app.add_api_websocket_route("/{path:path}", no_such_websocket)  # after every other route
     app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]
     return app

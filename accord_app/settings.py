@@ -68,6 +68,9 @@ class Settings:
     catalog_url: str | None = None
     # GET /metrics, and the counting behind it (ACCORD_METRICS=0 turns both off).
     metrics: bool = True
+    # A bearer token that opens the admin pages (the inspector) to clients off this machine;
+    # None: they answer loopback clients only.
+    admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.catalog_url is not None and not self.catalog_url.startswith(POSTGRESQL_SCHEMES):
@@ -205,4 +208,5 @@ class Settings:
             router_secret=environ.get("ACCORD_ROUTER_SECRET") or None,
             catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
             metrics=switch("ACCORD_METRICS", defaults.metrics),
+            admin_token=environ.get("ACCORD_ADMIN_TOKEN") or None,
         )
