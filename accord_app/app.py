@@ -32,14 +32,17 @@ and every error answers with `{"message": ..., "code": ...}`.
 
 
 def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
-    """The schema as FastAPI builds it, minus its 422 answers: this API uses 400 instead."""
+    """The schema as FastAPI builds it, minus its 422 validation answers: this API uses 400
+    instead (a 422 of its own, such as a reused Idempotency-Key, stays)."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
-                operation.get("responses", {}).pop("422", None)
+                responses = operation.get("responses", {})
+                if responses.get("422", {}).get("description") == "Validation Error":
+                    del responses["422"]
         components = schema.get("components", {}).get("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
@@ -156,7 +159,9 @@ def create_app(
     app.add_middleware(CanonicalIds)
     if settings.worker is not None:
         app.add_middleware(WorkerHeader, worker=settings.worker)
-        app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
+    # On a lone process too: without a router's secret, X-Accord-Internal and X-Forwarded-For
+    # are dropped, so no client makes its requests free or poses as another address.
+    app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
     app.include_router(api.router)
     app.include_router(chat_routes.router)
     app.include_router(activity.router)

@@ -63,6 +63,8 @@ class Settings:
     router_url: str | None = None  # the proxy, for calls to actors on other workers
     # What the proxy adds to each request it forwards; X-Forwarded-For is believed only then.
     router_secret: str | None = field(default=None, repr=False)
+    # The bearer token that announcements need (accord_app/chat/announcer.py); None: off.
+    admin_token: str | None = field(default=None, repr=False)
     # None: the catalog is SQLite, catalog.sqlite3 in data_dir; a postgresql:// URL: that
     # PostgreSQL database, which several hosts can share.
     catalog_url: str | None = None
@@ -193,5 +195,6 @@ class Settings:
             workers=tuple(address for address in workers.split(",") if address),
             router_url=environ.get("ACCORD_ROUTER_URL") or None,
             router_secret=environ.get("ACCORD_ROUTER_SECRET") or None,
+            admin_token=environ.get("ACCORD_ADMIN_TOKEN") or None,
             catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
         )

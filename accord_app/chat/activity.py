@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from accord_app.actors import Namespace
 from accord_app.catalog import Catalog
-from accord_app.chat.channel import ChannelActor
+from accord_app.chat.channel import ChannelActor, KeyReused
 from accord_app.chat.remote import CallRefused, CallTimedOut, RemoteActor, RemoteCallError
 from accord_app.chat.routes import activity_of
 from accord_app.chat.sharding import Sharding, shard_key
@@ -118,6 +118,8 @@ async def local_call(call: "asyncio.Future[T]", key: str, deadline: float) -> T:
         return await asyncio.wait_for(call, max(0.0, deadline - time.monotonic()))
     except TimeoutError:
         raise CallTimedOut(key, LOCAL_HOST, "no answer by the deadline") from None
+    except KeyReused as error:  # the caller's mistake, answered as the remote endpoint does
+        raise CallRefused(key, LOCAL_HOST, 422, error.code, str(error)) from None
     except Exception as error:
         failure = describe_failure(error)
         if failure is INTERNAL_ERROR:

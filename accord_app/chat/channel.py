@@ -57,6 +57,18 @@ REPLAY_MESSAGES = 1000
 REPLAY_CHARS = 512 * 1024
 
 
+class KeyReused(Exception):
+    """An announcement's idempotency key already names another text in this channel."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"The Idempotency-Key {key!r} already names another announcement: use a new key for"
+            " each new text, and the same one only to send the same text again."
+        )
+
+
 def record(row: Any) -> dict[str, Any]:
     return {key: row[key] for key in ("id", "seq", "timestamp", "username", "message")}
 
@@ -270,9 +282,13 @@ class ChannelActor(Actor):
             ANNOUNCER,
             request_id,
         )
+        text = clean_message(text)
+        if stored and stored[0]["message"] != text:
+            # Not a retry: the caller reuses a key, and would lose this text silently.
+            raise KeyReused(request_id)
         if stored:
             return record(stored[0])
-        message = self.store(channel_id, ANNOUNCER, clean_message(text), request_id)
+        message = self.store(channel_id, ANNOUNCER, text, request_id)
         self.broadcast(channel_id, {"type": "message", **message})
         return message
 
