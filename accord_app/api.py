@@ -4,8 +4,10 @@ import uuid
 
 from fastapi import APIRouter
 
+from accord_app.errors import ApiError
 from accord_app.models import NameIn
-from accord_app.types import Channel, Server
+from accord_app.names import looks_like
+from accord_app.types import Channel, ErrorBody, Server
 from accord_app.web import ERROR_RESPONSES, CatalogDep, server_not_found
 
 router = APIRouter(prefix="/api")
@@ -24,9 +26,25 @@ def list_servers(catalog: CatalogDep) -> list[Server]:
 
 
 @router.post(
-    "/servers", status_code=201, summary="Create a server", responses={400: ERROR_RESPONSES[400]}
+    "/servers",
+    status_code=201,
+    summary="Create a server",
+    responses={
+        400: ERROR_RESPONSES[400],
+        409: {"model": ErrorBody, "description": "The name looks like another server's."},
+    },
 )
 def create_server(body: NameIn, catalog: CatalogDep) -> Server:
+    """A name that renders like an existing server's (names.skeleton) is refused: a
+    look-alike server could pass for the real one in a list. The same name is allowed: it
+    looks like what it is."""
+    present = looks_like(body.name, (server.name for server in catalog.list_servers()))
+    if present is not None:
+        raise ApiError(
+            409,
+            "name_looks_like",
+            f"The name {body.name!r} looks like that of the server {present!r}: choose another.",
+        )
     return catalog.create_server(body.name)
 
 

@@ -1,13 +1,19 @@
 """The records the API hands out. Plain dataclasses: FastAPI serialises them as they are."""
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
+
+# Servers, channels and messages are named by UUIDs, written in lower case with hyphens.
+Id = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
 
 
 @dataclass(frozen=True)
 class Server:
     """A community, like a Discord "server": it owns channels."""
 
-    id: str
+    id: Id
     name: str
 
 
@@ -15,9 +21,9 @@ class Server:
 class Channel:
     """A room inside a server. Its messages live in an actor, not in the catalog."""
 
-    id: str
+    id: Id
     name: str
-    server_id: str
+    server_id: Id
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class ErrorBody:
 class Message:
     """One chat message. `seq` numbers a channel's messages 1, 2, 3, ... without gaps."""
 
-    id: str
+    id: Id
     seq: int
     timestamp: int  # milliseconds since the epoch
     username: str
@@ -45,7 +51,7 @@ class ChannelActivity:
     message. When the channel's actor could not be reached, `error` says why and the rest is
     None: one unreachable channel does not fail the whole list."""
 
-    channel_id: str
+    channel_id: Id
     messages: int | None
     latest: Message | None
     error: ErrorBody | None = None
@@ -62,7 +68,7 @@ class AnnouncementIn:
 class Delivery:
     """An announcement in one channel: the message it became, or why it did not arrive."""
 
-    channel_id: str
+    channel_id: Id
     message: Message | None
     error: ErrorBody | None = None
 

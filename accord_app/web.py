@@ -5,12 +5,16 @@ written one way only."""
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from accord_app.catalog import Catalog
 from accord_app.errors import ApiError, error_response
 from accord_app.types import ErrorBody
+
+# A server's or channel's id in a path, checked by the route itself (its own error codes); the
+# schema says what it is.
+IdPath = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
 
 # Documented on every route so /openapi.json lists the error shape next to the success one.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

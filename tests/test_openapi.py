@@ -22,7 +22,7 @@ SERVER_ANNOUNCEMENTS = "/api/servers/{server_id}/announcements"
 OPERATIONS = {
     ("get", "/api"): {"200"},
     ("get", "/api/servers"): {"200"},
-    ("post", "/api/servers"): {"201", "400"},
+    ("post", "/api/servers"): {"201", "400", "409"},
     ("get", SERVER_CHANNELS): {"200", "400", "404"},
     ("post", SERVER_CHANNELS): {"201", "400", "404"},
     ("get", SERVER_ACTIVITY): {"200", "400", "404"},
@@ -295,3 +295,22 @@ async def test_missing_asset_is_a_json_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs/assets/no-such-file.js")
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+async def test_ids_are_uuid_strings_and_connect_declares_its_query(
+    schema: dict[str, Any],
+) -> None:
+    """A client generator reads the schema: ids are UUIDs, and the WebSocket's parameters are
+    on the GET that documents it (the schema has no WebSockets)."""
+    for path, item in schema["paths"].items():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"].endswith("_id"):
+                    assert parameter["schema"].get("format") == "uuid", (path, parameter)
+    for name, component in schema["components"]["schemas"].items():
+        for field, spec in component.get("properties", {}).items():
+            if (field == "id" or field.endswith("_id")) and name != "Announcement":
+                assert spec.get("format") == "uuid", (name, field, spec)
+    connect = schema["paths"][CHANNEL_PREFIX + "connect"]["get"]
+    query = {p["name"]: p for p in connect["parameters"] if p["in"] == "query"}
+    assert set(query) == {"username", "after_seq"}

@@ -36,7 +36,7 @@ from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.errors import ApiError
 from accord_app.placement import Placement
 from accord_app.types import Announcement, AnnouncementIn, Delivery, ErrorBody, Message
-from accord_app.web import ERROR_RESPONSES, get_catalog, server_not_found
+from accord_app.web import ERROR_RESPONSES, IdPath, get_catalog, server_not_found
 
 # What an announcement may answer besides success.
 ANNOUNCE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -138,8 +138,8 @@ async def announce(
 )
 async def announce_in_channel(
     request: Request,
-    server_id: str,
-    channel_id: str,
+    server_id: IdPath,
+    channel_id: IdPath,
     body: AnnouncementIn,
     idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
 ) -> Message:

@@ -27,6 +27,7 @@ from accord_app.chat.protocol import (
     parse_frame,
 )
 from accord_app.chat.ratelimit import MONOTONIC, ChatLimits, ClientLimits, Clock, TokenBucket
+from accord_app.chat.roster import Roster
 from accord_app.errors import describe_failure
 
 SCHEMA = [
@@ -93,9 +94,10 @@ class ChannelActor(Actor):
         self.buckets: dict[HibernatableWebSocket, TokenBucket] = {}
         self.last_typing: dict[HibernatableWebSocket, float] = {}
         self.strikes: dict[HibernatableWebSocket, int] = {}  # refused frames in a row
-        # (channel_id, username) per socket, parsed once from its attachment: presence walks
-        # every member's socket on each join and leave, and JSON per socket would add up.
+        # (channel_id, username) per socket, parsed once from its attachment.
         self.members_of: dict[HibernatableWebSocket, tuple[str, str]] = {}
+        # Who is in each channel (roster.py), built from the sockets when first needed.
+        self.rosters: dict[str, Roster[HibernatableWebSocket]] = {}
         self.ctx.set_websocket_auto_response("ping", "pong")
 
     # -- RPC, called by the HTTP layer ---------------------------------------------------------
@@ -131,12 +133,21 @@ class ChannelActor(Actor):
     async def join(
         self, transport: Transport, channel_id: str, username: str, after_seq: int | None
     ) -> None:
-        """Take over a connected socket: presence first, then any missed messages."""
+        """Take over a connected socket: presence first, then any missed messages. A name
+        that looks like a present member's is refused: an error frame, then the close."""
+        roster = self.roster(channel_id)
+        present = roster.look_alike(username)
         ws = self.ctx.accept_websocket(transport, tags=[channel_id])
+        if present is not None:
+            reason = f"The username {username!r} looks like {present!r}'s, who is here."
+            self.send_error(ws, ProtocolError("username_looks_like", f"{reason} Choose another."))
+            ws.close(CLOSE_POLICY, "username looks like a member's")  # no close event follows
+            return
         ws.serialize_attachment({"channel_id": channel_id, "username": username})
-        members = self.members(channel_id)
-        ws.send(encode({"type": "presence", "members": members}))
-        if self.sockets_of(channel_id, username) == [ws]:
+        self.members_of[ws] = (channel_id, username)
+        first = roster.add(ws, username)
+        ws.send(encode({"type": "presence", "members": roster.names()}))
+        if first:
             self.broadcast(channel_id, {"type": "joined", "username": username}, skip=ws)
         if after_seq is not None:
             self.replay(ws, channel_id, after_seq)
@@ -390,7 +401,11 @@ class ChannelActor(Actor):
         self.strikes.pop(ws, None)
         channel_id, username = self.who(ws)
         del self.members_of[ws]
-        if not self.sockets_of(channel_id, username):
+        if channel_id not in self.rosters:
+            # Built now, from the sockets still open (the runtime has already let go of this one).
+            if username not in self.roster(channel_id).counts:
+                self.broadcast(channel_id, {"type": "left", "username": username})
+        elif self.rosters[channel_id].remove(ws, username):
             self.broadcast(channel_id, {"type": "left", "username": username})
 
     # -- members -----------------------------------------------------------------------------------
@@ -402,11 +417,13 @@ class ChannelActor(Actor):
             known = self.members_of[ws] = (attachment["channel_id"], attachment["username"])
         return known
 
-    def sockets_of(self, channel_id: str, username: str) -> list[HibernatableWebSocket]:
-        return [ws for ws in self.ctx.get_websockets(channel_id) if self.who(ws)[1] == username]
-
-    def members(self, channel_id: str) -> list[str]:
-        return sorted({self.who(ws)[1] for ws in self.ctx.get_websockets(channel_id)})
+    def roster(self, channel_id: str) -> Roster[HibernatableWebSocket]:
+        roster = self.rosters.get(channel_id)
+        if roster is None:
+            roster = self.rosters[channel_id] = Roster()
+            for ws in self.ctx.get_websockets(channel_id):
+                roster.add(ws, self.who(ws)[1])
+        return roster
 
     def broadcast(
         self, channel_id: str, frame: dict[str, Any], skip: HibernatableWebSocket | None = None
