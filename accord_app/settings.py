@@ -55,6 +55,8 @@ class Settings:
     # its own --host (any other is refused: a DNS-rebound page names its own domain).
     allowed_hosts: frozenset[str] = frozenset()
     message_cost: MessageCost = field(default_factory=MessageCost)
+    # HTTP requests and connections per client address, counted by this process alone (in a
+    # cluster, by each worker: see the README's security model).
     request_limits: RequestLimits = field(default_factory=RequestLimits)
     websocket: WebSocketPath = WebSocketPath.FAST
     # Set by the cluster (accord_app/cluster) for each of its workers; None: a lone process.
