@@ -69,6 +69,8 @@ async def server_activity(
         groups.setdefault(shard_key(sharding, str(server_id), channel.id), []).append(channel.id)
     # A thousand calls at once would only queue for connections and time out: at most
     # REMOTE_CALLS_IN_FLIGHT of this request's calls go out together, on kept-alive connections.
+    # Local calls too: waking a sleeping actor opens its database on the runtime's threads,
+    # where every member's commit waits its turn behind the opens already queued.
     in_flight = asyncio.Semaphore(REMOTE_CALLS_IN_FLIGHT)
     answers = await asyncio.gather(
         *(
@@ -101,7 +103,8 @@ async def group_activity(
         channels: Namespace[ChannelActor] = request.app.state.channels
         stub = channels.get(channels.id_from_name(key))
         try:
-            rows = await local_call(stub.activity(channel_ids), key, deadline)
+            async with in_flight:  # each call may wake an actor: see the comment above
+                rows = await local_call(stub.activity(channel_ids), key, deadline)
         except RemoteCallError as error:  # the actor's failure is each of its channels' answer
             return [unavailable(c, error.code, str(error)) for c in channel_ids]
         return [activity_of(row) for row in rows]

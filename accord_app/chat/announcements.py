@@ -95,9 +95,10 @@ async def announce(
             if placement is None or placement.is_mine(key):
                 actors: Namespace[ChannelActor] = request.app.state.channels
                 stub = actors.get(actors.id_from_name(key))
-                row = await local_call(
-                    stub.announce(channel_id, text, announcement_id), key, deadline
-                )
+                async with in_flight:  # a call may wake an actor (see activity.py)
+                    row = await local_call(
+                        stub.announce(channel_id, text, announcement_id), key, deadline
+                    )
             else:
                 remote = RemoteActor.placed(request.app.state.router, placement, key)
                 path = f"/api/servers/{server_id}/channels/{channel_id}/announcements"
