@@ -25,8 +25,7 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from accord_app.cluster.supervisor import free_port
+from accord_app.cluster.ports import free_port
 from accord_app.lab.loadtest import LIFTED_LIMITS
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -92,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     for channels in args.channels:
         with tempfile.TemporaryDirectory() as folder:
-            port = free_port("127.0.0.1")
+            port = free_port()
             env = os.environ | LIFTED_LIMITS | {"PYTHONPATH": str(args.tree.resolve())}
             command = [sys.executable, "-m", "accord_app", "--port", str(port)]
             server = subprocess.Popen(

@@ -11,7 +11,7 @@ member. In a channel of 2 000 members those walks were most of a join's own work
 from collections import Counter
 from typing import Generic, TypeVar
 
-from accord_app.names import skeleton
+from accord_app.api.names import skeleton
 
 S = TypeVar("S")  # a socket
 

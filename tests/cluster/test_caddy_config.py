@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from accord_app.chat.announcements import ANNOUNCE_DEADLINE_SECONDS
+from accord_app.chat.http.announcements import ANNOUNCE_DEADLINE_SECONDS
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.cluster.caddy import ACTOR_PATHS, SHARD_HEADER, SPANNING_PATHS, caddy_config
 

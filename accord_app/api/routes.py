@@ -4,11 +4,10 @@ import uuid
 
 from fastapi import APIRouter
 
-from accord_app.errors import ApiError
-from accord_app.models import NameIn
-from accord_app.names import looks_like
-from accord_app.types import Channel, ErrorBody, Server
-from accord_app.web import ERROR_RESPONSES, CatalogDep, server_not_found
+from accord_app.api.names import looks_like
+from accord_app.api.schemas import Channel, ErrorBody, NameIn, Server
+from accord_app.api.shared import ERROR_RESPONSES, CatalogDep, server_not_found
+from accord_app.web.errors import ApiError
 
 router = APIRouter(prefix="/api")
 

@@ -9,7 +9,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from accord_app.fast_websocket import json_error
+from accord_app.web.fast_websocket import json_error
 
 
 class AsgiWebSocket(WebSocketsSansIOProtocol):

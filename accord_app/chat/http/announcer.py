@@ -5,7 +5,7 @@ The model: whoever holds the token is the server's administrator; nobody else an
 Without a token set, nobody does (the endpoints answer 403 and say how to turn them on): a
 kit started with its defaults has no speaker that a curious script could borrow. The one
 exception is a cluster's worker calling another through the router for an announcement it
-has already admitted: such a call carries the router's secret (accord_app/worker_header.py).
+has already admitted: such a call carries the router's secret (accord_app/web/middleware.py).
 
 A token is one shared secret, not an account: a deployment with several administrators, or
 the server's owner as its announcer, would check a signed-in user here instead.
@@ -17,8 +17,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from accord_app.errors import ApiError
-from accord_app.worker_header import is_internal
+from accord_app.web.errors import ApiError
+from accord_app.web.middleware import is_internal
 
 # auto_error=False: a missing header gets our own JSON refusal, not FastAPI's {"detail": ...}.
 # The scheme also puts an "Authorize" button for the token in the /docs page.
