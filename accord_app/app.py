@@ -20,6 +20,7 @@ from accord_app.chat.ratelimit import ClientLimits
 from accord_app.observe.inspector import install_inspector
 from accord_app.observe.metrics import Metrics
 from accord_app.settings import Settings, WebSocketPath
+from accord_app.web.asgi_websocket import AsgiWebSocket
 from accord_app.web.errors import install_error_handlers, no_such_websocket
 from accord_app.web.fast_websocket import FastWebSocket
 from accord_app.web.frontend import install_frontend
@@ -75,9 +76,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """UVICORN_OPTIONS, the HTTP limits and the WebSocket path (ACCORD_WS) that the settings
     choose."""
     options = {**UVICORN_OPTIONS, "http": http_protocol(http_limits(settings))}
-    if settings.websocket is WebSocketPath.FAST:
-        options["ws"] = FastWebSocket
-    return options  # else uvicorn's own WebSocket protocol: the ASGI path
+    # uvicorn's own WebSocket protocol is the ASGI path; both refuse a bad upgrade in JSON.
+    options["ws"] = FastWebSocket if settings.websocket is WebSocketPath.FAST else AsgiWebSocket
+    return options
 
 
 async def serve_metrics(request: Request) -> Response:
@@ -174,7 +175,9 @@ def create_app(
     app.add_middleware(CanonicalIds)
     if settings.worker is not None:
         app.add_middleware(WorkerHeader, worker=settings.worker)
-        app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
+    # On a lone process too: without a router's secret, X-Accord-Internal and X-Forwarded-For
+    # are dropped, so no client makes its requests free or poses as another address.
+    app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
     app.include_router(api_routes.router)
     app.include_router(chat_routes.router)
     app.include_router(activity.router)

@@ -44,6 +44,11 @@ ACTOR_PATHS: dict[str, tuple[str, set[str]]] = {
     "server": (f"^/api/servers/(?P<server_id>{_ID})/activity$", {"server_id"}),
 }
 WORKER_PATH = "/inspect/api/workers"  # + /<n>/...: to worker n, whatever the key
+# Paths that fan out to every channel actor of a server from whichever worker takes them,
+# whatever the sharding: their answer waits for their own deadline (ANNOUNCE_DEADLINE_SECONDS,
+# 5 s), so the router must wait longer, or a stalled worker turns the per-channel answer into
+# the router's 504.
+SPANNING_PATHS = [f"^/api/servers/{_ID}/announcements$"]
 UNAVAILABLE_MESSAGE = (
     "Worker {worker} is not answering, so the channels it hosts are unavailable until it is back."
 )
@@ -104,6 +109,9 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
                 ],
             }
         )
+    for pattern in SPANNING_PATHS:
+        match = [{"path_regexp": {"pattern": pattern}}]
+        found.append({"match": match, "handle": [to_any_worker(upstreams, SPANNING_TIMEOUT)]})
     found.append({"handle": [to_any_worker(upstreams, ANSWER_TIMEOUT)]})
     return found
 
