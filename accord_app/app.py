@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from accord_app import api
 from accord_app.actors import Actor, Runtime
+from accord_app.asgi_websocket import AsgiWebSocket
 from accord_app.catalog import Catalog
 from accord_app.chat import activity, announcements
 from accord_app.chat import routes as chat_routes
@@ -80,9 +81,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """UVICORN_OPTIONS, the HTTP limits and the WebSocket path (ACCORD_WS) that the settings
     choose."""
     options = {**UVICORN_OPTIONS, "http": http_protocol(http_limits(settings))}
-    if settings.websocket is WebSocketPath.FAST:
-        options["ws"] = FastWebSocket
-    return options  # else uvicorn's own WebSocket protocol: the ASGI path
+    # uvicorn's own WebSocket protocol on the ASGI path, with every frame paid for.
+    options["ws"] = FastWebSocket if settings.websocket is WebSocketPath.FAST else AsgiWebSocket
+    return options
 
 
 # How long a call to an actor on another worker of the cluster may take.

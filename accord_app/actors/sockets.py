@@ -379,6 +379,11 @@ class HibernatableWebSocket:
         """Close from the server side (after the frames sent before). No close event follows."""
         if not self.closing:
             self.closing = True
+            if self._direct is not None:
+                # Nothing more from the peer reaches the actor: its messages wait, and the
+                # transport stops reading, instead of being parsed for nothing until the close
+                # frame leaves (after the writes before it are durable).
+                self._direct.stop_listening()
             self._on_send(self, TransportClosed(code, reason))
 
     def deliver(self, frame: str | bytes | TransportClosed) -> None:

@@ -20,7 +20,7 @@ from accord_app.actors import Namespace
 from accord_app.catalog import Catalog, CatalogUnavailable
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
-from accord_app.chat.ratelimit import ClientLimits
+from accord_app.chat.ratelimit import ClientLimits, ConnectionBudget
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.chat.websocket import StarletteTransport, accept
 from accord_app.errors import INTERNAL_ERROR, ApiError, describe_failure, refuse
@@ -171,6 +171,8 @@ async def connect(
     except BaseException:
         release()
         raise
+    if transport.frame_guard is not None:  # from now on every frame pays, whoever handles it
+        transport.frame_guard.arm(ConnectionBudget.open(clients, client), clients.limits.strikes)
     if isinstance(transport, StarletteTransport):
         try:
             await serve_member(actor, transport, channel_id, name, resume_from)
