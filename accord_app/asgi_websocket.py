@@ -80,6 +80,7 @@ class AsgiWebSocket(WebSocketsSansIOProtocol):
             self.conn.data_to_send(),
             writable=self.writable.is_set(),
             closing=self.close_sent,
+            awaited_pong=self.pending_ping_payload,
         )
         if screened.writes:  # the pongs paid for, the close echo: before what the events do
             self.transport.write(b"".join(screened.writes))

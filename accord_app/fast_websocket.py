@@ -236,7 +236,7 @@ class FastWebSocket(asyncio.Protocol):
     @property
     def receiving(self) -> bool:
         """listen() was called: the runtime took the socket."""
-        return self._inbox.listening
+        return self._inbox.taken
 
     @property
     def writable(self) -> bool:
@@ -304,6 +304,7 @@ class FastWebSocket(asyncio.Protocol):
             self.conn.data_to_send(),
             writable=not self._paused,
             closing=self.conn.state is State.CLOSING,
+            awaited_pong=self._ping_payload,
         )
         for event in screened.events:
             if isinstance(event, Request):

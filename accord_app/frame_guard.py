@@ -5,10 +5,10 @@ protocol does work of its own before any handler runs: it answers a ping with a 
 fragment until its message is whole, compares a pong with the ping in flight. Unpaid, that
 work is free to a flooder. So, on both WebSocket paths (fast_websocket.py, asgi_websocket.py):
 
-- every ping, pong and fragment (all but a message's last frame) costs a token from the
-  budget the connection's messages pay from: its own bucket and its address's. The last frame
-  is the message, which pays in its actor; a text the runtime answers by itself ("ping") pays
-  here too, through `pay()`;
+- every ping, unsolicited pong and fragment (all but a message's last frame) costs a token
+  from the budget the connection's messages pay from: its own bucket and its address's. The
+  last frame is the message, which pays in its actor; a text the runtime answers by itself
+  ("ping") pays here too, through `pay()`;
 - a frame that finds the budget empty is refused: a ping gets no pong, a pong is ignored;
   `strikes` refusals in a row close the connection (1008), as refused messages do. A fragment
   that cannot be paid closes it at once: a message cannot lose a part;
@@ -110,19 +110,33 @@ class FrameGuard:
         return False
 
     def screen(
-        self, events: Sequence[Event], writes: list[bytes], writable: bool, closing: bool
+        self,
+        events: Sequence[Event],
+        writes: list[bytes],
+        writable: bool,
+        closing: bool,
+        awaited_pong: bytes | None = None,
     ) -> Screened:
         """Pay for each frame of a parsed batch. `writes` is what ServerProtocol queued while
         parsing it (a pong per ping, in order); `writable`: the peer is reading (the transport
         is under its high-water mark); `closing`: the server sent its close and waits for the
         peer's: any other frame counts as refused, so a flooder that goes on is dropped after
-        `strikes` more frames instead of being parsed until the close timeout."""
+        `strikes` more frames instead of being parsed until the close timeout. The pong that
+        answers the server's own keepalive ping (`awaited_pong`, its payload) is free, once."""
         kept: list[Event] = []
         pongs: deque[tuple[bytes, bool]] = deque()  # each ping's pong, and whether it goes
         close: tuple[int, str] | None = None
         for event in events:
             if not isinstance(event, Frame):
                 kept.append(event)
+                continue
+            if (
+                awaited_pong is not None
+                and event.opcode is Opcode.PONG
+                and bytes(event.data) == awaited_pong
+            ):
+                kept.append(event)  # asked for: the keepalive's answer costs the client nothing
+                awaited_pong = None
                 continue
             # After a close, nothing more is acted on (or answered): the connection ends.
             verdict = self._frame(event, writable, closing) if close is None else False

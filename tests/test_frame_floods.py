@@ -25,8 +25,11 @@ import httpx
 import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import Frame, Opcode
 
+from accord_app.chat.ratelimit import ChatLimits, ClientLimits, ConnectionBudget
 from accord_app.cluster.supervisor import free_port
+from accord_app.frame_guard import FrameGuard
 from accord_app.lab.floods import FLOODS
 from accord_app.settings import WebSocketPath
 
@@ -202,3 +205,42 @@ def test_the_uvicorn_methods_the_asgi_path_overrides_are_still_there() -> None:
     assert '"extensions": {' in connect_source
     assert "self.close_sent" in source and "self.writable" in source
     assert issubclass(AsgiWebSocket, WebSocketsSansIOProtocol)
+
+
+class StoppedClock:
+    """Time stands still: no token comes back while the test runs."""
+
+    def now(self) -> float:
+        return 1000.0
+
+
+def guard_with_budget(burst: int) -> tuple[FrameGuard, list[tuple[int, str]]]:
+    closes: list[tuple[int, str]] = []
+    guard = FrameGuard(lambda code, reason: closes.append((code, reason)))
+    limits = ChatLimits(burst=burst, client_burst=100)
+    guard.arm(ConnectionBudget.open(ClientLimits(limits), "127.0.0.1", StoppedClock()), 3)
+    return guard, closes
+
+
+def test_the_answer_to_our_keepalive_ping_is_free_and_other_pongs_pay() -> None:
+    guard, _ = guard_with_budget(burst=1)
+    ours = Frame(Opcode.PONG, b"k1")
+    for _ in range(5):  # a keepalive answered for longer than any burst lasts
+        assert guard.screen([ours], [], writable=True, closing=False, awaited_pong=b"k1").events
+    unasked = [Frame(Opcode.PONG, b"x"), Frame(Opcode.PONG, b"x")]
+    assert len(guard.screen(unasked, [], writable=True, closing=False).events) == 1
+    # The awaited payload, twice in one batch: only the first is the answer.
+    twice = guard.screen([ours, ours], [], writable=True, closing=False, awaited_pong=b"k1")
+    assert len(twice.events) == 1
+
+
+def test_refused_pings_get_no_pong_and_strikes_close() -> None:
+    guard, closes = guard_with_budget(burst=2)
+    pings = [Frame(Opcode.PING, bytes([n])) for n in range(5)]
+    pongs = [Frame(Opcode.PONG, bytes([n])).serialize(mask=False) for n in range(5)]
+    screened = guard.screen(pings, [*pongs, b""], writable=True, closing=False)
+    assert screened.writes == [*pongs[:2], b""]  # 2 paid; the close's b"" stays
+    assert screened.close == (1008, "3 refused frames in a row")
+    unread = guard_with_budget(burst=5)[0].screen(pings[:1], pongs[:1], False, False)
+    assert unread.writes == []  # a peer over the high-water mark gets no pong
+    assert closes == []  # a batch's close is the protocol's to make
