@@ -39,7 +39,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from accord_app.cluster.ports import free_port
 from accord_app.lab import floods
 
 WINDOW_SECONDS = 6.0
@@ -64,13 +64,6 @@ FRAME_FLOODS = list(floods.FLOODS)
 # All of 127/8 is loopback on Linux: members and abusers come from different addresses, as they
 # would from different machines, so the members do not share the abusers' per-address limits.
 NORMAL_ADDRESS, ABUSER_ADDRESS = "127.0.0.2", "127.0.0.3"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def client(url: str, address: str) -> Any:

@@ -27,9 +27,9 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Frame, Opcode
 
+from accord_app.chat.frame_guard import FrameGuard
 from accord_app.chat.ratelimit import ChatLimits, ClientLimits, ConnectionBudget
-from accord_app.cluster.supervisor import free_port
-from accord_app.frame_guard import FrameGuard
+from accord_app.cluster.ports import free_port
 from accord_app.lab.floods import FLOODS
 from accord_app.settings import WebSocketPath
 
@@ -186,7 +186,7 @@ def test_the_uvicorn_methods_the_asgi_path_overrides_are_still_there() -> None:
     public API: if an upgrade renames or rewires one, fail here, not as free frames."""
     import inspect
 
-    from accord_app.asgi_websocket import AsgiWebSocket
+    from accord_app.web.asgi_websocket import AsgiWebSocket
 
     source = inspect.getsource(WebSocketsSansIOProtocol)
     for name in ("data_received", "receive", "handle_events", "handle_connect", "handle_ping",

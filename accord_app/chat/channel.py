@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 from accord_app.actors import Actor, ActorContext, HibernatableWebSocket, Transport
 from accord_app.chat.cost import MessageCost
+from accord_app.chat.failures import describe_failure
+from accord_app.chat.frame_guard import FrameGuard
 from accord_app.chat.protocol import (
     ANNOUNCER,
     ClientFrame,
@@ -34,8 +36,6 @@ from accord_app.chat.ratelimit import (
     ConnectionBudget,
     TokenBucket,
 )
-from accord_app.errors import describe_failure
-from accord_app.frame_guard import FrameGuard
 
 SCHEMA = [
     # WITHOUT ROWID: the rows are stored in (channel_id, seq) order, which is the order every

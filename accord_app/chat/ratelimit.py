@@ -159,7 +159,7 @@ class ClientLimits:
 class ConnectionBudget:
     """What one connection pays every frame from: its own bucket and its client's, together.
     The channel's actor spends from it for messages, the WebSocket protocol for the frames no
-    handler sees (accord_app/frame_guard.py), so a client cannot pick a kind of frame that is
+    handler sees (accord_app/chat/frame_guard.py), so a client cannot pick a kind of frame that is
     free."""
 
     bucket: TokenBucket

@@ -24,7 +24,8 @@ from accord_app.cluster.hosts import (
     loopback_hosts,
     namespaces_unavailable,
 )
-from accord_app.cluster.supervisor import Cluster, ClusterError, free_port, log_tail
+from accord_app.cluster.ports import free_port
+from accord_app.cluster.supervisor import Cluster, ClusterError, log_tail
 from accord_app.settings import DATA_DIR_HELP, default_data_dir, parse_port
 
 # Seconds before a dead worker is started again, doubling while it keeps dying.

@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,11 +31,12 @@ from types import TracebackType
 
 import httpx
 
+from accord_app.actors.datalock import DataDirInUse, DataDirLock
+from accord_app.catalog.pgserver import PostgresError, PostgresServer
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster.caddy import caddy_config, caddy_executable
 from accord_app.cluster.hosts import Host, Hosts, loopback_hosts
-from accord_app.datalock import DataDirInUse, DataDirLock
-from accord_app.pgserver import PostgresError, PostgresServer
+from accord_app.cluster.ports import free_port, port_taken
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -64,25 +64,6 @@ class Exited:
                 how = f"was killed by {signal.Signals(-self.returncode).name}"
                 return f"{self.name} (pid {self.pid}) {how}"
         return f"{self.name} (pid {self.pid}) exited with code {self.returncode}"
-
-
-def free_port(host: str) -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # SO_REUSEADDR as servers bind: a port left in TIME_WAIT by our own last run is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-        return False
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -135,7 +116,7 @@ class Cluster:
         self.hosts = hosts
         self.addresses = tuple(member.address for member in self.hosts.members)
         self.env = dict(env or {})
-        # New at each start of the cluster; see accord_app/worker_header.py.
+        # New at each start of the cluster; see accord_app/web/middleware.py.
         self.router_secret = secrets.token_urlsafe(32)
         self.catalog_url = catalog_url
         self.catalog_server: PostgresServer | None = None

@@ -6,13 +6,14 @@ them: no ASGI event says a ping came, so no handler can charge for it. uvicorn's
 which takes a protocol class, is the hook: this subclass changes only what happens between a
 read and the events uvicorn acts on.
 
-- Each read is parsed in slices (frame_guard.PARSE_SLICE), and parsing stops while messages
-  wait for the app (uvicorn's own rule to pause reading, applied to the read in hand too) and
-  once the connection is closing: a read full of tiny frames does not become thousands of
-  queued messages.
-- Each parsed batch goes through the connection's FrameGuard (frame_guard.py): pings, pongs
-  and fragments pay from the connection's budget; refused pings get no pong; the guard's
-  close reaches the app as a websocket.disconnect with its code, as a protocol error does.
+- Each read is parsed in slices (PARSE_SLICE, chat/frame_guard.py), and parsing stops while
+  messages wait for the app (uvicorn's own rule to pause reading, applied to the read in hand
+  too) and once the connection is closing: a read full of tiny frames does not become
+  thousands of queued messages.
+- Each parsed batch goes through the connection's FrameGuard (chat/frame_guard.py): pings,
+  unasked pongs and fragments pay from the connection's budget; refused pings get no pong;
+  the guard's close reaches the app as a websocket.disconnect with its code, as a protocol
+  error does.
 
 The methods overridden (data_received, receive, handle_events, handle_ping, handle_connect),
 the ones called (handle_*, handle_parser_exception) and read_paused are not uvicorn's public
@@ -29,7 +30,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 
-from accord_app.frame_guard import FRAME_GUARD, PARSE_SLICE, FrameGuard
+from accord_app.chat.frame_guard import FRAME_GUARD, PARSE_SLICE, FrameGuard
 
 
 class AsgiWebSocket(WebSocketsSansIOProtocol):

@@ -3,7 +3,8 @@
 A member's messages pay a token each in the channel's actor (chat/channel.py). The WebSocket
 protocol does work of its own before any handler runs: it answers a ping with a pong, keeps a
 fragment until its message is whole, compares a pong with the ping in flight. Unpaid, that
-work is free to a flooder. So, on both WebSocket paths (fast_websocket.py, asgi_websocket.py):
+work is free to a flooder. So, on both WebSocket paths (web/fast_websocket.py and
+web/asgi_websocket.py):
 
 - every ping, unsolicited pong and fragment (all but a message's last frame) costs a token
   from the budget the connection's messages pay from: its own bucket and its address's. The

@@ -1,6 +1,6 @@
 """The fast WebSocket path: a WebSocket protocol for uvicorn's `ws=` option, made for the runtime.
 
-On the ASGI path (chat/websocket.py, the one chapters 05-06 teach) every frame is one
+On the ASGI path (chat/http/websocket.py, the one chapters 05-06 teach) every frame is one
 `websocket.send` message: one await, one write() system call, and every open socket keeps a
 task waiting in the framework's call chain. With hundreds of members per broadcast that is
 most of the server's time and memory (benchmarks/fanout.py measures both paths). Here:
@@ -16,7 +16,7 @@ most of the server's time and memory (benchmarks/fanout.py measures both paths).
 - Everything sent to a socket during one turn of the event loop leaves in one write(): a
   commit that releases forty frames for a member costs one system call, not forty.
 - A text frame sent to every member of a broadcast is encoded once (FrameCache).
-- Every frame pays (frame_guard.py), and a read is parsed in slices of PARSE_SLICE bytes: once
+- Every frame pays (chat/frame_guard.py), and a read is parsed in slices of PARSE_SLICE bytes: once
   ws_max_queue messages wait for their turns, parsing stops with reading, and the rest of the
   read waits parsed no further, so a read of 64 KiB of tiny frames is not thousands of turns.
 
@@ -46,9 +46,8 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from accord_app.actors import TransportClosed
-from accord_app.actors.sockets import Inbox, OnClose, OnFrame
-from accord_app.frame_guard import FRAME_GUARD, PARSE_SLICE, FrameGuard
+from accord_app.actors import Inbox, OnClose, OnFrame, TransportClosed
+from accord_app.chat.frame_guard import FRAME_GUARD, PARSE_SLICE, FrameGuard
 
 # The ASGI scope extension under which the endpoint finds this object as its Transport.
 DIRECT_TRANSPORT = "accord.direct_transport"
