@@ -76,7 +76,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """UVICORN_OPTIONS, the HTTP limits and the WebSocket path (ACCORD_WS) that the settings
     choose."""
     options = {**UVICORN_OPTIONS, "http": http_protocol(http_limits(settings))}
-    # uvicorn's own WebSocket protocol is the ASGI path; both refuse a bad upgrade in JSON.
+    # uvicorn's own WebSocket protocol is the ASGI path, every frame paid for; both paths
+    # refuse a bad upgrade in JSON.
     options["ws"] = FastWebSocket if settings.websocket is WebSocketPath.FAST else AsgiWebSocket
     return options
 

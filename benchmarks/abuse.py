@@ -12,7 +12,13 @@ abuser in turn:
 - retries: one connection resending one stored message (same nonce) as fast as it can;
 - invalid: one connection sending malformed frames as fast as it can;
 - replays: 20 connections asking again and again for a channel's whole history (2000
-  messages), each at the rate a connection may send.
+  messages), each at the rate a connection may send;
+- frame floods, on a raw socket with frames written by hand (accord_app/lab/floods.py), one
+  connection at a time that connects again whenever it is cut off: fragments (a message that
+  never ends), pings_unread and pings_read (pongs never read / read), pongs (unasked),
+  text_ping (the "ping" the server answers by itself), bad_json.
+
+    .venv/bin/python benchmarks/abuse.py --ws asgi   # the ASGI WebSocket path (default: fast)
 
 and beside HTTP abusers, while an HTTP victim (from the members' address) also times
 `GET /api/servers/{id}/channels` every 100 ms:
@@ -59,10 +65,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from accord_app.cluster.ports import free_port
+from accord_app.lab import floods
 
 WINDOW_SECONDS = 6.0
 NORMAL_MEMBERS = 4
 SCENARIOS = {"flood": 30, "retries": 1, "invalid": 1, "replays": 20}
+FRAME_FLOODS = list(floods.FLOODS)
 
 # All of 127/8 is loopback on Linux: members and abusers come from different addresses, as they
 # would from different machines, so the members do not share the abusers' per-address limits.
@@ -168,6 +176,8 @@ async def abuser(url: str, name: str, kind: str, stop: float, tally: dict[str, f
 
 
 async def abuse(kind: str, url: str, seconds: float) -> dict[str, float]:
+    if kind in FRAME_FLOODS:
+        return await asyncio.to_thread(frame_flood, kind, url, seconds)
     stop = time.monotonic() + seconds
     tally: dict[str, float] = {"bytes": 0}
     names = [f"{kind}{n}" for n in range(SCENARIOS[kind])]
@@ -389,6 +399,53 @@ def report_http(results: dict[str, Any]) -> None:
         )
 
 
+# -- frame floods (the abusers' process too) -------------------------------------------------
+
+
+def frame_flood(kind: str, url: str, seconds: float) -> dict[str, float]:
+    """One raw-socket flooder after another, for `seconds`: cut off, it connects again (a
+    refused connection waits 0.1 s), as a script in a loop would."""
+    stop = time.monotonic() + seconds
+    tally: dict[str, float] = {"connections": 0, "refused": 0, "frames": 0, "bytes": 0}
+    cut_offs: list[float] = []
+    while (left := stop - time.monotonic()) > 0.05:
+        name = f"{kind}{tally['connections'] + tally['refused']:.0f}"
+        try:
+            result = floods.flood(f"{url}?username={name}", kind, left, ABUSER_ADDRESS)
+        except (ConnectionError, OSError):
+            tally["refused"] += 1
+            time.sleep(0.1)
+            continue
+        tally["connections"] += 1
+        tally["frames"] += result.frames
+        tally["bytes"] += result.received_bytes
+        if result.cut_off_after is not None:
+            cut_offs.append(result.cut_off_after * 1000)
+            code = f"closed_{result.close_code}"
+            tally[code] = tally.get(code, 0) + 1
+    tally["cut_off_max_ms"] = max(cut_offs, default=float("nan"))
+    tally["bytes_per_second"] = tally.pop("bytes") / seconds
+    return tally
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory (Linux's /proc; 0 elsewhere)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def rss_growth_mib(pid: int, until: "asyncio.Future[Any]") -> float:
+    """How far the server's RSS rose above its start until `until` is done (every 50 ms)."""
+    before = peak = rss_mib(pid)
+    while not until.done():
+        peak = max(peak, rss_mib(pid))
+        await asyncio.sleep(0.05)
+    return peak - before
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 
@@ -411,6 +468,14 @@ async def prepare(base: str, http_url: str) -> tuple[str, str]:
     return quiet, busy
 
 
+async def one_window(kind: str, quiet: str, busy: str, big: str) -> dict[str, Any]:
+    if kind == "idle":
+        return {"normal": await normal_members(quiet, WINDOW_SECONDS)}
+    if kind in HTTP_SCENARIOS:
+        return await beside_http_abusers(kind, big, quiet)
+    return await beside_abusers(kind, busy if kind == "replays" else quiet, quiet)
+
+
 async def measure(
     quiet: str, busy: str, big: str, rounds: int, server: int, kinds: list[str]
 ) -> dict[str, Any]:
@@ -418,17 +483,14 @@ async def measure(
     for _ in range(rounds):
         for kind in kinds:
             cpu_before = cpu_seconds(server)
-            if kind == "idle":
-                result = {"normal": await normal_members(quiet, WINDOW_SECONDS)}
-            elif kind in HTTP_SCENARIOS:
-                result = await beside_http_abusers(kind, big, quiet)
-            else:
-                target = busy if kind == "replays" else quiet
-                result = await beside_abusers(kind, target, quiet)
+            running = asyncio.ensure_future(one_window(kind, quiet, busy, big))
+            rss = asyncio.ensure_future(rss_growth_mib(server, running))
+            result = await running
             # The server's CPU over the window (and the close that follows), in % of one core.
             result["normal"]["server_cpu"] = (
                 100 * (cpu_seconds(server) - cpu_before) / WINDOW_SECONDS
             )
+            result["normal"]["rss_growth_mib"] = await rss
             runs[kind].append(result)
             await asyncio.sleep(1.5)  # buckets refill between scenarios
     return {kind: {"rounds": results, **medians(results)} for kind, results in runs.items()}
@@ -443,6 +505,7 @@ def medians(results: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": median_of("normal", "p99_ms"),
         "p99_after_1s_ms": median_of("normal", "p99_after_1s_ms"),
         "server_cpu": median_of("normal", "server_cpu"),
+        "rss_growth_mib": median_of("normal", "rss_growth_mib"),
     }
     if "http_victim" in results[0]:
         figures["http_victim"] = {
@@ -492,9 +555,10 @@ def report(results: dict[str, Any]) -> None:
     idle = results["idle"]
     print(
         f"normal members alone: p50 {idle['p50_ms']:.1f} ms, p99 {idle['p99_ms']:.1f} ms,"
-        f" after 1 s {idle['p99_after_1s_ms']:.1f} ms (server CPU {idle['server_cpu']:.0f}%)"
+        f" after 1 s {idle['p99_after_1s_ms']:.1f} ms (server CPU {idle['server_cpu']:.0f}%,"
+        f" RSS +{idle['rss_growth_mib']:.1f} MiB)"
     )
-    for kind in SCENARIOS:
+    for kind in [*SCENARIOS, *FRAME_FLOODS]:
         if kind not in results:
             continue
         figures = results[kind]
@@ -504,7 +568,8 @@ def report(results: dict[str, Any]) -> None:
         print(
             f"{kind:8} members p50 {figures['p50_ms']:5.1f} ms, p99 {figures['p99_ms']:5.1f} ms"
             f" ({ratio:.1f}x idle), after 1 s {figures['p99_after_1s_ms']:5.1f} ms"
-            f" ({steady:.1f}x); server CPU {figures['server_cpu']:3.0f}%\n"
+            f" ({steady:.1f}x); server CPU {figures['server_cpu']:3.0f}%,"
+            f" RSS +{figures['rss_growth_mib']:.1f} MiB\n"
             f"         abusers got: {got}"
         )
 
@@ -515,8 +580,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument(
+        "--ws", choices=["fast", "asgi"], default="fast", help="the WebSocket path (ACCORD_WS)"
+    )
     parser.add_argument("--abuse", nargs=2, metavar=("KIND", "URL"), help=argparse.SUPPRESS)
-    every = ["idle", *SCENARIOS, *HTTP_SCENARIOS]
+    every = ["idle", *SCENARIOS, *FRAME_FLOODS, *HTTP_SCENARIOS]
     parser.add_argument(
         "--only", nargs="+", choices=every, default=every, help="these scenarios (default: all)"
     )
@@ -538,7 +606,8 @@ def main(argv: list[str] | None = None) -> None:
     with serving(port, data, {f"ACCORD_{name}": "100000" for name in limits}):
         quiet, busy = asyncio.run(prepare(base, http_url))
         big = asyncio.run(prepare_http(http_url))
-    with serving(port, data, {"ACCORD_ADMIN_TOKEN": ADMIN_TOKEN}) as pid:
+    measured = {"ACCORD_ADMIN_TOKEN": ADMIN_TOKEN, "ACCORD_WS": args.ws}
+    with serving(port, data, measured) as pid:
         results = asyncio.run(measure(quiet, busy, big, args.rounds, pid, kinds))
     report(results)
     report_http(results)

@@ -113,3 +113,10 @@ class Actor:
         storage is unavailable), `websocket_message` raised, or the commit that would have
         kept its writes failed. Say so to the client with `ws.send(...)`. A class method:
         there may be no instance to ask. By default the client is told nothing."""
+
+    @classmethod
+    def websocket_auto_response_paid(cls, ws: HibernatableWebSocket) -> bool:
+        """May the runtime answer this frame on `ws` with the auto-response? Called instead of
+        waking the actor, so a class method; an actor that limits what clients may ask
+        charges the frame here (False: no answer). By default every one is answered."""
+        return True

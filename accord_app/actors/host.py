@@ -624,9 +624,11 @@ class ActorHost:
         traffic = self.namespace.traffic
         traffic.received(data)
         if self.auto_response is not None and data == self.auto_response[0]:
-            # Not gated, as in Cloudflare: a fixed answer reveals no state.
-            ws.deliver(self.auto_response[1])
-            traffic.sent(self.auto_response[1])
+            # Not gated, as in Cloudflare: a fixed answer reveals no state. Not free either:
+            # answered only if the actor's class lets the frame pay.
+            if self.namespace.actor_class.websocket_auto_response_paid(ws):
+                ws.deliver(self.auto_response[1])
+                traffic.sent(self.auto_response[1])
             return None
         turn_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:

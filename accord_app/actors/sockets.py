@@ -153,7 +153,7 @@ class Inbox:
     only, like the Outbox; once enough wait here the transport should stop reading, so a client
     that sends faster than its actor works is slowed down (back-pressure)."""
 
-    __slots__ = ("_on_close", "_on_frame", "_turn", "_unread", "on_idle")
+    __slots__ = ("_on_close", "_on_frame", "_turn", "_unread", "on_idle", "taken")
 
     def __init__(self, on_idle: Callable[[], None] | None = None) -> None:
         self._unread: deque[str | bytes | TransportClosed] | None = None  # None while empty
@@ -161,10 +161,7 @@ class Inbox:
         self._on_frame: OnFrame | None = None
         self._on_close: OnClose | None = None
         self.on_idle = on_idle  # called once nothing waits any more: read again
-
-    @property
-    def listening(self) -> bool:
-        return self._on_frame is not None
+        self.taken = False  # listen() was called, even if it stopped listening since
 
     def __len__(self) -> int:
         """Messages waiting for their turn."""
@@ -172,6 +169,7 @@ class Inbox:
 
     def listen(self, on_frame: OnFrame, on_close: OnClose) -> None:
         self._on_frame, self._on_close = on_frame, on_close
+        self.taken = True
         self._hand_over()
 
     def stop_listening(self) -> None:
@@ -379,6 +377,11 @@ class HibernatableWebSocket:
         """Close from the server side (after the frames sent before). No close event follows."""
         if not self.closing:
             self.closing = True
+            if self._direct is not None:
+                # Nothing more from the peer reaches the actor: its messages wait, and the
+                # transport stops reading, instead of being parsed for nothing until the close
+                # frame leaves (after the writes before it are durable).
+                self._direct.stop_listening()
             self._on_send(self, TransportClosed(code, reason))
 
     def deliver(self, frame: str | bytes | TransportClosed) -> None:

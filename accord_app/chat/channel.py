@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from accord_app.actors import Actor, ActorContext, HibernatableWebSocket, Transport
 from accord_app.chat.cost import MessageCost
 from accord_app.chat.failures import describe_failure
+from accord_app.chat.frame_guard import FrameGuard
 from accord_app.chat.protocol import (
     ANNOUNCER,
     ClientFrame,
@@ -27,7 +28,14 @@ from accord_app.chat.protocol import (
     encode,
     parse_frame,
 )
-from accord_app.chat.ratelimit import MONOTONIC, ChatLimits, ClientLimits, Clock, TokenBucket
+from accord_app.chat.ratelimit import (
+    MONOTONIC,
+    ChatLimits,
+    ClientLimits,
+    Clock,
+    ConnectionBudget,
+    TokenBucket,
+)
 from accord_app.chat.roster import Roster
 from accord_app.observe.metrics import Metrics
 
@@ -69,6 +77,12 @@ class KeyReused(Exception):
             f"The Idempotency-Key {key!r} already names another announcement: use a new key for"
             " each new text, and the same one only to send the same text again."
         )
+
+
+def budget_of(ws: HibernatableWebSocket) -> ConnectionBudget | None:
+    """The budget the web layer gave the socket's connection (None in memory)."""
+    budget = getattr(getattr(ws.transport, "frame_guard", None), "budget", None)
+    return budget if isinstance(budget, ConnectionBudget) else None
 
 
 def record(row: Any) -> dict[str, Any]:
@@ -229,6 +243,14 @@ class ChannelActor(Actor):
         failure = describe_failure(error)
         cls.send_error(ws, ProtocolError(failure.code, failure.sentence, nonce))
 
+    @classmethod
+    def websocket_auto_response_paid(cls, ws: HibernatableWebSocket) -> bool:
+        """The text "ping" is answered by the runtime, not by a turn: it pays its token
+        through the connection's frame guard, which refuses it (no "pong") past the budget
+        and closes the connection after `strikes` refusals in a row."""
+        guard = getattr(ws.transport, "frame_guard", None)
+        return not isinstance(guard, FrameGuard) or guard.pay()
+
     # -- the work ----------------------------------------------------------------------------------
 
     def post(
@@ -310,9 +332,7 @@ class ChannelActor(Actor):
         """Spend a token of this socket's bucket and of its client's, or send a rate_limited
         error and say no."""
         now = self.clock.now()
-        bucket = self.buckets.setdefault(
-            ws, TokenBucket(self.limits.messages_per_second, self.limits.burst, updated=now)
-        )
+        bucket = self.bucket_of(ws, now)
         client = self.client_of(ws)
         if not bucket.take(now):
             wait = bucket.retry_after()
@@ -329,11 +349,21 @@ class ChannelActor(Actor):
         """Charge work already done (a long replay) to the socket and its client; the debt
         delays their next frames."""
         now = self.clock.now()
-        bucket = self.buckets.get(ws)
-        if bucket is not None:
-            bucket.refill(now)
-            bucket.tokens -= tokens
+        bucket = self.bucket_of(ws, now)
+        bucket.refill(now)
+        bucket.tokens -= tokens
         self.clients.charge(self.client_of(ws), now, tokens)
+
+    def bucket_of(self, ws: HibernatableWebSocket, now: float) -> TokenBucket:
+        """The socket's own bucket: the one its connection's budget holds, which the
+        WebSocket protocol spends from for pings, pongs and fragments; in memory (tests,
+        notebooks) the transport has none, and the actor keeps one."""
+        budget = budget_of(ws)
+        if budget is not None:
+            return budget.bucket
+        return self.buckets.setdefault(
+            ws, TokenBucket(self.limits.messages_per_second, self.limits.burst, updated=now)
+        )
 
     @staticmethod
     def client_of(ws: HibernatableWebSocket) -> str:
@@ -380,9 +410,7 @@ class ChannelActor(Actor):
         """How many messages the socket and its client can pay for now (at least one): a slice
         is cut to that, so 20 sockets of one client cannot all ask for a full slice at once."""
         now = self.clock.now()
-        buckets = [self.clients.bucket(self.client_of(ws), now)]
-        if ws in self.buckets:  # made by the socket's first frame
-            buckets.append(self.buckets[ws])
+        buckets = [self.clients.bucket(self.client_of(ws), now), self.bucket_of(ws, now)]
         for bucket in buckets:
             bucket.refill(now)
         tokens = min(bucket.tokens for bucket in buckets)

@@ -153,3 +153,34 @@ class ClientLimits:
             found = TokenBucket(limits.client_messages_per_second, limits.client_burst, -1, now)
             self.buckets[client] = found
         return found
+
+
+@dataclass(slots=True)  # one per connection
+class ConnectionBudget:
+    """What one connection pays every frame from: its own bucket and its client's, together.
+    The channel's actor spends from it for messages, the WebSocket protocol for the frames no
+    handler sees (accord_app/chat/frame_guard.py), so a client cannot pick a kind of frame that is
+    free."""
+
+    bucket: TokenBucket
+    clients: ClientLimits
+    client: str
+    clock: Clock = MONOTONIC
+
+    @classmethod
+    def open(
+        cls, clients: ClientLimits, client: str, clock: Clock = MONOTONIC
+    ) -> "ConnectionBudget":
+        limits = clients.limits
+        bucket = TokenBucket(limits.messages_per_second, limits.burst, -1, clock.now())
+        return cls(bucket, clients, client, clock)
+
+    def pay(self) -> bool:
+        """One token from both buckets, or none from either."""
+        now = self.clock.now()
+        if not self.bucket.take(now):
+            return False
+        if not self.clients.take(self.client, now):
+            self.bucket.tokens += 1  # not this connection's fault: give its token back
+            return False
+        return True

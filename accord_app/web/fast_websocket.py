@@ -16,6 +16,9 @@ most of the server's time and memory (benchmarks/fanout.py measures both paths).
 - Everything sent to a socket during one turn of the event loop leaves in one write(): a
   commit that releases forty frames for a member costs one system call, not forty.
 - A text frame sent to every member of a broadcast is encoded once (FrameCache).
+- Every frame pays (chat/frame_guard.py), and a read is parsed in slices of PARSE_SLICE bytes: once
+  ws_max_queue messages wait for their turns, parsing stops with reading, and the rest of the
+  read waits parsed no further, so a read of 64 KiB of tiny frames is not thousands of turns.
 
 The road not taken: websockets' own server (`websockets.serve`, whose `broadcast()` also
 encodes once) cannot serve the HTTP API on the same port: its `process_request` hook refuses
@@ -45,6 +48,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from accord_app.actors import Inbox, OnClose, OnFrame, TransportClosed
+from accord_app.chat.frame_guard import FRAME_GUARD, PARSE_SLICE, FrameGuard
 
 # The ASGI scope extension under which the endpoint finds this object as its Transport.
 DIRECT_TRANSPORT = "accord.direct_transport"
@@ -97,6 +101,8 @@ class FastWebSocket(asyncio.Protocol):
         "_inbox",
         "_loop",
         "_on_writable",
+        "_parsed_to",
+        "_parsing",
         "_paused",
         "_pending_response",
         "_ping_payload",
@@ -105,9 +111,11 @@ class FastWebSocket(asyncio.Protocol):
         "_reported",
         "_tasks",
         "_transport",
+        "_unparsed",
         "_unsent",
         "client",
         "conn",
+        "frame_guard",
     )
 
     def __init__(
@@ -141,6 +149,12 @@ class FastWebSocket(asyncio.Protocol):
         self._ping_payload: bytes | None = None  # the ping in flight
         self._fragments: list[bytes] | None = None  # a fragmented message, its opcode first
         self._close_timer: asyncio.TimerHandle | None = None
+        # What every frame costs; the web layer arms it with the connection's budget.
+        self.frame_guard = FrameGuard(self._fail)
+        # The last read, parsed up to _parsed_to: the rest waits while reading is paused.
+        self._unparsed = b""
+        self._parsed_to = 0
+        self._parsing = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
 
@@ -150,8 +164,27 @@ class FastWebSocket(asyncio.Protocol):
         self._connections.add(self)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
-        self.conn.receive_data(data)
-        self._take_events()
+        self._unparsed = self._unparsed[self._parsed_to :] + data
+        self._parsed_to = 0
+        self._parse()
+
+    def _parse(self) -> None:
+        """Feed the parser the read in slices while the inbox has room (see PARSE_SLICE).
+        Acting on a frame may end up here again (a close from the runtime reads on, to hear
+        the peer's answer): the loop already running goes on, once."""
+        if self._parsing:
+            return
+        self._parsing = True
+        try:
+            while self._parsed_to < len(self._unparsed) and not self._reading_paused:
+                start = self._parsed_to
+                self._parsed_to = start + PARSE_SLICE
+                self.conn.receive_data(self._unparsed[start : self._parsed_to])
+                self._take_events()
+        finally:
+            self._parsing = False
+        if self._parsed_to >= len(self._unparsed):
+            self._unparsed, self._parsed_to = b"", 0
 
     def eof_received(self) -> bool | None:
         self.conn.receive_eof()
@@ -203,7 +236,7 @@ class FastWebSocket(asyncio.Protocol):
     @property
     def receiving(self) -> bool:
         """listen() was called: the runtime took the socket."""
-        return self._inbox.listening
+        return self._inbox.taken
 
     @property
     def writable(self) -> bool:
@@ -263,14 +296,37 @@ class FastWebSocket(asyncio.Protocol):
     # -- receiving -----------------------------------------------------------------------------
 
     def _take_events(self) -> None:
-        for event in self.conn.events_received():
+        # What the parser queued while parsing: pongs, the close echo, a failure's close frame
+        # (after a protocol error that ends with b"": the connection closes, and
+        # connection_lost tells the runtime how). The guard drops the pongs it refuses.
+        screened = self.frame_guard.screen(
+            self.conn.events_received(),
+            self.conn.data_to_send(),
+            writable=not self._paused,
+            closing=self.conn.state is State.CLOSING,
+            awaited_pong=self._ping_payload,
+        )
+        for event in screened.events:
             if isinstance(event, Request):
                 self._start_handshake(event)
             elif isinstance(event, Frame):
                 self._frame(event)
-        # Pongs, the close echo, a failure's close frame. After a protocol error that ends
-        # with b"": the connection closes, and connection_lost tells the runtime how.
+        self._queue_writes(screened.writes)
         self._queue_protocol_output()
+        if screened.close is not None:
+            self._fail(*screened.close)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Close at once for a frame the guard refused (no waiting for the peer's answer: a
+        flooder would not give one), telling the runtime first."""
+        if self.conn.state is State.CLOSING and self._transport is not None:
+            self._flush()  # our close frame went first; the peer floods instead of answering
+            self._transport.close()
+        if self.conn.state is not State.OPEN:
+            return
+        self._received(TransportClosed(code, reason))
+        self.conn.fail(code, reason)
+        self._queue_protocol_output()  # the close frame, then b"": the TCP connection closes
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode is Opcode.PONG:
@@ -346,7 +402,9 @@ class FastWebSocket(asyncio.Protocol):
         transport = self._transport
         if self._reading_paused and transport is not None and not transport.is_closing():
             self._reading_paused = False
-            transport.resume_reading()
+            self._parse()  # what the last read left first: it came before anything new
+            if not self._reading_paused:
+                transport.resume_reading()
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -358,7 +416,10 @@ class FastWebSocket(asyncio.Protocol):
             self._unsent.append(data)
 
     def _queue_protocol_output(self) -> None:
-        for data in self.conn.data_to_send():
+        self._queue_writes(self.conn.data_to_send())
+
+    def _queue_writes(self, writes: list[bytes]) -> None:
+        for data in writes:
             if data:
                 self._queue(data)
             elif self._transport is not None:  # b"": the server closes the TCP connection
@@ -457,7 +518,11 @@ class FastWebSocket(asyncio.Protocol):
                 for token in header.split(",")
             ],
             "state": self._app_state.copy(),
-            "extensions": {"websocket.http.response": {}, DIRECT_TRANSPORT: {"transport": self}},
+            "extensions": {
+                "websocket.http.response": {},
+                DIRECT_TRANSPORT: {"transport": self},
+                FRAME_GUARD: {"guard": self.frame_guard},
+            },
         }
 
     async def _run_app(self, scope: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from accord_app.chat.channel import ChannelActor
 from accord_app.chat.failures import INTERNAL_ERROR, describe_failure
 from accord_app.chat.http.websocket import StarletteTransport, accept
 from accord_app.chat.protocol import MAX_SEQ, MAX_USERNAME_CHARS, ProtocolError, clean_username
-from accord_app.chat.ratelimit import ClientLimits
+from accord_app.chat.ratelimit import ClientLimits, ConnectionBudget
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.cluster.placement import Placement
 from accord_app.web.errors import ApiError, refuse
@@ -195,6 +195,8 @@ async def connect(
     except BaseException:
         release()
         raise
+    if transport.frame_guard is not None:  # from now on every frame pays, whoever handles it
+        transport.frame_guard.arm(ConnectionBudget.open(clients, client), clients.limits.strikes)
     if isinstance(transport, StarletteTransport):
         try:
             await serve_member(actor, transport, channel_id, name, resume_from)

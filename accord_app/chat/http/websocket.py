@@ -12,6 +12,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from accord_app.actors import TransportClosed
+from accord_app.chat.frame_guard import FRAME_GUARD, FrameGuard
 from accord_app.web.fast_websocket import DIRECT_TRANSPORT, FastWebSocket
 
 
@@ -28,6 +29,9 @@ class StarletteTransport:
     def __init__(self, websocket: WebSocket, client: str = "local") -> None:
         self.websocket = websocket
         self.client = client  # who is at the other end, as the web layer tells it
+        # What the connection's frames cost (asgi_websocket.py): None if served without it.
+        guard = websocket.scope.get("extensions", {}).get(FRAME_GUARD)
+        self.frame_guard: FrameGuard | None = None if guard is None else guard["guard"]
         self._closed = asyncio.Event()
         self.receiving = False  # set once the runtime reads it: the actor took the socket
         self._aborted: asyncio.Future[TransportClosed] = asyncio.get_running_loop().create_future()
