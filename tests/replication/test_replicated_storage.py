@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LOG_TIMEOUT, Notes, replicated_runtime
+from replica_tools import LOG_TIMEOUT, Notes, notes_on, replicated_runtime
 
 from accord_app.actors import CommitFailed, StorageError, StorageUnavailable
 from accord_app.actors.errors import Fenced
@@ -107,9 +107,7 @@ async def test_an_older_owner_is_fenced_and_its_writes_are_refused(
 async def test_writes_need_a_majority_and_resume_when_it_returns(
     nats_cluster: NatsCluster, tmp_path: Path
 ) -> None:
-    async with replicated_runtime(nats_cluster, tmp_path / "host-1", "1") as rt:
-        notes = rt.namespace("notes", Notes)
-        stub = notes.get(notes.id_from_name("a"))
+    async with notes_on(nats_cluster, tmp_path / "host-1", "1") as stub:
         await stub.add(1)
         # One of three down: writes go on. (A follower: the leader's death costs an election,
         # which the failover tests measure.)
@@ -139,9 +137,7 @@ async def test_writes_need_a_majority_and_resume_when_it_returns(
 async def test_non_deterministic_sql_is_refused_with_a_way_out(
     nats_cluster: NatsCluster, tmp_path: Path
 ) -> None:
-    async with replicated_runtime(nats_cluster, tmp_path / "host-1", "1") as rt:
-        notes = rt.namespace("notes", Notes)
-        stub = notes.get(notes.id_from_name("a"))
+    async with notes_on(nats_cluster, tmp_path / "host-1", "1") as stub:
         for query, params in [
             ("INSERT INTO notes (id, body) VALUES (1, random())", ()),
             ("INSERT INTO notes (id, body) VALUES (1, datetime('now'))", ()),
