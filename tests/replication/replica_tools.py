@@ -9,6 +9,7 @@ from pathlib import Path
 
 from accord_app.actors import Actor, ActorContext, Runtime, Stub
 from accord_app.actors.natslog import NatsLog
+from accord_app.actors.sockets import Transport
 from accord_app.cluster.nats import NatsCluster
 
 # Short enough to keep the failure tests quick, long enough for a leader election on a busy box.
@@ -23,6 +24,8 @@ class Notes(Actor):
         self.storage.sql.execute(
             "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"
         )
+        # No key: a batch applied twice would show as a number seen twice.
+        self.storage.sql.execute("CREATE TABLE IF NOT EXISTS seen (n INTEGER NOT NULL)")
 
     async def add(self, number: int, body: str = "") -> int:
         self.storage.sql.execute("INSERT INTO notes (id, body) VALUES (?, ?)", number, body)
@@ -31,6 +34,18 @@ class Notes(Actor):
     async def add_many(self, numbers: list[int]) -> None:
         for number in numbers:
             self.storage.sql.execute("INSERT INTO notes (id, body) VALUES (?, '')", number)
+
+    async def attach(self, transport: Transport) -> None:
+        """Take a client's socket, as a channel takes its members'."""
+        self.ctx.accept_websocket(transport)
+
+    async def record(self, number: int) -> int:
+        """Note `number` as seen; the epoch of the copy that wrote it."""
+        self.storage.sql.execute("INSERT INTO seen (n) VALUES (?)", number)
+        return int(getattr(self.storage.replica, "epoch", 0))
+
+    async def seen(self) -> list[int]:
+        return [row[0] for row in self.storage.sql.execute("SELECT n FROM seen ORDER BY rowid")]
 
     async def run(self, query: str, *params: object) -> None:
         self.storage.sql.execute(query, *params)
