@@ -63,6 +63,11 @@ class Notes(Actor):
     async def get(self, key: str) -> object:
         return self.storage.get(key)
 
+    async def replica_state(self) -> dict[str, object]:
+        """How this activation got its state: rebuilt from the log, and from how many batches."""
+        replica = self.storage.replica
+        return {name: getattr(replica, name, None) for name in ("rebuilt", "replayed")}
+
     async def bookmark(self) -> str:
         return await self.storage.get_current_bookmark()
 
@@ -75,10 +80,16 @@ class Notes(Actor):
 
 @asynccontextmanager
 async def replicated_runtime(
-    cluster: NatsCluster, folder: Path, name: str, **options: float
+    cluster: NatsCluster, folder: Path, name: str, snapshot_every: int = 1000, **options: float
 ) -> AsyncIterator[Runtime]:
-    """A runtime on `folder` whose actors append to the cluster's log, as host `name`."""
-    log = NatsLog(cluster.urls, replicas=min(3, cluster.servers), timeout=LOG_TIMEOUT)
+    """A runtime on `folder` whose actors append to the cluster's log, as host `name`, with a
+    snapshot every `snapshot_every` batches."""
+    log = NatsLog(
+        cluster.urls,
+        replicas=min(3, cluster.servers),
+        timeout=LOG_TIMEOUT,
+        snapshot_every=(snapshot_every, 1 << 30),
+    )
     await log.connect()
     runtime = Runtime(folder, replication=log, replica_name=name, **options)  # type: ignore[arg-type]
     try:
@@ -89,8 +100,10 @@ async def replicated_runtime(
 
 
 @asynccontextmanager
-async def notes_on(cluster: NatsCluster, folder: Path, name: str) -> AsyncIterator[Stub[Notes]]:
+async def notes_on(
+    cluster: NatsCluster, folder: Path, name: str, snapshot_every: int = 1000
+) -> AsyncIterator[Stub[Notes]]:
     """The stub of one Notes actor ("a") on a replicated runtime of its own."""
-    async with replicated_runtime(cluster, folder, name) as runtime:
+    async with replicated_runtime(cluster, folder, name, snapshot_every) as runtime:
         notes = runtime.namespace("notes", Notes)
         yield notes.get(notes.id_from_name("a"))
