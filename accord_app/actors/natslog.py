@@ -123,10 +123,13 @@ class NatsLog:
         async def create() -> None:
             with contextlib.suppress(nats.js.errors.BadRequestError):
                 await js.add_stream(config)  # refused if it exists: kept as it is
-            self._snapshots = await js.create_object_store(
-                SNAPSHOTS,
-                api.ObjectStoreConfig(replicas=self.replicas, storage=api.StorageType.FILE),
-            )
+            try:
+                self._snapshots = await js.create_object_store(
+                    SNAPSHOTS,
+                    api.ObjectStoreConfig(replicas=self.replicas, storage=api.StorageType.FILE),
+                )
+            except nats.js.errors.BadRequestError:  # it exists with settings of its own
+                self._snapshots = await js.object_store(SNAPSHOTS)
 
         await self._retrying(create, timeout)
 
