@@ -7,13 +7,13 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from accord_app.catalog.dialects import POSTGRESQL_SCHEMES
 from accord_app.chat.cost import CostKind, MessageCost
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
-from accord_app.dialects import POSTGRESQL_SCHEMES
-from accord_app.limits import RequestLimits
-from accord_app.origins import normalise_origin
-from accord_app.placement import Placement
+from accord_app.cluster.placement import Placement
+from accord_app.web.middleware import RequestLimits
+from accord_app.web.origins import normalise_origin
 
 # The project folder, for the lab's tools (the package sits in it when installed editable).
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def parse_port(text: str, name: str) -> int:
 class WebSocketPath(StrEnum):
     """How uvicorn serves the chat's WebSockets (ACCORD_WS)."""
 
-    FAST = "fast"  # accord_app/fast_websocket.py: one write per socket per loop turn
+    FAST = "fast"  # accord_app/web/fast_websocket.py: one write per socket per loop turn
     ASGI = "asgi"  # uvicorn's own protocol, each frame an ASGI message: what chapter 05 builds
 
 

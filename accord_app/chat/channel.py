@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from accord_app.actors import Actor, ActorContext, HibernatableWebSocket, Transport
 from accord_app.chat.cost import MessageCost
+from accord_app.chat.failures import describe_failure
 from accord_app.chat.protocol import (
     ANNOUNCER,
     ClientFrame,
@@ -27,7 +28,6 @@ from accord_app.chat.protocol import (
     parse_frame,
 )
 from accord_app.chat.ratelimit import MONOTONIC, ChatLimits, ClientLimits, Clock, TokenBucket
-from accord_app.errors import describe_failure
 
 SCHEMA = [
     # WITHOUT ROWID: the rows are stored in (channel_id, seq) order, which is the order every
