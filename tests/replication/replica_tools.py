@@ -3,6 +3,7 @@ cluster, each with its own data folder as a host of its own would have, and the 
 write with."""
 
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from accord_app.cluster.nats import NatsCluster
 
 # Short enough to keep the failure tests quick, long enough for a leader election on a busy box.
 LOG_TIMEOUT = 2.0
+ALARM_FIRED = -999  # what Notes' alarm records in `seen`
 
 
 class Notes(Actor):
@@ -43,6 +45,12 @@ class Notes(Actor):
         """Note `number` as seen; the epoch of the copy that wrote it."""
         self.storage.sql.execute("INSERT INTO seen (n) VALUES (?)", number)
         return int(getattr(self.storage.replica, "epoch", 0))
+
+    async def set_alarm_in(self, seconds: float) -> None:
+        self.storage.set_alarm(time.time() + seconds)
+
+    async def alarm(self) -> None:
+        self.storage.sql.execute("INSERT INTO seen (n) VALUES (?)", ALARM_FIRED)
 
     async def seen(self) -> list[int]:
         return [row[0] for row in self.storage.sql.execute("SELECT n FROM seen ORDER BY rowid")]
