@@ -15,7 +15,7 @@ from accord_app.actors.natslog import NatsLog
 from accord_app.api import routes as api_routes
 from accord_app.catalog.store import Catalog
 from accord_app.chat.channel import ChannelActor
-from accord_app.chat.http import activity, announcements
+from accord_app.chat.http import activity, admin, announcements
 from accord_app.chat.http import routes as chat_routes
 from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.chat.ratelimit import ClientLimits
@@ -166,6 +166,8 @@ def create_app(
         app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
     app.include_router(api_routes.router)
     app.include_router(chat_routes.router)
+    if settings.admin_token is not None:  # else the admin endpoints do not exist at all
+        app.include_router(admin.router)
     app.include_router(activity.router)
     app.include_router(announcements.router)
     install_frontend(app)

@@ -72,6 +72,9 @@ class Settings:
     replication: str | None = None
     replication_timeout: float = 3.0  # seconds an append may wait for a majority
     bookmark_retention_days: float = 30.0  # how far back bookmarks reach, as on Cloudflare
+    # The bearer token of the admin endpoints (a channel's point-in-time restore); None: they
+    # do not exist at all.
+    admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.catalog_url is not None and not self.catalog_url.startswith(POSTGRESQL_SCHEMES):
@@ -213,6 +216,7 @@ class Settings:
             router_secret=environ.get("ACCORD_ROUTER_SECRET") or None,
             catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
             replication=environ.get("ACCORD_REPLICATION") or None,
+            admin_token=environ.get("ACCORD_ADMIN_TOKEN") or None,
             replication_timeout=number("ACCORD_REPLICATION_TIMEOUT", defaults.replication_timeout),
             bookmark_retention_days=number(
                 "ACCORD_BOOKMARK_RETENTION_DAYS", defaults.bookmark_retention_days

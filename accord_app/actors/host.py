@@ -304,6 +304,10 @@ class ActorHost:
             escaping = exc
             error = TurnCancelled(f"the turn of actor {self.id.hex[:12]}… was interrupted: {exc!r}")
         self._settle_turn(event, value, error)
+        if self.replica is not None and self.replica.ending:
+            # A restore was asked for: it takes effect at the next activation, now.
+            self._close_sockets(CLOSE_MOVED, "restored to an earlier state")
+            self._reset(Fenced(f"actor {self.id.hex[:12]}… restarts from a restored state"))
         if escaping is not None:
             raise escaping
         if self.namespace.commit_mode == "per_turn" and self.gate.should_commit():
