@@ -308,7 +308,14 @@ class Cluster:
         state.mkdir(parents=True, exist_ok=True)
         config = state / "caddy.json"
         listen = self.proxy_listen
-        settings = caddy_config(self.sharding, listen, self.addresses, state, self.router_secret)
+        settings = caddy_config(
+            self.sharding,
+            listen,
+            self.addresses,
+            state,
+            self.router_secret,
+            failover=self.nats is not None,
+        )
         # The config holds the router's secret: readable by its owner only.
         config.unlink(missing_ok=True)
         descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -3,6 +3,7 @@ loopback, each with a worker and a NATS server, behind Caddy. Messages are ackno
 majority of the log has them; with two of three servers down every message gets an error
 frame within the log's deadline, and the channel takes messages again once a majority is back."""
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cluster_client import Running
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from accord_app.cluster import Cluster
 from accord_app.cluster.hosts import loopback_hosts
@@ -20,6 +22,7 @@ from accord_app.lab.loadtest import LIFTED_LIMITS
 pytestmark = pytest.mark.anyio
 TIMEOUT = "1.5"  # ACCORD_REPLICATION_TIMEOUT: short, so the outage answers quickly
 UNAVAILABLE = {"storage_unavailable", "not_stored"}
+TOTAL = 60  # messages of the failover test
 
 
 @pytest.fixture
@@ -81,3 +84,46 @@ async def test_messages_need_a_majority_of_the_log(replicated: Running) -> None:
     newest_first = replicated.http.get(f"{channel.path}/messages").json()
     texts = [message["message"] for message in newest_first]
     assert texts[0] == "back" and texts[-1] == "hello"
+
+
+async def test_kill_9_of_a_channels_host_moves_it_without_losing_an_ack(
+    replicated: Running,
+) -> None:
+    [channel] = replicated.create_channels(1)
+    owner = replicated.owner(channel)
+    acked: dict[str, int] = {}  # nonce -> seq
+    url = replicated.ws_url(channel, "ada")
+    killed_at = first_ack_after = 0.0
+    number = 0
+    while number < TOTAL:
+        try:
+            async with Running.connect(url) as ws:
+                while number < TOTAL:
+                    nonce = f"n{number}"
+                    frame = await send(ws, f"message {number}", nonce)
+                    if frame["type"] != "ack":
+                        break  # an error frame: reconnect and send it again
+                    acked[nonce] = int(frame["seq"])  # type: ignore[call-overload]
+                    if killed_at and not first_ack_after:
+                        first_ack_after = time.perf_counter() - killed_at
+                    number += 1
+                    if number == 15:
+                        replicated.cluster.kill(owner)
+                        killed_at = time.perf_counter()
+                    elif number == 35:
+                        # Back: its keys return to it, by a new epoch that fences the
+                        # other copy, whose members are closed with 1012 and reconnect.
+                        replicated.cluster.restart(owner)
+                        await asyncio.sleep(2.5)  # the router's next check marks it up
+        except (OSError, TimeoutError, ConnectionClosed, InvalidStatus):
+            assert not killed_at or time.perf_counter() - killed_at < 20, "no new host took it"
+            await asyncio.sleep(0.1)  # the same message goes again, with its nonce
+    answer = replicated.http.get(f"{channel.path}/messages", params={"limit": 100})
+    assert answer.headers["X-Accord-Worker"] == str(owner)  # back on its own host
+    history = answer.json()
+    seqs = sorted(message["seq"] for message in history)
+    assert seqs == list(range(1, len(seqs) + 1)), "a gap or a duplicate in the channel"
+    texts = [message["message"] for message in history]
+    assert len(set(texts)) == len(texts) == TOTAL, "a message stored twice or lost"
+    assert set(acked.values()) <= set(seqs)
+    print(f"kill -9 of the channel's host -> first ack through the router: {first_ack_after:.2f} s")
