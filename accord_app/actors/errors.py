@@ -113,7 +113,9 @@ class RuntimeClosed(ActorError):
 
 class LogUnavailable(StorageUnavailable):
     """The replicated log did not confirm in time (no majority of its servers answers): nothing
-    new is acknowledged until it does. Worth trying again later."""
+    new is acknowledged until it does. An append that timed out may still be kept once a
+    majority is back (as with a lost answer): a retry must carry the same key. Worth trying
+    again later."""
 
 
 class Fenced(ActorReset):

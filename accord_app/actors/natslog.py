@@ -251,7 +251,7 @@ class NatsLog:
                 if time.monotonic() > deadline:
                     raise LogUnavailable(
                         f"no majority of the replicated log's servers ({', '.join(self.servers)})"
-                        f" answered within {timeout:g} s: nothing was stored"
+                        f" answered within {timeout:g} s: nothing was acknowledged"
                     ) from None
                 await asyncio.sleep(0.05)
 

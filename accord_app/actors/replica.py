@@ -139,7 +139,7 @@ class ActorReplica:
         except TimeoutError:
             raise LogUnavailable(
                 f"the replicated log did not answer {what} within {self.timeout:g} s"
-                " (is a majority of its servers up?): nothing was stored"
+                " (is a majority of its servers up?): nothing was acknowledged"
             ) from None
 
     # -- activation ----------------------------------------------------------------------------
