@@ -5,6 +5,7 @@ frame within the log's deadline, and the channel takes messages again once a maj
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,8 @@ from accord_app.lab.loadtest import LIFTED_LIMITS
 pytestmark = pytest.mark.anyio
 TIMEOUT = "1.5"  # ACCORD_REPLICATION_TIMEOUT: short, so the outage answers quickly
 UNAVAILABLE = {"storage_unavailable", "not_stored"}
-TOTAL = 60  # messages of the failover test
+ROUNDS = 3  # of the failover test, a kill and a return each
+ROUND = 20  # messages per round
 
 
 @pytest.fixture
@@ -89,33 +91,46 @@ async def test_messages_need_a_majority_of_the_log(replicated: Running) -> None:
 async def test_kill_9_of_a_channels_host_moves_it_without_losing_an_ack(
     replicated: Running,
 ) -> None:
+    """Rounds of: kill -9 of the channel's host at a random message, then its return."""
+    chooser = random.Random(5)
     [channel] = replicated.create_channels(1)
     owner = replicated.owner(channel)
+    kills = {10 + ROUND * r + chooser.randint(0, 5) for r in range(ROUNDS)}
+    restarts = {kill + 8 for kill in kills}
+    total = max(restarts) + 5
     acked: dict[str, int] = {}  # nonce -> seq
     url = replicated.ws_url(channel, "ada")
-    killed_at = first_ack_after = 0.0
-    number = 0
-    while number < TOTAL:
+    killed_at, failovers = 0.0, []
+    number = moved = 0  # moved: closes with 1012 the member got
+    while number < total:
         try:
             async with Running.connect(url) as ws:
-                while number < TOTAL:
+                while number < total:
                     nonce = f"n{number}"
                     frame = await send(ws, f"message {number}", nonce)
                     if frame["type"] != "ack":
                         break  # an error frame: reconnect and send it again
                     acked[nonce] = int(frame["seq"])  # type: ignore[call-overload]
-                    if killed_at and not first_ack_after:
-                        first_ack_after = time.perf_counter() - killed_at
+                    if killed_at:
+                        failovers.append(time.perf_counter() - killed_at)
+                        killed_at = 0.0
                     number += 1
-                    if number == 15:
+                    if number in kills:
                         replicated.cluster.kill(owner)
                         killed_at = time.perf_counter()
-                    elif number == 35:
-                        # Back: its keys return to it, by a new epoch that fences the
-                        # other copy, whose members are closed with 1012 and reconnect.
+                    elif number in restarts:
                         replicated.cluster.restart(owner)
                         await asyncio.sleep(2.5)  # the router's next check marks it up
-        except (OSError, TimeoutError, ConnectionClosed, InvalidStatus):
+                        # The next request for the channel reaches its own host again,
+                        # whose new epoch fences the other copy: its members are closed
+                        # with 1012 and reconnect, to the returned host.
+                        back = replicated.http.get(f"{channel.path}/messages")
+                        assert back.headers["X-Accord-Worker"] == str(owner)
+        except ConnectionClosed as closed:
+            if closed.rcvd is not None and closed.rcvd.code == 1012:
+                moved += 1
+            await asyncio.sleep(0.1)
+        except (OSError, TimeoutError, InvalidStatus):
             assert not killed_at or time.perf_counter() - killed_at < 20, "no new host took it"
             await asyncio.sleep(0.1)  # the same message goes again, with its nonce
     answer = replicated.http.get(f"{channel.path}/messages", params={"limit": 100})
@@ -124,6 +139,8 @@ async def test_kill_9_of_a_channels_host_moves_it_without_losing_an_ack(
     seqs = sorted(message["seq"] for message in history)
     assert seqs == list(range(1, len(seqs) + 1)), "a gap or a duplicate in the channel"
     texts = [message["message"] for message in history]
-    assert len(set(texts)) == len(texts) == TOTAL, "a message stored twice or lost"
+    assert len(set(texts)) == len(texts) == total, "a message stored twice or lost"
     assert set(acked.values()) <= set(seqs)
-    print(f"kill -9 of the channel's host -> first ack through the router: {first_ack_after:.2f} s")
+    assert len(failovers) == ROUNDS
+    assert moved == ROUNDS, "the member was not moved back to the returned host each time"
+    print("kill -9 of the channel's host -> first ack:", [f"{s:.2f} s" for s in failovers])
