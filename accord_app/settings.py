@@ -72,8 +72,11 @@ class Settings:
     replication: str | None = None
     replication_timeout: float = 3.0  # seconds an append may wait for a majority
     bookmark_retention_days: float = 30.0  # how far back bookmarks reach, as on Cloudflare
-    # The bearer token of the admin endpoints (a channel's point-in-time restore); None: they
-    # do not exist at all.
+    # GET /metrics, and the counting behind it (ACCORD_METRICS=0 turns both off).
+    metrics: bool = True
+    # A bearer token that opens the admin pages (the inspector) to clients off this machine
+    # (None: they answer loopback clients only), and that a channel's point-in-time restore
+    # asks of every client (None: that endpoint does not exist at all).
     admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -139,6 +142,14 @@ class Settings:
                 return float(text)
             except ValueError:
                 raise ValueError(f"{name} must be a number, not {text!r}") from None
+
+        def switch(name: str, default: bool) -> bool:
+            text = environ.get(name)
+            if text is None:
+                return default
+            if text not in {"0", "1"}:
+                raise ValueError(f"{name} must be 1 (on) or 0 (off), not {text!r}")
+            return text == "1"
 
         sharding = environ.get("ACCORD_SHARDING", defaults.sharding.value)
         if sharding not in {mode.value for mode in Sharding}:
@@ -216,9 +227,10 @@ class Settings:
             router_secret=environ.get("ACCORD_ROUTER_SECRET") or None,
             catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
             replication=environ.get("ACCORD_REPLICATION") or None,
-            admin_token=environ.get("ACCORD_ADMIN_TOKEN") or None,
             replication_timeout=number("ACCORD_REPLICATION_TIMEOUT", defaults.replication_timeout),
             bookmark_retention_days=number(
                 "ACCORD_BOOKMARK_RETENTION_DAYS", defaults.bookmark_retention_days
             ),
+            metrics=switch("ACCORD_METRICS", defaults.metrics),
+            admin_token=environ.get("ACCORD_ADMIN_TOKEN") or None,
         )

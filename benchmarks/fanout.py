@@ -20,6 +20,9 @@ Targets, each a server in its own subprocess, with the rate limits lifted out of
 - baseline-asgi: the same broadcast on uvicorn's own protocol (an awaited send per copy).
 - with --sharding-modes, accord-fast-server and accord-fast-global: the fast path with one actor
   per server, or one for everything (10 channels over --servers 2 servers).
+- accord-fast-metrics-off, asked for by name: accord-fast with ACCORD_METRICS=0 (no /metrics, and
+  nothing observing the runtime); `--targets accord-fast accord-fast-metrics-off` measures
+  what the metrics cost (target: accord-fast >= 0.95x of it).
 - with --compare-tree DIR, accord-fast@<dir name>: accord-fast run from another copy of the
   project (DIR/accord_app on PYTHONPATH), to measure a change to the fast path side by side.
 
@@ -125,6 +128,7 @@ SENT_AT = re.compile(rb'"message":"\d+ \d+ ([0-9.]+) ')
 SENT_AT_NOT_ACKS = re.compile(rb'\{"type":"message",[^}]*?"message":"\d+ \d+ ([0-9.]+) ')
 TARGET_FAST_VS_BASELINE = 0.7  # accord-fast / baseline-fast delivered/s at saturation
 TARGET_FAST_VS_ASGI = 3.0  # accord-fast / accord-asgi delivered/s at saturation
+TARGET_METRICS_COST = 0.95  # accord-fast / accord-fast-metrics-off delivered/s at saturation
 TARGET_KB_PER_MEMBER = 15.0  # accord-fast, idle members, actors hibernated
 BUSY_MACHINE_CPU = 25.0  # % of a core used by other processes that makes frames/s unreliable
 BUSY_CLIENT_CPU = 90.0  # % of its core: the load generator may have been the limit
@@ -144,10 +148,13 @@ class Target:
     ws: str  # "fast" or "asgi"
     sharding: str = "channel"
     tree: Path = PROJECT_DIR  # the source tree it runs from: --compare-tree runs another
+    metrics: bool = True  # ACCORD_METRICS
+    inspected: bool = False  # an inspector page stays open on it (its /inspect stream read)
 
     @property
     def env(self) -> dict[str, str]:
-        return {"PYTHONPATH": str(self.tree), "ACCORD_WS": self.ws}
+        metrics = "1" if self.metrics else "0"
+        return {"PYTHONPATH": str(self.tree), "ACCORD_WS": self.ws, "ACCORD_METRICS": metrics}
 
 
 TARGETS = {
@@ -159,6 +166,8 @@ TARGETS = {
         Target("baseline-asgi", "baseline", "asgi"),
         Target("accord-fast-server", "accord", "fast", "server"),
         Target("accord-fast-global", "accord", "fast", "global"),
+        Target("accord-fast-metrics-off", "accord", "fast", metrics=False),
+        Target("accord-fast-inspected", "accord", "fast", inspected=True),
     ]
 }
 DEFAULT_TARGETS = ["accord-fast", "accord-asgi", "baseline-fast", "baseline-asgi"]
@@ -375,9 +384,35 @@ def running_server(
         server = ServerProcess(target, Path(workdir), idle_timeout, pin)
         try:
             server.wait_ready()
-            yield server
+            with inspector_open(server, target.inspected):
+                yield server
         finally:
             server.stop()
+
+
+# What an open inspector page does to a server: keep /inspect/api/stream open and read it.
+INSPECTOR_READER = """
+import sys, httpx
+with httpx.stream("GET", sys.argv[1], timeout=None, trust_env=False) as stream:
+    for _ in stream.iter_bytes():
+        pass
+"""
+
+
+@contextlib.contextmanager
+def inspector_open(server: ServerProcess, inspected: bool) -> Iterator[None]:
+    """With `inspected`, a reader of the server's inspector stream (a page's cost to the server:
+    a look at its actors twice a second, and the runtime's events heard) runs meanwhile."""
+    if not inspected:
+        yield
+        return
+    url = f"{server.http_url}/inspect/api/stream"
+    reader = subprocess.Popen([sys.executable, "-c", INSPECTOR_READER, url])
+    try:
+        yield
+    finally:
+        reader.terminate()
+        reader.wait()
 
 
 # -- channels and connections --------------------------------------------------------------------
@@ -1074,6 +1109,7 @@ def ratios(results: list[WindowResult]) -> list[Ratio]:
         ("accord-fast", "accord-asgi", TARGET_FAST_VS_ASGI),
         ("baseline-fast", "baseline-asgi", 0.0),
         ("accord-asgi", "baseline-asgi", 0.0),
+        ("accord-fast", "accord-fast-metrics-off", TARGET_METRICS_COST),
     ]
     others = sorted({r.target for r in results if r.target.startswith("accord-fast@")})
     wanted += [(name, "accord-fast", 0.0) for name in others]

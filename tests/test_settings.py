@@ -66,6 +66,16 @@ def test_the_websocket_path_is_fast_unless_asgi_is_asked_for() -> None:
         Settings.from_env({"ACCORD_WS": "quick"})
 
 
+def test_metrics_are_on_unless_accord_metrics_is_0() -> None:
+    assert Settings.from_env({}).metrics
+    assert Settings.from_env({"ACCORD_METRICS": "1"}).metrics
+    assert not Settings.from_env({"ACCORD_METRICS": "0"}).metrics
+    with pytest.raises(
+        ValueError, match="ACCORD_METRICS must be 1 \\(on\\) or 0 \\(off\\), not 'no'"
+    ):
+        Settings.from_env({"ACCORD_METRICS": "no"})
+
+
 def test_host_names_and_request_budgets_come_from_the_environment() -> None:
     settings = Settings.from_env(
         {
@@ -84,3 +94,10 @@ def test_host_names_and_request_budgets_come_from_the_environment() -> None:
     for bad in [{"ACCORD_CLIENT_REQUEST_RATE": "0"}, {"ACCORD_CLIENT_REQUEST_BURST": "0"}]:
         with pytest.raises(ValueError, match="ACCORD_CLIENT_REQUEST_RATE must be above 0"):
             Settings.from_env(bad)
+
+
+def test_the_admin_token_is_read_and_never_shown() -> None:
+    settings = Settings.from_env({"ACCORD_ADMIN_TOKEN": "s3cret"})
+    assert settings.admin_token == "s3cret"
+    assert "s3cret" not in repr(settings)
+    assert Settings.from_env({"ACCORD_ADMIN_TOKEN": ""}).admin_token is None

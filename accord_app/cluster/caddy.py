@@ -13,6 +13,12 @@ all share the catalog database. A request for an actor whose worker is down fail
 JSON 502 naming the worker: no retry on another one, which would open a second copy of its
 actors.
 
+Caddy counts what it does in Prometheus' format (requests by route handler and status, their
+duration and size, each worker's health as the proxy sees it) and serves the numbers on a
+listener of their own, `metrics_listen`: the admin endpoint, where Caddy usually serves them,
+stays disabled. With each worker's own `GET /metrics`, that is the cluster's scrape list
+(`python -m accord_app.cluster --metrics`).
+
 The road not taken: a proxy that asks a directory service where each actor lives (what
 Cloudflare does, globally). A hash needs no lookup and no state, at the price of moving some
 actors whenever the list of workers changes.
@@ -37,6 +43,7 @@ ACTOR_PATHS: dict[str, tuple[str, set[str]]] = {
     ),
     "server": (f"^/api/servers/(?P<server_id>{_ID})/activity$", {"server_id"}),
 }
+WORKER_PATH = "/inspect/api/workers"  # + /<n>/...: to worker n, whatever the key
 UNAVAILABLE_MESSAGE = (
     "Worker {worker} is not answering, so the channels it hosts are unavailable until it is back."
 )
@@ -67,10 +74,10 @@ def caddy_executable() -> Path:
 def routes(
     sharding: Sharding, upstreams: list[dict[str, str]], failover: bool = False
 ) -> list[dict[str, Any]]:
-    """Hash-routed routes for the actor paths that carry the whole key, then everything else
-    to any worker. With `failover` (the replicated cluster), a key's worker is chosen among the
-    workers that answer: see failover_checks."""
-    found: list[dict[str, Any]] = []
+    """The inspector's route to each worker, hash-routed routes for the actor paths that carry
+    the whole key, then everything else to any worker. With `failover` (the replicated
+    cluster), a key's worker is chosen among the workers that answer: see failover_checks."""
+    found = worker_routes(upstreams)
     for name, (pattern, fields) in ACTOR_PATHS.items():
         match = [{"path_regexp": {"name": name, "pattern": pattern}}]
         if not key_fields(sharding) <= fields:
@@ -104,6 +111,25 @@ def routes(
         )
     found.append({"handle": [to_any_worker(upstreams, ANSWER_TIMEOUT)]})
     return found
+
+
+def worker_routes(upstreams: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """`/inspect/api/workers/<n>/...` to worker n alone: how the inspector asks each worker
+    for its actors (accord_app/observe/inspector.py). A worker that is down answers the JSON
+    502 below, which the inspector shows as a dead host."""
+    return [
+        {
+            "match": [{"path": [f"{WORKER_PATH}/{number}/*"]}],
+            "handle": [
+                {
+                    "handler": "reverse_proxy",
+                    "upstreams": [upstream],
+                    "transport": transport(ANSWER_TIMEOUT),
+                }
+            ],
+        }
+        for number, upstream in enumerate(upstreams, start=1)
+    ]
 
 
 def to_any_worker(upstreams: list[dict[str, str]], answer_timeout: str) -> dict[str, Any]:
@@ -188,35 +214,40 @@ def caddy_config(
     addresses: Sequence[str],
     state_dir: Path,
     router_secret: str | None = None,
+    metrics_listen: str | None = None,
     failover: bool = False,
 ) -> dict[str, Any]:
     """Caddy's JSON config: listen on `listen` (host:port each) in front of the workers at
     `addresses` (host:port each, in worker order), keeping its own files in `state_dir`, and
-    adding `router_secret` to each request (see accord_app/web/middleware.py); `failover`: a
-    key moves to another worker when its own is down (replicated clusters only)."""
+    adding `router_secret` to each request (see accord_app/web/middleware.py); its metrics
+    at http://`metrics_listen`/metrics, if given; `failover`: a key moves to another worker
+    when its own is down (replicated clusters only)."""
     upstreams = [{"dial": address} for address in addresses]
+    servers: dict[str, Any] = {
+        "accord": {
+            "listen": list(listen),
+            # The workers' own HTTP limits (accord_app/web/middleware.py), at the door:
+            # half-sent headers do not hold Caddy's sockets either.
+            "read_header_timeout": f"{HEADER_TIMEOUT_SECONDS:g}s",
+            "max_header_bytes": MAX_HEADER_BYTES,
+            "automatic_https": {"disable": True},
+            "routes": with_secret(router_secret) + routes(sharding, upstreams, failover),
+            "errors": {"routes": error_routes(addresses)},
+        }
+    }
+    metrics: dict[str, Any] = {}
+    if metrics_listen is not None:
+        metrics = {"metrics": {}}  # count every server's requests
+        servers["metrics"] = {
+            "listen": [metrics_listen],
+            "automatic_https": {"disable": True},
+            "routes": [{"match": [{"path": ["/metrics"]}], "handle": [{"handler": "metrics"}]}],
+        }
     return {
         # No admin endpoint at all: nothing on the machine can reconfigure the proxy.
         "admin": {"disabled": True, "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(state_dir)},
         # Errors only; a worker that is down is reported by the cluster, not once per request.
         "logging": {"logs": {"default": {"level": "ERROR", "exclude": ["http.log.error"]}}},
-        "apps": {
-            "http": {
-                "grace_period": "2s",
-                "servers": {
-                    "accord": {
-                        "listen": list(listen),
-                        # The workers' own HTTP limits (accord_app/web/middleware.py), at the door:
-                        # half-sent headers do not hold Caddy's sockets either.
-                        "read_header_timeout": f"{HEADER_TIMEOUT_SECONDS:g}s",
-                        "max_header_bytes": MAX_HEADER_BYTES,
-                        "automatic_https": {"disable": True},
-                        "routes": with_secret(router_secret)
-                        + routes(sharding, upstreams, failover),
-                        "errors": {"routes": error_routes(addresses)},
-                    }
-                },
-            }
-        },
+        "apps": {"http": {"grace_period": "2s", "servers": servers, **metrics}},
     }
