@@ -3,18 +3,15 @@ hosts, each with a worker and a NATS server, which a message reaches before its 
 stops every process, the NATS servers included."""
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from cluster_command import ready_cluster
 from websockets.asyncio.client import connect
 
 pytestmark = pytest.mark.anyio
@@ -46,21 +43,8 @@ def nats_servers_of(data_dir: Path) -> list[int]:
 
 
 async def test_the_command_runs_a_replicated_cluster_and_stops_it(data_dir: Path) -> None:
-    command = [sys.executable, "-m", "accord_app.cluster", "--hosts", "3", "--replicated"]
-    process = subprocess.Popen(
-        [*command, "--port", "0", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    seen: list[str] = []
-    try:
-        deadline = time.monotonic() + 90
-        while not any("Ctrl-C stops everything" in line for line in seen):
-            assert time.monotonic() < deadline and process.poll() is None, seen
-            seen.append(process.stdout.readline())
+    args = ["--hosts", "3", "--replicated", "--port", "0", "--data-dir", str(data_dir)]
+    with ready_cluster(*args) as (process, seen):
         assert any("NATS JetStream, 3 servers" in line for line in seen), seen
         assert len(nats_servers_of(data_dir)) == 3
         url = next(line.split()[3].rstrip(":") for line in seen if "Accord cluster on" in line)
@@ -78,11 +62,3 @@ async def test_the_command_runs_a_replicated_cluster_and_stops_it(data_dir: Path
         rest, _ = process.communicate(timeout=60)
         assert process.returncode == 0, "".join(seen) + rest
         assert nats_servers_of(data_dir) == []
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
