@@ -1,5 +1,6 @@
 """Assemble the Accord app: catalog, actor runtime, routes, error shape, limits, offline docs."""
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -10,10 +11,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
 from accord_app.actors import Actor, Runtime
+from accord_app.actors.natslog import NatsLog
 from accord_app.api import routes as api_routes
 from accord_app.catalog.store import Catalog
 from accord_app.chat.channel import ChannelActor
-from accord_app.chat.http import activity, announcements
+from accord_app.chat.http import activity, admin, announcements
 from accord_app.chat.http import routes as chat_routes
 from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.chat.ratelimit import ClientLimits
@@ -121,10 +123,21 @@ def create_app(
         # belong to the event loop that serves the app, which a notebook or a test may run in
         # another thread than the one that built the app.
         worker = settings.worker
+        log = None
+        if settings.replication is not None:
+            log = NatsLog.from_url(
+                settings.replication,
+                timeout=settings.replication_timeout,
+                retention_seconds=settings.bookmark_retention_days * 86400,
+            )
+            await log.connect()
         runtime = Runtime(
             settings.actors_dir,
             idle_timeout=settings.idle_timeout,
             alarm_index_name="alarms.sqlite3" if worker is None else f"alarms-{worker}.sqlite3",
+            replication=log,
+            # The epochs it opens say which host: the worker's number, or this machine.
+            replica_name=str(worker) if worker is not None else socket.gethostname(),
         )
         app.state.runtime = runtime
         app.state.channels = runtime.namespace("channels", actor_class)
@@ -145,6 +158,8 @@ def create_app(
         if app.state.router is not None:
             await app.state.router.aclose()
         await runtime.close()  # finishes queued turns and commits, closes every socket
+        if log is not None:
+            await log.close()
         if detach is not None:
             detach()
         app.state.catalog.close()  # its kept connections (PostgreSQL)
@@ -181,6 +196,8 @@ def create_app(
     app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
     app.include_router(api_routes.router)
     app.include_router(chat_routes.router)
+    if settings.admin_token is not None:  # else the restore endpoint does not exist at all
+        app.include_router(admin.router)
     app.include_router(activity.router)
     app.include_router(announcements.router)
     install_frontend(app)

@@ -28,9 +28,11 @@ from accord_app.actors import ids
 from accord_app.actors.actor import Actor, ActorContext
 from accord_app.actors.alarms import AlarmScheduler
 from accord_app.actors.errors import (
+    ActorError,
     ActorOverloaded,
     ActorReset,
     CommitFailed,
+    Fenced,
     RuntimeClosed,
     StorageError,
     TurnCancelled,
@@ -39,6 +41,8 @@ from accord_app.actors.errors import (
 )
 from accord_app.actors.events import Activity, ActorEvent, EventKind, Observers, Traffic
 from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
+from accord_app.actors.replica import ActorReplica, set_marker
+from accord_app.actors.replication import ReplicaLog, Snapshot, Statement
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
     DirectTransport,
@@ -53,6 +57,9 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_CLOSE_SECONDS = 1.0
 # An actor with a queue gives the event loop a turn after this many of its own (see _drain).
 TURNS_PER_YIELD = 8
+# An actor fenced by a newer owner closes its sockets with 1012 ("service restart"): the
+# clients reconnect, through the router, to the new owner.
+CLOSE_MOVED = 1012
 
 CommitMode = Literal["grouped", "per_turn"]
 
@@ -97,6 +104,13 @@ class HostServices(Protocol):
 
     @property
     def scheduler(self) -> AlarmScheduler: ...
+
+    # The replicated log, if any, and this process's name in the epochs it opens.
+    @property
+    def replication(self) -> ReplicaLog | None: ...
+
+    @property
+    def replica_name(self) -> str: ...
 
     def storage_path(self, actor_hex: str) -> Path: ...
 
@@ -198,6 +212,7 @@ class ActorHost:
         "last_commit_seconds",
         "mailbox",
         "namespace",
+        "replica",
         "sockets",
         "storage",
         "turns",
@@ -211,6 +226,7 @@ class ActorHost:
         self.commits = CommitCycle()
         self.instance: Actor | None = None
         self.storage: Storage | None = None
+        self.replica: ActorReplica | None = None  # this copy's session on the replicated log
         self.sockets: list[HibernatableWebSocket] = []
         self.auto_response: tuple[str, str] | None = None
         self.blockers: list[Callable[[], Awaitable[object]]] = []
@@ -314,6 +330,10 @@ class ActorHost:
         if self.storage is not None:
             self.storage.turn_open = True
         try:
+            if self.replica is not None and (self.replica.fenced or self.replica.ending):
+                # A newer owner, or a restore asked for: this copy's state is not the log's.
+                self._close_sockets(CLOSE_MOVED, "restarting elsewhere or restored")
+                self._reset(Fenced(f"actor {self.id.hex[:12]}…: this copy's epoch has ended"))
             constructing = self.instance is None
             if constructing:
                 waking = time.perf_counter()
@@ -345,6 +365,10 @@ class ActorHost:
             escaping = exc
             error = TurnCancelled(f"the turn of actor {self.id.hex[:12]}… was interrupted: {exc!r}")
         self._settle_turn(event, value, error)
+        if self.replica is not None and self.replica.ending:
+            # A restore was asked for: it takes effect at the next activation, now.
+            self._close_sockets(CLOSE_MOVED, "restored to an earlier state")
+            self._reset(Fenced(f"actor {self.id.hex[:12]}… restarts from a restored state"))
         if escaping is not None:
             raise escaping
         if self.namespace.commit_mode == "per_turn" and self.gate.should_commit():
@@ -397,11 +421,24 @@ class ActorHost:
             return
         namespace = self.namespace
         path = namespace.storage_path(self.id.hex)
-        opening = partial(Storage, path, on_first_write=self.gate.wrote, fsync=namespace.fsync)
+        loop = asyncio.get_running_loop()
+        log = namespace.replication
+        replica = None
+        if log is not None:
+            key = f"{self.id.namespace}.{self.id.hex}"
+            replica = ActorReplica(log, key, namespace.replica_name, self.fence)
+        opening = partial(
+            Storage, path, on_first_write=self.gate.wrote, fsync=namespace.fsync, replica=replica
+        )
         try:
-            self.storage = await asyncio.get_running_loop().run_in_executor(
-                namespace.executor, opening
-            )
+            if replica is None:
+                self.storage = await loop.run_in_executor(namespace.executor, opening)
+            else:
+                self.storage = await replica.activate(
+                    path, opening, partial(loop.run_in_executor, namespace.executor)
+                )
+                self.replica = replica
+                await self._schedule_replicated_alarm(self.storage)
         except StorageError as error:
             self.namespace.log_failure(self.id.hex, f"cannot start: {error}")
             raise
@@ -442,16 +479,23 @@ class ActorHost:
     def _start_commit(self) -> None:
         assert self.storage is not None
         self.gate.commit_started()
-        storage = self.storage
+        storage, replica = self.storage, self.replica
+        number = 0
         try:
+            if replica is not None and storage.journal:
+                # The batch's number goes into its own transaction: the local file then says
+                # which entry of the log it holds (see replica.py).
+                number = replica.next_batch()
+                set_marker(storage, replica.epoch, number)
             alarm_update = storage.commit()
         except Exception as error:
             self._commit_failed(error)
             return
+        statements = storage.take_batch()
         checkpoint = self.commits.commit_started()
         batch = (self.gate.committing or 0) - self.gate.durable, storage.take_writes()
         self._commit_in_flight = asyncio.get_running_loop().create_task(
-            self._finish_commit(storage, alarm_update, checkpoint, batch)
+            self._finish_commit(storage, alarm_update, checkpoint, batch, statements, number)
         )
 
     async def _finish_commit(
@@ -460,14 +504,22 @@ class ActorHost:
         alarm_update: tuple[bool, float | None],
         checkpoint: bool,
         batch: tuple[int, int],
+        statements: list[Statement],
+        number: int,
     ) -> None:
-        """`batch`: the turns that wrote and the writes they made, for the tallies."""
+        """`batch`: the turns that wrote and the writes they made, for the tallies. The local
+        fsync and, when replicated, the append of `statements` (batch `number`) to the log,
+        side by side: the batch's outputs wait for both."""
         loop = asyncio.get_running_loop()
         executor = self.namespace.executor
+        local = loop.run_in_executor(
+            executor, self._make_durable, storage, alarm_update, checkpoint
+        )
         try:
-            wal_is_large, seconds = await loop.run_in_executor(
-                executor, self._make_durable, storage, alarm_update, checkpoint
-            )
+            if statements and self.replica is not None:
+                wal_is_large, seconds = await self._durable_and_appended(local, statements, number)
+            else:
+                wal_is_large, seconds = await local
         except Exception as error:
             self._commit_in_flight = None
             self._commit_failed(error)
@@ -482,12 +534,28 @@ class ActorHost:
         self.commits.commit_succeeded(wal_is_large)
         for output in self.gate.commit_succeeded():
             output.release()
+        self._snapshot_if_due(storage)
         if alarm_update[0]:
             self.namespace.scheduler.poke()
         if self.gate.should_commit() and not self.mailbox.turn_running:
             self._start_commit()
         else:
             self._note_activity()
+
+    async def _durable_and_appended(
+        self, local: "asyncio.Future[tuple[bool, float]]", batch: list[Statement], number: int
+    ) -> tuple[bool, float]:
+        """Both the local fsync and the log's majority, each running to its end (the file
+        must not be closed under a running fsync); a fence wins over any other failure."""
+        assert self.replica is not None
+        appended = self.replica.append_batch(batch, number)
+        results = await asyncio.gather(local, appended, return_exceptions=True)
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            raise next((f for f in failures if isinstance(f, Fenced)), failures[0])
+        durable = results[0]
+        assert isinstance(durable, tuple)
+        return durable
 
     def _make_durable(
         self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
@@ -509,7 +577,12 @@ class ActorHost:
         folder = self.namespace.storage_path(self.id.hex).parent
         why = f"the disk is full ({error})" if is_disk_full(error, folder) else str(error)
         self.namespace.log_failure(self.id.hex, f"commit failed, resetting it: {why}")
-        failure = CommitFailed(f"writes of actor {self.id.hex[:12]}… were not made durable: {why}")
+        failure: ActorError = CommitFailed(
+            f"writes of actor {self.id.hex[:12]}… were not made durable: {why}"
+        )
+        if isinstance(error, Fenced):
+            failure = error
+            self._close_sockets(CLOSE_MOVED, "moved to another host")
         for output in self.gate.commit_failed():
             output.drop(failure)
         self.namespace.activity.commits_failed += 1
@@ -527,6 +600,7 @@ class ActorHost:
         self.emit(EventKind.RESET)
         self.blockers.clear()
         self.instance = None
+        self._end_replica()
         storage, self.storage = self.storage, None
         lost = ActorReset(
             f"actor {self.id.hex[:12]}… was reset before these writes were durable: {cause!r}"
@@ -541,6 +615,55 @@ class ActorHost:
         with contextlib.suppress(Exception):
             storage.roll_back()
         self.namespace.close_in_background(self.id.hex, storage, after=self._commit_in_flight)
+
+    # -- the replicated log --------------------------------------------------------------------
+
+    def fence(self, error: Fenced) -> None:
+        """A newer owner opened an epoch (seen while idle, on the log's subject): the clients
+        move, and the instance goes. A commit in flight or a running turn meets the fence on
+        its own append and settles there."""
+        self.namespace.log_failure(self.id.hex, str(error))
+        self._close_sockets(CLOSE_MOVED, "moved to another host")
+        if self.mailbox.turn_running or self.commits.in_flight or self.instance is None:
+            return
+        self._reset(error)
+        self._note_activity()
+
+    def _close_sockets(self, code: int, reason: str) -> None:
+        """Close every socket without running a handler: this copy may not write any more."""
+        sockets, self.sockets = self.sockets, []
+        for ws in sockets:
+            if not ws.closing:
+                ws.closing = True
+                ws.deliver(TransportClosed(code, reason))
+
+    def _snapshot_if_due(self, storage: Storage) -> None:
+        """Between turns, with nothing written since the last commit, the file is exactly the
+        log's state as of this copy's last append: a snapshot of it bounds later replays.
+        (serialize() runs on the loop: no turn may use the connection meanwhile.)"""
+        replica = self.replica
+        if replica is None or not replica.snapshot_due or storage.connection.in_transaction:
+            return
+        replica.save_snapshot(Snapshot(replica.last_seq, storage.connection.serialize()))
+
+    def _end_replica(self) -> None:
+        replica, self.replica = self.replica, None
+        if replica is not None:
+            asyncio.get_running_loop().create_task(replica.close())
+
+    async def _schedule_replicated_alarm(self, storage: Storage) -> None:
+        """An alarm set on another host came with the log: this host's index must know it."""
+        at = storage.get_alarm()
+        if at is None:
+            return
+        index = self.namespace.scheduler.index
+
+        def point() -> None:
+            index.lower(self.id.hex, at)
+            index.settle(self.id.hex, at)
+
+        await asyncio.get_running_loop().run_in_executor(self.namespace.executor, point)
+        self.namespace.scheduler.poke()
 
     # -- hibernation -------------------------------------------------------------------------
 
@@ -569,6 +692,7 @@ class ActorHost:
         if self.instance is not None:
             self.emit(EventKind.EVICTED if evicted else EventKind.HIBERNATED)
         storage, self.storage, self.instance = self.storage, None, None
+        self._end_replica()
         if storage is not None:
             self.namespace.close_in_background(self.id.hex, storage)
         if not self.sockets:
@@ -696,7 +820,10 @@ class ActorHost:
         # In parallel, and briefly: a peer that stopped reading would hold a polite close
         # forever, so it is dropped instead.
         await asyncio.gather(*(_close_or_abort(ws.transport) for ws in sockets))
+        replica = self.replica
         self.hibernate()
+        if replica is not None:  # before the runtime's owner closes the log under it
+            await replica.close()
 
 
 async def _close_or_abort(transport: Transport) -> None:

@@ -119,6 +119,15 @@ class ChannelActor(Actor):
 
     # -- RPC, called by the HTTP layer ---------------------------------------------------------
 
+    async def restore(self, bookmark: str | None, at: float | None) -> dict[str, str]:
+        """Point-in-time recovery: the channel goes back to `bookmark`, or to its state at time
+        `at`, when it next starts, which is at once (its members are moved and reconnect).
+        The bookmark restored and one that undoes it."""
+        storage = self.storage
+        target = bookmark if bookmark is not None else await storage.get_bookmark_for_time(at or 0)
+        undo = await storage.on_next_session_restore_bookmark(target)
+        return {"restored": target, "undo": undo}
+
     async def history(
         self, channel_id: str, limit: int, before: int | None = None
     ) -> list[dict[str, Any]]:

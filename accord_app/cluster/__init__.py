@@ -3,7 +3,9 @@
 - `placement`: which worker hosts a key (rendezvous hashing);
 - `ports`: a free port, and whether one is taken;
 - `caddy`: the proxy's config, generated from the sharding key's template (chat/sharding.py);
-- `supervisor`: the `Cluster` that starts, watches and stops the processes;
+- `supervisor`: the `Cluster` that starts, watches and stops the processes (`processes`: how
+  one ended, its log, stopping them);
+- `nats`: a NATS JetStream cluster, the actors' replicated log (`--replicated`);
 - `worker`: what each worker process runs;
 - `python -m accord_app.cluster`: the command line (`make cluster`).
 
@@ -14,7 +16,8 @@ proxy and in the workers, so a worker refuses a request meant for another.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from accord_app.cluster.supervisor import Cluster, ClusterError, Exited
+    from accord_app.cluster.processes import Exited
+    from accord_app.cluster.supervisor import Cluster, ClusterError
 
 __all__ = ["Cluster", "ClusterError", "Exited"]
 

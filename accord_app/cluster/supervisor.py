@@ -20,12 +20,10 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -36,42 +34,16 @@ from accord_app.catalog.pgserver import PostgresError, PostgresServer
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster.caddy import caddy_config, caddy_executable
 from accord_app.cluster.hosts import Host, Hosts, loopback_hosts
+from accord_app.cluster.nats import NatsCluster, NatsError
 from accord_app.cluster.ports import free_port, port_taken
+from accord_app.cluster.processes import Exited, log_tail, terminate
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
-LOG_TAIL_LINES = 15
 
 
 class ClusterError(RuntimeError):
     """A process of the cluster did not start, or the cluster is misconfigured."""
-
-
-@dataclass(frozen=True)
-class Exited:
-    """A process that ended on its own (a crash, a kill -9)."""
-
-    name: str  # "worker 2", "proxy" or "catalog"
-    pid: int
-    returncode: int | None  # None: not our child (the catalog's PostgreSQL), so unknown
-    log: Path
-
-    def describe(self) -> str:
-        if self.returncode is None:
-            return f"{self.name} (pid {self.pid}) stopped"
-        if self.returncode < 0:
-            with contextlib.suppress(ValueError):
-                how = f"was killed by {signal.Signals(-self.returncode).name}"
-                return f"{self.name} (pid {self.pid}) {how}"
-        return f"{self.name} (pid {self.pid}) exited with code {self.returncode}"
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class Cluster:
@@ -83,6 +55,8 @@ class Cluster:
     metrics_port: where the proxy serves its own metrics, on `host` (default: a free port).
     catalog_url: a PostgreSQL database for the workers' catalog (ACCORD_CATALOG_URL); with
     hosts and none given, the cluster runs its own.
+    replicated: one NATS server per host as well (`cluster.nats`, in `data_dir/nats`), the
+    workers' replicated log (ACCORD_REPLICATION): an actor's data outlives its host.
     Workers are numbered 1..K, as in the X-Accord-Worker header of their answers.
     """
 
@@ -98,6 +72,7 @@ class Cluster:
         env: Mapping[str, str] | None = None,
         hosts: Hosts | None = None,
         catalog_url: str | None = None,
+        replicated: bool = False,
         metrics_port: int | None = None,
     ) -> None:
         if workers < 1:
@@ -126,6 +101,12 @@ class Cluster:
         self._catalog_pid: int | None = None  # the PostgreSQL we started, while it should run
         if self.own_folders and catalog_url is None:
             self.catalog_server = PostgresServer(self.data_dir / "catalog", network=hosts.network)
+        self.nats: NatsCluster | None = None
+        if replicated:
+            ports = [self.port, *(int(a.rsplit(":", 1)[1]) for a in self.addresses)]
+            self.nats = NatsCluster(
+                self.data_dir / "nats", workers, hosts=self.hosts.members, reserved=ports
+            )
         self.log_dir = self.data_dir / "logs"
         self._workers: dict[int, subprocess.Popen[bytes]] = {}
         self._proxy: subprocess.Popen[bytes] | None = None
@@ -182,6 +163,11 @@ class Cluster:
         except DataDirInUse as error:
             raise ClusterError(str(error)) from None
         try:
+            if self.nats is not None:
+                try:
+                    self.nats.start()
+                except NatsError as error:
+                    raise ClusterError(f"the replicated log did not start: {error}") from None
             if (server := self.catalog_server) is not None:
                 try:
                     server.start()
@@ -205,13 +191,15 @@ class Cluster:
         """The proxy first, so no new request arrives; then every worker, politely, and any
         that does not finish within `timeout` is killed."""
         if self._proxy is not None:
-            _terminate([self._proxy], timeout)
+            terminate([self._proxy], timeout)
             self._proxy = None
-        _terminate(list(self._workers.values()), timeout)
+        terminate(list(self._workers.values()), timeout)
         self._workers.clear()
         if self.catalog_server is not None:
             self._catalog_pid = None
             self.catalog_server.stop()  # last: its clients are gone, every commit is kept
+        if self.nats is not None:
+            self.nats.stop()
         self._lock.release()
 
     def kill(self, number: int) -> None:
@@ -241,6 +229,8 @@ class Cluster:
         server = self.catalog_server
         if server is not None and self._catalog_pid is not None and not server.alive():
             found.append(Exited("catalog", self._catalog_pid, None, server.log))
+        if self.nats is not None:
+            found.extend(self.nats.exited())
         return found
 
     def restart_catalog(self) -> None:
@@ -312,6 +302,7 @@ class Cluster:
             "ACCORD_ROUTER_URL": self.router_url,
             "ACCORD_ROUTER_SECRET": self.router_secret,
             **({"ACCORD_CATALOG_URL": self.catalog_url} if self.catalog_url else {}),
+            **({"ACCORD_REPLICATION": self.nats.url} if self.nats is not None else {}),
             "PYTHONUNBUFFERED": "1",  # the log file shows what happened up to a crash
         }
         command = member.command([sys.executable, "-m", "accord_app.cluster.worker"])
@@ -326,7 +317,13 @@ class Cluster:
         listen = self.proxy_listen
         metrics = f"{self.host}:{self.metrics_port}"
         settings = caddy_config(
-            self.sharding, listen, self.addresses, state, self.router_secret, metrics
+            self.sharding,
+            listen,
+            self.addresses,
+            state,
+            self.router_secret,
+            metrics,
+            failover=self.nats is not None,
         )
         # The config holds the router's secret: readable by its owner only.
         config.unlink(missing_ok=True)
@@ -362,17 +359,3 @@ class Cluster:
                 if time.monotonic() > deadline:
                     raise ClusterError(f"{name} did not answer {url} within {timeout:g} s")
                 time.sleep(0.05)
-
-
-def _terminate(processes: list["subprocess.Popen[bytes]"], timeout: float) -> None:
-    """SIGTERM (graceful for uvicorn and Caddy) to all at once, then SIGKILL to stragglers."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + timeout
-    for process in processes:
-        try:
-            process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

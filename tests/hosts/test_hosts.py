@@ -8,12 +8,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from cluster_client import Running
+from cluster_command import ready_cluster
 from host_tools import HOSTS, need_namespaces, start
 
 from accord_app.cluster import hosts
@@ -91,40 +91,24 @@ def leftovers(x: int) -> list[str]:
 
 def test_the_command_makes_the_hosts_and_removes_them_on_ctrl_c(data_dir: Path) -> None:
     need_namespaces()
-    command = [sys.executable, "-m", "accord_app.cluster", "--workers", "2", "--hosts"]
-    process = subprocess.Popen(
-        [*command, "--port", "0", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen: list[str] = []
     x = None
     try:
-        deadline = time.monotonic() + 60
-        while not any("Ctrl-C stops everything" in line for line in seen):
-            assert time.monotonic() < deadline and process.poll() is None, seen
-            seen.append(process.stdout.readline())
-        [x] = {
-            int(m) for line in seen for m in re.findall(r"namespace and link accord-(\d+)-", line)
-        }
-        url = next(line.split()[3].rstrip(":") for line in seen if "Accord cluster on" in line)
-        assert len(leftovers(x)) == 2 * 2 + 1  # two namespaces, their links, the bridge
-        answer = httpx.post(f"{url}/api/servers", json={"name": "Workshop"}, trust_env=False)
-        assert answer.status_code == 201
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=30)
-        assert process.returncode == 0, "".join(seen) + rest
-        assert leftovers(x) == []
+        args = ["--workers", "2", "--hosts", "--port", "0", "--data-dir", str(data_dir)]
+        with ready_cluster(*args) as (process, seen):
+            [x] = {
+                int(m)
+                for line in seen
+                for m in re.findall(r"namespace and link accord-(\d+)-", line)
+            }
+            url = next(line.split()[3].rstrip(":") for line in seen if "Accord cluster on" in line)
+            assert len(leftovers(x)) == 2 * 2 + 1  # two namespaces, their links, the bridge
+            answer = httpx.post(f"{url}/api/servers", json={"name": "Workshop"}, trust_env=False)
+            assert answer.status_code == 201
+            process.send_signal(signal.SIGINT)
+            rest, _ = process.communicate(timeout=30)
+            assert process.returncode == 0, "".join(seen) + rest
+            assert leftovers(x) == []
     finally:
-        if process.poll() is None:  # SIGTERM stops it as Ctrl-C does: its children too
-            process.terminate()
-            try:
-                process.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
         if x is not None and leftovers(x):  # a failed run's, removed with its lock gone
             HostNetwork(1, x=x).create().close()
 

@@ -67,7 +67,10 @@ async def channel_actor(connection: HTTPConnection, server_id: str, channel_id: 
     sharding: Sharding = connection.app.state.settings.sharding
     key = shard_key(sharding, server_id, channel_id)
     placement: Placement | None = connection.app.state.placement
-    if placement is not None and not placement.is_mine(key):
+    # With a replicated log, the router may send a key to another worker while its own is
+    # down; a second copy is safe there (the log fences the older one), so it is served.
+    replicated = connection.app.state.settings.replication is not None
+    if placement is not None and not placement.is_mine(key) and not replicated:
         raise misdirected(placement, key, channel_id)
     catalog: Catalog = connection.app.state.catalog
     if await run_in_threadpool(catalog.get_channel, server_id, channel_id) is None:

@@ -1,0 +1,326 @@
+"""One activation of an actor on the replicated log: rebuild its state, open its epoch, append
+its batches, watch for a newer owner, and answer its bookmarks.
+
+    replica = ActorReplica(log, "channels.<hex>", host="2", on_fenced=...)
+    storage = await replica.activate(path, run_in_thread)   # rebuilt and fenced in
+    number = replica.next_batch()                           # before the batch's COMMIT
+    await replica.append_batch(statements, number)          # acknowledged by a majority
+
+Activation. The local file is trusted only if it holds exactly the log's last entry: the
+marker row `_accord_replica` (epoch, batch), written in the same transaction as each batch,
+equals the last entry's. Otherwise (a new host, a crash between COMMIT and the log's answer, a
+restore) the file is deleted and rebuilt from the log. Then the activation appends "epoch E+1
+opened by host H" expecting the last sequence it applied: if anyone appended meanwhile, the log
+refuses, and the activation starts over from the new last entry.
+
+Fencing. Each batch is appended expecting the sequence of the entry before it. Once another
+host has opened a newer epoch, that expectation is stale and the log refuses: the old owner
+learns it is fenced, and drops the batch's outputs. A subscription to the subject tells an
+idle old owner as soon as the new epoch is appended.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from accord_app.actors.errors import BookmarkError, Fenced, LogUnavailable
+from accord_app.actors.replication import (
+    Entry,
+    ReplicaLog,
+    Snapshot,
+    Statement,
+    WrongLastSequence,
+    batches_to_apply,
+    bookmark,
+    encode,
+    parse_bookmark,
+)
+from accord_app.actors.storage import Storage
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RunInThread(Protocol):
+    """Runs a blocking call (SQLite, files) in a worker thread: loop.run_in_executor."""
+
+    def __call__(self, call: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+# An activation that keeps meeting newer entries (another host activating at the same time)
+# gives up after this many tries, and the caller gets StorageUnavailable.
+ACTIVATION_ATTEMPTS = 3
+MARKER_TABLE = (
+    "CREATE TABLE IF NOT EXISTS _accord_replica"
+    " (only_row INTEGER PRIMARY KEY CHECK (only_row = 0), epoch INTEGER, batch INTEGER)"
+)
+SET_MARKER = (
+    "INSERT INTO _accord_replica (only_row, epoch, batch) VALUES (0, ?, ?)"
+    " ON CONFLICT (only_row) DO UPDATE SET epoch = excluded.epoch, batch = excluded.batch"
+)
+
+
+def read_marker(storage: Storage) -> tuple[int, int] | None:
+    storage.connection.execute(MARKER_TABLE)
+    row = storage.connection.execute("SELECT epoch, batch FROM _accord_replica").fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def set_marker(storage: Storage, epoch: int, batch: int) -> None:
+    """Inside the transaction being committed (or on its own): not journaled, not replayed."""
+    storage.connection.execute(SET_MARKER, (epoch, batch))
+
+
+def _start_from(path: Path, snapshot: Snapshot | None) -> None:
+    """Replace the actor's file with the snapshot's (or with none at all: a new one). Written
+    aside and renamed, so a crash never leaves half a file."""
+    for stale in (path, path.with_name(path.name + "-wal")):
+        stale.unlink(missing_ok=True)
+    if snapshot is None:
+        return
+    aside = path.with_name(path.name + ".snapshot")
+    aside.write_bytes(snapshot.data)
+    with open(aside, "rb+") as written:
+        os.fsync(written.fileno())
+    aside.replace(path)
+
+
+def apply(storage: Storage, batches: list[Entry]) -> None:
+    """Run the batches' statements again, in one transaction (a worker thread)."""
+    connection = storage.connection
+    connection.execute("BEGIN")
+    try:
+        connection.execute(MARKER_TABLE)
+        for entry in batches:
+            for sql, params in entry.statements:
+                connection.execute(sql, params)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+class ActorReplica:
+    """An actor's session on the log, from activation until it hibernates, resets or is
+    fenced. Implements `replication.Bookmarks` for its storage."""
+
+    def __init__(
+        self,
+        log: ReplicaLog,
+        key: str,
+        host: str,
+        on_fenced: Callable[[Fenced], None],
+    ) -> None:
+        self.log, self.key, self.host = log, key, host
+        self.on_fenced = on_fenced
+        # The log retries within its own deadline; this one is the last resort.
+        self.timeout = log.timeout + 1.0
+        self.epoch = 0
+        self.batches = 0  # the number of the last batch appended
+        self.last_seq = 0  # the sequence of the last entry this copy applied or appended
+        self.fenced = False
+        self.rebuilt = False  # this activation replayed the log (for tests and the lab)
+        self.ending = False  # a restore was asked for: no more batches in this activation
+        self.replayed = 0  # batches this activation applied from the log
+        self._since_snapshot = (0, 0)  # batches and bytes appended since the last snapshot
+        self._saving: asyncio.Task[None] | None = None
+        self._appending = asyncio.Lock()  # one append at a time: each expects the last
+        self._stop_watching: Callable[[], Awaitable[None]] | None = None
+
+    async def _within(self, what: str, call: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(call, self.timeout)
+        except TimeoutError:
+            raise LogUnavailable(
+                f"the replicated log did not answer {what} within {self.timeout:g} s"
+                " (is a majority of its servers up?): nothing was acknowledged"
+            ) from None
+
+    # -- activation ----------------------------------------------------------------------------
+
+    async def activate(
+        self, path: Path, open_storage: Callable[[], Storage], run: RunInThread
+    ) -> Storage:
+        """The actor's storage, rebuilt if needed, with this copy's epoch opened on the log."""
+        opened: list[Storage] = []  # the open storage, closed again if activation fails
+        try:
+            for _ in range(ACTIVATION_ATTEMPTS):
+                last = await self._within("for the actor's last entry", self.log.last(self.key))
+                storage = await self._materialise(path, opened, open_storage, run, last)
+                opening = Entry(
+                    0,
+                    "epoch",
+                    (last.epoch if last else 0) + 1,
+                    last.batch if last else 0,
+                    host=self.host,
+                )
+                try:
+                    seq, _ = await self._within(
+                        "the new epoch",
+                        self.log.append(self.key, opening, last.seq if last else 0),
+                    )
+                except WrongLastSequence:
+                    continue  # someone appended since: read again
+                self.epoch, self.batches, self.last_seq = opening.epoch, opening.batch, seq
+                await run(partial(set_marker, storage, opening.epoch, opening.batch))
+                self._stop_watching = await self._within(
+                    "a watch on the actor's subject", self.log.watch(self.key, self._seen)
+                )
+                return storage
+            raise LogUnavailable(
+                f"{self.key}: other hosts kept appending while this one activated it"
+            )
+        except BaseException:
+            for storage in opened:
+                await run(storage.close)
+            raise
+
+    async def _materialise(
+        self,
+        path: Path,
+        opened: list[Storage],
+        open_storage: Callable[[], Storage],
+        run: RunInThread,
+        last: Entry | None,
+    ) -> Storage:
+        """The storage as of `last`: the local file if it is exactly there, else rebuilt.
+        `opened` holds the storage open at any moment (at most one)."""
+        if not opened:
+            opened.append(await run(open_storage))
+        local = await run(partial(read_marker, opened[0]))
+        if last is None and local is None:
+            return opened[0]  # a new actor
+        if last is not None and last.kind != "restore" and local == (last.epoch, last.batch):
+            return opened[0]
+        # Not the log's state: start from the last snapshot (or an empty file) and replay
+        # what came after it; from the very beginning if a restore goes back before it.
+        snapshot = await self._within("the actor's snapshot", self.log.load_snapshot(self.key))
+        base = snapshot.seq if snapshot is not None else 0
+        entries = await self._within("the actor's log", self.log.read(self.key, base))
+        batches = batches_to_apply(entries, base)
+        if batches is None:
+            snapshot = None
+            entries = await self._within("the actor's log", self.log.read(self.key, 0))
+            batches = batches_to_apply(entries) or []
+        await run(opened.pop().close)
+        await run(partial(_start_from, path, snapshot))
+        opened.append(await run(open_storage))
+        await run(partial(apply, opened[0], batches))
+        self.rebuilt, self.replayed = True, len(batches)
+        self._since_snapshot = (len(batches), sum(batch.size for batch in batches))
+        if last is not None and self.snapshot_due:
+            # The file is the state as of `last` right now, with no turn running: keep it.
+            data = await run(opened[0].connection.serialize)
+            self.save_snapshot(Snapshot(last.seq, data))
+        return opened[0]
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    @property
+    def snapshot_due(self) -> bool:
+        batches, size = self._since_snapshot
+        every_batches, every_bytes = self.log.snapshot_every
+        return batches >= every_batches or size >= every_bytes
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep `snapshot` in the background (one at a time); until it is kept, the replay
+        just starts from the one before."""
+        if self._saving is not None and not self._saving.done():
+            return
+        self._since_snapshot = (0, 0)
+        self._saving = asyncio.get_running_loop().create_task(self._save(snapshot))
+
+    async def _save(self, snapshot: Snapshot) -> None:
+        try:
+            await self._within("the snapshot", self.log.save_snapshot(self.key, snapshot))
+        except Exception as error:  # the log is still whole: only a longer replay next time
+            logger.warning("snapshot of %s at %d not kept: %r", self.key, snapshot.seq, error)
+
+    # -- batches and fencing -------------------------------------------------------------------
+
+    def next_batch(self) -> int:
+        """The number of the batch about to be committed (its marker goes in its transaction)."""
+        return self.batches + 1
+
+    async def append_batch(self, statements: list[Statement], number: int) -> None:
+        """Append one committed batch; returns once a majority has it. Raises Fenced if a newer
+        epoch exists (or a restore ended this activation), LogUnavailable on no answer."""
+        async with self._appending:
+            if self.fenced or self.ending:
+                raise Fenced(f"{self.key}: this copy's epoch {self.epoch} has ended")
+            entry = Entry(0, "batch", self.epoch, number, statements=statements, host=self.host)
+            try:
+                seq, _ = await self._within(
+                    "the batch", self.log.append(self.key, entry, self.last_seq)
+                )
+            except WrongLastSequence:
+                raise self._fence("its append was refused: a newer epoch exists") from None
+            self.last_seq, self.batches = seq, number
+            batches, size = self._since_snapshot
+            self._since_snapshot = (batches + 1, size + len(encode(entry)[0]))
+
+    def _seen(self, entry: Entry) -> None:
+        """An entry appended to the subject: a newer epoch means another owner."""
+        if entry.kind == "epoch" and entry.epoch > self.epoch and not self.fenced:
+            self.on_fenced(self._fence(f"host {entry.host} opened epoch {entry.epoch}"))
+
+    def _fence(self, why: str) -> Fenced:
+        self.fenced = True
+        return Fenced(f"{self.key}: epoch {self.epoch} of host {self.host} is fenced: {why}")
+
+    async def close(self) -> None:
+        """The session ends: a snapshot being kept is finished first, then the watch stops."""
+        if self._saving is not None:
+            await asyncio.gather(self._saving, return_exceptions=True)
+        stop, self._stop_watching = self._stop_watching, None
+        if stop is not None:
+            with contextlib.suppress(Exception):
+                await stop()
+
+    # -- bookmarks (replication.Bookmarks) ---------------------------------------------------
+
+    async def current_bookmark(self) -> str:
+        return bookmark(self.last_seq)
+
+    def _check_retention(self, at: float) -> None:
+        oldest = time.time() - self.log.retention_seconds
+        if at < oldest:
+            days = self.log.retention_seconds / 86400
+            raise BookmarkError(
+                f"{at:.0f} is older than the log keeps bookmarks ({days:g} days): the oldest"
+                f" time that can be restored is {oldest:.0f}"
+            )
+
+    async def bookmark_for_time(self, at: float) -> str:
+        self._check_retention(at)
+        entries = await self._within("the actor's log", self.log.read(self.key, 0))
+        before = [entry.seq for entry in entries if entry.time <= at]
+        return bookmark(before[-1] if before else 0)
+
+    async def restore_on_next_session(self, target: str) -> str:
+        seq = parse_bookmark(target)
+        entries = await self._within("the actor's log", self.log.read(self.key, 0))
+        found = next((entry for entry in entries if entry.seq == seq), None)
+        if seq != 0 and found is None:
+            raise BookmarkError(f"bookmark {target} is not one of this actor's")
+        self._check_retention(found.time if found is not None else entries[0].time)
+        async with self._appending:
+            if self.fenced:
+                raise self._fence("a restore was asked of a copy that is no longer the owner")
+            undo = bookmark(self.last_seq)
+            entry = Entry(0, "restore", self.epoch, self.batches, host=self.host, target=seq)
+            try:
+                new_seq, _ = await self._within(
+                    "the restore", self.log.append(self.key, entry, self.last_seq)
+                )
+            except WrongLastSequence:
+                raise self._fence("its append was refused: a newer epoch exists") from None
+            self.last_seq = new_seq
+            self.ending = True
+        return undo
