@@ -109,3 +109,17 @@ class AttachmentTooLarge(ActorError, ValueError):
 
 class RuntimeClosed(ActorError):
     """The runtime was closed; it accepts no more events."""
+
+
+class LogUnavailable(StorageUnavailable):
+    """The replicated log did not confirm in time (no majority of its servers answers): nothing
+    new is acknowledged until it does. Worth trying again later."""
+
+
+class Fenced(ActorError):
+    """Another host opened a newer epoch of this actor: this copy may never write again. Its
+    pending outputs are dropped and its clients move (WebSocket close 1012)."""
+
+
+class BookmarkError(StorageError, ValueError):
+    """A bookmark that is malformed, unknown, or outside the retention window."""

@@ -28,9 +28,11 @@ from accord_app.actors import ids
 from accord_app.actors.actor import Actor, ActorContext
 from accord_app.actors.alarms import AlarmScheduler
 from accord_app.actors.errors import (
+    ActorError,
     ActorOverloaded,
     ActorReset,
     CommitFailed,
+    Fenced,
     RuntimeClosed,
     StorageError,
     TurnCancelled,
@@ -38,6 +40,8 @@ from accord_app.actors.errors import (
     storage_unavailable,
 )
 from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
+from accord_app.actors.replica import ActorReplica, set_marker
+from accord_app.actors.replication import ReplicaLog, Statement
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
     DirectTransport,
@@ -52,6 +56,9 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_CLOSE_SECONDS = 1.0
 # An actor with a queue gives the event loop a turn after this many of its own (see _drain).
 TURNS_PER_YIELD = 8
+# An actor fenced by a newer owner closes its sockets with 1012 ("service restart"): the
+# clients reconnect, through the router, to the new owner.
+CLOSE_MOVED = 1012
 
 CommitMode = Literal["grouped", "per_turn"]
 
@@ -81,6 +88,13 @@ class HostServices(Protocol):
 
     @property
     def scheduler(self) -> AlarmScheduler: ...
+
+    # The replicated log, if any, and this process's name in the epochs it opens.
+    @property
+    def replication(self) -> ReplicaLog | None: ...
+
+    @property
+    def replica_name(self) -> str: ...
 
     def storage_path(self, actor_hex: str) -> Path: ...
 
@@ -176,6 +190,7 @@ class ActorHost:
         "instance",
         "mailbox",
         "namespace",
+        "replica",
         "sockets",
         "storage",
     )
@@ -188,6 +203,7 @@ class ActorHost:
         self.commits = CommitCycle()
         self.instance: Actor | None = None
         self.storage: Storage | None = None
+        self.replica: ActorReplica | None = None  # this copy's session on the replicated log
         self.sockets: list[HibernatableWebSocket] = []
         self.auto_response: tuple[str, str] | None = None
         self.blockers: list[Callable[[], Awaitable[object]]] = []
@@ -256,6 +272,8 @@ class ActorHost:
         if self.storage is not None:
             self.storage.turn_open = True
         try:
+            if self.replica is not None and self.replica.fenced:
+                self._reset(Fenced(f"actor {self.id.hex[:12]}… has a newer owner"))
             constructing = self.instance is None
             if constructing:
                 await self.namespace.make_room_for(self)
@@ -336,11 +354,24 @@ class ActorHost:
             return
         namespace = self.namespace
         path = namespace.storage_path(self.id.hex)
-        opening = partial(Storage, path, on_first_write=self.gate.wrote, fsync=namespace.fsync)
+        loop = asyncio.get_running_loop()
+        log = namespace.replication
+        replica = None
+        if log is not None:
+            key = f"{self.id.namespace}.{self.id.hex}"
+            replica = ActorReplica(log, key, namespace.replica_name, self.fence)
+        opening = partial(
+            Storage, path, on_first_write=self.gate.wrote, fsync=namespace.fsync, replica=replica
+        )
         try:
-            self.storage = await asyncio.get_running_loop().run_in_executor(
-                namespace.executor, opening
-            )
+            if replica is None:
+                self.storage = await loop.run_in_executor(namespace.executor, opening)
+            else:
+                self.storage = await replica.activate(
+                    path, opening, partial(loop.run_in_executor, namespace.executor)
+                )
+                self.replica = replica
+                await self._schedule_replicated_alarm(self.storage)
         except StorageError as error:
             self.namespace.log_failure(self.id.hex, f"cannot start: {error}")
             raise
@@ -381,26 +412,44 @@ class ActorHost:
     def _start_commit(self) -> None:
         assert self.storage is not None
         self.gate.commit_started()
-        storage = self.storage
+        storage, replica = self.storage, self.replica
+        number = 0
         try:
+            if replica is not None and storage.journal:
+                # The batch's number goes into its own transaction: the local file then says
+                # which entry of the log it holds (see replica.py).
+                number = replica.next_batch()
+                set_marker(storage, replica.epoch, number)
             alarm_update = storage.commit()
         except Exception as error:
             self._commit_failed(error)
             return
+        batch = storage.take_batch()
         checkpoint = self.commits.commit_started()
         self._commit_in_flight = asyncio.get_running_loop().create_task(
-            self._finish_commit(storage, alarm_update, checkpoint)
+            self._finish_commit(storage, alarm_update, checkpoint, batch, number)
         )
 
     async def _finish_commit(
-        self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
+        self,
+        storage: Storage,
+        alarm_update: tuple[bool, float | None],
+        checkpoint: bool,
+        batch: list[Statement],
+        number: int,
     ) -> None:
+        """The local fsync and, when replicated, the append to the log, side by side: the
+        batch's outputs wait for both."""
         loop = asyncio.get_running_loop()
         executor = self.namespace.executor
+        local = loop.run_in_executor(
+            executor, self._make_durable, storage, alarm_update, checkpoint
+        )
         try:
-            wal_is_large = await loop.run_in_executor(
-                executor, self._make_durable, storage, alarm_update, checkpoint
-            )
+            if batch and self.replica is not None:
+                wal_is_large = await self._durable_and_appended(local, batch, number)
+            else:
+                wal_is_large = await local
         except Exception as error:
             self._commit_in_flight = None
             self._commit_failed(error)
@@ -415,6 +464,19 @@ class ActorHost:
             self._start_commit()
         else:
             self._note_activity()
+
+    async def _durable_and_appended(
+        self, local: "asyncio.Future[bool]", batch: list[Statement], number: int
+    ) -> bool:
+        """Both the local fsync and the log's majority, each running to its end (the file
+        must not be closed under a running fsync); a fence wins over any other failure."""
+        assert self.replica is not None
+        appended = self.replica.append_batch(batch, number)
+        results = await asyncio.gather(local, appended, return_exceptions=True)
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            raise next((f for f in failures if isinstance(f, Fenced)), failures[0])
+        return bool(results[0])
 
     def _make_durable(
         self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
@@ -433,7 +495,12 @@ class ActorHost:
         folder = self.namespace.storage_path(self.id.hex).parent
         why = f"the disk is full ({error})" if is_disk_full(error, folder) else str(error)
         self.namespace.log_failure(self.id.hex, f"commit failed, resetting it: {why}")
-        failure = CommitFailed(f"writes of actor {self.id.hex[:12]}… were not made durable: {why}")
+        failure: ActorError = CommitFailed(
+            f"writes of actor {self.id.hex[:12]}… were not made durable: {why}"
+        )
+        if isinstance(error, Fenced):
+            failure = error
+            self._close_sockets(CLOSE_MOVED, "moved to another host")
         for output in self.gate.commit_failed():
             output.drop(failure)
         if self.commits.commit_failed(error, turn_running=self.mailbox.turn_running):
@@ -448,6 +515,7 @@ class ActorHost:
         self.namespace.log_failure(self.id.hex, f"reset: {cause!r}")
         self.blockers.clear()
         self.instance = None
+        self._end_replica()
         storage, self.storage = self.storage, None
         lost = ActorReset(
             f"actor {self.id.hex[:12]}… was reset before these writes were durable: {cause!r}"
@@ -462,6 +530,46 @@ class ActorHost:
         with contextlib.suppress(Exception):
             storage.roll_back()
         self.namespace.close_in_background(self.id.hex, storage, after=self._commit_in_flight)
+
+    # -- the replicated log --------------------------------------------------------------------
+
+    def fence(self, error: Fenced) -> None:
+        """A newer owner opened an epoch (seen while idle, on the log's subject): the clients
+        move, and the instance goes. A commit in flight or a running turn meets the fence on
+        its own append and settles there."""
+        self.namespace.log_failure(self.id.hex, str(error))
+        self._close_sockets(CLOSE_MOVED, "moved to another host")
+        if self.mailbox.turn_running or self.commits.in_flight or self.instance is None:
+            return
+        self._reset(error)
+        self._note_activity()
+
+    def _close_sockets(self, code: int, reason: str) -> None:
+        """Close every socket without running a handler: this copy may not write any more."""
+        sockets, self.sockets = self.sockets, []
+        for ws in sockets:
+            if not ws.closing:
+                ws.closing = True
+                ws.deliver(TransportClosed(code, reason))
+
+    def _end_replica(self) -> None:
+        replica, self.replica = self.replica, None
+        if replica is not None:
+            asyncio.get_running_loop().create_task(replica.close())
+
+    async def _schedule_replicated_alarm(self, storage: Storage) -> None:
+        """An alarm set on another host came with the log: this host's index must know it."""
+        at = storage.get_alarm()
+        if at is None:
+            return
+        index = self.namespace.scheduler.index
+
+        def point() -> None:
+            index.lower(self.id.hex, at)
+            index.settle(self.id.hex, at)
+
+        await asyncio.get_running_loop().run_in_executor(self.namespace.executor, point)
+        self.namespace.scheduler.poke()
 
     # -- hibernation -------------------------------------------------------------------------
 
@@ -488,6 +596,7 @@ class ActorHost:
             self._idle_timer.cancel()
             self._idle_timer = None
         storage, self.storage, self.instance = self.storage, None, None
+        self._end_replica()
         if storage is not None:
             self.namespace.close_in_background(self.id.hex, storage)
         if not self.sockets:

@@ -47,6 +47,7 @@ from accord_app.actors.errors import (
 )
 from accord_app.actors.files import open_files_limit
 from accord_app.actors.host import ActorHost, CommitMode, Event
+from accord_app.actors.replication import ReplicaLog
 from accord_app.actors.storage import Storage, fsync_path
 
 __all__ = [
@@ -228,6 +229,14 @@ class Namespace(Generic[A]):
     def executor(self) -> Executor:
         return self.runtime.executor
 
+    @property
+    def replication(self) -> ReplicaLog | None:
+        return self.runtime.replication
+
+    @property
+    def replica_name(self) -> str:
+        return self.runtime.replica_name
+
     def log_failure(self, actor_hex: str, what: str) -> None:
         """Log an actor's failure, at most once per FAILURE_LOG_SECONDS for each actor: a full
         disk fails every message, and a log line per message would fill it faster."""
@@ -331,6 +340,10 @@ class Runtime:
         must wake, the least recently active idle one hibernates, as Cloudflare evicts
         objects; if none is idle, the new work is refused (ActorOverloaded). The default
         leaves three quarters of the process's file descriptors to sockets and the rest.
+    replication: a replicated log (natslog.NatsLog, connected) that every actor's batches are
+        appended to before they are acknowledged; the local files are then only its
+        materialised state (see replica.py). None: local SQLite alone, the default.
+    replica_name: this process's name in the epochs it opens on the log (a host's number).
     alarm_index_name: the file, in each namespace's folder, that lists when to wake whom.
         Processes that share a data folder (the cluster's workers) each keep their own, so an
         alarm fires in the process that set it, which is the one that hosts the actor.
@@ -349,6 +362,8 @@ class Runtime:
         worker_threads: int = 8,
         alarm_index_name: str = "alarms.sqlite3",
         max_live: int | None = None,
+        replication: ReplicaLog | None = None,
+        replica_name: str = "local",
     ) -> None:
         if commit_mode not in ("grouped", "per_turn"):
             raise ValueError(f"commit_mode is 'grouped' or 'per_turn', not {commit_mode!r}")
@@ -361,6 +376,8 @@ class Runtime:
         self.fsync = fsync
         self.alarm_index_name = alarm_index_name
         self.max_live = max_live or default_max_live()
+        self.replication = replication
+        self.replica_name = replica_name
         # fsyncs of different actors run in parallel; each actor has at most one in flight.
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="accord-commit")
         self._namespaces: dict[str, Namespace[Any]] = {}

@@ -9,8 +9,11 @@ called while a statement is compiled, so the storage compiles each query once un
 `EXPLAIN` (which compiles and runs nothing) and remembers the answer: see Storage.classify.
 """
 
+import re
 import sqlite3
+from collections.abc import Sequence
 from enum import Enum
+from typing import Any
 
 
 class Kind(Enum):
@@ -46,6 +49,18 @@ READ_PRAGMAS = TABLE_PRAGMAS | {
 }  # fmt: skip
 
 
+# With a replicated log, a write is run again wherever the actor's state is rebuilt (another
+# host, a restore): it must give the same result there. These functions answer differently on
+# every call whatever their arguments...
+NON_DETERMINISTIC = frozenset(
+    {"random", "randomblob", "current_timestamp", "current_date", "current_time", "changes",
+     "total_changes", "last_insert_rowid", "sqlite_version"}
+)  # fmt: skip
+# ...and these do when asked for 'now' (also their default: date() is today).
+CLOCK_FUNCTIONS = frozenset({"date", "time", "datetime", "julianday", "unixepoch", "strftime"})
+_NOW = re.compile(r"'now'|\b(date|time|datetime|julianday|unixepoch)\s*\(\s*\)", re.IGNORECASE)
+
+
 class StatementAudit:
     """An sqlite3 authorizer for one compilation: what the statement would do."""
 
@@ -53,6 +68,7 @@ class StatementAudit:
         self.refusal: str | None = None
         self.seen = False
         self.writes = False
+        self.functions: set[str] = set()
 
     def __call__(
         self,
@@ -73,12 +89,32 @@ class StatementAudit:
             return sqlite3.SQLITE_DENY
         if action not in READ_ACTIONS and action != sqlite3.SQLITE_PRAGMA:
             self.writes = True
+        if action == sqlite3.SQLITE_FUNCTION and second is not None:
+            self.functions.add(second.lower())
         return sqlite3.SQLITE_OK
 
     @property
     def kind(self) -> Kind:
         # VACUUM and REINDEX call the authorizer for nothing: count them as writes, to be safe.
         return Kind.WRITE if self.writes or not self.seen else Kind.READ
+
+
+def non_deterministic(functions: frozenset[str], query: str, params: Sequence[Any]) -> str | None:
+    """Why a write calling `functions` would not replay to the same state, or None."""
+    found = sorted(functions & NON_DETERMINISTIC)
+    if not found and functions & CLOCK_FUNCTIONS:
+        asks_now = _NOW.search(query) or any(
+            isinstance(param, str) and param.strip().lower() == "now" for param in params
+        )
+        found = sorted(functions & CLOCK_FUNCTIONS) if asks_now else []
+    if not found:
+        return None
+    names = ", ".join(f"{name}()" for name in found)
+    return (
+        f"this write calls {names}, which gives another answer when the replicated log is"
+        " replayed on another host: compute the value in Python and pass it as a parameter"
+        " (e.g. `INSERT ... VALUES (?)` with time.time())"
+    )
 
 
 def first_keyword(query: str) -> str:

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, overload
 
 from accord_app.actors.errors import StorageBusy, StorageDamaged, StorageError
-from accord_app.actors.sqlguard import Kind, StatementAudit, first_keyword
+from accord_app.actors.replication import Bookmarks, Statement
+from accord_app.actors.sqlguard import Kind, StatementAudit, first_keyword, non_deterministic
 
 # Durable Objects' limit for one multi-key get/put/delete.
 MAX_KEYS_PER_CALL = 128
@@ -147,9 +148,15 @@ class SqlApi:
     def execute(self, query: str, *params: Any) -> list[sqlite3.Row]:
         # Transaction control belongs to the runtime (one savepoint per turn): a stray COMMIT
         # would break the group commit. Durable Objects refuse these statements too.
-        if self._storage.classify(query, params) is Kind.WRITE:
-            self._storage.prepare_write()
-        return self._storage.connection.execute(query, params).fetchall()
+        storage = self._storage
+        if storage.classify(query, params) is not Kind.WRITE:
+            return storage.connection.execute(query, params).fetchall()
+        if storage.journal is not None:
+            refusal = non_deterministic(storage.functions_of(query), query, params)
+            if refusal is not None:
+                raise StorageError(refusal)
+        storage.prepare_write()
+        return storage.write(query, params).fetchall()
 
 
 class Storage:
@@ -161,6 +168,7 @@ class Storage:
         path: Path,
         on_first_write: Callable[[], object] = lambda: None,
         fsync: Callable[[Path], None] = fsync_path,
+        replica: Bookmarks | None = None,
     ) -> None:
         self.path = path
         self.wal_path = path.with_name(path.name + "-wal")
@@ -211,7 +219,14 @@ class Storage:
         self._alarm_for_index: float | None = None
         self._alarm_index_stale = False
         self.sql = SqlApi(self)
-        self._kinds: dict[str, Kind] = {}
+        self._kinds: dict[str, tuple[Kind, frozenset[str]]] = {}
+        # With a replicated log: the writes of the group's transaction not yet committed, as
+        # statements to run again elsewhere (None: not replicated), and where the turn's and
+        # the blocks' savepoints began in it, to forget what they roll back.
+        self.replica = replica
+        self.journal: list[Statement] | None = None if replica is None else []
+        self._committed: list[Statement] = []
+        self._turn_mark = 0
         self._directories_synced = False
         # The runtime writes only inside a turn, and says so here: a write outside one (from a
         # task the actor started) would be committed by no one. Standalone use writes freely.
@@ -226,9 +241,9 @@ class Storage:
         the runtime's own SAVEPOINT and COMMIT never meet it. (An authorizer left in place
         would not do: a user's "COMMIT" that hit the cache of the runtime's own would never be
         shown to it.)"""
-        kind = self._kinds.get(query)
-        if kind is not None:
-            return kind
+        known = self._kinds.get(query)
+        if known is not None:
+            return known[0]
         audit = StatementAudit()
         self.connection.set_authorizer(audit)
         try:
@@ -243,8 +258,20 @@ class Storage:
             self.connection.set_authorizer(None)
         if len(self._kinds) >= MAX_CLASSIFIED:
             self._kinds.pop(next(iter(self._kinds)))
-        self._kinds[query] = audit.kind
+        self._kinds[query] = (audit.kind, frozenset(audit.functions))
         return audit.kind
+
+    def functions_of(self, query: str) -> frozenset[str]:
+        """The SQL functions a classified query calls."""
+        return self._kinds[query][1]
+
+    def write(self, query: str, params: Any = ()) -> sqlite3.Cursor:
+        """Run a write (the turn's savepoint is open), and journal it when replicated: only
+        once it succeeded, since a failed statement leaves nothing behind."""
+        cursor = self.connection.execute(query, params)
+        if self.journal is not None:
+            self.journal.append((query, list(params)))
+        return cursor
 
     # -- turns and commits (used by the runtime) -------------------------------------------
 
@@ -262,6 +289,7 @@ class Storage:
             self.connection.execute("BEGIN")
         self.connection.execute("SAVEPOINT turn")
         self._turn_savepoint = True
+        self._turn_mark = len(self.journal or ())
         self._on_first_write()
 
     def end_turn(self, succeeded: bool) -> None:
@@ -273,6 +301,8 @@ class Storage:
         if not succeeded:
             self.connection.execute("ROLLBACK TO turn")
             self._forget_rolled_back_alarm()
+            if self.journal is not None:
+                del self.journal[self._turn_mark :]
         self.connection.execute("RELEASE turn")
 
     def commit(self) -> tuple[bool, float | None]:
@@ -280,9 +310,16 @@ class Storage:
         carries: (update needed, alarm time)."""
         if self.connection.in_transaction:
             self.connection.execute("COMMIT")
+        if self.journal is not None:
+            self._committed, self.journal = self.journal, []
         update = (self._alarm_index_stale, self._alarm_for_index)
         self._alarm_index_stale = False
         return update
+
+    def take_batch(self) -> list[Statement]:
+        """The statements of the last commit, for the replicated log (once)."""
+        batch, self._committed = self._committed, []
+        return batch
 
     def make_durable(self, checkpoint: bool = False) -> bool:
         """fsync what COMMIT appended; runs in a worker thread while the loop runs more turns.
@@ -320,6 +357,8 @@ class Storage:
         """Undo everything not yet committed (the turns after the commit in flight)."""
         self._turn_savepoint = False
         self._transaction_depth = 0
+        if self.journal is not None:
+            self.journal.clear()
         if self.connection.in_transaction:
             self.connection.execute("ROLLBACK")
 
@@ -364,11 +403,12 @@ class Storage:
         _check_keys(list(entries))
         encoded = [(k, _encode(v)) for k, v in entries.items()]
         self.prepare_write()
-        self.connection.executemany(
-            "INSERT INTO _accord_kv (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            encoded,
-        )
+        for entry in encoded:
+            self.write(
+                "INSERT INTO _accord_kv (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                entry,
+            )
 
     @overload
     def delete(self, key: str) -> bool: ...
@@ -381,9 +421,7 @@ class Storage:
         self.prepare_write()
         deleted = 0
         for one in keys:
-            deleted += self.connection.execute(
-                "DELETE FROM _accord_kv WHERE key = ?", (one,)
-            ).rowcount
+            deleted += self.write("DELETE FROM _accord_kv WHERE key = ?", (one,)).rowcount
         return deleted if isinstance(key, list) else deleted > 0
 
     def list(
@@ -419,13 +457,13 @@ class Storage:
     def delete_all(self) -> None:
         """Delete every key and every table of the actor. The alarm stays (delete_alarm())."""
         self.prepare_write()
-        self.connection.execute("DELETE FROM _accord_kv")
+        self.write("DELETE FROM _accord_kv")
         tables = self.connection.execute(
             "SELECT name FROM sqlite_schema WHERE type = 'table'"
         ).fetchall()
         for (name,) in tables:
             if not name.startswith(_INTERNAL_TABLE_PREFIXES):
-                self.connection.execute(f'DROP TABLE "{name}"')
+                self.write(f'DROP TABLE "{name}"')
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -434,11 +472,14 @@ class Storage:
         name = f"block{self._transaction_depth}"
         self._transaction_depth += 1
         self.connection.execute(f"SAVEPOINT {name}")
+        mark = len(self.journal or ())
         try:
             yield
         except BaseException:
             self.connection.execute(f"ROLLBACK TO {name}")
             self._forget_rolled_back_alarm()
+            if self.journal is not None:
+                del self.journal[mark:]
             raise
         finally:
             self.connection.execute(f"RELEASE {name}")
@@ -458,7 +499,7 @@ class Storage:
         """Ask for `alarm()` to run at (or soon after) `when`; replaces any earlier alarm."""
         at = to_epoch_seconds(when)
         self.prepare_write()
-        self.connection.execute(
+        self.write(
             "INSERT INTO _accord_alarm (only_row, at) VALUES (0, ?)"
             " ON CONFLICT (only_row) DO UPDATE SET at = excluded.at",
             (at,),
@@ -468,7 +509,7 @@ class Storage:
 
     def delete_alarm(self) -> None:
         self.prepare_write()
-        self.connection.execute("DELETE FROM _accord_alarm")
+        self.write("DELETE FROM _accord_alarm")
         self._alarm, self._alarm_loaded = None, True
         self.point_alarm_index_at(None)
 
@@ -482,3 +523,27 @@ class Storage:
         runtime's retry backoff points it past the stored, overdue time)."""
         self.prepare_write()  # the index changes only with a commit, after the actor's own data
         self._alarm_for_index, self._alarm_index_stale = at, True
+
+    # -- point-in-time recovery (with a replicated log) ---------------------------------------
+
+    def _bookmarks(self) -> Bookmarks:
+        if self.replica is None:
+            raise StorageError(
+                "point-in-time recovery reads the replicated log, and this runtime has none:"
+                " start it with a replicated log (ACCORD_REPLICATION=nats://...)"
+            )
+        return self.replica
+
+    async def get_current_bookmark(self) -> str:
+        """A bookmark for the state as of the last durable write."""
+        return await self._bookmarks().current_bookmark()
+
+    async def get_bookmark_for_time(self, when: float | datetime) -> str:
+        """A bookmark for the state at `when` (epoch seconds or an aware datetime), within the
+        retention window."""
+        return await self._bookmarks().bookmark_for_time(to_epoch_seconds(when))
+
+    async def on_next_session_restore_bookmark(self, bookmark: str) -> str:
+        """Restore the state of `bookmark` when the actor next starts (after a restart or a
+        move: see ActorContext.abort); returns a bookmark that undoes the restore."""
+        return await self._bookmarks().restore_on_next_session(bookmark)

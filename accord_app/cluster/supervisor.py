@@ -217,9 +217,9 @@ class Cluster:
         """The proxy first, so no new request arrives; then every worker, politely, and any
         that does not finish within `timeout` is killed."""
         if self._proxy is not None:
-            _terminate([self._proxy], timeout)
+            terminate([self._proxy], timeout)
             self._proxy = None
-        _terminate(list(self._workers.values()), timeout)
+        terminate(list(self._workers.values()), timeout)
         self._workers.clear()
         if self.catalog_server is not None:
             self._catalog_pid = None
@@ -373,7 +373,7 @@ class Cluster:
                 time.sleep(0.05)
 
 
-def _terminate(processes: list["subprocess.Popen[bytes]"], timeout: float) -> None:
+def terminate(processes: list["subprocess.Popen[bytes]"], timeout: float) -> None:
     """SIGTERM (graceful for uvicorn and Caddy) to all at once, then SIGKILL to stragglers."""
     for process in processes:
         if process.poll() is None:

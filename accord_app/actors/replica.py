@@ -1,0 +1,262 @@
+"""One activation of an actor on the replicated log: rebuild its state, open its epoch, append
+its batches, watch for a newer owner, and answer its bookmarks.
+
+    replica = ActorReplica(log, "channels.<hex>", host="2", on_fenced=...)
+    storage = await replica.activate(path, run_in_thread)   # rebuilt and fenced in
+    number = replica.next_batch()                           # before the batch's COMMIT
+    await replica.append_batch(statements, number)          # acknowledged by a majority
+
+Activation. The local file is trusted only if it holds exactly the log's last entry: the
+marker row `_accord_replica` (epoch, batch), written in the same transaction as each batch,
+equals the last entry's. Otherwise (a new host, a crash between COMMIT and the log's answer, a
+restore) the file is deleted and rebuilt from the log. Then the activation appends "epoch E+1
+opened by host H" expecting the last sequence it applied: if anyone appended meanwhile, the log
+refuses, and the activation starts over from the new last entry.
+
+Fencing. Each batch is appended expecting the sequence of the entry before it. Once another
+host has opened a newer epoch, that expectation is stale and the log refuses: the old owner
+learns it is fenced, and drops the batch's outputs. A subscription to the subject tells an
+idle old owner as soon as the new epoch is appended.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from accord_app.actors.errors import BookmarkError, Fenced, LogUnavailable
+from accord_app.actors.replication import (
+    Entry,
+    ReplicaLog,
+    Statement,
+    WrongLastSequence,
+    batches_to_apply,
+    bookmark,
+    parse_bookmark,
+)
+from accord_app.actors.storage import Storage
+
+T = TypeVar("T")
+RunInThread = Callable[[Callable[[], T]], Awaitable[T]]
+# An activation that keeps meeting newer entries (another host activating at the same time)
+# gives up after this many tries, and the caller gets StorageUnavailable.
+ACTIVATION_ATTEMPTS = 3
+MARKER_TABLE = (
+    "CREATE TABLE IF NOT EXISTS _accord_replica"
+    " (only_row INTEGER PRIMARY KEY CHECK (only_row = 0), epoch INTEGER, batch INTEGER)"
+)
+SET_MARKER = (
+    "INSERT INTO _accord_replica (only_row, epoch, batch) VALUES (0, ?, ?)"
+    " ON CONFLICT (only_row) DO UPDATE SET epoch = excluded.epoch, batch = excluded.batch"
+)
+
+
+def read_marker(storage: Storage) -> tuple[int, int] | None:
+    storage.connection.execute(MARKER_TABLE)
+    row = storage.connection.execute("SELECT epoch, batch FROM _accord_replica").fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def set_marker(storage: Storage, epoch: int, batch: int) -> None:
+    """Inside the transaction being committed (or on its own): not journaled, not replayed."""
+    storage.connection.execute(SET_MARKER, (epoch, batch))
+
+
+def apply(storage: Storage, batches: list[Entry]) -> None:
+    """Run the batches' statements again, in one transaction (a worker thread)."""
+    connection = storage.connection
+    connection.execute("BEGIN")
+    try:
+        connection.execute(MARKER_TABLE)
+        for entry in batches:
+            for sql, params in entry.statements:
+                connection.execute(sql, params)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+class ActorReplica:
+    """An actor's session on the log, from activation until it hibernates, resets or is
+    fenced. Implements `replication.Bookmarks` for its storage."""
+
+    def __init__(
+        self,
+        log: ReplicaLog,
+        key: str,
+        host: str,
+        on_fenced: Callable[[Fenced], None],
+    ) -> None:
+        self.log, self.key, self.host = log, key, host
+        self.on_fenced = on_fenced
+        # The log retries within its own deadline; this one is the last resort.
+        self.timeout = log.timeout + 1.0
+        self.epoch = 0
+        self.batches = 0  # the number of the last batch appended
+        self.last_seq = 0  # the sequence of the last entry this copy applied or appended
+        self.fenced = False
+        self.rebuilt = False  # this activation replayed the log (for tests and the lab)
+        self.ending = False  # a restore was asked for: no more batches in this activation
+        self._appending = asyncio.Lock()  # one append at a time: each expects the last
+        self._stop_watching: Callable[[], Awaitable[None]] | None = None
+
+    async def _within(self, what: str, call: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(call, self.timeout)
+        except TimeoutError:
+            raise LogUnavailable(
+                f"the replicated log did not answer {what} within {self.timeout:g} s"
+                " (is a majority of its servers up?): nothing was stored"
+            ) from None
+
+    # -- activation ----------------------------------------------------------------------------
+
+    async def activate(
+        self, path: Path, open_storage: Callable[[], Storage], run: RunInThread[object]
+    ) -> Storage:
+        """The actor's storage, rebuilt if needed, with this copy's epoch opened on the log."""
+        storage: Storage | None = None
+        try:
+            for _ in range(ACTIVATION_ATTEMPTS):
+                last = await self._within("for the actor's last entry", self.log.last(self.key))
+                storage = await self._materialise(path, storage, open_storage, run, last)
+                opening = Entry(
+                    0,
+                    "epoch",
+                    (last.epoch if last else 0) + 1,
+                    last.batch if last else 0,
+                    host=self.host,
+                )
+                try:
+                    seq, _ = await self._within(
+                        "the new epoch",
+                        self.log.append(self.key, opening, last.seq if last else 0),
+                    )
+                except WrongLastSequence:
+                    continue  # someone appended since: read again
+                self.epoch, self.batches, self.last_seq = opening.epoch, opening.batch, seq
+                await run(partial(set_marker, storage, opening.epoch, opening.batch))
+                self._stop_watching = await self._within(
+                    "a watch on the actor's subject", self.log.watch(self.key, self._seen)
+                )
+                return storage
+            raise LogUnavailable(
+                f"{self.key}: other hosts kept appending while this one activated it"
+            )
+        except BaseException:
+            if storage is not None:
+                await run(storage.close)
+            raise
+
+    async def _materialise(
+        self,
+        path: Path,
+        storage: Storage | None,
+        open_storage: Callable[[], Storage],
+        run: RunInThread[object],
+        last: Entry | None,
+    ) -> Storage:
+        """The storage as of `last`: the local file if it is exactly there, else rebuilt."""
+        if storage is None:
+            opened = await run(open_storage)
+            assert isinstance(opened, Storage)
+            storage = opened
+        local = await run(partial(read_marker, storage))
+        if last is None and local is None:
+            return storage  # a new actor
+        if last is not None and last.kind != "restore" and local == (last.epoch, last.batch):
+            return storage
+        # Not the log's state: start from an empty file and replay the whole log.
+        await run(storage.close)
+        for stale in (path, path.with_name(path.name + "-wal")):
+            stale.unlink(missing_ok=True)
+        opened = await run(open_storage)
+        assert isinstance(opened, Storage)
+        storage = opened
+        entries = await self._within("the actor's log", self.log.read(self.key, 0))
+        batches = batches_to_apply(entries) or []
+        await run(partial(apply, storage, batches))
+        self.rebuilt = True
+        return storage
+
+    # -- batches and fencing -------------------------------------------------------------------
+
+    def next_batch(self) -> int:
+        """The number of the batch about to be committed (its marker goes in its transaction)."""
+        return self.batches + 1
+
+    async def append_batch(self, statements: list[Statement], number: int) -> None:
+        """Append one committed batch; returns once a majority has it. Raises Fenced if a newer
+        epoch exists (or a restore ended this activation), LogUnavailable on no answer."""
+        async with self._appending:
+            if self.fenced or self.ending:
+                raise Fenced(f"{self.key}: this copy's epoch {self.epoch} has ended")
+            entry = Entry(0, "batch", self.epoch, number, statements=statements, host=self.host)
+            try:
+                seq, _ = await self._within(
+                    "the batch", self.log.append(self.key, entry, self.last_seq)
+                )
+            except WrongLastSequence:
+                raise self._fence("its append was refused: a newer epoch exists") from None
+            self.last_seq, self.batches = seq, number
+
+    def _seen(self, entry: Entry) -> None:
+        """An entry appended to the subject: a newer epoch means another owner."""
+        if entry.kind == "epoch" and entry.epoch > self.epoch and not self.fenced:
+            self.on_fenced(self._fence(f"host {entry.host} opened epoch {entry.epoch}"))
+
+    def _fence(self, why: str) -> Fenced:
+        self.fenced = True
+        return Fenced(f"{self.key}: epoch {self.epoch} of host {self.host} is fenced: {why}")
+
+    async def close(self) -> None:
+        stop, self._stop_watching = self._stop_watching, None
+        if stop is not None:
+            with contextlib.suppress(Exception):
+                await stop()
+
+    # -- bookmarks (replication.Bookmarks) ---------------------------------------------------
+
+    async def current_bookmark(self) -> str:
+        return bookmark(self.last_seq)
+
+    def _check_retention(self, at: float) -> None:
+        oldest = time.time() - self.log.retention_seconds
+        if at < oldest:
+            days = self.log.retention_seconds / 86400
+            raise BookmarkError(
+                f"{at:.0f} is older than the log keeps bookmarks ({days:g} days): the oldest"
+                f" time that can be restored is {oldest:.0f}"
+            )
+
+    async def bookmark_for_time(self, at: float) -> str:
+        self._check_retention(at)
+        entries = await self._within("the actor's log", self.log.read(self.key, 0))
+        before = [entry.seq for entry in entries if entry.time <= at]
+        return bookmark(before[-1] if before else 0)
+
+    async def restore_on_next_session(self, target: str) -> str:
+        seq = parse_bookmark(target)
+        entries = await self._within("the actor's log", self.log.read(self.key, 0))
+        found = next((entry for entry in entries if entry.seq == seq), None)
+        if seq != 0 and found is None:
+            raise BookmarkError(f"bookmark {target} is not one of this actor's")
+        self._check_retention(found.time if found is not None else entries[0].time)
+        async with self._appending:
+            if self.fenced:
+                raise self._fence("a restore was asked of a copy that is no longer the owner")
+            undo = bookmark(self.last_seq)
+            entry = Entry(0, "restore", self.epoch, self.batches, host=self.host, target=seq)
+            try:
+                new_seq, _ = await self._within(
+                    "the restore", self.log.append(self.key, entry, self.last_seq)
+                )
+            except WrongLastSequence:
+                raise self._fence("its append was refused: a newer epoch exists") from None
+            self.last_seq = new_seq
+            self.ending = True
+        return undo

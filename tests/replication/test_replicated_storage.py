@@ -1,0 +1,157 @@
+"""Actors whose writes go to a real 3-server NATS JetStream log before they are acknowledged:
+rebuilt elsewhere from the log, fenced by a newer epoch, refusing what would not replay."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from conftest import LOG_TIMEOUT, Notes, replicated_runtime
+
+from accord_app.actors import CommitFailed, StorageError, StorageUnavailable
+from accord_app.actors.errors import Fenced
+from accord_app.actors.natslog import STREAM, NatsLog
+from accord_app.cluster.nats import NatsCluster
+
+pytestmark = pytest.mark.anyio
+
+
+async def entries_of(cluster: NatsCluster, key: str) -> list[str]:
+    log = NatsLog(cluster.urls, timeout=LOG_TIMEOUT)
+    await log.connect()
+    try:
+        return [entry.describe() for entry in await log.read(key, 0)]
+    finally:
+        await log.close()
+
+
+async def stream_leader(cluster: NatsCluster) -> tuple[int, list[int]]:
+    """The number of the server leading the actors' stream, and the others'."""
+    log = NatsLog(cluster.urls, timeout=LOG_TIMEOUT)
+    await log.connect()
+    try:
+        info = await log.js.stream_info(STREAM)
+    finally:
+        await log.close()
+    assert info.cluster is not None and info.cluster.leader is not None
+    leader = int(info.cluster.leader.removeprefix("n"))
+    return leader, [n for n in range(1, cluster.servers + 1) if n != leader]
+
+
+async def test_an_acked_batch_is_on_the_log_and_rebuilds_elsewhere(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    async with replicated_runtime(nats_cluster, tmp_path / "host-1", "1") as one:
+        notes = one.namespace("notes", Notes)
+        stub = notes.get(notes.id_from_name("a"))
+        # Sent together, these turns share group commits: fewer batches than notes.
+        await asyncio.gather(*(stub.add(n, f"note {n}") for n in range(1, 51)))
+        expected = await stub.content_hash()
+        key = f"notes.{notes.id_from_name('a').hex}"
+        described = await entries_of(nats_cluster, key)
+        assert described[0] == "epoch 1 opened by host 1"
+        batches = [d for d in described if d.startswith("batch")]
+        assert 1 <= len(batches) < 50
+    # Another host, with an empty folder: the actor is rebuilt from the log alone.
+    async with replicated_runtime(nats_cluster, tmp_path / "host-2", "2") as two:
+        notes = two.namespace("notes", Notes)
+        stub = notes.get(notes.id_from_name("a"))
+        assert await stub.content_hash() == expected
+        host = notes.host(notes.id_from_name("a").hex)
+        assert host.replica is not None and host.replica.rebuilt and host.replica.epoch == 2
+    # After host 1's entries (and before any of host 2's batches: its schema, run again).
+    assert (await entries_of(nats_cluster, key))[len(described)] == "epoch 2 opened by host 2"
+
+
+async def test_the_same_host_keeps_its_file_when_it_holds_the_last_entry(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    async with replicated_runtime(nats_cluster, tmp_path / "host-1", "1", idle_timeout=0.1) as rt:
+        notes = rt.namespace("notes", Notes)
+        actor_id = notes.id_from_name("a")
+        await notes.get(actor_id).add(1)
+        host = notes.host(actor_id.hex)
+        while host.instance is not None:  # hibernates after 0.1 s
+            await asyncio.sleep(0.05)
+        await notes.get(actor_id).add(2)
+        host = notes.host(actor_id.hex)
+        assert host.replica is not None and not host.replica.rebuilt and host.replica.epoch == 2
+        assert await notes.get(actor_id).numbers() == [1, 2]
+
+
+async def test_an_older_owner_is_fenced_and_its_writes_are_refused(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    async with (
+        replicated_runtime(nats_cluster, tmp_path / "host-1", "1") as one,
+        replicated_runtime(nats_cluster, tmp_path / "host-2", "2") as two,
+    ):
+        old, new = one.namespace("notes", Notes), two.namespace("notes", Notes)
+        actor_id = old.id_from_name("a")
+        await old.get(actor_id).add(1)
+        old_host = old.host(actor_id.hex)
+        assert old_host.replica is not None
+        # The old owner's append, made as if the new epoch did not exist yet: refused.
+        stale = old_host.replica
+        await new.get(actor_id).add(2)  # host 2 opens epoch 2
+        with pytest.raises(Fenced):
+            await stale.append_batch([("INSERT INTO notes (id, body) VALUES (3, '')", [])], 99)
+        assert await new.get(actor_id).numbers() == [1, 2]
+        # Host 1 heard of epoch 2 on the subject while idle, and let its copy go.
+        deadline = time.monotonic() + 5
+        while old_host.instance is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert old_host.instance is None and stale.fenced
+
+
+async def test_writes_need_a_majority_and_resume_when_it_returns(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    async with replicated_runtime(nats_cluster, tmp_path / "host-1", "1") as rt:
+        notes = rt.namespace("notes", Notes)
+        stub = notes.get(notes.id_from_name("a"))
+        await stub.add(1)
+        # One of three down: writes go on. (A follower: the leader's death costs an election,
+        # which the failover tests measure.)
+        leader, followers = await stream_leader(nats_cluster)
+        nats_cluster.kill(followers[0])
+        await stub.add(2)
+        nats_cluster.kill(leader)  # two of three down: no write is acknowledged
+        for number in (3, 4):
+            started = time.monotonic()
+            with pytest.raises((CommitFailed, StorageUnavailable)):
+                await stub.add(number)
+            assert time.monotonic() - started < 3 * LOG_TIMEOUT + 2  # an answer, not a hang
+        nats_cluster.restart(leader)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                await stub.add(5)
+                break
+            except (CommitFailed, StorageUnavailable):
+                assert time.monotonic() < deadline, "writes did not resume with a majority"
+        numbers = await stub.numbers()
+        assert numbers[:2] == [1, 2] and numbers[-1] == 5
+        # 3 and 4 were never acknowledged; one may still have reached the log (an answer that
+        # was lost is not a refusal), but nothing acknowledged is missing.
+
+
+async def test_non_deterministic_sql_is_refused_with_a_way_out(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    async with replicated_runtime(nats_cluster, tmp_path / "host-1", "1") as rt:
+        notes = rt.namespace("notes", Notes)
+        stub = notes.get(notes.id_from_name("a"))
+        for query, params in [
+            ("INSERT INTO notes (id, body) VALUES (1, random())", ()),
+            ("INSERT INTO notes (id, body) VALUES (1, datetime('now'))", ()),
+            ("INSERT INTO notes (id, body) VALUES (1, CURRENT_TIMESTAMP)", ()),
+            ("INSERT INTO notes (id, body) VALUES (1, date())", ()),
+            ("INSERT INTO notes (id, body) VALUES (1, strftime('%s', ?))", ("now",)),
+            ("UPDATE notes SET body = hex(randomblob(4))", ()),
+        ]:
+            with pytest.raises(StorageError, match="pass it as a parameter"):
+                await stub.run(query, *params)
+        # The same functions on values given as parameters replay alike: allowed.
+        await stub.run("INSERT INTO notes (id, body) VALUES (1, datetime(?, 'unixepoch'))", 0)
+        assert await stub.numbers() == [1]
