@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
@@ -39,6 +38,8 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import APIError, NotFoundError
+
+from accord_app.lab.jetstream import connect
 
 STREAM = "CHANNELS"
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a stale expected sequence
@@ -178,13 +179,7 @@ def load_cells(path: Path) -> dict[str, Any]:
 
 
 async def run_host(number: int, servers: list[str], code: Path, events: Path) -> None:
-    async def quiet(error: Exception) -> None:
-        """Servers of the cluster stop and start during the checks: the client reconnects."""
-
-    connection = await nats.connect(
-        servers=servers, dont_randomize=True, max_reconnect_attempts=-1,
-        reconnect_time_wait=0.1, error_cb=quiet,
-    )  # fmt: skip
+    connection = await connect(servers)
     host = Host(number, connection.jetstream(timeout=REQUEST_TIMEOUT_S), load_cells(code), events)
     tasks: set[asyncio.Task[None]] = set()
 
