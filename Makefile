@@ -21,7 +21,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 WHEELS := $(if $(wildcard wheelhouse/*.whl),--find-links wheelhouse)
 OFFLINE := $(if $(WHEELS),--no-index $(WHEELS))
 
-.PHONY: doctor lab test lint run cluster hosts bench locust demo notebooks slides slides-pdf wheelhouse lock clean
+.PHONY: doctor lab test lint run cluster hosts replicated bench locust demo notebooks slides slides-pdf wheelhouse lock clean
 
 $(LAB_STAMP): pyproject.toml $(LAB_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -81,6 +81,12 @@ cluster: $(LAB_STAMP)
 # namespace and address on Linux as root (else a loopback port); the catalog on PostgreSQL.
 hosts: $(LAB_STAMP)
 	$(BIN)/python -m accord_app.cluster --workers $(K) --sharding $(SHARDING) --hosts
+
+# Hosts whose actors' writes go to a replicated log (chapter 09): each host also runs a NATS
+# JetStream server, and a write is acknowledged once a majority of them has it, fsynced.
+HOSTS ?= 3
+replicated: $(LAB_STAMP)
+	$(BIN)/python -m accord_app.cluster --hosts $(HOSTS) --sharding $(SHARDING) --replicated
 
 # The scaling benchmark (about 30 minutes; BENCH_ARGS=--quick: about 2).
 BENCH_ARGS ?=

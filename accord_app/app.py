@@ -1,5 +1,6 @@
 """Assemble the Accord app: catalog, actor runtime, routes, error shape, limits, offline docs."""
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 
 from accord_app import api
 from accord_app.actors import Actor, Runtime
+from accord_app.actors.natslog import NatsLog
 from accord_app.catalog import Catalog
 from accord_app.chat import activity, announcements
 from accord_app.chat import routes as chat_routes
@@ -110,10 +112,21 @@ def create_app(
         # belong to the event loop that serves the app, which a notebook or a test may run in
         # another thread than the one that built the app.
         worker = settings.worker
+        log = None
+        if settings.replication is not None:
+            log = NatsLog.from_url(
+                settings.replication,
+                timeout=settings.replication_timeout,
+                retention_seconds=settings.bookmark_retention_days * 86400,
+            )
+            await log.connect()
         runtime = Runtime(
             settings.actors_dir,
             idle_timeout=settings.idle_timeout,
             alarm_index_name="alarms.sqlite3" if worker is None else f"alarms-{worker}.sqlite3",
+            replication=log,
+            # The epochs it opens say which host: the worker's number, or this machine.
+            replica_name=str(worker) if worker is not None else socket.gethostname(),
         )
         app.state.runtime = runtime
         app.state.channels = runtime.namespace("channels", actor_class)
@@ -133,6 +146,8 @@ def create_app(
         if app.state.router is not None:
             await app.state.router.aclose()
         await runtime.close()  # finishes queued turns and commits, closes every socket
+        if log is not None:
+            await log.close()
         app.state.catalog.close()  # its kept connections (PostgreSQL)
 
     # FastAPIOffline is FastAPI whose /docs and /redoc pages load Swagger UI and ReDoc from

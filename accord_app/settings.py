@@ -66,6 +66,12 @@ class Settings:
     # None: the catalog is SQLite, catalog.sqlite3 in data_dir; a postgresql:// URL: that
     # PostgreSQL database, which several hosts can share.
     catalog_url: str | None = None
+    # None: each actor's SQLite file alone (the default). nats:// URLs, separated by commas:
+    # every write batch also goes to that NATS JetStream cluster's replicated log, and is
+    # acknowledged once a majority has it (chapter 09; accord_app/actors/replica.py).
+    replication: str | None = None
+    replication_timeout: float = 3.0  # seconds an append may wait for a majority
+    bookmark_retention_days: float = 30.0  # how far back bookmarks reach, as on Cloudflare
 
     def __post_init__(self) -> None:
         if self.catalog_url is not None and not self.catalog_url.startswith(POSTGRESQL_SCHEMES):
@@ -76,6 +82,18 @@ class Settings:
                 "ACCORD_CATALOG_URL must be a PostgreSQL URL such as"
                 f" postgresql://user:password@127.0.0.1:5432/accord, not {shown!r}; leave it"
                 " unset for the SQLite catalog in the data folder"
+            )
+        if self.replication is not None:
+            urls = [url.strip() for url in self.replication.split(",")]
+            if not all(url.startswith(("nats://", "tls://")) and len(url) > 7 for url in urls):
+                raise ValueError(
+                    "ACCORD_REPLICATION must be NATS URLs separated by commas, such as"
+                    f" nats://127.0.0.1:4222,nats://127.0.0.1:4223, not {self.replication!r};"
+                    " leave it unset for local storage alone"
+                )
+        if self.replication_timeout <= 0 or self.bookmark_retention_days <= 0:
+            raise ValueError(
+                "ACCORD_REPLICATION_TIMEOUT and ACCORD_BOOKMARK_RETENTION_DAYS must be above 0"
             )
         if self.worker is not None:
             Placement(self.workers, self.worker)  # raises if the worker is not in the list
@@ -194,4 +212,9 @@ class Settings:
             router_url=environ.get("ACCORD_ROUTER_URL") or None,
             router_secret=environ.get("ACCORD_ROUTER_SECRET") or None,
             catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
+            replication=environ.get("ACCORD_REPLICATION") or None,
+            replication_timeout=number("ACCORD_REPLICATION_TIMEOUT", defaults.replication_timeout),
+            bookmark_retention_days=number(
+                "ACCORD_BOOKMARK_RETENTION_DAYS", defaults.bookmark_retention_days
+            ),
         )

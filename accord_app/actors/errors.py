@@ -116,9 +116,10 @@ class LogUnavailable(StorageUnavailable):
     new is acknowledged until it does. Worth trying again later."""
 
 
-class Fenced(ActorError):
+class Fenced(ActorReset):
     """Another host opened a newer epoch of this actor: this copy may never write again. Its
-    pending outputs are dropped and its clients move (WebSocket close 1012)."""
+    pending outputs are dropped (not stored; retrying is safe) and its clients move
+    (WebSocket close 1012)."""
 
 
 class BookmarkError(StorageError, ValueError):

@@ -272,8 +272,10 @@ class ActorHost:
         if self.storage is not None:
             self.storage.turn_open = True
         try:
-            if self.replica is not None and self.replica.fenced:
-                self._reset(Fenced(f"actor {self.id.hex[:12]}… has a newer owner"))
+            if self.replica is not None and (self.replica.fenced or self.replica.ending):
+                # A newer owner, or a restore asked for: this copy's state is not the log's.
+                self._close_sockets(CLOSE_MOVED, "restarting elsewhere or restored")
+                self._reset(Fenced(f"actor {self.id.hex[:12]}…: this copy's epoch has ended"))
             constructing = self.instance is None
             if constructing:
                 await self.namespace.make_room_for(self)

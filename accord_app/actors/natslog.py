@@ -72,15 +72,22 @@ class NatsLog:
         self._js: JetStreamContext | None = None
 
     @classmethod
-    def from_url(cls, url: str, **options: float) -> "NatsLog":
-        """From ACCORD_REPLICATION: one or more nats:// URLs separated by commas."""
+    def from_url(
+        cls,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+    ) -> "NatsLog":
+        """From ACCORD_REPLICATION (checked by Settings): nats:// URLs separated by commas,
+        one per server; 3 replicas, or one per server if there are fewer."""
         servers = [part.strip() for part in url.split(",") if part.strip()]
-        if not servers or not all(s.startswith(("nats://", "tls://")) for s in servers):
-            raise ValueError(
-                f"ACCORD_REPLICATION must be nats:// URLs separated by commas, not {url!r}"
-            )
-        replicas = int(options.pop("replicas", min(3, len(servers))))
-        return cls(servers, replicas=replicas, **options)
+        return cls(
+            servers,
+            replicas=min(3, len(servers)),
+            timeout=timeout,
+            retention_seconds=retention_seconds,
+        )
 
     async def connect(self, timeout: float = 30.0) -> None:
         """Connect to the servers and make sure the stream exists (waiting for the cluster to

@@ -157,7 +157,9 @@ def decode(seq: int, at: float, headers: dict[str, str], data: bytes) -> Entry:
 def batches_to_apply(entries: Sequence[Entry], base: int = 0) -> list[Entry] | None:
     """The batches that rebuild the state after `entries` (every entry of the log after `base`,
     in order), applied to the state as of `base`. A restore takes effect at the next epoch:
-    the state becomes that of its target again, then later batches apply on top of it.
+    the state becomes that of its target again, then later batches apply on top of it. One
+    still pending at the end takes effect now: the caller is an activation, about to open the
+    next epoch.
 
     None when a restore goes back before `base`: the caller must replay from the beginning."""
     targets = {entry.target for entry in entries if entry.kind == "restore"}
@@ -176,4 +178,6 @@ def batches_to_apply(entries: Sequence[Entry], base: int = 0) -> list[Entry] | N
             pending = None
         if entry.seq in targets:
             states[entry.seq] = list(history)
+    if pending is not None:
+        history = list(states.get(pending, []))
     return history

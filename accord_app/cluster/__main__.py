@@ -4,7 +4,9 @@ A worker that dies is reported and started again (its channels answer 502 meanwh
 others keep serving theirs. ACCORD_* variables reach the workers (ACCORD_WORK_MS, ...).
 With --hosts each worker is a host of its own (see hosts.py): its own data folder, its own
 network namespace and address on Linux as root (else its own loopback port), and a catalog on
-PostgreSQL (ACCORD_CATALOG_URL, or one the cluster starts).
+PostgreSQL (ACCORD_CATALOG_URL, or one the cluster starts). With --replicated (which implies
+--hosts) each host also runs a NATS JetStream server, and every actor's writes go to their
+replicated log before they are acknowledged: a host's channels survive its loss.
 """
 
 import argparse
@@ -24,7 +26,9 @@ from accord_app.cluster.hosts import (
     loopback_hosts,
     namespaces_unavailable,
 )
-from accord_app.cluster.supervisor import Cluster, ClusterError, free_port, log_tail
+from accord_app.cluster.nats import NatsError
+from accord_app.cluster.processes import free_port, log_tail
+from accord_app.cluster.supervisor import Cluster, ClusterError
 from accord_app.settings import DATA_DIR_HELP, default_data_dir, parse_port
 
 # Seconds before a dead worker is started again, doubling while it keeps dying.
@@ -71,11 +75,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     parser.add_argument(
         "--hosts",
-        action="store_true",
+        type=workers_flag,
+        nargs="?",
+        const=0,
+        metavar="N",
         help="each worker a host: its own data folder and address (a network namespace on"
-        " Linux as root, else a loopback port), the catalog on PostgreSQL",
+        " Linux as root, else a loopback port), the catalog on PostgreSQL; N: that many"
+        " hosts (instead of --workers)",
+    )
+    parser.add_argument(
+        "--replicated",
+        action="store_true",
+        help="hosts (as --hosts) that each run a NATS JetStream server too: the actors'"
+        " writes are acknowledged once a majority of them has them",
     )
     args = parser.parse_args(argv)
+    if args.hosts:
+        args.workers = args.hosts
+    if args.replicated and args.hosts is None:
+        args.hosts = 0
     data_dir = args.data_dir or Path(os.environ.get("ACCORD_DATA_DIR") or default_data_dir())
     worker_ports = None if args.port == 0 else [args.port + n for n in range(1, args.workers + 1)]
     if worker_ports and worker_ports[-1] > 65535:
@@ -83,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     with contextlib.ExitStack() as cleanup:
         hosts = None
-        if args.hosts:
+        if args.hosts is not None:
             hosts = make_hosts(args.workers, args.host, worker_ports, cleanup)
             worker_ports = None
         cluster = Cluster(
@@ -95,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
             worker_ports=worker_ports,
             hosts=hosts,
             catalog_url=os.environ.get("ACCORD_CATALOG_URL") or None,
+            replicated=args.replicated,
         )
         run(cluster)
 
@@ -135,6 +154,9 @@ def run(cluster: Cluster) -> None:
     print(f"  proxy     Caddy, config in {cluster.data_dir / 'proxy'}, no admin endpoint")
     if cluster.catalog_server is not None:
         print(f"  catalog   PostgreSQL, in {cluster.catalog_server.folder}")
+    if cluster.nats is not None:
+        print(f"  log       NATS JetStream, {cluster.nats.servers} servers: {cluster.nats.url}")
+        print(f"            data in {cluster.nats.folder}, fsync before every ack")
     if cluster.hosts.network is not None:
         print("Cut a host off: ip link set LINK down (up: back); each host's link is named above.")
     print(f"Data in {cluster.data_dir}, logs in {cluster.log_dir}. Ctrl-C stops everything.")
@@ -164,6 +186,8 @@ def supervise(cluster: Cluster) -> None:
                 "proxy": "nothing answers",
                 "catalog": "servers, channels, histories and joins answer 503",
             }.get(exited.name, "its channels answer 502")
+            if exited.name.startswith("nats "):
+                what = "the log has one server fewer (writes need a majority)"
             print(f"{exited.describe()}: {what} until it is back. Restarting in {delay} s.")
             if (exited.returncode is None or exited.returncode > 0) and (
                 tail := log_tail(exited.log)
@@ -178,9 +202,11 @@ def supervise(cluster: Cluster) -> None:
                     cluster.restart_proxy()
                 elif exited.name == "catalog":
                     cluster.restart_catalog()
+                elif exited.name.startswith("nats ") and cluster.nats is not None:
+                    cluster.nats.restart(int(exited.name.removeprefix("nats ")))
                 else:
                     cluster.restart(int(exited.name.removeprefix("worker ")))
-            except ClusterError as error:
+            except (ClusterError, NatsError) as error:
                 print(f"  {exited.name} did not come back: {error}")
                 continue
             started[exited.name] = time.monotonic()

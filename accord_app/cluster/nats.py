@@ -36,7 +36,7 @@ from types import TracebackType
 import httpx
 
 from accord_app.cluster.hosts import Host
-from accord_app.cluster.supervisor import free_port, log_tail, port_taken, terminate
+from accord_app.cluster.processes import Exited, free_port, log_tail, port_taken, terminate
 
 CLUSTER_NAME = "accord"
 START_TIMEOUT_SECONDS = 30.0
@@ -66,6 +66,9 @@ class ServerPorts:
     client: int
     cluster: int
     monitor: int
+
+
+NAMESPACE_PORTS = ServerPorts(client=4222, cluster=6222, monitor=8222)
 
 
 def server_config(
@@ -126,7 +129,14 @@ class NatsCluster:
         self.folder = Path(folder).resolve()
         self.hosts = list(hosts) if hosts is not None else [Host(f"{ip}:0")] * servers
         self.ips = [host.listen.rsplit(":", 1)[0] for host in self.hosts]
-        self.ports = [ServerPorts(free_port(ip), free_port(ip), free_port(ip)) for ip in self.ips]
+        # A network namespace has every port free, and its address is not ours to probe:
+        # NATS' usual ports there. On loopback, free ones.
+        self.ports = [
+            NAMESPACE_PORTS
+            if host.netns
+            else ServerPorts(free_port(ip), free_port(ip), free_port(ip))
+            for host, ip in zip(self.hosts, self.ips, strict=True)
+        ]
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
@@ -154,6 +164,14 @@ class NatsCluster:
 
     def pid(self, number: int) -> int:
         return self._processes[number].pid
+
+    def exited(self) -> list[Exited]:
+        """The servers that ended on their own since they started (a crash, a kill -9)."""
+        return [
+            Exited(f"nats {number}", process.pid, process.returncode, self.log(number))
+            for number, process in self._processes.items()
+            if process.poll() is not None
+        ]
 
     def running(self, number: int) -> bool:
         process = self._processes.get(number)
@@ -198,7 +216,16 @@ class NatsCluster:
 
     def pause(self, number: int) -> None:
         """SIGSTOP: the process keeps its sockets but answers nothing until resume()."""
-        os.kill(self._processes[number].pid, signal.SIGSTOP)
+        pid = self._processes[number].pid
+        os.kill(pid, signal.SIGSTOP)
+        # The signal is delivered asynchronously: on Linux, wait until the process is seen
+        # stopped, so that what the caller does next meets a silent server.
+        stat = Path(f"/proc/{pid}/stat")
+        deadline = time.monotonic() + 1.0
+        while stat.exists() and time.monotonic() < deadline:
+            if stat.read_text().rpartition(")")[2].split()[0] == "T":
+                return
+            time.sleep(0.001)
 
     def resume(self, number: int) -> None:
         os.kill(self._processes[number].pid, signal.SIGCONT)

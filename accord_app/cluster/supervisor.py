@@ -20,13 +20,10 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -35,62 +32,19 @@ import httpx
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster.caddy import caddy_config, caddy_executable
 from accord_app.cluster.hosts import Host, Hosts, loopback_hosts
+from accord_app.cluster.nats import NatsCluster, NatsError
+from accord_app.cluster.processes import Exited, free_port, log_tail, port_taken, terminate
 from accord_app.datalock import DataDirInUse, DataDirLock
 from accord_app.pgserver import PostgresError, PostgresServer
 
+# The helpers live in processes.py (NATS' servers use them too); the chapters import them here.
+__all__ = ["Cluster", "ClusterError", "Exited", "free_port", "log_tail", "port_taken"]
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
-LOG_TAIL_LINES = 15
 
 
 class ClusterError(RuntimeError):
     """A process of the cluster did not start, or the cluster is misconfigured."""
-
-
-@dataclass(frozen=True)
-class Exited:
-    """A process that ended on its own (a crash, a kill -9)."""
-
-    name: str  # "worker 2", "proxy" or "catalog"
-    pid: int
-    returncode: int | None  # None: not our child (the catalog's PostgreSQL), so unknown
-    log: Path
-
-    def describe(self) -> str:
-        if self.returncode is None:
-            return f"{self.name} (pid {self.pid}) stopped"
-        if self.returncode < 0:
-            with contextlib.suppress(ValueError):
-                how = f"was killed by {signal.Signals(-self.returncode).name}"
-                return f"{self.name} (pid {self.pid}) {how}"
-        return f"{self.name} (pid {self.pid}) exited with code {self.returncode}"
-
-
-def free_port(host: str) -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # SO_REUSEADDR as servers bind: a port left in TIME_WAIT by our own last run is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-        return False
-
-
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class Cluster:
@@ -101,6 +55,8 @@ class Cluster:
     hosts: one per worker, each with its own address and folder (instead of worker_ports).
     catalog_url: a PostgreSQL database for the workers' catalog (ACCORD_CATALOG_URL); with
     hosts and none given, the cluster runs its own.
+    replicated: one NATS server per host as well (`cluster.nats`, in `data_dir/nats`), the
+    workers' replicated log (ACCORD_REPLICATION): an actor's data outlives its host.
     Workers are numbered 1..K, as in the X-Accord-Worker header of their answers.
     """
 
@@ -116,6 +72,7 @@ class Cluster:
         env: Mapping[str, str] | None = None,
         hosts: Hosts | None = None,
         catalog_url: str | None = None,
+        replicated: bool = False,
     ) -> None:
         if workers < 1:
             raise ClusterError(f"a cluster needs at least one worker, not {workers}")
@@ -142,6 +99,9 @@ class Cluster:
         self._catalog_pid: int | None = None  # the PostgreSQL we started, while it should run
         if self.own_folders and catalog_url is None:
             self.catalog_server = PostgresServer(self.data_dir / "catalog", network=hosts.network)
+        self.nats: NatsCluster | None = None
+        if replicated:
+            self.nats = NatsCluster(self.data_dir / "nats", workers, hosts=self.hosts.members)
         self.log_dir = self.data_dir / "logs"
         self._workers: dict[int, subprocess.Popen[bytes]] = {}
         self._proxy: subprocess.Popen[bytes] | None = None
@@ -194,6 +154,11 @@ class Cluster:
         except DataDirInUse as error:
             raise ClusterError(str(error)) from None
         try:
+            if self.nats is not None:
+                try:
+                    self.nats.start()
+                except NatsError as error:
+                    raise ClusterError(f"the replicated log did not start: {error}") from None
             if (server := self.catalog_server) is not None:
                 try:
                     server.start()
@@ -224,6 +189,8 @@ class Cluster:
         if self.catalog_server is not None:
             self._catalog_pid = None
             self.catalog_server.stop()  # last: its clients are gone, every commit is kept
+        if self.nats is not None:
+            self.nats.stop()
         self._lock.release()
 
     def kill(self, number: int) -> None:
@@ -253,6 +220,8 @@ class Cluster:
         server = self.catalog_server
         if server is not None and self._catalog_pid is not None and not server.alive():
             found.append(Exited("catalog", self._catalog_pid, None, server.log))
+        if self.nats is not None:
+            found.extend(self.nats.exited())
         return found
 
     def restart_catalog(self) -> None:
@@ -324,6 +293,7 @@ class Cluster:
             "ACCORD_ROUTER_URL": self.router_url,
             "ACCORD_ROUTER_SECRET": self.router_secret,
             **({"ACCORD_CATALOG_URL": self.catalog_url} if self.catalog_url else {}),
+            **({"ACCORD_REPLICATION": self.nats.url} if self.nats is not None else {}),
             "PYTHONUNBUFFERED": "1",  # the log file shows what happened up to a crash
         }
         command = member.command([sys.executable, "-m", "accord_app.cluster.worker"])
@@ -371,17 +341,3 @@ class Cluster:
                 if time.monotonic() > deadline:
                     raise ClusterError(f"{name} did not answer {url} within {timeout:g} s")
                 time.sleep(0.05)
-
-
-def terminate(processes: list["subprocess.Popen[bytes]"], timeout: float) -> None:
-    """SIGTERM (graceful for uvicorn and Caddy) to all at once, then SIGKILL to stragglers."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + timeout
-    for process in processes:
-        try:
-            process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -1,81 +1,15 @@
-"""Fixtures for the replicated log: a real NATS JetStream cluster on loopback (three servers
-unless a test asks otherwise) and actor runtimes that append to it, each with its own data
-folder as a host of its own would have."""
+"""Fixtures for the replicated log: a real NATS JetStream cluster of three servers on loopback,
+for one test (the tests kill and pause its servers)."""
 
-import hashlib
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from accord_app.actors import Actor, ActorContext, Runtime
-from accord_app.actors.natslog import NatsLog
 from accord_app.cluster.nats import NatsCluster
-
-# Short enough to keep the failure tests quick, long enough for a leader election on a busy box.
-LOG_TIMEOUT = 2.0
-
-
-class Notes(Actor):
-    """A table of numbered notes: what the tests write, replay and compare."""
-
-    def __init__(self, ctx: ActorContext) -> None:
-        super().__init__(ctx)
-        self.storage.sql.execute(
-            "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"
-        )
-
-    async def add(self, number: int, body: str = "") -> int:
-        self.storage.sql.execute("INSERT INTO notes (id, body) VALUES (?, ?)", number, body)
-        return number
-
-    async def add_many(self, numbers: list[int]) -> None:
-        for number in numbers:
-            self.storage.sql.execute("INSERT INTO notes (id, body) VALUES (?, '')", number)
-
-    async def run(self, query: str, *params: object) -> None:
-        self.storage.sql.execute(query, *params)
-
-    async def numbers(self) -> list[int]:
-        return [row[0] for row in self.storage.sql.execute("SELECT id FROM notes ORDER BY id")]
-
-    async def content_hash(self) -> str:
-        rows = self.storage.sql.execute("SELECT id, body FROM notes ORDER BY id")
-        return hashlib.sha256(repr([tuple(row) for row in rows]).encode()).hexdigest()
-
-    async def put(self, key: str, value: object) -> None:
-        self.storage.put(key, value)
-
-    async def get(self, key: str) -> object:
-        return self.storage.get(key)
-
-    async def bookmark(self) -> str:
-        return await self.storage.get_current_bookmark()
-
-    async def bookmark_for_time(self, at: float) -> str:
-        return await self.storage.get_bookmark_for_time(at)
-
-    async def restore(self, bookmark: str) -> str:
-        return await self.storage.on_next_session_restore_bookmark(bookmark)
 
 
 @pytest.fixture
 def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     with NatsCluster(tmp_path / "nats", servers=3) as cluster:
         yield cluster
-
-
-@asynccontextmanager
-async def replicated_runtime(
-    cluster: NatsCluster, folder: Path, name: str, **options: float
-) -> AsyncIterator[Runtime]:
-    """A runtime on `folder` whose actors append to the cluster's log, as host `name`."""
-    log = NatsLog(cluster.urls, replicas=min(3, cluster.servers), timeout=LOG_TIMEOUT)
-    await log.connect()
-    runtime = Runtime(folder, replication=log, replica_name=name, **options)  # type: ignore[arg-type]
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
-        await log.close()

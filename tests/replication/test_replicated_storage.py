@@ -3,14 +3,17 @@ rebuilt elsewhere from the log, fenced by a newer epoch, refusing what would not
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from conftest import LOG_TIMEOUT, Notes, replicated_runtime
+from replica_tools import LOG_TIMEOUT, Notes, notes_on, replicated_runtime
 
-from accord_app.actors import CommitFailed, StorageError, StorageUnavailable
+from accord_app.actors import CommitFailed, Namespace, StorageError, StorageUnavailable
 from accord_app.actors.errors import Fenced
 from accord_app.actors.natslog import STREAM, NatsLog
+from accord_app.actors.sockets import MemoryTransport, TransportClosed
 from accord_app.cluster.nats import NatsCluster
 
 pytestmark = pytest.mark.anyio
@@ -79,37 +82,54 @@ async def test_the_same_host_keeps_its_file_when_it_holds_the_last_entry(
         assert await notes.get(actor_id).numbers() == [1, 2]
 
 
-async def test_an_older_owner_is_fenced_and_its_writes_are_refused(
+@asynccontextmanager
+async def two_hosts(
+    cluster: NatsCluster, folder: Path
+) -> AsyncIterator[tuple[Namespace[Notes], Namespace[Notes]]]:
+    """The notes of host 1 (the old owner) and host 2 (the new one), each with its folder."""
+    async with (
+        replicated_runtime(cluster, folder / "host-1", "1") as one,
+        replicated_runtime(cluster, folder / "host-2", "2") as two,
+    ):
+        yield one.namespace("notes", Notes), two.namespace("notes", Notes)
+
+
+async def test_an_owner_that_missed_the_new_epoch_is_refused_by_the_log(
     nats_cluster: NatsCluster, tmp_path: Path
 ) -> None:
-    async with (
-        replicated_runtime(nats_cluster, tmp_path / "host-1", "1") as one,
-        replicated_runtime(nats_cluster, tmp_path / "host-2", "2") as two,
-    ):
-        old, new = one.namespace("notes", Notes), two.namespace("notes", Notes)
+    async with two_hosts(nats_cluster, tmp_path) as (old, new):
         actor_id = old.id_from_name("a")
         await old.get(actor_id).add(1)
-        old_host = old.host(actor_id.hex)
-        assert old_host.replica is not None
-        # The old owner's append, made as if the new epoch did not exist yet: refused.
-        stale = old_host.replica
+        stale = old.host(actor_id.hex).replica
+        assert stale is not None
+        await stale.close()  # cut off from the subject, as a partitioned host would be
         await new.get(actor_id).add(2)  # host 2 opens epoch 2
-        with pytest.raises(Fenced):
-            await stale.append_batch([("INSERT INTO notes (id, body) VALUES (3, '')", [])], 99)
+        assert not stale.fenced  # it heard nothing...
+        with pytest.raises(Fenced, match="its append was refused"):  # ...but the log refuses
+            await stale.append_batch([("INSERT INTO notes (id, body) VALUES (3, '')", [])], 9)
+        assert stale.fenced
         assert await new.get(actor_id).numbers() == [1, 2]
-        # Host 1 heard of epoch 2 on the subject while idle, and let its copy go.
-        deadline = time.monotonic() + 5
-        while old_host.instance is not None and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        assert old_host.instance is None and stale.fenced
+
+
+async def test_an_idle_owner_hears_of_the_new_epoch_and_moves_its_clients(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    async with two_hosts(nats_cluster, tmp_path) as (old, new):
+        actor_id = old.id_from_name("a")
+        member = MemoryTransport()
+        await old.get(actor_id).attach(member)
+        old_host = old.host(actor_id.hex)
+        await new.get(actor_id).add(2)  # host 2 opens epoch 2; host 1 is idle
+        with pytest.raises(TransportClosed) as closed:
+            await asyncio.wait_for(member.client_receive(), 5)
+        assert closed.value.code == 1012  # "moved": the client reconnects elsewhere
+        assert old_host.instance is None and old_host.sockets == []
 
 
 async def test_writes_need_a_majority_and_resume_when_it_returns(
     nats_cluster: NatsCluster, tmp_path: Path
 ) -> None:
-    async with replicated_runtime(nats_cluster, tmp_path / "host-1", "1") as rt:
-        notes = rt.namespace("notes", Notes)
-        stub = notes.get(notes.id_from_name("a"))
+    async with notes_on(nats_cluster, tmp_path / "host-1", "1") as stub:
         await stub.add(1)
         # One of three down: writes go on. (A follower: the leader's death costs an election,
         # which the failover tests measure.)
@@ -139,9 +159,7 @@ async def test_writes_need_a_majority_and_resume_when_it_returns(
 async def test_non_deterministic_sql_is_refused_with_a_way_out(
     nats_cluster: NatsCluster, tmp_path: Path
 ) -> None:
-    async with replicated_runtime(nats_cluster, tmp_path / "host-1", "1") as rt:
-        notes = rt.namespace("notes", Notes)
-        stub = notes.get(notes.id_from_name("a"))
+    async with notes_on(nats_cluster, tmp_path / "host-1", "1") as stub:
         for query, params in [
             ("INSERT INTO notes (id, body) VALUES (1, random())", ()),
             ("INSERT INTO notes (id, body) VALUES (1, datetime('now'))", ()),

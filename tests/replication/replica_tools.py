@@ -1,0 +1,96 @@
+"""Helpers for the replicated log's tests: actor runtimes that append to a real NATS JetStream
+cluster, each with its own data folder as a host of its own would have, and the actor they
+write with."""
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from accord_app.actors import Actor, ActorContext, Runtime, Stub
+from accord_app.actors.natslog import NatsLog
+from accord_app.actors.sockets import Transport
+from accord_app.cluster.nats import NatsCluster
+
+# Short enough to keep the failure tests quick, long enough for a leader election on a busy box.
+LOG_TIMEOUT = 2.0
+
+
+class Notes(Actor):
+    """A table of numbered notes: what the tests write, replay and compare."""
+
+    def __init__(self, ctx: ActorContext) -> None:
+        super().__init__(ctx)
+        self.storage.sql.execute(
+            "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+        )
+        # No key: a batch applied twice would show as a number seen twice.
+        self.storage.sql.execute("CREATE TABLE IF NOT EXISTS seen (n INTEGER NOT NULL)")
+
+    async def add(self, number: int, body: str = "") -> int:
+        self.storage.sql.execute("INSERT INTO notes (id, body) VALUES (?, ?)", number, body)
+        return number
+
+    async def add_many(self, numbers: list[int]) -> None:
+        for number in numbers:
+            self.storage.sql.execute("INSERT INTO notes (id, body) VALUES (?, '')", number)
+
+    async def attach(self, transport: Transport) -> None:
+        """Take a client's socket, as a channel takes its members'."""
+        self.ctx.accept_websocket(transport)
+
+    async def record(self, number: int) -> int:
+        """Note `number` as seen; the epoch of the copy that wrote it."""
+        self.storage.sql.execute("INSERT INTO seen (n) VALUES (?)", number)
+        return int(getattr(self.storage.replica, "epoch", 0))
+
+    async def seen(self) -> list[int]:
+        return [row[0] for row in self.storage.sql.execute("SELECT n FROM seen ORDER BY rowid")]
+
+    async def run(self, query: str, *params: object) -> None:
+        self.storage.sql.execute(query, *params)
+
+    async def numbers(self) -> list[int]:
+        return [row[0] for row in self.storage.sql.execute("SELECT id FROM notes ORDER BY id")]
+
+    async def content_hash(self) -> str:
+        rows = self.storage.sql.execute("SELECT id, body FROM notes ORDER BY id")
+        return hashlib.sha256(repr([tuple(row) for row in rows]).encode()).hexdigest()
+
+    async def put(self, key: str, value: object) -> None:
+        self.storage.put(key, value)
+
+    async def get(self, key: str) -> object:
+        return self.storage.get(key)
+
+    async def bookmark(self) -> str:
+        return await self.storage.get_current_bookmark()
+
+    async def bookmark_for_time(self, at: float) -> str:
+        return await self.storage.get_bookmark_for_time(at)
+
+    async def restore(self, bookmark: str) -> str:
+        return await self.storage.on_next_session_restore_bookmark(bookmark)
+
+
+@asynccontextmanager
+async def replicated_runtime(
+    cluster: NatsCluster, folder: Path, name: str, **options: float
+) -> AsyncIterator[Runtime]:
+    """A runtime on `folder` whose actors append to the cluster's log, as host `name`."""
+    log = NatsLog(cluster.urls, replicas=min(3, cluster.servers), timeout=LOG_TIMEOUT)
+    await log.connect()
+    runtime = Runtime(folder, replication=log, replica_name=name, **options)  # type: ignore[arg-type]
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+        await log.close()
+
+
+@asynccontextmanager
+async def notes_on(cluster: NatsCluster, folder: Path, name: str) -> AsyncIterator[Stub[Notes]]:
+    """The stub of one Notes actor ("a") on a replicated runtime of its own."""
+    async with replicated_runtime(cluster, folder, name) as runtime:
+        notes = runtime.namespace("notes", Notes)
+        yield notes.get(notes.id_from_name("a"))

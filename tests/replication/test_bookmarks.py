@@ -1,0 +1,62 @@
+"""Point-in-time recovery on the replicated log, as Durable Objects offer it: bookmarks that
+sort as strings, one for any time within the retention window, and a restore at the next
+activation that returns a bookmark undoing it."""
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+from replica_tools import notes_on
+
+from accord_app.actors.errors import BookmarkError
+from accord_app.cluster.nats import NatsCluster
+
+pytestmark = pytest.mark.anyio
+WRITES = 24
+RESTORES = 6
+
+
+async def test_bookmarks_restore_recorded_states_and_undo(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    chooser = random.Random(9)
+    async with notes_on(nats_cluster, tmp_path / "host-1", "1") as stub:
+        recorded: list[tuple[str, float, str]] = []  # bookmark, a time after it, content hash
+        for number in range(1, WRITES + 1):
+            await stub.add(number, f"note {number}")
+            if chooser.random() < 0.3:
+                await stub.run("DELETE FROM notes WHERE id = ?", chooser.randint(1, number))
+            recorded.append((await stub.bookmark(), time.time(), await stub.content_hash()))
+        marks = [mark for mark, _, _ in recorded]
+        assert sorted(marks) == marks  # as strings, in time order
+        assert len(set(marks)) == len(marks)
+
+        for mark, at, expected in chooser.sample(recorded, RESTORES):
+            before = await stub.content_hash()
+            # Either way to name the moment: the bookmark itself, or a time after it.
+            chosen = mark if chooser.random() < 0.5 else await stub.bookmark_for_time(at)
+            undo = await stub.restore(chosen)
+            assert await stub.content_hash() == expected  # the next activation is restored
+            await stub.restore(undo)
+            assert await stub.content_hash() == before  # and the undo brings back the later
+        # Writes after a restore build on the restored state.
+        await stub.restore(recorded[2][0])
+        restored = await stub.numbers()
+        assert await stub.content_hash() == recorded[2][2]
+        await stub.add(1000)
+        assert await stub.numbers() == [*restored, 1000]
+
+
+async def test_bookmarks_outside_the_window_or_malformed_are_refused(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    async with notes_on(nats_cluster, tmp_path / "host-1", "1") as stub:
+        await stub.add(1)
+        month_ago = time.time() - 31 * 24 * 3600
+        with pytest.raises(BookmarkError, match="older than the log keeps bookmarks"):
+            await stub.bookmark_for_time(month_ago)
+        with pytest.raises(BookmarkError, match="is not a bookmark"):
+            await stub.restore("12")  # a number, not a bookmark's 20 digits
+        with pytest.raises(BookmarkError, match="not one of this actor's"):
+            await stub.restore("9" * 20)
