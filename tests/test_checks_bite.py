@@ -228,6 +228,11 @@ PER_STEP_TRY = """                response = await client.post(
 QUORUM = solution_cell("09-replication.ipynb", "exercise-9.1")
 APPEND = solution_cell("09-replication.ipynb", "exercise-9.2")
 STORE = solution_cell("09-replication.ipynb", "exercise-9.3")
+UNDO = solution_cell("09-replication.ipynb", "exercise-9.4")
+FOR_TIME = "bookmark = await room.bookmark_for_time(flood_at)"
+AS_NUMBERS = """    marks = [await room.bookmark_for_time(flood_at), await room.bookmark()]
+    bookmark = str(min(int(mark) for mark in marks))
+"""
 EXPECTED = 'headers={"Nats-Expected-Last-Subject-Sequence": str(owner.applied)}'
 REPEAT = """    if message_id in owner.messages:  # a repeat of a message already in the log
         return owner.messages[message_id]
@@ -824,6 +829,27 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
             ),
             ("append not awaited", swap(STORE, "seq = await append(", "seq = append(")),
         ],
+        "exercise-9.4": [
+            ("unsolved", attendee.strip_solution(UNDO, "exercise 9.4")),
+            (
+                "restoring to a time after the flood",
+                swap(UNDO, FOR_TIME, "bookmark = await room.bookmark_for_time(time.time())"),
+            ),
+            ("the current bookmark", swap(UNDO, FOR_TIME, "bookmark = await room.bookmark()")),
+            ("bookmarks compared as numbers", swap(UNDO, "    " + FOR_TIME + "\n", AS_NUMBERS)),
+            (
+                "the restored bookmark returned, not the undo",
+                swap(
+                    UNDO,
+                    "return await room.restore(bookmark)",
+                    "await room.restore(bookmark)\n    return bookmark",
+                ),
+            ),
+            (
+                "restore not awaited",
+                swap(UNDO, "return await room.restore(", "return room.restore("),
+            ),
+        ],
     },
 }
 
@@ -973,6 +999,12 @@ SAYS = {
         "a repeat returns owner.messages[message_id]"
     ),
     "exercise-9.3: append not awaited": "seq = await append(...)",
+    "exercise-9.4: unsolved": "return what room.restore(bookmark) returns",
+    "exercise-9.4: restoring to a time after the flood": "nor the time now",
+    "exercise-9.4: the current bookmark": "not the current bookmark",
+    "exercise-9.4: bookmarks compared as numbers": "as a number it loses its zeros",
+    "exercise-9.4: the restored bookmark returned, not the undo": "not the one you restored",
+    "exercise-9.4: restore not awaited": "is not awaited gives a future",
 }
 
 
