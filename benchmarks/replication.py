@@ -49,6 +49,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     acks_per_s: float
+    failed: int  # writes that got an error instead of an ack (both phases)
 
 
 def p99(samples: list[float]) -> float:
@@ -79,14 +80,20 @@ async def runtime_on(storage: str, folder: Path) -> AsyncIterator[Runtime]:
             await log.close()
 
 
-async def paced(stubs: list[Any], rate: float, seconds: float) -> list[float]:
-    """`rate` writes/s in all, round-robin over the actors; latency from each write's
-    scheduled time to its ack."""
+async def paced(stubs: list[Any], rate: float, seconds: float) -> tuple[list[float], int]:
+    """`rate` writes/s in all, round-robin over the actors: the latency from each write's
+    scheduled time to its ack, and how many writes failed."""
     latencies: list[float] = []
+    failed = 0
     pending: set[asyncio.Task[None]] = set()
 
     async def one(stub: Any, key: str, scheduled: float) -> None:
-        await stub.write(key)
+        nonlocal failed
+        try:
+            await stub.write(key)
+        except Exception:
+            failed += 1
+            return
         latencies.append(time.perf_counter() - scheduled)
 
     start, sent = time.perf_counter(), 0
@@ -100,25 +107,29 @@ async def paced(stubs: list[Any], rate: float, seconds: float) -> list[float]:
             sent += 1
         await asyncio.sleep(0.001)
     await asyncio.gather(*pending)
-    return latencies
+    return latencies, failed
 
 
-async def closed_loop(stubs: list[Any], callers: int, seconds: float) -> float:
-    """Acks/s with `callers` callers, each writing again as soon as its last write is acked."""
-    acked = 0
+async def closed_loop(stubs: list[Any], callers: int, seconds: float) -> tuple[float, int]:
+    """Acks/s with `callers` callers, each writing again as soon as its last write is acked
+    (or failed), and how many failed."""
+    acked = failed = 0
     deadline = time.perf_counter() + seconds
 
     async def caller(number: int) -> None:
-        nonlocal acked
+        nonlocal acked, failed
         stub, sequence = stubs[number % len(stubs)], 0
         while time.perf_counter() < deadline:
-            await stub.write(f"c{number}-{sequence}")
-            acked += 1
+            try:
+                await stub.write(f"c{number}-{sequence}")
+                acked += 1
+            except Exception:
+                failed += 1
             sequence += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(caller(number) for number in range(callers)))
-    return acked / (time.perf_counter() - started)
+    return acked / (time.perf_counter() - started), failed
 
 
 async def measure(
@@ -128,26 +139,27 @@ async def measure(
         counters = runtime.namespace("counters", Counter)
         stubs = [counters.get(counters.id_from_name(f"actor-{n}")) for n in range(actors)]
         await asyncio.gather(*(stub.write("warm") for stub in stubs))  # activations, epochs
-        latencies = await paced(stubs, rate, seconds)
-        acks = await closed_loop(stubs, callers, seconds)
+        latencies, failed_paced = await paced(stubs, rate, seconds)
+        acks, failed_closed = await closed_loop(stubs, callers, seconds)
     return Result(
         storage,
         actors,
-        statistics.median(latencies) * 1000,
-        p99(latencies) * 1000,
+        statistics.median(latencies) * 1000 if latencies else float("nan"),
+        p99(latencies) * 1000 if latencies else float("nan"),
         acks,
+        failed_paced + failed_closed,
     )
 
 
 def report(results: list[Result], rate: float, callers: int) -> str:
     lines = [
         f"{'storage':<14} {'actors':>6}   send→ack at {rate:g}/s: {'p50':>8} {'p99':>9}"
-        f"   sustained ({callers} callers) {'acks/s':>9}",
+        f"   sustained ({callers} callers) {'acks/s':>9}   failed",
     ]
     for r in results:
         lines.append(
             f"{r.storage:<14} {r.actors:>6}   {'':>17}{r.p50_ms:>7.2f} ms {r.p99_ms:>6.2f} ms"
-            f"   {'':>21}{r.acks_per_s:>9,.0f}"
+            f"   {'':>21}{r.acks_per_s:>9,.0f}   {r.failed:>6}"
         )
     lines.append("\nRatios to local fsync, same actor count (acks/s: higher is better):")
     local = {r.actors: r for r in results if r.storage == "local fsync"}
@@ -173,7 +185,7 @@ async def main(seconds: float, rate: float, callers: int, actor_counts: list[int
                 )  # fmt: skip
                 print(
                     f"measured {storage}, {actors} actors: p50 {result.p50_ms:.2f} ms,"
-                    f" {result.acks_per_s:,.0f} acks/s",
+                    f" {result.acks_per_s:,.0f} acks/s, {result.failed} failed",
                     flush=True,
                 )
                 results.append(result)

@@ -37,8 +37,8 @@ async def test_a_short_run_measures_every_storage(
 def test_the_report_gives_ratios_to_local_fsync(replication: ModuleType) -> None:
     result = replication.Result
     results = [
-        result("local fsync", 1, 2.0, 4.0, 1000.0),
-        result("JetStream R3", 1, 3.0, 12.0, 500.0),
+        result("local fsync", 1, 2.0, 4.0, 1000.0, 0),
+        result("JetStream R3", 1, 3.0, 12.0, 500.0, 0),
     ]
     text = replication.report(results, rate=200, callers=10)
     assert "JetStream R3     1 actors: p50 x1.50, p99 x3.00, acks/s x0.50" in text

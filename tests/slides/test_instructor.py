@@ -25,7 +25,7 @@ SAVES = re.compile(r"Saves (\d+) min\.")
 EXERCISE = re.compile(r"Exercise (\d)\.(\d)")
 # What a block that is not a chapter may be.
 OTHER_BLOCKS = ("Setup", "Talk", "Demo, recap", "Break", "Lunch", "Slack")
-LIMITS = {"3 hours": 3 * 60, "a full day": 8 * 60, "a second morning": 150}
+LIMITS = {"3 hours": 3 * 60, "a full day": 8 * 60, "a second morning": 160}
 
 
 class Agenda(NamedTuple):
