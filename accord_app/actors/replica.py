@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from accord_app.actors.errors import BookmarkError, Fenced, LogUnavailable
 from accord_app.actors.replication import (
@@ -40,7 +40,14 @@ from accord_app.actors.replication import (
 from accord_app.actors.storage import Storage
 
 T = TypeVar("T")
-RunInThread = Callable[[Callable[[], T]], Awaitable[T]]
+
+
+class RunInThread(Protocol):
+    """Runs a blocking call (SQLite, files) in a worker thread: loop.run_in_executor."""
+
+    def __call__(self, call: Callable[[], T], /) -> Awaitable[T]: ...
+
+
 # An activation that keeps meeting newer entries (another host activating at the same time)
 # gives up after this many tries, and the caller gets StorageUnavailable.
 ACTIVATION_ATTEMPTS = 3
@@ -116,14 +123,14 @@ class ActorReplica:
     # -- activation ----------------------------------------------------------------------------
 
     async def activate(
-        self, path: Path, open_storage: Callable[[], Storage], run: RunInThread[object]
+        self, path: Path, open_storage: Callable[[], Storage], run: RunInThread
     ) -> Storage:
         """The actor's storage, rebuilt if needed, with this copy's epoch opened on the log."""
-        storage: Storage | None = None
+        opened: list[Storage] = []  # the open storage, closed again if activation fails
         try:
             for _ in range(ACTIVATION_ATTEMPTS):
                 last = await self._within("for the actor's last entry", self.log.last(self.key))
-                storage = await self._materialise(path, storage, open_storage, run, last)
+                storage = await self._materialise(path, opened, open_storage, run, last)
                 opening = Entry(
                     0,
                     "epoch",
@@ -148,40 +155,36 @@ class ActorReplica:
                 f"{self.key}: other hosts kept appending while this one activated it"
             )
         except BaseException:
-            if storage is not None:
+            for storage in opened:
                 await run(storage.close)
             raise
 
     async def _materialise(
         self,
         path: Path,
-        storage: Storage | None,
+        opened: list[Storage],
         open_storage: Callable[[], Storage],
-        run: RunInThread[object],
+        run: RunInThread,
         last: Entry | None,
     ) -> Storage:
-        """The storage as of `last`: the local file if it is exactly there, else rebuilt."""
-        if storage is None:
-            opened = await run(open_storage)
-            assert isinstance(opened, Storage)
-            storage = opened
-        local = await run(partial(read_marker, storage))
+        """The storage as of `last`: the local file if it is exactly there, else rebuilt.
+        `opened` holds the storage open at any moment (at most one)."""
+        if not opened:
+            opened.append(await run(open_storage))
+        local = await run(partial(read_marker, opened[0]))
         if last is None and local is None:
-            return storage  # a new actor
+            return opened[0]  # a new actor
         if last is not None and last.kind != "restore" and local == (last.epoch, last.batch):
-            return storage
+            return opened[0]
         # Not the log's state: start from an empty file and replay the whole log.
-        await run(storage.close)
+        entries = await self._within("the actor's log", self.log.read(self.key, 0))
+        await run(opened.pop().close)
         for stale in (path, path.with_name(path.name + "-wal")):
             stale.unlink(missing_ok=True)
-        opened = await run(open_storage)
-        assert isinstance(opened, Storage)
-        storage = opened
-        entries = await self._within("the actor's log", self.log.read(self.key, 0))
-        batches = batches_to_apply(entries) or []
-        await run(partial(apply, storage, batches))
+        opened.append(await run(open_storage))
+        await run(partial(apply, opened[0], batches_to_apply(entries) or []))
         self.rebuilt = True
-        return storage
+        return opened[0]
 
     # -- batches and fencing -------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -112,7 +112,7 @@ class NatsCluster:
     """`servers` nats-server processes forming one JetStream cluster, files under `folder`.
 
     hosts: one per server, to run server N on host N (its address, inside its network
-    namespace if it has one); default: all on `ip` (loopback)."""
+    namespace if it has one); default: all on `ip` (loopback). reserved: ports not to take."""
 
     def __init__(
         self,
@@ -121,6 +121,7 @@ class NatsCluster:
         *,
         ip: str = "127.0.0.1",
         hosts: Sequence[Host] | None = None,
+        reserved: Collection[int] = (),
     ) -> None:
         if servers < 1:
             raise NatsError(f"a NATS cluster needs at least one server, not {servers}")
@@ -130,11 +131,18 @@ class NatsCluster:
         self.hosts = list(hosts) if hosts is not None else [Host(f"{ip}:0")] * servers
         self.ips = [host.listen.rsplit(":", 1)[0] for host in self.hosts]
         # A network namespace has every port free, and its address is not ours to probe:
-        # NATS' usual ports there. On loopback, free ones.
+        # NATS' usual ports there. On loopback, free ones, none of them `reserved` (ports
+        # that others will bind later, e.g. the cluster's workers) nor twice the same.
+        taken = set(reserved)
+
+        def fresh(ip: str) -> int:
+            while (port := free_port(ip)) in taken:
+                pass
+            taken.add(port)
+            return port
+
         self.ports = [
-            NAMESPACE_PORTS
-            if host.netns
-            else ServerPorts(free_port(ip), free_port(ip), free_port(ip))
+            NAMESPACE_PORTS if host.netns else ServerPorts(fresh(ip), fresh(ip), fresh(ip))
             for host, ip in zip(self.hosts, self.ips, strict=True)
         ]
         self._processes: dict[int, subprocess.Popen[bytes]] = {}

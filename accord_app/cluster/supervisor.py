@@ -101,7 +101,10 @@ class Cluster:
             self.catalog_server = PostgresServer(self.data_dir / "catalog", network=hosts.network)
         self.nats: NatsCluster | None = None
         if replicated:
-            self.nats = NatsCluster(self.data_dir / "nats", workers, hosts=self.hosts.members)
+            ports = [self.port, *(int(a.rsplit(":", 1)[1]) for a in self.addresses)]
+            self.nats = NatsCluster(
+                self.data_dir / "nats", workers, hosts=self.hosts.members, reserved=ports
+            )
         self.log_dir = self.data_dir / "logs"
         self._workers: dict[int, subprocess.Popen[bytes]] = {}
         self._proxy: subprocess.Popen[bytes] | None = None

@@ -1,0 +1,83 @@
+"""The chat on a replicated cluster (python -m accord_app.cluster --replicated): three hosts on
+loopback, each with a worker and a NATS server, behind Caddy. Messages are acknowledged once a
+majority of the log has them; with two of three servers down every message gets an error
+frame within the log's deadline, and the channel takes messages again once a majority is back."""
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cluster_client import Running
+
+from accord_app.cluster import Cluster
+from accord_app.cluster.hosts import loopback_hosts
+from accord_app.cluster.processes import free_port
+from accord_app.lab.loadtest import LIFTED_LIMITS
+
+pytestmark = pytest.mark.anyio
+TIMEOUT = "1.5"  # ACCORD_REPLICATION_TIMEOUT: short, so the outage answers quickly
+UNAVAILABLE = {"storage_unavailable", "not_stored"}
+
+
+@pytest.fixture
+def replicated(tmp_path: Path, new_catalog_url: Callable[[], str]) -> Iterator[Running]:
+    hosts = loopback_hosts([free_port("127.0.0.1") for _ in range(3)])
+    env = {**LIFTED_LIMITS, "ACCORD_REPLICATION_TIMEOUT": TIMEOUT}
+    cluster = Cluster(
+        3,
+        data_dir=tmp_path / "data",
+        port=0,
+        hosts=hosts,
+        env=env,
+        catalog_url=new_catalog_url(),  # the session's PostgreSQL, not one per test
+        replicated=True,
+    )
+    with (
+        cluster,
+        httpx.Client(base_url=cluster.url, timeout=10.0, trust_env=False) as http,
+    ):
+        yield Running(cluster, http)
+
+
+async def send(ws: object, text: str, nonce: str) -> dict[str, object]:
+    """Send one message; the frame that answers it (its ack or its error)."""
+    await ws.send(json.dumps({"type": "message", "message": text, "nonce": nonce}))  # type: ignore[attr-defined]
+    while True:
+        frame = await Running.recv_json(ws, timeout=20)  # type: ignore[arg-type]
+        if frame["type"] in ("ack", "error"):
+            return frame
+
+
+async def test_messages_need_a_majority_of_the_log(replicated: Running) -> None:
+    nats = replicated.cluster.nats
+    assert nats is not None
+    [channel] = replicated.create_channels(1)
+    async with Running.connect(replicated.ws_url(channel, "ada")) as ws:
+        first = await send(ws, "hello", "n1")
+        assert first["type"] == "ack" and first["seq"] == 1
+        nats.kill(2)
+        nats.kill(3)  # no majority: nothing may be acknowledged
+        codes = []
+        for number in range(3):
+            started = time.monotonic()
+            frame = await send(ws, f"lost {number}", f"lost-{number}")
+            assert frame["type"] == "error", frame
+            codes.append(frame["code"])
+            assert time.monotonic() - started < 3 * float(TIMEOUT) + 3
+        assert set(codes) <= UNAVAILABLE and codes[-1] == "storage_unavailable"
+    history = replicated.http.get(f"{channel.path}/messages")
+    assert history.status_code == 503 and history.json()["code"] == "storage_unavailable"
+    nats.restart(2)
+    deadline = time.monotonic() + 30
+    while True:
+        async with Running.connect(replicated.ws_url(channel, "ada")) as ws:
+            frame = await send(ws, "back", "back")
+        if frame["type"] == "ack":
+            break
+        assert time.monotonic() < deadline, f"no ack once a majority was back: {frame}"
+    newest_first = replicated.http.get(f"{channel.path}/messages").json()
+    texts = [message["message"] for message in newest_first]
+    assert texts[0] == "back" and texts[-1] == "hello"
