@@ -8,12 +8,12 @@ from pathlib import Path
 
 import uvicorn
 
+from accord_app.actors.datalock import DataDirInUse, DataDirLock
 from accord_app.actors.files import raise_open_files_limit
 from accord_app.app import create_app, uvicorn_options
-from accord_app.catalog import CatalogError
+from accord_app.catalog.dialects import describe
+from accord_app.catalog.store import CatalogError
 from accord_app.chat.sharding import Sharding
-from accord_app.datalock import DataDirInUse, DataDirLock
-from accord_app.dialects import describe
 from accord_app.settings import DATA_DIR_HELP, Settings, parse_port
 
 

@@ -3,50 +3,42 @@
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import metadata
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
-from accord_app import api
 from accord_app.actors import Actor, Runtime
 from accord_app.actors.natslog import NatsLog
-from accord_app.catalog import Catalog
-from accord_app.chat import activity, announcements
-from accord_app.chat import routes as chat_routes
+from accord_app.api import routes as api_routes
+from accord_app.catalog.store import Catalog
 from accord_app.chat.channel import ChannelActor
+from accord_app.chat.http import activity, admin, announcements
+from accord_app.chat.http import routes as chat_routes
 from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.chat.ratelimit import ClientLimits
-from accord_app.errors import install_error_handlers, no_such_websocket
-from accord_app.fast_websocket import FastWebSocket
-from accord_app.frontend import install_frontend
-from accord_app.limits import BodySizeLimit, HttpLimits, RequestBudget, http_protocol
 from accord_app.settings import Settings, WebSocketPath
-from accord_app.web import CanonicalIds
-from accord_app.worker_header import INTERNAL_HEADER, RouterOnlyForwarding, WorkerHeader
+from accord_app.web.errors import install_error_handlers, no_such_websocket
+from accord_app.web.fast_websocket import FastWebSocket
+from accord_app.web.frontend import install_frontend
+from accord_app.web.middleware import (
+    INTERNAL_HEADER,
+    BodySizeLimit,
+    CanonicalIds,
+    HttpLimits,
+    RequestBudget,
+    RouterOnlyForwarding,
+    WorkerHeader,
+    http_protocol,
+)
+from accord_app.web.openapi import openapi_without_422
 
 DESCRIPTION = """\
 Accord is a real-time chat backend: servers and channels live in a catalog database,
 and every error answers with `{"message": ..., "code": ...}`.
 """
-
-
-def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
-    """The schema as FastAPI builds it, minus its 422 answers: this API uses 400 instead."""
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                operation.get("responses", {}).pop("422", None)
-        components = schema.get("components", {}).get("schemas", {})
-        components.pop("HTTPValidationError", None)
-        components.pop("ValidationError", None)
-        app.openapi_schema = schema
-    return app.openapi_schema
 
 
 # What uvicorn needs to know about this app, wherever it serves it (make run, tests, notebooks).
@@ -55,7 +47,7 @@ def _openapi_without_422(app: FastAPI) -> dict[str, Any]:
 # zlib state (benchmarks/fanout.py measured tens of KB per idle connection) and burns CPU.
 # No proxy headers: uvicorn would take the client's address from X-Forwarded-For on any
 # connection from 127.0.0.1, so any local process could pose as any address. A cluster
-# worker believes the header itself, from its router only (accord_app/worker_header.py).
+# worker believes the header itself, from its router only (accord_app/web/middleware.py).
 UVICORN_OPTIONS: dict[str, Any] = {
     "ws_max_size": MAX_FRAME_BYTES,
     "ws_per_message_deflate": False,
@@ -154,7 +146,7 @@ def create_app(
     # files in the package instead of a CDN: the docs work on a workshop's bad Wi-Fi.
     app = FastAPIOffline(
         title="Accord",
-        version="0.1.0",
+        version=metadata.version("accord-app"),
         description=DESCRIPTION,
         static_url="/docs/assets",
         lifespan=lifespan,
@@ -172,11 +164,13 @@ def create_app(
     if settings.worker is not None:
         app.add_middleware(WorkerHeader, worker=settings.worker)
         app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
-    app.include_router(api.router)
+    app.include_router(api_routes.router)
     app.include_router(chat_routes.router)
+    if settings.admin_token is not None:  # else the admin endpoints do not exist at all
+        app.include_router(admin.router)
     app.include_router(activity.router)
     app.include_router(announcements.router)
     install_frontend(app)
     app.add_api_websocket_route("/{path:path}", no_such_websocket)  # after every other route
-    app.openapi = lambda: _openapi_without_422(app)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]
     return app

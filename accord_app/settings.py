@@ -7,13 +7,13 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from accord_app.catalog.dialects import POSTGRESQL_SCHEMES
 from accord_app.chat.cost import CostKind, MessageCost
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
-from accord_app.dialects import POSTGRESQL_SCHEMES
-from accord_app.limits import RequestLimits
-from accord_app.origins import normalise_origin
-from accord_app.placement import Placement
+from accord_app.cluster.placement import Placement
+from accord_app.web.middleware import RequestLimits
+from accord_app.web.origins import normalise_origin
 
 # The project folder, for the lab's tools (the package sits in it when installed editable).
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def parse_port(text: str, name: str) -> int:
 class WebSocketPath(StrEnum):
     """How uvicorn serves the chat's WebSockets (ACCORD_WS)."""
 
-    FAST = "fast"  # accord_app/fast_websocket.py: one write per socket per loop turn
+    FAST = "fast"  # accord_app/web/fast_websocket.py: one write per socket per loop turn
     ASGI = "asgi"  # uvicorn's own protocol, each frame an ASGI message: what chapter 05 builds
 
 
@@ -72,6 +72,9 @@ class Settings:
     replication: str | None = None
     replication_timeout: float = 3.0  # seconds an append may wait for a majority
     bookmark_retention_days: float = 30.0  # how far back bookmarks reach, as on Cloudflare
+    # The bearer token of the admin endpoints (a channel's point-in-time restore); None: they
+    # do not exist at all.
+    admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.catalog_url is not None and not self.catalog_url.startswith(POSTGRESQL_SCHEMES):
@@ -213,6 +216,7 @@ class Settings:
             router_secret=environ.get("ACCORD_ROUTER_SECRET") or None,
             catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
             replication=environ.get("ACCORD_REPLICATION") or None,
+            admin_token=environ.get("ACCORD_ADMIN_TOKEN") or None,
             replication_timeout=number("ACCORD_REPLICATION_TIMEOUT", defaults.replication_timeout),
             bookmark_retention_days=number(
                 "ACCORD_BOOKMARK_RETENTION_DAYS", defaults.bookmark_retention_days

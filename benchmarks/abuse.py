@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,8 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from accord_app.cluster.ports import free_port
+
 WINDOW_SECONDS = 6.0
 NORMAL_MEMBERS = 4
 SCENARIOS = {"flood": 30, "retries": 1, "invalid": 1, "replays": 20}
@@ -55,13 +56,6 @@ SCENARIOS = {"flood": 30, "retries": 1, "invalid": 1, "replays": 20}
 # All of 127/8 is loopback on Linux: members and abusers come from different addresses, as they
 # would from different machines, so the members do not share the abusers' per-address limits.
 NORMAL_ADDRESS, ABUSER_ADDRESS = "127.0.0.2", "127.0.0.3"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def client(url: str, address: str) -> Any:

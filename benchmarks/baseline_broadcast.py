@@ -10,7 +10,7 @@ Two ways to serve it, as Accord has (ACCORD_WS):
 
 - `--ws asgi` (the default): uvicorn's own WebSocket protocol; one task per socket waits in
   `receive_text()` and each copy of a broadcast is one awaited `send_text()`.
-- `--ws fast`: served with Accord's FastWebSocket (accord_app/fast_websocket.py). The endpoint
+- `--ws fast`: served with Accord's FastWebSocket (accord_app/web/fast_websocket.py). The endpoint
   takes the socket as a direct transport, registers a callback and returns: no task per
   socket, and a broadcast is a plain loop of `write_frame()` from that callback, so it gets
   the same one-write-per-socket-per-loop-turn batching and encode-once cache as Accord on its
@@ -34,7 +34,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from accord_app.actors import TransportClosed
 from accord_app.actors.files import raise_open_files_limit
 from accord_app.app import UVICORN_OPTIONS
-from accord_app.fast_websocket import DIRECT_TRANSPORT, FastWebSocket
+from accord_app.web.fast_websocket import DIRECT_TRANSPORT, FastWebSocket
 
 app = FastAPI()
 # channel (server id, channel id) -> its connected sockets. In memory: a restart forgets all.

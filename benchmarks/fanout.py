@@ -107,6 +107,7 @@ from typing import Any, TypeVar, cast
 
 import httpx
 
+from accord_app.cluster.ports import free_port
 from accord_app.lab.loadtest import LIFTED_LIMITS
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -255,12 +256,6 @@ def can_pin() -> bool:
 def pin_to_server_core() -> None:
     """Runs in the child between fork and exec, so every thread the server starts inherits it."""
     os.sched_setaffinity(0, {SERVER_CORE})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def server_command(target: Target, port: int, data_dir: Path) -> list[str]:

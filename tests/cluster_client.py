@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from accord_app.actors import ids
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.cluster import Cluster
-from accord_app.placement import Placement
+from accord_app.cluster.placement import Placement
 
 RECV_TIMEOUT = 5.0
 

@@ -24,8 +24,8 @@ from privileges import need_root
 from psycopg import sql
 
 from accord_app import Settings, create_app
+from accord_app.catalog.pgserver import PostgresServer
 from accord_app.lab.server import BackgroundServer
-from accord_app.pgserver import PostgresServer
 from accord_app.settings import WebSocketPath
 
 CHROMIUM = Path("/usr/bin/chromium")

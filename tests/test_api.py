@@ -20,9 +20,9 @@ from psycopg import sql
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from accord_app import Settings, create_app
+from accord_app.catalog.pgserver import MAINTENANCE_DATABASE, PostgresServer
 from accord_app.lab.server import BackgroundServer
-from accord_app.limits import MAX_BODY_BYTES
-from accord_app.pgserver import MAINTENANCE_DATABASE, PostgresServer
+from accord_app.web.middleware import MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from conftest import LiveServer

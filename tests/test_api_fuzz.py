@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accord_app import Settings, create_app
-from accord_app.limits import RequestLimits
+from accord_app.web.middleware import RequestLimits
 
 pytestmark = pytest.mark.anyio
 

@@ -2,7 +2,7 @@
 restarts and several processes (two hosts sharing one PostgreSQL among them).
 
 Tests that take the `location` fixture, or are marked with `both_catalogs`, run on each; the
-PostgreSQL is the kit's own (accord_app/pgserver.py), one for the whole run, with a fresh
+PostgreSQL is the kit's own (accord_app/catalog/pgserver.py), one for the whole run, with a fresh
 schema per test. Process tests run real interpreters (sys.executable): the workers below wait
 on stdin after importing, so they all start writing at the same moment.
 """
@@ -10,7 +10,6 @@ on stdin after importing, so they all start writing at the same moment.
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +23,8 @@ import pytest
 from psycopg import errors as pg_errors
 
 from accord_app import Settings, create_app
-from accord_app.catalog import (
+from accord_app.catalog.dialects import POSTGRESQL, numbered_placeholders
+from accord_app.catalog.store import (
     BUSY_TIMEOUT_SECONDS,
     Catalog,
     CatalogError,
@@ -35,7 +35,7 @@ from accord_app.catalog import (
     split_statements,
     write_transaction,
 )
-from accord_app.dialects import POSTGRESQL, numbered_placeholders
+from accord_app.cluster.ports import free_port
 from accord_app.lab.server import BackgroundServer
 
 START_TIMEOUT = 20.0
@@ -372,7 +372,7 @@ WRITER = (
     """
 import sys
 from pathlib import Path
-from accord_app.catalog import Catalog
+from accord_app.catalog.store import Catalog
 """
     + LOCATION
     + """
@@ -392,7 +392,7 @@ import json
 import sys
 from pathlib import Path
 from accord_app import Settings, create_app
-from accord_app.catalog import Catalog
+from accord_app.catalog.store import Catalog
 
 print("ready", flush=True)
 for line in sys.stdin:
@@ -536,13 +536,6 @@ def test_processes_migrating_a_fresh_catalog_at_once_apply_it_once(
 
 
 # --- python -m accord_app -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_serving(process: "subprocess.Popen[str]", url: str, logs: Path) -> None:

@@ -14,10 +14,10 @@ import httpx
 
 from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
-from accord_app.catalog import POOL_TIMEOUT_SECONDS
-from accord_app.dialects import CONNECT_TIMEOUT_SECONDS, STATEMENT_TIMEOUT_SECONDS
+from accord_app.catalog.dialects import CONNECT_TIMEOUT_SECONDS, STATEMENT_TIMEOUT_SECONDS
+from accord_app.catalog.pgserver import PostgresServer
+from accord_app.catalog.store import POOL_TIMEOUT_SECONDS
 from accord_app.lab.server import BackgroundServer
-from accord_app.pgserver import PostgresServer
 
 # The longest a catalog call may take: a wait for a connection, then a kept connection's check
 # or a new one, then one statement.

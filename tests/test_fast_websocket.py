@@ -21,12 +21,13 @@ from uvicorn.server import Server, ServerState
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from accord_app import Settings, create_app, fast_websocket
+from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
-from accord_app.fast_websocket import FrameCache
 from accord_app.lab.server import BackgroundServer
 from accord_app.lab.write_counts import frames_until, replay_writes
 from accord_app.settings import WebSocketPath
+from accord_app.web import fast_websocket
+from accord_app.web.fast_websocket import FrameCache
 
 PATHS = list(WebSocketPath)
 BURST = 200  # frames sent to one socket in one turn of its actor
@@ -165,7 +166,7 @@ def test_the_fast_path_uses_only_public_websockets_api() -> None:
     release: the fast path reads the public close_code, close_reason and close_exc."""
     source = Path(fast_websocket.__file__).read_text()
     private = [name for name in PRIVATE_MEMBERS if name in source]
-    assert private == [], f"accord_app/fast_websocket.py uses private members: {private}"
+    assert private == [], f"accord_app/web/fast_websocket.py uses private members: {private}"
 
 
 def test_the_uvicorn_hooks_the_fast_path_relies_on_are_still_there() -> None:

@@ -1,4 +1,4 @@
-"""What one HTTP connection may make the server hold (accord_app/limits.py's LimitedHttp):
+"""What one HTTP connection may make the server hold (accord_app/web/middleware.py's LimitedHttp):
 header size and count, header and body deadlines, open connections per address, the Host
 header. Raw sockets against uvicorn on loopback, so nothing but the server decides."""
 
@@ -18,7 +18,7 @@ from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.lab.server import BackgroundServer
-from accord_app.limits import MAX_HEADER_BYTES, HttpLimits, http_protocol
+from accord_app.web.middleware import MAX_HEADER_BYTES, HttpLimits, http_protocol
 
 # Short deadlines and a small cap, so each test takes a fraction of a second.
 QUICK = HttpLimits(header_timeout=0.5, body_timeout=0.5, connections_per_address=4)

@@ -1,4 +1,4 @@
-"""Names that would show as another one (accord_app/names.py): glyph selectors and joiners
+"""Names that would show as another one (accord_app/api/names.py): glyph selectors and joiners
 with nothing to select or join, the announcer's look-alikes, and the skeletons that tell which
 names render alike."""
 
@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from accord_app.names import check_name, looks_like, skeleton
+from accord_app.api.names import check_name, looks_like, skeleton
 
 if TYPE_CHECKING:
     from conftest import LiveServer

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,14 +11,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from accord_app.cluster.ports import free_port
 from accord_app.settings import PROJECT_DIR
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

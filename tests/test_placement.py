@@ -4,7 +4,7 @@
 import pytest
 import xxhash
 
-from accord_app.placement import Placement, owner_index, score
+from accord_app.cluster.placement import Placement, owner_index, score
 
 WORKERS = [f"127.0.0.1:{9001 + n}" for n in range(8)]
 KEYS = [f"channel:{n:04d}" for n in range(4000)]

@@ -1,4 +1,4 @@
-"""Every HTTP request pays from its client address's budget (accord_app/limits.py's
+"""Every HTTP request pays from its client address's budget (accord_app/web/middleware.py's
 RequestBudget): reads 1, writes 2, a question to every channel of a server 1 + its channels.
 One it cannot pay is a 429 with Retry-After; other addresses are not affected. Real uvicorn on
 loopback, each client from its own loopback address."""
@@ -13,7 +13,7 @@ import pytest
 from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
 from accord_app.lab.server import BackgroundServer
-from accord_app.limits import WRITE_COST, RequestLimits
+from accord_app.web.middleware import WRITE_COST, RequestLimits
 
 # Slow to refill, so that nothing the test does in a second or two earns a token back.
 LIMITS = RequestLimits(per_second=0.1, burst=20)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from accord_app.app import http_limits, uvicorn_options
-from accord_app.fast_websocket import FastWebSocket
 from accord_app.settings import DATA_DIR_HELP, PROJECT_DIR, Settings, WebSocketPath
+from accord_app.web.fast_websocket import FastWebSocket
 
 
 def test_the_data_folder_is_data_in_the_folder_the_app_starts_in(

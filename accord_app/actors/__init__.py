@@ -3,7 +3,9 @@
 Modules, one concept each: `ids` (addresses), `errors`, `gates` (the sans-I/O input and output
 gates), `storage` (per-actor SQLite, group-commit primitives), `alarms`, `sockets`
 (hibernatable WebSockets), `actor` (what an actor is and is given: Actor, ActorContext), `host`
-(one actor id's turns, commits and sockets: ActorHost) and `runtime` (Runtime, Namespace, Stub).
+(one actor id's turns, commits and sockets: ActorHost) and `runtime` (Runtime, Namespace, Stub);
+`datalock` keeps a second process off a data folder. What this module exports is the runtime's
+public API: the web edge and the API import nothing else of it (see pyproject.toml).
 """
 
 from accord_app.actors.actor import Actor, ActorContext
@@ -12,9 +14,12 @@ from accord_app.actors.errors import (
     ActorOverloaded,
     ActorReset,
     AttachmentTooLarge,
+    BookmarkError,
     CommitFailed,
+    Fenced,
     InvalidActorId,
     InvalidName,
+    LogUnavailable,
     RuntimeClosed,
     StorageBusy,
     StorageDamaged,
@@ -23,6 +28,7 @@ from accord_app.actors.errors import (
     StorageUnavailable,
     TurnCancelled,
     UnknownMethod,
+    is_disk_full,
 )
 from accord_app.actors.host import CommitMode
 from accord_app.actors.ids import ActorId
@@ -33,16 +39,21 @@ from accord_app.actors.runtime import (
     Stub,
 )
 from accord_app.actors.sockets import (
+    CLOSE_TRY_AGAIN_LATER,
     DirectTransport,
     HibernatableWebSocket,
+    Inbox,
     MemoryDirectTransport,
     MemoryTransport,
+    OnClose,
+    OnFrame,
     Transport,
     TransportClosed,
 )
 from accord_app.actors.storage import Storage
 
 __all__ = [
+    "CLOSE_TRY_AGAIN_LATER",
     "Actor",
     "ActorContext",
     "ActorError",
@@ -51,15 +62,21 @@ __all__ = [
     "ActorOverloaded",
     "ActorReset",
     "AttachmentTooLarge",
+    "BookmarkError",
     "CommitFailed",
     "CommitMode",
     "DirectTransport",
+    "Fenced",
     "HibernatableWebSocket",
+    "Inbox",
     "InvalidActorId",
     "InvalidName",
+    "LogUnavailable",
     "MemoryDirectTransport",
     "MemoryTransport",
     "Namespace",
+    "OnClose",
+    "OnFrame",
     "Runtime",
     "RuntimeClosed",
     "Storage",
@@ -73,4 +90,5 @@ __all__ = [
     "TransportClosed",
     "TurnCancelled",
     "UnknownMethod",
+    "is_disk_full",
 ]

@@ -41,7 +41,7 @@ from accord_app.actors.errors import (
 )
 from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
 from accord_app.actors.replica import ActorReplica, set_marker
-from accord_app.actors.replication import ReplicaLog, Statement
+from accord_app.actors.replication import ReplicaLog, Snapshot, Statement
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
     DirectTransport,
@@ -304,6 +304,10 @@ class ActorHost:
             escaping = exc
             error = TurnCancelled(f"the turn of actor {self.id.hex[:12]}… was interrupted: {exc!r}")
         self._settle_turn(event, value, error)
+        if self.replica is not None and self.replica.ending:
+            # A restore was asked for: it takes effect at the next activation, now.
+            self._close_sockets(CLOSE_MOVED, "restored to an earlier state")
+            self._reset(Fenced(f"actor {self.id.hex[:12]}… restarts from a restored state"))
         if escaping is not None:
             raise escaping
         if self.namespace.commit_mode == "per_turn" and self.gate.should_commit():
@@ -460,6 +464,7 @@ class ActorHost:
         self.commits.commit_succeeded(wal_is_large)
         for output in self.gate.commit_succeeded():
             output.release()
+        self._snapshot_if_due(storage)
         if alarm_update[0]:
             self.namespace.scheduler.poke()
         if self.gate.should_commit() and not self.mailbox.turn_running:
@@ -553,6 +558,15 @@ class ActorHost:
             if not ws.closing:
                 ws.closing = True
                 ws.deliver(TransportClosed(code, reason))
+
+    def _snapshot_if_due(self, storage: Storage) -> None:
+        """Between turns, with nothing written since the last commit, the file is exactly the
+        log's state as of this copy's last append: a snapshot of it bounds later replays.
+        (serialize() runs on the loop: no turn may use the connection meanwhile.)"""
+        replica = self.replica
+        if replica is None or not replica.snapshot_due or storage.connection.in_transaction:
+            return
+        replica.save_snapshot(Snapshot(replica.last_seq, storage.connection.serialize()))
 
     def _end_replica(self) -> None:
         replica, self.replica = self.replica, None
@@ -717,7 +731,10 @@ class ActorHost:
         # In parallel, and briefly: a peer that stopped reading would hold a polite close
         # forever, so it is dropped instead.
         await asyncio.gather(*(_close_or_abort(ws.transport) for ws in sockets))
+        replica = self.replica
         self.hibernate()
+        if replica is not None:  # before the runtime's owner closes the log under it
+            await replica.close()
 
 
 async def _close_or_abort(transport: Transport) -> None:

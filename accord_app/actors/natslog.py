@@ -15,6 +15,7 @@ as a duplicate and answered with its first sequence, rather than refused as stal
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -25,11 +26,13 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
+from nats.js.object_store import ObjectStore
 
 from accord_app.actors.errors import LogUnavailable
 from accord_app.actors.replication import (
     DEFAULT_RETENTION_SECONDS,
     Entry,
+    Snapshot,
     WrongLastSequence,
     decode,
     encode,
@@ -37,6 +40,11 @@ from accord_app.actors.replication import (
 
 T = TypeVar("T")
 STREAM = "ACCORD"
+# Actors' snapshots, in JetStream's object store (a stream of chunks, replicated the same way).
+SNAPSHOTS = "ACCORD_SNAPSHOTS"
+# A snapshot bounds the replay: taken after this many batches or bytes of them.
+SNAPSHOT_EVERY_BATCHES = 1000
+SNAPSHOT_EVERY_BYTES = 4 * 1024 * 1024
 SUBJECT_PREFIX = "accord.log."
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a stale expected sequence
 DEFAULT_TIMEOUT_SECONDS = 3.0
@@ -63,13 +71,16 @@ class NatsLog:
         replicas: int = 3,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+        snapshot_every: tuple[int, int] = (SNAPSHOT_EVERY_BATCHES, SNAPSHOT_EVERY_BYTES),
     ) -> None:
         self.servers = list(servers)
+        self.snapshot_every = snapshot_every
         self.replicas = replicas
         self.timeout = timeout
         self.retention_seconds = retention_seconds
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
+        self._snapshots: ObjectStore | None = None
 
     @classmethod
     def from_url(
@@ -112,6 +123,13 @@ class NatsLog:
         async def create() -> None:
             with contextlib.suppress(nats.js.errors.BadRequestError):
                 await js.add_stream(config)  # refused if it exists: kept as it is
+            try:
+                self._snapshots = await js.create_object_store(
+                    SNAPSHOTS,
+                    api.ObjectStoreConfig(replicas=self.replicas, storage=api.StorageType.FILE),
+                )
+            except nats.js.errors.BadRequestError:  # it exists with settings of its own
+                self._snapshots = await js.object_store(SNAPSHOTS)
 
         await self._retrying(create, timeout)
 
@@ -189,6 +207,22 @@ class NatsLog:
                 raise WrongLastSequence(str(error)) from None
             raise
         return ack.seq, time.time()
+
+    async def load_snapshot(self, key: str) -> Snapshot | None:
+        store = self._snapshots
+        assert store is not None, "connect() first"
+        try:
+            found = await self._retrying(lambda: store.get(key))
+        except nats.js.errors.ObjectNotFoundError:
+            return None
+        description = found.info.description or "{}"
+        return Snapshot(int(json.loads(description)["seq"]), found.data or b"")
+
+    async def save_snapshot(self, key: str, snapshot: Snapshot) -> None:
+        store = self._snapshots
+        assert store is not None, "connect() first"
+        meta = api.ObjectMeta(name=key, description=json.dumps({"seq": snapshot.seq}))
+        await self._retrying(lambda: store.put(key, snapshot.data, meta=meta))
 
     async def watch(
         self, key: str, on_entry: Callable[[Entry], None]

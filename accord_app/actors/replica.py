@@ -21,6 +21,8 @@ idle old owner as soon as the new epoch is appended.
 
 import asyncio
 import contextlib
+import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -31,14 +33,17 @@ from accord_app.actors.errors import BookmarkError, Fenced, LogUnavailable
 from accord_app.actors.replication import (
     Entry,
     ReplicaLog,
+    Snapshot,
     Statement,
     WrongLastSequence,
     batches_to_apply,
     bookmark,
+    encode,
     parse_bookmark,
 )
 from accord_app.actors.storage import Storage
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -70,6 +75,20 @@ def read_marker(storage: Storage) -> tuple[int, int] | None:
 def set_marker(storage: Storage, epoch: int, batch: int) -> None:
     """Inside the transaction being committed (or on its own): not journaled, not replayed."""
     storage.connection.execute(SET_MARKER, (epoch, batch))
+
+
+def _start_from(path: Path, snapshot: Snapshot | None) -> None:
+    """Replace the actor's file with the snapshot's (or with none at all: a new one). Written
+    aside and renamed, so a crash never leaves half a file."""
+    for stale in (path, path.with_name(path.name + "-wal")):
+        stale.unlink(missing_ok=True)
+    if snapshot is None:
+        return
+    aside = path.with_name(path.name + ".snapshot")
+    aside.write_bytes(snapshot.data)
+    with open(aside, "rb+") as written:
+        os.fsync(written.fileno())
+    aside.replace(path)
 
 
 def apply(storage: Storage, batches: list[Entry]) -> None:
@@ -108,6 +127,9 @@ class ActorReplica:
         self.fenced = False
         self.rebuilt = False  # this activation replayed the log (for tests and the lab)
         self.ending = False  # a restore was asked for: no more batches in this activation
+        self.replayed = 0  # batches this activation applied from the log
+        self._since_snapshot = (0, 0)  # batches and bytes appended since the last snapshot
+        self._saving: asyncio.Task[None] | None = None
         self._appending = asyncio.Lock()  # one append at a time: each expects the last
         self._stop_watching: Callable[[], Awaitable[None]] | None = None
 
@@ -176,15 +198,49 @@ class ActorReplica:
             return opened[0]  # a new actor
         if last is not None and last.kind != "restore" and local == (last.epoch, last.batch):
             return opened[0]
-        # Not the log's state: start from an empty file and replay the whole log.
-        entries = await self._within("the actor's log", self.log.read(self.key, 0))
+        # Not the log's state: start from the last snapshot (or an empty file) and replay
+        # what came after it; from the very beginning if a restore goes back before it.
+        snapshot = await self._within("the actor's snapshot", self.log.load_snapshot(self.key))
+        base = snapshot.seq if snapshot is not None else 0
+        entries = await self._within("the actor's log", self.log.read(self.key, base))
+        batches = batches_to_apply(entries, base)
+        if batches is None:
+            snapshot = None
+            entries = await self._within("the actor's log", self.log.read(self.key, 0))
+            batches = batches_to_apply(entries) or []
         await run(opened.pop().close)
-        for stale in (path, path.with_name(path.name + "-wal")):
-            stale.unlink(missing_ok=True)
+        await run(partial(_start_from, path, snapshot))
         opened.append(await run(open_storage))
-        await run(partial(apply, opened[0], batches_to_apply(entries) or []))
-        self.rebuilt = True
+        await run(partial(apply, opened[0], batches))
+        self.rebuilt, self.replayed = True, len(batches)
+        self._since_snapshot = (len(batches), sum(batch.size for batch in batches))
+        if last is not None and self.snapshot_due:
+            # The file is the state as of `last` right now, with no turn running: keep it.
+            data = await run(opened[0].connection.serialize)
+            self.save_snapshot(Snapshot(last.seq, data))
         return opened[0]
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    @property
+    def snapshot_due(self) -> bool:
+        batches, size = self._since_snapshot
+        every_batches, every_bytes = self.log.snapshot_every
+        return batches >= every_batches or size >= every_bytes
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep `snapshot` in the background (one at a time); until it is kept, the replay
+        just starts from the one before."""
+        if self._saving is not None and not self._saving.done():
+            return
+        self._since_snapshot = (0, 0)
+        self._saving = asyncio.get_running_loop().create_task(self._save(snapshot))
+
+    async def _save(self, snapshot: Snapshot) -> None:
+        try:
+            await self._within("the snapshot", self.log.save_snapshot(self.key, snapshot))
+        except Exception as error:  # the log is still whole: only a longer replay next time
+            logger.warning("snapshot of %s at %d not kept: %r", self.key, snapshot.seq, error)
 
     # -- batches and fencing -------------------------------------------------------------------
 
@@ -206,6 +262,8 @@ class ActorReplica:
             except WrongLastSequence:
                 raise self._fence("its append was refused: a newer epoch exists") from None
             self.last_seq, self.batches = seq, number
+            batches, size = self._since_snapshot
+            self._since_snapshot = (batches + 1, size + len(encode(entry)[0]))
 
     def _seen(self, entry: Entry) -> None:
         """An entry appended to the subject: a newer epoch means another owner."""
@@ -217,6 +275,9 @@ class ActorReplica:
         return Fenced(f"{self.key}: epoch {self.epoch} of host {self.host} is fenced: {why}")
 
     async def close(self) -> None:
+        """The session ends: a snapshot being kept is finished first, then the watch stops."""
+        if self._saving is not None:
+            await asyncio.gather(self._saving, return_exceptions=True)
         stop, self._stop_watching = self._stop_watching, None
         if stop is not None:
             with contextlib.suppress(Exception):

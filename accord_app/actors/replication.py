@@ -57,6 +57,7 @@ class Entry:
     statements: list[Statement] = field(default_factory=list)
     host: str = ""  # who wrote it (an epoch: who opened it)
     target: int = 0  # restore: the sequence to go back to
+    size: int = 0  # bytes of its payload, as stored
 
     def describe(self) -> str:
         if self.kind == "epoch":
@@ -64,6 +65,14 @@ class Entry:
         if self.kind == "restore":
             return f"restore to {bookmark(self.target)} at the next epoch"
         return f"batch {self.batch} of epoch {self.epoch} ({len(self.statements)} statements)"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An actor's database file as of the entry `seq` of its log."""
+
+    seq: int
+    data: bytes
 
 
 class WrongLastSequence(Exception):
@@ -80,6 +89,15 @@ class ReplicaLog(Protocol):
     def timeout(self) -> float:
         """How long an append or a read may wait for a majority before it gives up."""
         ...
+
+    @property
+    def snapshot_every(self) -> tuple[int, int]:
+        """A snapshot is due after this many batches, or this many bytes of them."""
+        ...
+
+    async def load_snapshot(self, key: str) -> Snapshot | None: ...
+
+    async def save_snapshot(self, key: str, snapshot: Snapshot) -> None: ...
 
     async def last(self, key: str) -> Entry | None: ...
 
@@ -146,7 +164,7 @@ def decode(seq: int, at: float, headers: dict[str, str], data: bytes) -> Entry:
     body = json.loads(data or b"null")
     if kind == "batch":
         statements = [(sql, [_decode_value(p) for p in params]) for sql, params in body]
-        return Entry(seq, "batch", epoch, batch, at, statements=statements)
+        return Entry(seq, "batch", epoch, batch, at, statements=statements, size=len(data))
     if kind == "epoch":
         return Entry(seq, "epoch", epoch, batch, at, host=str(body["host"]))
     if kind == "restore":

@@ -5,10 +5,10 @@ keeps waiting for frames (and answers the auto-response itself); a frame or a cl
 actor by queueing an event. Per-socket state that must survive lives in the attachment.
 
 Sockets are reached through the small `Transport` protocol: the web layer adapts Starlette's
-(and so FastAPI's) WebSocket to it (accord_app/chat/websocket.py), and MemoryTransport below
+(and so FastAPI's) WebSocket to it (accord_app/chat/http/websocket.py), and MemoryTransport below
 plays both ends in memory for tests and notebooks. A `DirectTransport` goes further: it calls
 the runtime with what it receives instead of being read by a task, and takes frames without an
-await (the fast path, accord_app/fast_websocket.py; MemoryDirectTransport in memory). The
+await (the fast path, accord_app/web/fast_websocket.py; MemoryDirectTransport in memory). The
 runtime imports nothing of the web. In Cloudflare the sockets are held outside the isolate
 entirely; here they live in the same process as the runtime.
 """
@@ -72,7 +72,7 @@ class DirectTransport(Transport, Protocol):
     """A Transport the runtime drives by callbacks, with no task per socket: it hands over each
     message it receives (and holds the next until the turn that one started has ended), and
     takes frames to send without an await. The fast WebSocket path is one
-    (accord_app/fast_websocket.py); Transport alone is enough for the runtime to work."""
+    (accord_app/web/fast_websocket.py); Transport alone is enough for the runtime to work."""
 
     def listen(
         self,

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from accord_app.actors import Actor, ActorContext, HibernatableWebSocket, Transport
 from accord_app.chat.cost import MessageCost
+from accord_app.chat.failures import describe_failure
 from accord_app.chat.protocol import (
     ANNOUNCER,
     ClientFrame,
@@ -27,7 +28,6 @@ from accord_app.chat.protocol import (
     parse_frame,
 )
 from accord_app.chat.ratelimit import MONOTONIC, ChatLimits, ClientLimits, Clock, TokenBucket
-from accord_app.errors import describe_failure
 
 SCHEMA = [
     # WITHOUT ROWID: the rows are stored in (channel_id, seq) order, which is the order every
@@ -87,6 +87,15 @@ class ChannelActor(Actor):
         self.ctx.set_websocket_auto_response("ping", "pong")
 
     # -- RPC, called by the HTTP layer ---------------------------------------------------------
+
+    async def restore(self, bookmark: str | None, at: float | None) -> dict[str, str]:
+        """Point-in-time recovery: the channel goes back to `bookmark`, or to its state at time
+        `at`, when it next starts, which is at once (its members are moved and reconnect).
+        The bookmark restored and one that undoes it."""
+        storage = self.storage
+        target = bookmark if bookmark is not None else await storage.get_bookmark_for_time(at or 0)
+        undo = await storage.on_next_session_restore_bookmark(target)
+        return {"restored": target, "undo": undo}
 
     async def history(
         self, channel_id: str, limit: int, before: int | None = None

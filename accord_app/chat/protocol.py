@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from accord_app.names import check_name
+from accord_app.api.names import check_name
 
 MAX_MESSAGE_CHARS = 2000
 MAX_USERNAME_CHARS = 32
@@ -101,7 +101,7 @@ def clean_message(text: str) -> str:
 
 
 def clean_username(raw: str | None) -> str:
-    """A username: the rule of accord_app/names.py, 1 to MAX_USERNAME_CHARS characters, and
+    """A username: the rule of accord_app/api/names.py, 1 to MAX_USERNAME_CHARS characters, and
     not the name announcements are signed with."""
     try:
         name = check_name(raw or "", 1, MAX_USERNAME_CHARS)

@@ -13,6 +13,7 @@ matcher captured, so proxy and app can never disagree about which actor a reques
 """
 
 import string
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -51,3 +52,15 @@ def shard_key(mode: Sharding, server_id: str, channel_id: str | None = None) -> 
             " channel id names no single actor"
         )
     return key_template(mode).format(server_id=server_id, channel_id=channel_id)
+
+
+def group_by_key(
+    mode: Sharding, server_id: str, channel_ids: Iterable[str]
+) -> dict[str, list[str]]:
+    """A server's channels grouped by the key of the actor that hosts them, each group in the
+    order given: a fan-out over the server (activity, announcements) makes one call per actor,
+    or asks the one worker that hosts the key."""
+    groups: dict[str, list[str]] = {}
+    for channel_id in channel_ids:
+        groups.setdefault(shard_key(mode, server_id, channel_id), []).append(channel_id)
+    return groups

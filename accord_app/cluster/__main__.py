@@ -27,7 +27,8 @@ from accord_app.cluster.hosts import (
     namespaces_unavailable,
 )
 from accord_app.cluster.nats import NatsError
-from accord_app.cluster.processes import free_port, log_tail
+from accord_app.cluster.ports import free_port
+from accord_app.cluster.processes import log_tail
 from accord_app.cluster.supervisor import Cluster, ClusterError
 from accord_app.settings import DATA_DIR_HELP, default_data_dir, parse_port
 

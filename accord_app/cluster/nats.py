@@ -36,7 +36,8 @@ from types import TracebackType
 import httpx
 
 from accord_app.cluster.hosts import Host
-from accord_app.cluster.processes import Exited, free_port, log_tail, port_taken, terminate
+from accord_app.cluster.ports import free_port, port_taken
+from accord_app.cluster.processes import Exited, log_tail, terminate
 
 CLUSTER_NAME = "accord"
 START_TIMEOUT_SECONDS = 30.0

@@ -1,8 +1,7 @@
-"""Small helpers for the processes a cluster starts: free ports, log tails, stopping."""
+"""Small helpers for the processes a cluster starts: how one ended, its log's tail, stopping."""
 
 import contextlib
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -28,25 +27,6 @@ class Exited:
                 how = f"was killed by {signal.Signals(-self.returncode).name}"
                 return f"{self.name} (pid {self.pid}) {how}"
         return f"{self.name} (pid {self.pid}) exited with code {self.returncode}"
-
-
-def free_port(host: str) -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # SO_REUSEADDR as servers bind: a port left in TIME_WAIT by our own last run is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-        return False
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

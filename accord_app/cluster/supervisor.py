@@ -29,16 +29,15 @@ from types import TracebackType
 
 import httpx
 
+from accord_app.actors.datalock import DataDirInUse, DataDirLock
+from accord_app.catalog.pgserver import PostgresError, PostgresServer
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster.caddy import caddy_config, caddy_executable
 from accord_app.cluster.hosts import Host, Hosts, loopback_hosts
 from accord_app.cluster.nats import NatsCluster, NatsError
-from accord_app.cluster.processes import Exited, free_port, log_tail, port_taken, terminate
-from accord_app.datalock import DataDirInUse, DataDirLock
-from accord_app.pgserver import PostgresError, PostgresServer
+from accord_app.cluster.ports import free_port, port_taken
+from accord_app.cluster.processes import Exited, log_tail, terminate
 
-# The helpers live in processes.py (NATS' servers use them too); the chapters import them here.
-__all__ = ["Cluster", "ClusterError", "Exited", "free_port", "log_tail", "port_taken"]
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 
@@ -92,7 +91,7 @@ class Cluster:
         self.hosts = hosts
         self.addresses = tuple(member.address for member in self.hosts.members)
         self.env = dict(env or {})
-        # New at each start of the cluster; see accord_app/worker_header.py.
+        # New at each start of the cluster; see accord_app/web/middleware.py.
         self.router_secret = secrets.token_urlsafe(32)
         self.catalog_url = catalog_url
         self.catalog_server: PostgresServer | None = None

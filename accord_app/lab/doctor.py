@@ -99,7 +99,7 @@ try:
 except Exception as error:
     found["caddy_error"] = f"{type(error).__name__}: {error}"
 try:
-    from accord_app.pgserver import binaries
+    from accord_app.catalog.pgserver import binaries
     found["postgres"] = str(binaries())
 except Exception as error:
     found["postgres_error"] = f"{type(error).__name__}: {error}"

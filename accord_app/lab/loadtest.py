@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from accord_app.cluster.supervisor import free_port
+from accord_app.cluster.ports import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCUSTFILE = PROJECT_DIR / "benchmarks" / "locustfile.py"
@@ -408,10 +408,14 @@ def run_locust(
         try:
             returncode = process.wait(limit)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the master and its generators
-            process.wait()
             log_path = folder / "locust.log"
             raise LoadTestError(f"Locust ran past {limit:.0f} s; see {log_path}") from None
+        finally:
+            # Hung, or Ctrl-C here: Locust runs in a session of its own (so that one killpg
+            # reaches its generators), which the terminal's SIGINT does not reach.
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)  # the master and its generators
+                process.wait()
     if returncode != 0 or not results.exists():
         tail = (folder / "locust.log").read_text(errors="replace").splitlines()[-20:]
         raise LoadTestError(f"Locust exited with {returncode}:\n" + "\n".join(tail))

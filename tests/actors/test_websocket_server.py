@@ -20,7 +20,7 @@ from accord_app.actors import (
     Runtime,
     Transport,
 )
-from accord_app.chat.websocket import StarletteTransport
+from accord_app.chat.http.websocket import StarletteTransport
 from accord_app.lab.server import BackgroundServer
 
 

@@ -7,7 +7,7 @@ import pytest
 from starlette.requests import Request
 
 from accord_app import Settings
-from accord_app.chat.routes import client_address
+from accord_app.web.middleware import client_address
 
 ROUTER = "10.231.7.1"
 WORKER = Settings(worker=1, workers=("10.231.7.11:8000",), router_url=f"http://{ROUTER}:8787")

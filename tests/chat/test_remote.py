@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from accord_app.chat.remote import CallRefused, CallTimedOut, HostUnreachable, RemoteActor
+from accord_app.chat.http.remote import CallRefused, CallTimedOut, HostUnreachable, RemoteActor
 from accord_app.lab.server import BackgroundServer
 
 pytestmark = pytest.mark.anyio

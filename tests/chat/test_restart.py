@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from accord_app.chat.sharding import Sharding
+from accord_app.cluster.ports import free_port
 from accord_app.lab.loadtest import LIFTED_LIMITS
 
 if TYPE_CHECKING:
@@ -42,12 +42,6 @@ FIELDS = ("id", "seq", "timestamp", "username", "message")
 # Every sharding mode on the fast path (the default), and the ASGI path in one: how a socket is
 # written does not depend on which actor hosts the channel.
 SERVERS = [*(f"{mode.value}-fast" for mode in Sharding), "channel-asgi"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 class AppProcess:

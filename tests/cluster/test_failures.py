@@ -20,7 +20,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from accord_app.chat.announcements import ANNOUNCE_DEADLINE_SECONDS
+from accord_app.chat.http.announcements import ANNOUNCE_DEADLINE_SECONDS
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster import Cluster, ClusterError
 

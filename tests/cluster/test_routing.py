@@ -114,7 +114,7 @@ async def test_an_id_written_in_upper_case_is_a_400_wherever_it_lands(running: A
 
 
 def test_a_rebound_host_name_is_refused_through_the_router(running: Any) -> None:
-    """Caddy passes the Host header on; every worker checks it (accord_app/limits.py)."""
+    """Caddy passes the Host header on; every worker checks it (accord_app/web/middleware.py)."""
     [channel] = running.create_channels(1)
     for path in ["/api/servers", f"{channel.path}/messages"]:
         response = running.http.get(path, headers={"Host": "rebound.example:8787"})

@@ -1,6 +1,6 @@
-"""One taxonomy for Accord's failures (accord_app.errors.describe_failure), and the promise its
-sentences make about a failed commit: it may or may not have been stored, and a retry with the
-same nonce stores it once."""
+"""One taxonomy for Accord's failures (describe_failure, in accord_app/chat/failures.py), and
+the promise its sentences make about a failed commit: it may or may not have been stored, and
+a retry with the same nonce stores it once."""
 
 import asyncio
 import errno
@@ -22,9 +22,9 @@ from accord_app.actors import (
     StorageFull,
     StorageUnavailable,
 )
-from accord_app.catalog import CatalogUnavailable
+from accord_app.catalog.store import CatalogUnavailable
 from accord_app.chat.channel import ChannelActor
-from accord_app.errors import INTERNAL_ERROR, describe_failure
+from accord_app.chat.failures import INTERNAL_ERROR, describe_failure
 
 pytestmark = pytest.mark.anyio
 CHANNEL = "2b0e4f6a-8a1c-4b4e-9f3a-0c6d2b1e7f10"

@@ -10,7 +10,7 @@ import pytest
 from fault_tools import refused
 from websockets.sync.client import connect
 
-from accord_app.names import check_name
+from accord_app.api.names import check_name
 
 LYING = {
     "\u0430da": "one script",  # a Cyrillic a beside Latin letters

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from accord_app.cluster.supervisor import free_port
+from accord_app.cluster.ports import free_port
 
 CHANNELS = 1200  # more actors than the 1024 open files allow, even at one file each
 

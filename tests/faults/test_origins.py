@@ -13,7 +13,7 @@ from starlette.routing import Route
 from websockets.sync.client import connect
 
 from accord_app.lab.server import BackgroundServer
-from accord_app.origins import normalise_origin, origin_allowed
+from accord_app.web.origins import normalise_origin, origin_allowed
 
 TRUSTED = frozenset({"http://workshop.example:8080"})
 

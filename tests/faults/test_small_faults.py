@@ -16,9 +16,9 @@ from websockets.sync.client import connect
 from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
 from accord_app.chat.channel import ChannelActor
-from accord_app.errors import BAD_UTF8_LOG_SECONDS, QuietBadUtf8
 from accord_app.lab.server import BackgroundServer
 from accord_app.settings import WebSocketPath
+from accord_app.web.errors import BAD_UTF8_LOG_SECONDS, QuietBadUtf8
 
 
 def test_an_after_seq_of_thousands_of_digits_is_a_400(start: Any) -> None:

@@ -180,7 +180,7 @@ def test_the_cluster_holds_its_folder_and_says_so(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["empty", "garbage"])
 def test_a_damaged_catalog_is_refused_naming_the_file(tmp_path: Path, damage: str) -> None:
     from accord_app import create_app
-    from accord_app.catalog import CatalogError
+    from accord_app.catalog.store import CatalogError
 
     settings = Settings(data_dir=tmp_path)
     create_app(settings)  # a catalog, and an actor file beside it

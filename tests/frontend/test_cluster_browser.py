@@ -10,8 +10,8 @@ from playwright.sync_api import expect
 
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.cluster import Cluster
+from accord_app.cluster.placement import Placement
 from accord_app.lab.loadtest import LIFTED_LIMITS
-from accord_app.placement import Placement
 
 if TYPE_CHECKING:
     from conftest import Pages

@@ -19,7 +19,7 @@ from host_tools import HOSTS, need_namespaces, start
 from accord_app.cluster import hosts
 from accord_app.cluster.__main__ import make_hosts
 from accord_app.cluster.hosts import HostError, HostNetwork, ip, loopback_hosts
-from accord_app.cluster.supervisor import free_port
+from accord_app.cluster.ports import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -3,6 +3,7 @@ cluster, each with its own data folder as a host of its own would have, and the 
 write with."""
 
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from accord_app.cluster.nats import NatsCluster
 
 # Short enough to keep the failure tests quick, long enough for a leader election on a busy box.
 LOG_TIMEOUT = 2.0
+ALARM_FIRED = -999  # what Notes' alarm records in `seen`
 
 
 class Notes(Actor):
@@ -44,6 +46,12 @@ class Notes(Actor):
         self.storage.sql.execute("INSERT INTO seen (n) VALUES (?)", number)
         return int(getattr(self.storage.replica, "epoch", 0))
 
+    async def set_alarm_in(self, seconds: float) -> None:
+        self.storage.set_alarm(time.time() + seconds)
+
+    async def alarm(self) -> None:
+        self.storage.sql.execute("INSERT INTO seen (n) VALUES (?)", ALARM_FIRED)
+
     async def seen(self) -> list[int]:
         return [row[0] for row in self.storage.sql.execute("SELECT n FROM seen ORDER BY rowid")]
 
@@ -63,6 +71,11 @@ class Notes(Actor):
     async def get(self, key: str) -> object:
         return self.storage.get(key)
 
+    async def replica_state(self) -> dict[str, object]:
+        """How this activation got its state: rebuilt from the log, and from how many batches."""
+        replica = self.storage.replica
+        return {name: getattr(replica, name, None) for name in ("rebuilt", "replayed")}
+
     async def bookmark(self) -> str:
         return await self.storage.get_current_bookmark()
 
@@ -75,10 +88,16 @@ class Notes(Actor):
 
 @asynccontextmanager
 async def replicated_runtime(
-    cluster: NatsCluster, folder: Path, name: str, **options: float
+    cluster: NatsCluster, folder: Path, name: str, snapshot_every: int = 1000, **options: float
 ) -> AsyncIterator[Runtime]:
-    """A runtime on `folder` whose actors append to the cluster's log, as host `name`."""
-    log = NatsLog(cluster.urls, replicas=min(3, cluster.servers), timeout=LOG_TIMEOUT)
+    """A runtime on `folder` whose actors append to the cluster's log, as host `name`, with a
+    snapshot every `snapshot_every` batches."""
+    log = NatsLog(
+        cluster.urls,
+        replicas=min(3, cluster.servers),
+        timeout=LOG_TIMEOUT,
+        snapshot_every=(snapshot_every, 1 << 30),
+    )
     await log.connect()
     runtime = Runtime(folder, replication=log, replica_name=name, **options)  # type: ignore[arg-type]
     try:
@@ -89,8 +108,10 @@ async def replicated_runtime(
 
 
 @asynccontextmanager
-async def notes_on(cluster: NatsCluster, folder: Path, name: str) -> AsyncIterator[Stub[Notes]]:
+async def notes_on(
+    cluster: NatsCluster, folder: Path, name: str, snapshot_every: int = 1000
+) -> AsyncIterator[Stub[Notes]]:
     """The stub of one Notes actor ("a") on a replicated runtime of its own."""
-    async with replicated_runtime(cluster, folder, name) as runtime:
+    async with replicated_runtime(cluster, folder, name, snapshot_every) as runtime:
         notes = runtime.namespace("notes", Notes)
         yield notes.get(notes.id_from_name("a"))

@@ -60,3 +60,24 @@ async def test_bookmarks_outside_the_window_or_malformed_are_refused(
             await stub.restore("12")  # a number, not a bookmark's 20 digits
         with pytest.raises(BookmarkError, match="not one of this actor's"):
             await stub.restore("9" * 20)
+
+
+async def test_snapshots_bound_the_replay_and_restores_reach_past_them(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    every = 5
+    async with notes_on(nats_cluster, tmp_path / "host-1", "1", snapshot_every=every) as stub:
+        await stub.add(0)
+        early = (await stub.bookmark(), await stub.content_hash())
+        for number in range(1, 31):  # 30 batches: a snapshot after every 5
+            await stub.add(number)
+        expected = await stub.content_hash()
+    async with notes_on(nats_cluster, tmp_path / "host-2", "2", snapshot_every=every) as stub:
+        assert await stub.content_hash() == expected
+        replica = await stub.replica_state()
+        assert replica["rebuilt"] and replica["replayed"] <= every + 1, replica
+        # A bookmark older than the snapshot: replayed from the beginning, that is the one
+        # batch of the schema and note 0.
+        await stub.restore(early[0])
+        assert await stub.content_hash() == early[1]
+        assert (await stub.replica_state())["replayed"] == 1

@@ -14,7 +14,7 @@ from cluster_client import Running
 
 from accord_app.cluster import Cluster
 from accord_app.cluster.hosts import loopback_hosts
-from accord_app.cluster.processes import free_port
+from accord_app.cluster.ports import free_port
 from accord_app.lab.loadtest import LIFTED_LIMITS
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from replica_tools import LOG_TIMEOUT, Notes, notes_on, replicated_runtime
+from replica_tools import ALARM_FIRED, LOG_TIMEOUT, Notes, notes_on, replicated_runtime
 
 from accord_app.actors import CommitFailed, Namespace, StorageError, StorageUnavailable
 from accord_app.actors.errors import Fenced
@@ -173,3 +173,16 @@ async def test_non_deterministic_sql_is_refused_with_a_way_out(
         # The same functions on values given as parameters replay alike: allowed.
         await stub.run("INSERT INTO notes (id, body) VALUES (1, datetime(?, 'unixepoch'))", 0)
         assert await stub.numbers() == [1]
+
+
+async def test_an_alarm_set_on_one_host_fires_on_the_next(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    async with notes_on(nats_cluster, tmp_path / "host-1", "1") as stub:
+        await stub.set_alarm_in(1.0)
+    # Host 1 is gone before its alarm was due; host 2 takes the actor over, alarm included.
+    async with notes_on(nats_cluster, tmp_path / "host-2", "2") as stub:
+        deadline = time.monotonic() + 10
+        while ALARM_FIRED not in await stub.seen():
+            assert time.monotonic() < deadline, "the alarm did not fire on host 2"
+            await asyncio.sleep(0.1)

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 from starlette.types import Scope
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"  # accord_app/static
 STATIC_URL = "/static"
 
 # Browsers refuse to run an ES module served with the wrong type, and Python's guess comes from

@@ -18,7 +18,7 @@ if missing, it owns pgdata and may pass through (o+x: not list) `folder`. The fo
 `folder` and above the binaries are left as they are: if one keeps that user out, start()
 says which, and how to let it in.
 
-`python -m accord_app.pgserver FOLDER` runs one in the foreground and prints its URL.
+`python -m accord_app.catalog.pgserver FOLDER` runs one in the foreground and prints its URL.
 """
 
 import contextlib
@@ -27,7 +27,6 @@ import ipaddress
 import os
 import secrets
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from accord_app.cluster.ports import free_port
 
 SERVER_USER = "embedded_postgres"
 SUPERUSER = "postgres"
@@ -163,7 +164,7 @@ class PostgresServer:
         stays right across restarts; else on a free one (and remember that one)."""
         last = self._last_port()
         for attempt in range(PORT_ATTEMPTS):
-            port = last if attempt == 0 and last is not None else _free_port()
+            port = last if attempt == 0 and last is not None else free_port()
             listen = ",".join(["127.0.0.1", *([str(self.network.ip)] if self.network else [])])
             settings = {**SETTINGS, "listen_addresses": listen}
             options = " ".join(f"-c {name}={value}" for name, value in settings.items())
@@ -290,16 +291,9 @@ def passable(info: os.stat_result, uid: int, gid: int) -> bool:
     return bool(info.st_mode & stat.S_IXOTH)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
-        sys.exit("usage: python -m accord_app.pgserver FOLDER")
+        sys.exit("usage: python -m accord_app.catalog.pgserver FOLDER")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stops the server on the way out
     with PostgresServer(Path(argv[0])) as url:
         print(f"PostgreSQL on {url} (Ctrl-C stops it)", flush=True)

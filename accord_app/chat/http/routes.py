@@ -17,18 +17,20 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from accord_app.actors import Namespace
-from accord_app.catalog import Catalog, CatalogUnavailable
+from accord_app.api.schemas import ChannelActivity, ErrorBody, Message
+from accord_app.api.shared import ERROR_RESPONSES
+from accord_app.catalog.store import Catalog, CatalogUnavailable
 from accord_app.chat.channel import ChannelActor
+from accord_app.chat.failures import INTERNAL_ERROR, describe_failure
+from accord_app.chat.http.websocket import StarletteTransport, accept
 from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
 from accord_app.chat.ratelimit import ClientLimits
 from accord_app.chat.sharding import Sharding, shard_key
-from accord_app.chat.websocket import StarletteTransport, accept
-from accord_app.errors import INTERNAL_ERROR, ApiError, describe_failure, refuse
-from accord_app.fast_websocket import FastWebSocket
-from accord_app.origins import origin_allowed
-from accord_app.placement import Placement
-from accord_app.types import ChannelActivity, ErrorBody, Message
-from accord_app.web import ERROR_RESPONSES
+from accord_app.cluster.placement import Placement
+from accord_app.web.errors import ApiError, refuse
+from accord_app.web.fast_websocket import FastWebSocket
+from accord_app.web.middleware import client_address
+from accord_app.web.origins import origin_allowed
 
 logger = logging.getLogger("accord")
 router = APIRouter(prefix="/api/servers/{server_id}/channels/{channel_id}")
@@ -209,20 +211,6 @@ async def serve_member(
     if isinstance(transport, StarletteTransport):
         # The actor's runtime owns the socket now; returning would make Starlette close it.
         await transport.wait_closed()
-
-
-def client_address(connection: HTTPConnection) -> str:
-    """Who is asking: the peer's IP address, or, behind the cluster's proxy (a worker reached
-    from loopback, or from the router's address when hosts are network namespaces), the
-    address the proxy saw, which it puts last in X-Forwarded-For. The header is believed from
-    that proxy only: anyone else could write anything in it."""
-    peer = connection.client.host if connection.client else "unknown"
-    settings = connection.app.state.settings
-    forwarded = connection.headers.get("x-forwarded-for")
-    proxies = ("127.0.0.1", "::1", settings.router_host)
-    if settings.worker is not None and peer in proxies and forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip()
-    return peer
 
 
 def parse_after_seq(value: str | None) -> int | None:

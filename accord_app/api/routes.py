@@ -4,9 +4,8 @@ import uuid
 
 from fastapi import APIRouter
 
-from accord_app.models import NameIn
-from accord_app.types import Channel, Server
-from accord_app.web import ERROR_RESPONSES, CatalogDep, server_not_found
+from accord_app.api.schemas import Channel, NameIn, Server
+from accord_app.api.shared import ERROR_RESPONSES, CatalogDep, server_not_found
 
 router = APIRouter(prefix="/api")
 

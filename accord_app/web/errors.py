@@ -2,17 +2,15 @@
 
 The frontend shows `message` as it is, so it is written for people; programs branch on `code`.
 FastAPI's own errors (422 with a list of details, {"detail": ...} for 404 and 405) are turned
-into this shape here, and a malformed request is a 400, never a 500.
+into this shape here, and a malformed request is a 400, never a 500. What a failure of the disk,
+the actors or the catalog means to a client is the taxonomy of accord_app/chat/failures.py.
 """
 
-import errno
 import logging
 import re
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
@@ -24,14 +22,10 @@ from accord_app.actors import (
     ActorOverloaded,
     ActorReset,
     CommitFailed,
-    StorageBusy,
-    StorageDamaged,
     StorageError,
-    StorageUnavailable,
 )
-from accord_app.actors.errors import is_disk_full
-from accord_app.actors.sockets import CLOSE_TRY_AGAIN_LATER
-from accord_app.catalog import CatalogUnavailable
+from accord_app.catalog.store import CatalogUnavailable
+from accord_app.chat.failures import INTERNAL_ERROR, describe_failure
 
 logger = logging.getLogger("accord")
 
@@ -161,57 +155,6 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # A bug, not bad input: log it with its traceback and still answer in the API's shape.
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "Something went wrong on the server.")
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """What a failure means to a client, however it reaches one: an HTTP error, a WebSocket
-    close, or an error frame for one message."""
-
-    code: str  # for programs, stable
-    status: int  # the HTTP status
-    close_code: int  # the WebSocket close code
-    sentence: str  # for people; short enough for a close frame's reason (123 bytes)
-
-
-# Retrying with the same nonce (a message) or Idempotency-Key (an announcement) stores a change
-# once, whether or not the first try was stored: the answer to "may or may not".
-RETRY_SAME_KEY = "retry with the same nonce or Idempotency-Key"
-CLOSE_INTERNAL_ERROR = 1011  # RFC 6455
-INTERNAL_ERROR = Failure(
-    "internal_error", 500, CLOSE_INTERNAL_ERROR, "Something went wrong on the server."
-)
-
-
-def describe_failure(exc: BaseException, folder: Path | None = None) -> Failure:
-    """The one taxonomy of Accord's failures (of the disk, a database file in `folder` if
-    known, the actors, the catalog). Anything else is INTERNAL_ERROR: a bug, not the disk.
-
-    A failed commit is the subtle one: the reset that follows closes the database, and closing
-    checkpoints whatever reached the -wal, so a change the disk did not confirm may still be
-    there afterwards. Its sentence says so, and the retry with the same key is the answer."""
-    if isinstance(exc, ActorOverloaded):
-        sentence = "This channel is too busy right now; try again shortly."
-        return Failure("overloaded", 503, CLOSE_TRY_AGAIN_LATER, sentence)
-    if is_disk_full(exc, folder):
-        sentence = f"The server's disk is full, so this may not be stored: {RETRY_SAME_KEY} later."
-        return Failure("storage_full", 503, CLOSE_TRY_AGAIN_LATER, sentence)
-    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
-        sentence = "The server has too many files open right now; try again shortly."
-        return Failure("server_busy", 503, CLOSE_TRY_AGAIN_LATER, sentence)
-    if isinstance(exc, StorageDamaged) or type(exc) is sqlite3.DatabaseError:  # not a database
-        sentence = "This data is damaged and needs the server's operator; nothing was changed."
-        return Failure("storage_unavailable", 503, CLOSE_INTERNAL_ERROR, sentence)
-    if isinstance(exc, StorageBusy):
-        sentence = "Another process holds this data: is a second Accord using the same folder?"
-        return Failure("storage_unavailable", 503, CLOSE_TRY_AGAIN_LATER, sentence)
-    if isinstance(exc, StorageUnavailable | CatalogUnavailable | sqlite3.OperationalError):
-        sentence = "The server's storage is unavailable right now; nothing was changed."
-        return Failure("storage_unavailable", 503, CLOSE_TRY_AGAIN_LATER, sentence)
-    if isinstance(exc, CommitFailed | ActorReset):
-        sentence = f"The disk did not confirm this: it may or may not be stored; {RETRY_SAME_KEY}."
-        return Failure("not_stored", 503, CLOSE_TRY_AGAIN_LATER, sentence)
-    return INTERNAL_ERROR
 
 
 async def _storage_failed(request: Request, exc: Exception) -> JSONResponse:

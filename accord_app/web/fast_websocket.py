@@ -1,6 +1,6 @@
 """The fast WebSocket path: a WebSocket protocol for uvicorn's `ws=` option, made for the runtime.
 
-On the ASGI path (chat/websocket.py, the one chapters 05-06 teach) every frame is one
+On the ASGI path (chat/http/websocket.py, the one chapters 05-06 teach) every frame is one
 `websocket.send` message: one await, one write() system call, and every open socket keeps a
 task waiting in the framework's call chain. With hundreds of members per broadcast that is
 most of the server's time and memory (benchmarks/fanout.py measures both paths). Here:
@@ -43,8 +43,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from accord_app.actors import TransportClosed
-from accord_app.actors.sockets import Inbox, OnClose, OnFrame
+from accord_app.actors import Inbox, OnClose, OnFrame, TransportClosed
 
 # The ASGI scope extension under which the endpoint finds this object as its Transport.
 DIRECT_TRANSPORT = "accord.direct_transport"

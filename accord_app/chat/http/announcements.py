@@ -1,7 +1,7 @@
 """Announcements: one request that reaches every channel actor of a server.
 
 POST /api/servers/{server_id}/announcements fans out to the actors that host the server's
-channels: one call per actor here, and, in a cluster, a RemoteActor call (chat/remote.py) per
+channels: one call per actor here, and, in a cluster, a RemoteActor call (chat/http/remote.py) per
 channel hosted elsewhere, which arrives as POST .../channels/{channel_id}/announcements on the
 worker that hosts it. Each actor stores the announcement like a message (signed ANNOUNCER, a
 name no member may take) and broadcasts it to the channel's members.
@@ -15,21 +15,20 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from accord_app.actors import Namespace
-from accord_app.catalog import Catalog
-from accord_app.chat.activity import CALLS_HEADER, REMOTE_CALLS_IN_FLIGHT, local_call
+from accord_app.api.schemas import Announcement, AnnouncementIn, Delivery, ErrorBody, Message
+from accord_app.api.shared import ERROR_RESPONSES, CatalogDep, server_not_found
 from accord_app.chat.channel import ChannelActor
+from accord_app.chat.http.activity import CALLS_HEADER, REMOTE_CALLS_IN_FLIGHT, local_call
+from accord_app.chat.http.remote import RemoteActor, RemoteCallError
+from accord_app.chat.http.routes import channel_actor
 from accord_app.chat.protocol import ProtocolError, clean_message
-from accord_app.chat.remote import RemoteActor, RemoteCallError
-from accord_app.chat.routes import channel_actor
-from accord_app.chat.sharding import Sharding, shard_key
-from accord_app.errors import ApiError
-from accord_app.placement import Placement
-from accord_app.types import Announcement, AnnouncementIn, Delivery, ErrorBody, Message
-from accord_app.web import ERROR_RESPONSES, get_catalog, server_not_found
+from accord_app.chat.sharding import Sharding, group_by_key
+from accord_app.cluster.placement import Placement
+from accord_app.web.errors import ApiError
 
 router = APIRouter(prefix="/api/servers/{server_id}")
 # How long a fan-out waits for its slowest channel. A host that is down answers by then.
@@ -53,7 +52,7 @@ async def announce(
     response: Response,
     server_id: uuid.UUID,
     body: AnnouncementIn,
-    catalog: Annotated[Catalog, Depends(get_catalog)],
+    catalog: CatalogDep,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> Announcement:
     """Each channel answers for itself. With an Idempotency-Key, asking again (after some
@@ -67,9 +66,7 @@ async def announce(
     announcement_id = idempotency_key or str(uuid.uuid4())
     deadline = time.monotonic() + ANNOUNCE_DEADLINE_SECONDS
     in_flight = asyncio.Semaphore(REMOTE_CALLS_IN_FLIGHT)
-    groups: dict[str, list[str]] = {}
-    for channel in channels:
-        groups.setdefault(shard_key(sharding, str(server_id), channel.id), []).append(channel.id)
+    groups = group_by_key(sharding, str(server_id), (channel.id for channel in channels))
 
     async def deliver(key: str, channel_id: str) -> Delivery:
         try:

@@ -19,21 +19,20 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from accord_app.actors import Namespace
-from accord_app.catalog import Catalog
+from accord_app.api.schemas import ChannelActivity, ErrorBody
+from accord_app.api.shared import ERROR_RESPONSES, CatalogDep, server_not_found
 from accord_app.chat.channel import ChannelActor
-from accord_app.chat.remote import CallRefused, CallTimedOut, RemoteActor, RemoteCallError
-from accord_app.chat.routes import activity_of
-from accord_app.chat.sharding import Sharding, shard_key
-from accord_app.errors import INTERNAL_ERROR, describe_failure
-from accord_app.placement import Placement
-from accord_app.types import ChannelActivity, ErrorBody
-from accord_app.web import ERROR_RESPONSES, get_catalog, server_not_found
+from accord_app.chat.failures import INTERNAL_ERROR, describe_failure
+from accord_app.chat.http.remote import CallRefused, CallTimedOut, RemoteActor, RemoteCallError
+from accord_app.chat.http.routes import activity_of
+from accord_app.chat.sharding import Sharding, group_by_key
+from accord_app.cluster.placement import Placement
 
 router = APIRouter(prefix="/api/servers/{server_id}")
 REMOTE_CALLS_IN_FLIGHT = 32
@@ -58,15 +57,13 @@ async def server_activity(
     request: Request,
     response: Response,
     server_id: uuid.UUID,
-    catalog: Annotated[Catalog, Depends(get_catalog)],
+    catalog: CatalogDep,
 ) -> list[ChannelActivity]:
     channels = await run_in_threadpool(catalog.list_channels, str(server_id))
     if channels is None:
         raise server_not_found(server_id)
     sharding: Sharding = request.app.state.settings.sharding
-    groups: dict[str, list[str]] = {}
-    for channel in channels:
-        groups.setdefault(shard_key(sharding, str(server_id), channel.id), []).append(channel.id)
+    groups = group_by_key(sharding, str(server_id), (channel.id for channel in channels))
     # A thousand calls at once would only queue for connections and time out: at most
     # REMOTE_CALLS_IN_FLIGHT of this request's calls go out together, on kept-alive connections.
     in_flight = asyncio.Semaphore(REMOTE_CALLS_IN_FLIGHT)

@@ -1,9 +1,15 @@
-"""What one client may make the server hold or do: a request body (an ASGI middleware), the
-HTTP connection itself (headers, deadlines, connections per address, the Host header: a
-uvicorn protocol class, since the app sees a request only once its headers are complete), and
-the requests an address may make each second (an ASGI middleware)."""
+"""The HTTP edge's middleware: what one client may make the server hold or do (a request
+body, the HTTP connection itself: headers, deadlines, connections per address, the Host
+header, as a uvicorn protocol class, since the app sees a request only once its headers are
+complete; and the requests an address may make each second), the headers between a cluster's
+worker and its router, and ids written one way only.
+
+Worker and router: `X-Accord-Worker: <n>` on every answer, so a client can see where a channel
+lives (tests, the scaling chapter, curl -i); and the router's secret, without which a worker
+does not believe `X-Forwarded-For`."""
 
 import asyncio
+import hmac
 import http
 import ipaddress
 import json
@@ -23,11 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from accord_app.catalog import Catalog, CatalogError
+from accord_app.catalog.store import Catalog, CatalogError
 from accord_app.chat.ratelimit import TokenBucket
-from accord_app.chat.routes import client_address
-from accord_app.errors import error_response
-from accord_app.worker_header import is_internal
+from accord_app.web.errors import error_response
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -326,7 +330,7 @@ class RequestBudget:
     """Pure ASGI middleware: each HTTP request costs tokens from its client address's bucket
     (see the costs above); one it cannot pay is answered 429 rate_limited with Retry-After.
     `GET /api`, the health check, is free, and so are the cluster's own calls between its
-    workers (marked by the router's secret, see accord_app/worker_header.py). The buckets are
+    workers (marked by the router's secret, see accord_app/web/middleware.py). The buckets are
     this process's: each worker of a cluster keeps its own."""
 
     def __init__(self, app: ASGIApp, limits: RequestLimits, catalog: Catalog) -> None:
@@ -375,3 +379,144 @@ class RequestBudget:
             bucket.refill(now)
             if bucket.tokens >= bucket.burst:
                 del self.buckets[client]
+
+
+# --- The headers between a cluster's worker and its router. ---
+
+_WORKER = b"x-accord-worker"
+# The cluster makes up a secret at each start, gives it to its workers (ACCORD_ROUTER_SECRET)
+# and has Caddy add it to every request it forwards. Any local process can connect to a
+# worker's port, and anything that reaches a host through the gateway comes from the router's
+# address: the source address proves nothing, the secret does.
+ROUTER_SECRET_HEADER = "X-Accord-Router"
+_SECRET = ROUTER_SECRET_HEADER.lower().encode()
+_FORWARDED = b"x-forwarded-for"
+# Sent with the secret by a worker's own calls to other workers (through the router): they
+# are the cluster's work for a client who already paid, not a client's requests.
+INTERNAL_HEADER = "X-Accord-Internal"
+_INTERNAL = INTERNAL_HEADER.lower().encode()
+
+
+def is_internal(scope: Scope) -> bool:
+    """Whether the request is a worker's call to another (RouterOnlyForwarding has removed
+    the header from any request whose secret did not match)."""
+    return any(name == _INTERNAL for name, _ in scope["headers"])
+
+
+# The messages that start an answer: an HTTP response, a WebSocket accepted or refused.
+_ANSWER_STARTS = {"http.response.start", "websocket.accept", "websocket.http.response.start"}
+
+
+class WorkerHeader:
+    """Pure ASGI middleware: adds the header to HTTP responses and WebSocket handshakes alike
+    (Starlette's BaseHTTPMiddleware sees only HTTP)."""
+
+    def __init__(self, app: ASGIApp, worker: int) -> None:
+        self.app = app
+        self.value = str(worker).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_header(message: Message) -> None:
+            if message["type"] in _ANSWER_STARTS:
+                headers = [*message.get("headers", []), (_WORKER, self.value)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+class RouterOnlyForwarding:
+    """Pure ASGI middleware: drops `X-Forwarded-For` from a request that does not carry the
+    router's secret (so the client is the peer itself), `X-Accord-Internal` unless it holds
+    the secret, and the router's header from every request (so the app, its logs and its
+    errors never hold the secret)."""
+
+    def __init__(self, app: ASGIApp, secret: str | None) -> None:
+        self.app = app
+        self.secret = None if secret is None else secret.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            headers = scope["headers"]
+            dropped = {_SECRET}
+            if not self.carries_secret(headers, _SECRET):
+                dropped.add(_FORWARDED)
+            if not self.carries_secret(headers, _INTERNAL):
+                dropped.add(_INTERNAL)
+            kept = [(name, value) for name, value in headers if name not in dropped]
+            scope = {**scope, "headers": kept}
+        await self.app(scope, receive, send)
+
+    def carries_secret(self, headers: list[tuple[bytes, bytes]], header: bytes) -> bool:
+        given = [value for name, value in headers if name == header]
+        return (
+            self.secret is not None
+            and len(given) == 1
+            and hmac.compare_digest(given[0], self.secret)
+        )
+
+
+def client_address(connection: HTTPConnection) -> str:
+    """Who is asking: the peer's IP address, or, behind the cluster's proxy (a worker reached
+    from loopback, or from the router's address when hosts are network namespaces), the
+    address the proxy saw, which it puts last in X-Forwarded-For. The header is believed from
+    that proxy only: anyone else could write anything in it."""
+    peer = connection.client.host if connection.client else "unknown"
+    settings = connection.app.state.settings
+    forwarded = connection.headers.get("x-forwarded-for")
+    proxies = ("127.0.0.1", "::1", settings.router_host)
+    if settings.worker is not None and peer in proxies and forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return peer
+
+
+# --- Ids in the path, written one way only. ---
+
+# Where ids stand in the API's paths: /api/servers/{server_id}/channels/{channel_id}/...
+_ID_SEGMENTS = {3: "server_id", 5: "channel_id"}
+
+
+def non_canonical_id(path: str) -> tuple[str, str] | None:
+    """(field, canonical form) of the first id in `path` that is a UUID written another way
+    (upper case, no hyphens, braces, urn:uuid:); None if there is none."""
+    parts = path.split("/")
+    if parts[1:3] != ["api", "servers"]:
+        return None
+    if len(parts) > 4 and parts[4] != "channels":
+        parts = parts[:4]  # only the server's id is an id on its other paths
+    for index, name in _ID_SEGMENTS.items():
+        if index >= len(parts):
+            break
+        try:
+            canonical = str(uuid.UUID(parts[index]))
+        except ValueError:
+            continue  # not a UUID at all: the route answers its own 400 or 404
+        if parts[index] != canonical:
+            return name, canonical
+    return None
+
+
+class CanonicalIds:
+    """Pure ASGI middleware: an id in the path must be written as the API writes it, a UUID in
+    lower case with hyphens, or it is a 400. The cluster's proxy routes a channel by the text
+    of its ids; if the app read "ABC…" as "abc…", the two would disagree on its worker."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = non_canonical_id(scope["path"]) if scope["type"] in ("http", "websocket") else None
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        name, canonical = found
+        message = (
+            f"The {name} in the path must be a UUID written in lower case with hyphens,"
+            f" such as {canonical}."
+        )
+        if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+            "extensions", {}
+        ):
+            await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+            return
+        await error_response(400, f"invalid_{name}", message)(scope, receive, send)

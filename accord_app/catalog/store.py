@@ -7,7 +7,7 @@ suits them; messages change all the time and live in per-channel actors instead.
 Several processes may open the same catalog (the app, a notebook, a test). With SQLite, WAL
 mode lets readers run beside one writer, writers take the lock up front (BEGIN IMMEDIATE) and
 wait for it up to a timeout, and every commit is fsync'ed (synchronous=FULL) before the API
-answers. PostgreSQL does all of this as a server; what differs is in accord_app/dialects.py.
+answers. PostgreSQL does all of this as a server; what differs is in accord_app/catalog/dialects.py.
 """
 
 import re
@@ -24,9 +24,11 @@ from typing import TypeVar
 
 import psycopg
 
+from accord_app.api.schemas import Channel, Server
+
 # BUSY_TIMEOUT_SECONDS and connect (SQLite's) are the catalog's too: chapter 02 uses them.
-from accord_app.dialects import BUSY_TIMEOUT_SECONDS as BUSY_TIMEOUT_SECONDS
-from accord_app.dialects import (
+from accord_app.catalog.dialects import BUSY_TIMEOUT_SECONDS as BUSY_TIMEOUT_SECONDS
+from accord_app.catalog.dialects import (
     Connection,
     NoAnswer,
     describe,
@@ -34,8 +36,7 @@ from accord_app.dialects import (
     dialect_of,
     open_connection,
 )
-from accord_app.dialects import connect as connect
-from accord_app.types import Channel, Server
+from accord_app.catalog.dialects import connect as connect
 
 # Connections to PostgreSQL kept open between calls, at most.
 IDLE_CONNECTIONS = 8
@@ -67,7 +68,7 @@ class Migration:
 def load_migrations() -> list[Migration]:
     """The package's numbered SQL files (0001_name.sql, ...), in order."""
     migrations = []
-    for entry in resources.files("accord_app").joinpath("migrations").iterdir():
+    for entry in resources.files("accord_app.catalog").joinpath("migrations").iterdir():
         if entry.name.endswith(".sql"):
             number, _, rest = entry.name.partition("_")
             migrations.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))
@@ -97,7 +98,7 @@ def split_statements(script: str) -> list[str]:
 @contextmanager
 def write_transaction(conn: AnyConnection) -> Iterator[AnyConnection]:
     """BEGIN ... COMMIT, or ROLLBACK if the block raises: BEGIN IMMEDIATE on SQLite, which
-    takes the write lock at once (see accord_app/dialects.py)."""
+    takes the write lock at once (see accord_app/catalog/dialects.py)."""
     conn.execute(dialect_of(conn).begin)
     try:
         yield conn

@@ -2,7 +2,7 @@
 
 The adapter lives with the web layer, not in the runtime: the runtime knows sockets only by
 the Transport protocol, so it runs (and is tested) without a web framework at all. Served
-with the fast WebSocket path (accord_app/fast_websocket.py), the connection itself is the
+with the fast WebSocket path (accord_app/web/fast_websocket.py), the connection itself is the
 Transport instead, and `accept` hands that one over.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from accord_app.actors import TransportClosed
-from accord_app.fast_websocket import DIRECT_TRANSPORT, FastWebSocket
+from accord_app.web.fast_websocket import DIRECT_TRANSPORT, FastWebSocket
 
 
 class StarletteTransport:

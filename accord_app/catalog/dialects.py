@@ -118,7 +118,7 @@ class PostgreSQL(Dialect):
         if "strftime" in statement.lower():
             raise ValueError(
                 f"no PostgreSQL translation for this use of strftime: {statement[:120]!r};"
-                " add one in accord_app/dialects.py"
+                " add one in accord_app/catalog/dialects.py"
             )
         return statement
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from accord_app.placement import Placement
+from accord_app.cluster.placement import Placement
 
 # Status codes that say "not done, try again": the proxy found no worker (502), or it was busy
 # or its storage was unavailable (503). Anything else is an answer.
