@@ -7,7 +7,7 @@ from importlib import metadata
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
 from accord_app.actors import Actor, Runtime
@@ -19,12 +19,14 @@ from accord_app.chat.http import activity, admin, announcements
 from accord_app.chat.http import routes as chat_routes
 from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.chat.ratelimit import ClientLimits
+from accord_app.observe.metrics import Metrics
 from accord_app.settings import Settings, WebSocketPath
 from accord_app.web.errors import install_error_handlers, no_such_websocket
 from accord_app.web.fast_websocket import FastWebSocket
 from accord_app.web.frontend import install_frontend
 from accord_app.web.middleware import (
     INTERNAL_HEADER,
+    REFUSED,
     BodySizeLimit,
     CanonicalIds,
     HttpLimits,
@@ -79,6 +81,13 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return options  # else uvicorn's own WebSocket protocol: the ASGI path
 
 
+async def serve_metrics(request: Request) -> Response:
+    """GET /metrics: what Prometheus scrapes, in the format its Accept header asks for."""
+    metrics: Metrics = request.app.state.metrics
+    body, content_type = metrics.exposition(request.headers.get("accept"))
+    return Response(body, media_type=content_type)
+
+
 # How long a call to an actor on another worker of the cluster may take.
 ROUTER_TIMEOUT_SECONDS = 5.0
 
@@ -92,10 +101,17 @@ def create_app(
     # Limits and cost are class attributes because the runtime constructs the actors itself;
     # the clients' counters are one object, shared by every actor and the WebSocket route.
     clients = ClientLimits(settings.chat_limits)
+    # This app's metrics (GET /metrics), in a registry of its own; None with ACCORD_METRICS=0.
+    metrics = Metrics() if settings.metrics else None
     actor_class = type(
         channel_actor.__name__,
         (channel_actor,),
-        {"limits": settings.chat_limits, "clients": clients, "cost": settings.message_cost},
+        {
+            "limits": settings.chat_limits,
+            "clients": clients,
+            "cost": settings.message_cost,
+            "metrics": metrics,
+        },
     )
 
     @asynccontextmanager
@@ -122,6 +138,7 @@ def create_app(
         )
         app.state.runtime = runtime
         app.state.channels = runtime.namespace("channels", actor_class)
+        detach = metrics.attach(runtime) if metrics is not None else None
         # In a cluster, calls to actors that other workers host go through the proxy.
         # trust_env=False: a proxy set in the environment must never see loopback traffic.
         app.state.router = None
@@ -140,6 +157,8 @@ def create_app(
         await runtime.close()  # finishes queued turns and commits, closes every socket
         if log is not None:
             await log.close()
+        if detach is not None:
+            detach()
         app.state.catalog.close()  # its kept connections (PostgreSQL)
 
     # FastAPIOffline is FastAPI whose /docs and /redoc pages load Swagger UI and ReDoc from
@@ -157,8 +176,14 @@ def create_app(
     app.state.catalog = catalog
     app.state.clients = clients
     app.state.placement = settings.placement
+    app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(RequestBudget, limits=settings.request_limits, catalog=catalog)
+    budget: dict[str, Any] = {"limits": settings.request_limits, "catalog": catalog}
+    if metrics is not None:
+        metrics.watch_http_refusals(REFUSED)
+        budget["on_refused"] = metrics.request_rate_limited
+        app.add_api_route("/metrics", serve_metrics, methods=["GET"], include_in_schema=False)
+    app.add_middleware(RequestBudget, **budget)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(CanonicalIds)
     if settings.worker is not None:

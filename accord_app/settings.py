@@ -75,6 +75,8 @@ class Settings:
     # The bearer token of the admin endpoints (a channel's point-in-time restore); None: they
     # do not exist at all.
     admin_token: str | None = field(default=None, repr=False)
+    # GET /metrics, and the counting behind it (ACCORD_METRICS=0 turns both off).
+    metrics: bool = True
 
     def __post_init__(self) -> None:
         if self.catalog_url is not None and not self.catalog_url.startswith(POSTGRESQL_SCHEMES):
@@ -139,6 +141,14 @@ class Settings:
                 return float(text)
             except ValueError:
                 raise ValueError(f"{name} must be a number, not {text!r}") from None
+
+        def switch(name: str, default: bool) -> bool:
+            text = environ.get(name)
+            if text is None:
+                return default
+            if text not in {"0", "1"}:
+                raise ValueError(f"{name} must be 1 (on) or 0 (off), not {text!r}")
+            return text == "1"
 
         sharding = environ.get("ACCORD_SHARDING", defaults.sharding.value)
         if sharding not in {mode.value for mode in Sharding}:
@@ -221,4 +231,5 @@ class Settings:
             bookmark_retention_days=number(
                 "ACCORD_BOOKMARK_RETENTION_DAYS", defaults.bookmark_retention_days
             ),
+            metrics=switch("ACCORD_METRICS", defaults.metrics),
         )

@@ -20,6 +20,9 @@ Targets, each a server in its own subprocess, with the rate limits lifted out of
 - baseline-asgi: the same broadcast on uvicorn's own protocol (an awaited send per copy).
 - with --sharding-modes, accord-fast-server and accord-fast-global: the fast path with one actor
   per server, or one for everything (10 channels over --servers 2 servers).
+- accord-fast-metrics-off, asked for by name: accord-fast with ACCORD_METRICS=0 (no /metrics, and
+  nothing observing the runtime); `--targets accord-fast accord-fast-metrics-off` measures
+  what the metrics cost (target: accord-fast >= 0.95x of it).
 - with --compare-tree DIR, accord-fast@<dir name>: accord-fast run from another copy of the
   project (DIR/accord_app on PYTHONPATH), to measure a change to the fast path side by side.
 
@@ -125,6 +128,7 @@ SENT_AT = re.compile(rb'"message":"\d+ \d+ ([0-9.]+) ')
 SENT_AT_NOT_ACKS = re.compile(rb'\{"type":"message",[^}]*?"message":"\d+ \d+ ([0-9.]+) ')
 TARGET_FAST_VS_BASELINE = 0.7  # accord-fast / baseline-fast delivered/s at saturation
 TARGET_FAST_VS_ASGI = 3.0  # accord-fast / accord-asgi delivered/s at saturation
+TARGET_METRICS_COST = 0.95  # accord-fast / accord-fast-metrics-off delivered/s at saturation
 TARGET_KB_PER_MEMBER = 15.0  # accord-fast, idle members, actors hibernated
 BUSY_MACHINE_CPU = 25.0  # % of a core used by other processes that makes frames/s unreliable
 BUSY_CLIENT_CPU = 90.0  # % of its core: the load generator may have been the limit
@@ -144,10 +148,12 @@ class Target:
     ws: str  # "fast" or "asgi"
     sharding: str = "channel"
     tree: Path = PROJECT_DIR  # the source tree it runs from: --compare-tree runs another
+    metrics: bool = True  # ACCORD_METRICS
 
     @property
     def env(self) -> dict[str, str]:
-        return {"PYTHONPATH": str(self.tree), "ACCORD_WS": self.ws}
+        metrics = "1" if self.metrics else "0"
+        return {"PYTHONPATH": str(self.tree), "ACCORD_WS": self.ws, "ACCORD_METRICS": metrics}
 
 
 TARGETS = {
@@ -159,6 +165,7 @@ TARGETS = {
         Target("baseline-asgi", "baseline", "asgi"),
         Target("accord-fast-server", "accord", "fast", "server"),
         Target("accord-fast-global", "accord", "fast", "global"),
+        Target("accord-fast-metrics-off", "accord", "fast", metrics=False),
     ]
 }
 DEFAULT_TARGETS = ["accord-fast", "accord-asgi", "baseline-fast", "baseline-asgi"]
@@ -1074,6 +1081,7 @@ def ratios(results: list[WindowResult]) -> list[Ratio]:
         ("accord-fast", "accord-asgi", TARGET_FAST_VS_ASGI),
         ("baseline-fast", "baseline-asgi", 0.0),
         ("accord-asgi", "baseline-asgi", 0.0),
+        ("accord-fast", "accord-fast-metrics-off", TARGET_METRICS_COST),
     ]
     others = sorted({r.target for r in results if r.target.startswith("accord-fast@")})
     wanted += [(name, "accord-fast", 0.0) for name in others]

@@ -66,6 +66,16 @@ def test_the_websocket_path_is_fast_unless_asgi_is_asked_for() -> None:
         Settings.from_env({"ACCORD_WS": "quick"})
 
 
+def test_metrics_are_on_unless_accord_metrics_is_0() -> None:
+    assert Settings.from_env({}).metrics
+    assert Settings.from_env({"ACCORD_METRICS": "1"}).metrics
+    assert not Settings.from_env({"ACCORD_METRICS": "0"}).metrics
+    with pytest.raises(
+        ValueError, match="ACCORD_METRICS must be 1 \\(on\\) or 0 \\(off\\), not 'no'"
+    ):
+        Settings.from_env({"ACCORD_METRICS": "no"})
+
+
 def test_host_names_and_request_budgets_come_from_the_environment() -> None:
     settings = Settings.from_env(
         {

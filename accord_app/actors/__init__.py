@@ -2,10 +2,11 @@
 
 Modules, one concept each: `ids` (addresses), `errors`, `gates` (the sans-I/O input and output
 gates), `storage` (per-actor SQLite, group-commit primitives), `alarms`, `sockets`
-(hibernatable WebSockets), `actor` (what an actor is and is given: Actor, ActorContext), `host`
-(one actor id's turns, commits and sockets: ActorHost) and `runtime` (Runtime, Namespace, Stub);
-`datalock` keeps a second process off a data folder. What this module exports is the runtime's
-public API: the web edge and the API import nothing else of it (see pyproject.toml).
+(hibernatable WebSockets), `events` (what the runtime tells its observers, and tallies), `actor`
+(what an actor is and is given: Actor, ActorContext), `host` (one actor id's turns, commits and
+sockets: ActorHost) and `runtime` (Runtime, Namespace, Stub); `datalock` keeps a second process
+off a data folder. What this module exports is the runtime's public API: the web edge and the
+API import nothing else of it (see pyproject.toml).
 """
 
 from accord_app.actors.actor import Actor, ActorContext
@@ -29,6 +30,14 @@ from accord_app.actors.errors import (
     TurnCancelled,
     UnknownMethod,
     is_disk_full,
+)
+from accord_app.actors.events import (
+    Activity,
+    ActorEvent,
+    Distribution,
+    EventKind,
+    Observers,
+    Traffic,
 )
 from accord_app.actors.host import CommitMode
 from accord_app.actors.ids import ActorId
@@ -54,9 +63,11 @@ from accord_app.actors.storage import Storage
 
 __all__ = [
     "CLOSE_TRY_AGAIN_LATER",
+    "Activity",
     "Actor",
     "ActorContext",
     "ActorError",
+    "ActorEvent",
     "ActorId",
     "ActorInfo",
     "ActorOverloaded",
@@ -66,6 +77,8 @@ __all__ = [
     "CommitFailed",
     "CommitMode",
     "DirectTransport",
+    "Distribution",
+    "EventKind",
     "Fenced",
     "HibernatableWebSocket",
     "Inbox",
@@ -75,6 +88,7 @@ __all__ = [
     "MemoryDirectTransport",
     "MemoryTransport",
     "Namespace",
+    "Observers",
     "OnClose",
     "OnFrame",
     "Runtime",
@@ -86,6 +100,7 @@ __all__ = [
     "StorageFull",
     "StorageUnavailable",
     "Stub",
+    "Traffic",
     "Transport",
     "TransportClosed",
     "TurnCancelled",

@@ -39,6 +39,7 @@ from accord_app.actors.errors import (
     is_disk_full,
     storage_unavailable,
 )
+from accord_app.actors.events import Activity, ActorEvent, EventKind, Observers, Traffic
 from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
 from accord_app.actors.replica import ActorReplica, set_marker
 from accord_app.actors.replication import ReplicaLog, Snapshot, Statement
@@ -68,7 +69,22 @@ class HostServices(Protocol):
     This is the whole of the host's view of the runtime: this module imports nothing of it."""
 
     @property
+    def name(self) -> str: ...
+
+    @property
     def actor_class(self) -> type[Actor]: ...
+
+    # Who watches the actors (runtime.observe), and the name an id was made from, if known.
+    @property
+    def observers(self) -> Observers: ...
+
+    def name_of(self, actor_hex: str) -> str | None: ...
+
+    @property
+    def traffic(self) -> Traffic: ...
+
+    @property
+    def activity(self) -> Activity: ...
 
     # The runtime's settings and its worker threads (opening, fsyncing, closing databases).
     @property
@@ -161,14 +177,19 @@ class Frame:
     broadcast sends the same frame to several in a row, for all of them: one output, not one
     per member."""
 
-    __slots__ = ("data", "sockets")
+    __slots__ = ("data", "sockets", "traffic")
 
-    def __init__(self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed):
-        self.sockets, self.data = [ws], data
+    def __init__(
+        self, ws: HibernatableWebSocket, data: str | bytes | TransportClosed, traffic: Traffic
+    ):
+        self.sockets, self.data, self.traffic = [ws], data, traffic
 
     def release(self) -> None:
+        data = self.data
         for ws in self.sockets:
-            ws.deliver(self.data)
+            ws.deliver(data)
+        if not isinstance(data, TransportClosed):
+            self.traffic.sent(data, len(self.sockets))
 
     def drop(self, error: BaseException) -> None:
         """Lost with the failed commit, as in Durable Objects."""
@@ -188,11 +209,13 @@ class ActorHost:
         "gate",
         "id",
         "instance",
+        "last_commit_seconds",
         "mailbox",
         "namespace",
         "replica",
         "sockets",
         "storage",
+        "turns",
     )
 
     def __init__(self, namespace: HostServices, actor_id: ids.ActorId) -> None:
@@ -211,6 +234,8 @@ class ActorHost:
         self._commit_in_flight: asyncio.Task[None] | None = None  # while commits.in_flight
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_active = 0.0
+        self.turns = 0  # since this host was made (it is dropped when its actor hibernates)
+        self.last_commit_seconds: float | None = None  # the last commit's fsync
 
     @property
     def last_active(self) -> float:
@@ -221,10 +246,38 @@ class ActorHost:
         """Nothing queued, running, committing or held: safe to hibernate."""
         return self.mailbox.idle and not self.gate.busy and not self.commits.in_flight
 
+    def emit(
+        self,
+        kind: EventKind,
+        seconds: float | None = None,
+        count: int | None = None,
+        writes: int | None = None,
+    ) -> None:
+        """Tell the observers that want `kind` (nobody wants it: nothing is built)."""
+        namespace = self.namespace
+        if kind in namespace.observers.kinds:
+            namespace.observers.emit(
+                ActorEvent(
+                    kind,
+                    namespace.actor_class.__name__,
+                    self.id.hex,
+                    namespace.name_of(self.id.hex),
+                    time.time(),
+                    seconds,
+                    count,
+                    writes,
+                    namespace.name,
+                )
+            )
+
     # -- events and turns ----------------------------------------------------------------
 
     def push(self, event: Event, *, bounded: bool = True) -> None:
-        self.mailbox.push(event, bounded=bounded)
+        try:
+            self.mailbox.push(event, bounded=bounded)
+        except ActorOverloaded:
+            self.emit(EventKind.OVERLOADED, count=len(self.mailbox))
+            raise
         if self._drainer is None:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
@@ -237,10 +290,15 @@ class ActorHost:
                     await asyncio.shield(self._commit_in_flight)
                 if (event := self.mailbox.start_turn()) is None:
                     break
+                started = time.perf_counter()
                 try:
                     await self._run_turn(event)
                 finally:
                     self.mailbox.finish_turn()
+                seconds = time.perf_counter() - started
+                self.turns += 1
+                self.namespace.activity.turns.add(seconds)
+                self.emit(EventKind.TURN, seconds, count=len(self.mailbox))
                 if self.gate.should_commit():
                     self._start_commit()
                 # Let the event loop run every few turns: finished commits release their
@@ -278,10 +336,13 @@ class ActorHost:
                 self._reset(Fenced(f"actor {self.id.hex[:12]}…: this copy's epoch has ended"))
             constructing = self.instance is None
             if constructing:
+                waking = time.perf_counter()
                 await self.namespace.make_room_for(self)
                 await self._open_storage()
             actor = self._instance()
             await self._run_blockers()
+            if constructing:
+                self.emit(EventKind.WOKE, time.perf_counter() - waking)
             if constructing and self.storage is not None:
                 # What the constructor and blockers wrote (a schema, say) stands on its own:
                 # the event failing must not roll it back under the instance's feet.
@@ -430,10 +491,11 @@ class ActorHost:
         except Exception as error:
             self._commit_failed(error)
             return
-        batch = storage.take_batch()
+        statements = storage.take_batch()
         checkpoint = self.commits.commit_started()
+        batch = (self.gate.committing or 0) - self.gate.durable, storage.take_writes()
         self._commit_in_flight = asyncio.get_running_loop().create_task(
-            self._finish_commit(storage, alarm_update, checkpoint, batch, number)
+            self._finish_commit(storage, alarm_update, checkpoint, batch, statements, number)
         )
 
     async def _finish_commit(
@@ -441,26 +503,34 @@ class ActorHost:
         storage: Storage,
         alarm_update: tuple[bool, float | None],
         checkpoint: bool,
-        batch: list[Statement],
+        batch: tuple[int, int],
+        statements: list[Statement],
         number: int,
     ) -> None:
         """The local fsync and, when replicated, the append to the log, side by side: the
-        batch's outputs wait for both."""
+        batch's outputs wait for both. `batch`: the turns that wrote and the writes they
+        made, for the tallies; `statements`: what the log gets."""
         loop = asyncio.get_running_loop()
         executor = self.namespace.executor
         local = loop.run_in_executor(
             executor, self._make_durable, storage, alarm_update, checkpoint
         )
         try:
-            if batch and self.replica is not None:
-                wal_is_large = await self._durable_and_appended(local, batch, number)
+            if statements and self.replica is not None:
+                wal_is_large, seconds = await self._durable_and_appended(local, statements, number)
             else:
-                wal_is_large = await local
+                wal_is_large, seconds = await local
         except Exception as error:
             self._commit_in_flight = None
             self._commit_failed(error)
             return
         self._commit_in_flight = None
+        self.last_commit_seconds = seconds
+        activity = self.namespace.activity
+        activity.fsync_seconds.add(seconds)
+        activity.commit_turns.add(batch[0])
+        activity.commit_writes.add(batch[1])
+        self.emit(EventKind.COMMIT, seconds, count=batch[0], writes=batch[1])
         self.commits.commit_succeeded(wal_is_large)
         for output in self.gate.commit_succeeded():
             output.release()
@@ -473,8 +543,8 @@ class ActorHost:
             self._note_activity()
 
     async def _durable_and_appended(
-        self, local: "asyncio.Future[bool]", batch: list[Statement], number: int
-    ) -> bool:
+        self, local: "asyncio.Future[tuple[bool, float]]", batch: list[Statement], number: int
+    ) -> tuple[bool, float]:
         """Both the local fsync and the log's majority, each running to its end (the file
         must not be closed under a running fsync); a fence wins over any other failure."""
         assert self.replica is not None
@@ -483,20 +553,24 @@ class ActorHost:
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
             raise next((f for f in failures if isinstance(f, Fenced)), failures[0])
-        return bool(results[0])
+        wal_is_large, seconds = results[0]  # type: ignore[misc]
+        return bool(wal_is_large), float(seconds)
 
     def _make_durable(
         self, storage: Storage, alarm_update: tuple[bool, float | None], checkpoint: bool
-    ) -> bool:
-        """Worker thread: lower the alarm index, fsync the actor's -wal, then settle the index."""
+    ) -> tuple[bool, float]:
+        """Worker thread: lower the alarm index, fsync the actor's -wal, then settle the index.
+        Returns whether the -wal asks for a checkpoint, and how long making it durable took."""
         index = self.namespace.scheduler.index
         changed, at = alarm_update
         if changed and at is not None:
             index.lower(self.id.hex, at)
+        started = time.perf_counter()
         wal_is_large = storage.make_durable(checkpoint)
+        seconds = time.perf_counter() - started
         if changed:
             index.settle(self.id.hex, at)
-        return wal_is_large
+        return wal_is_large, seconds
 
     def _commit_failed(self, error: BaseException) -> None:
         folder = self.namespace.storage_path(self.id.hex).parent
@@ -510,6 +584,8 @@ class ActorHost:
             self._close_sockets(CLOSE_MOVED, "moved to another host")
         for output in self.gate.commit_failed():
             output.drop(failure)
+        self.namespace.activity.commits_failed += 1
+        self.emit(EventKind.COMMIT_FAILED)
         if self.commits.commit_failed(error, turn_running=self.mailbox.turn_running):
             self._reset(error)  # else the running turn ends first, then drops its reply
         # The idle timer may have come while the commit was in flight, and left it to whoever
@@ -520,6 +596,7 @@ class ActorHost:
         """Throw the instance away, rolling back what is not committed. Queued events stay and
         will meet a fresh instance built from disk."""
         self.namespace.log_failure(self.id.hex, f"reset: {cause!r}")
+        self.emit(EventKind.RESET)
         self.blockers.clear()
         self.instance = None
         self._end_replica()
@@ -606,11 +683,13 @@ class ActorHost:
             return
         self.hibernate()
 
-    def hibernate(self) -> None:
-        """Drop the instance and close its database."""
+    def hibernate(self, evicted: bool = False) -> None:
+        """Drop the instance and close its database (`evicted`: early, to make room)."""
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if self.instance is not None:
+            self.emit(EventKind.EVICTED if evicted else EventKind.HIBERNATED)
         storage, self.storage, self.instance = self.storage, None, None
         self._end_replica()
         if storage is not None:
@@ -623,6 +702,7 @@ class ActorHost:
     def accept_websocket(self, transport: Transport, tags: Sequence[str]) -> HibernatableWebSocket:
         ws = HibernatableWebSocket(transport, tags, self._send_frame)
         self.sockets.append(ws)
+        self.emit(EventKind.SOCKET_OPENED, count=len(self.sockets))
         if isinstance(transport, DirectTransport):  # it calls us: no task per socket
             transport.listen(partial(self._frame_received, ws), partial(self._peer_closed, ws))
         else:
@@ -633,10 +713,11 @@ class ActorHost:
         if isinstance(data, TransportClosed):
             if ws in self.sockets:
                 self.sockets.remove(ws)
+                self.emit(EventKind.SOCKET_CLOSED, count=len(self.sockets))
         elif isinstance(held := self.gate.last_held(), Frame) and held.data is data:
             held.sockets.append(ws)  # the same frame to the next member: released together
             return
-        frame = Frame(ws, data)
+        frame = Frame(ws, data, self.namespace.traffic)
         if self.gate.send(frame):
             frame.release()
 
@@ -663,9 +744,12 @@ class ActorHost:
         """A message from the peer becomes a turn; the future is done when the turn is."""
         if ws.closing:
             return None  # the actor closed it; wait for the peer's close, nothing more to deliver
+        traffic = self.namespace.traffic
+        traffic.received(data)
         if self.auto_response is not None and data == self.auto_response[0]:
             # Not gated, as in Cloudflare: a fixed answer reveals no state.
             ws.deliver(self.auto_response[1])
+            traffic.sent(self.auto_response[1])
             return None
         turn_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
@@ -685,6 +769,7 @@ class ActorHost:
         """Queue the close (or error) handler, waking the actor if needed: no ghost members."""
         if ws in self.sockets:
             self.sockets.remove(ws)
+            self.emit(EventKind.SOCKET_CLOSED, count=len(self.sockets))
         if ws.closing:
             return
         ws.closing = True
@@ -700,6 +785,7 @@ class ActorHost:
         if due is None or due > time.time():
             storage.point_alarm_index_at(due)  # the index woke us early: just correct it
             return
+        self.emit(EventKind.ALARM)
         storage.delete_alarm()  # before the handler, so an alarm it sets is kept
         try:
             await actor.alarm()

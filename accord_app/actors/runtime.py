@@ -23,7 +23,7 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,7 @@ from accord_app.actors.errors import (
     RuntimeClosed,
     UnknownMethod,
 )
+from accord_app.actors.events import EVERY_KIND, Activity, EventKind, Observer, Observers, Traffic
 from accord_app.actors.files import open_files_limit
 from accord_app.actors.host import ActorHost, CommitMode, Event
 from accord_app.actors.replication import ReplicaLog
@@ -64,6 +65,8 @@ logger = logging.getLogger(__name__)
 FAILURE_LOG_SECONDS = 60.0
 
 _NAMESPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# Names remembered per namespace (id_from_name), for observers and list_actors: a bound on memory.
+MAX_NAMES_KEPT = 65536
 _HANDLERS = frozenset({"alarm", "websocket_message", "websocket_close", "websocket_error"})
 A = TypeVar("A", bound=Actor)
 
@@ -75,8 +78,15 @@ class ActorInfo:
     id: str
     live: bool  # an instance is in memory; False: hibernated (only its storage file exists)
     storage_bytes: int
-    queue_length: int
+    queue_length: int  # the mailbox's depth: events waiting for a turn
     websockets: int
+    name: str | None = None  # the name its id was made from, if this process made it
+    turns: int = 0  # turns run since this process last held it in memory
+    last_commit_seconds: float | None = None  # how long its last commit's fsync took
+
+    @property
+    def awake(self) -> bool:
+        return self.live
 
 
 class Stub(Generic[A]):
@@ -138,6 +148,9 @@ class Namespace(Generic[A]):
         self._hosts: dict[str, ActorHost] = {}
         self._closing: dict[str, asyncio.Future[None]] = {}  # databases being closed, by actor
         self._failures_logged: dict[str, float] = {}  # actor -> when its last failure was logged
+        self._names: dict[str, str] = {}  # actor -> the name its id was made from
+        self.traffic = Traffic()  # frames and bytes through this namespace's sockets
+        self.activity = Activity()  # its turns and commits, tallied
         self._started = False
         with contextlib.suppress(RuntimeError):  # no running loop yet: start on first call
             self._start()
@@ -150,7 +163,16 @@ class Namespace(Generic[A]):
     # -- ids and stubs ---------------------------------------------------------------------
 
     def id_from_name(self, name: str) -> ids.ActorId:
-        return ids.id_from_name(self.name, name)
+        actor_id = ids.id_from_name(self.name, name)
+        if actor_id.hex not in self._names:
+            if len(self._names) >= MAX_NAMES_KEPT:
+                del self._names[next(iter(self._names))]  # the oldest
+            self._names[actor_id.hex] = name
+        return actor_id
+
+    def name_of(self, actor_hex: str) -> str | None:
+        """The name `actor_hex` was made from by id_from_name in this process, if it was."""
+        return self._names.get(actor_hex)
 
     def new_unique_id(self) -> ids.ActorId:
         return ids.new_unique_id(self.name)
@@ -237,6 +259,10 @@ class Namespace(Generic[A]):
     def replica_name(self) -> str:
         return self.runtime.replica_name
 
+    @property
+    def observers(self) -> Observers:
+        return self.runtime.observers
+
     def log_failure(self, actor_hex: str, what: str) -> None:
         """Log an actor's failure, at most once per FAILURE_LOG_SECONDS for each actor: a full
         disk fails every message, and a log line per message would fill it faster."""
@@ -284,7 +310,9 @@ class Namespace(Generic[A]):
         found: dict[str, ActorInfo] = {}
         for path in self.directory.glob("??/??/*.sqlite3"):
             actor_hex = path.name.removesuffix(".sqlite3")
-            found[actor_hex] = ActorInfo(actor_hex, False, _storage_bytes(path), 0, 0)
+            found[actor_hex] = ActorInfo(
+                actor_hex, False, _storage_bytes(path), 0, 0, self._names.get(actor_hex)
+            )
         for actor_hex, host in self._hosts.items():
             found[actor_hex] = ActorInfo(
                 actor_hex,
@@ -292,6 +320,9 @@ class Namespace(Generic[A]):
                 _storage_bytes(self.storage_path(actor_hex)),
                 len(host.mailbox),
                 len(host.sockets),
+                self._names.get(actor_hex),
+                host.turns,
+                host.last_commit_seconds,
             )
         return sorted(found.values(), key=lambda info: info.id)
 
@@ -301,6 +332,10 @@ class Namespace(Generic[A]):
 
     def awake_hosts(self) -> list[ActorHost]:
         return [host for host in self._hosts.values() if host.instance is not None]
+
+    def hosts(self) -> list[ActorHost]:
+        """The actors this process holds: awake, or asleep with sockets or queued work."""
+        return list(self._hosts.values())
 
     def closing_futures(self) -> list["asyncio.Future[None]"]:
         return list(self._closing.values())
@@ -382,6 +417,20 @@ class Runtime:
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="accord-commit")
         self._namespaces: dict[str, Namespace[Any]] = {}
         self._closed = False
+        self.observers = Observers()
+
+    def observe(
+        self, callback: Observer, kinds: Iterable[EventKind] = EVERY_KIND
+    ) -> Callable[[], None]:
+        """Call `callback(event)` on the loop for every ActorEvent (module `events`) of this
+        runtime of one of `kinds` (default: all); returns the function that stops it. Keep it
+        quick: it runs inside turns. Turns and commits are tallied anyway (Namespace.activity):
+        leave them out of `kinds` unless each one is needed."""
+        return self.observers.add(callback, kinds)
+
+    @property
+    def namespaces(self) -> list["Namespace[Any]"]:
+        return list(self._namespaces.values())
 
     def namespace(self, name: str, actor_class: type[A]) -> Namespace[A]:
         """The namespace `name` of `actor_class` (created on first use)."""
@@ -414,7 +463,7 @@ class Runtime:
                 raise ActorOverloaded(
                     f"{self.max_live} actors are awake and busy: no room to wake another now"
                 )
-            min(idle, key=lambda host: host.last_active).hibernate()
+            min(idle, key=lambda host: host.last_active).hibernate(evicted=True)
 
     def check_open(self) -> None:
         if self._closed:

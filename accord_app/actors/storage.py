@@ -214,6 +214,8 @@ class Storage:
             raise StorageDamaged(f"{path} is not an Accord actor's file (schema version {version})")
         self._turn_savepoint = False
         self._transaction_depth = 0
+        self._turn_writes = 0  # writes of the running turn
+        self._kept_writes = 0  # writes of the turns that ended well since the last commit
         self._alarm: float | None = None
         self._alarm_loaded = False
         self._alarm_for_index: float | None = None
@@ -278,6 +280,7 @@ class Storage:
     def prepare_write(self) -> None:
         """Open this turn's savepoint before its first write, inside the group's transaction."""
         if self._turn_savepoint:
+            self._turn_writes += 1
             return
         if not self.turn_open:
             raise StorageError(
@@ -290,15 +293,19 @@ class Storage:
         self.connection.execute("SAVEPOINT turn")
         self._turn_savepoint = True
         self._turn_mark = len(self.journal or ())
+        self._turn_writes = 1
         self._on_first_write()
 
     def end_turn(self, succeeded: bool) -> None:
         """Keep the turn's writes in the group's transaction, or undo only this turn's."""
         self._transaction_depth = 0
+        writes, self._turn_writes = self._turn_writes, 0
         if not self._turn_savepoint:
             return
         self._turn_savepoint = False
-        if not succeeded:
+        if succeeded:
+            self._kept_writes += writes
+        else:
             self.connection.execute("ROLLBACK TO turn")
             self._forget_rolled_back_alarm()
             if self.journal is not None:
@@ -320,6 +327,11 @@ class Storage:
         """The statements of the last commit, for the replicated log (once)."""
         batch, self._committed = self._committed, []
         return batch
+
+    def take_writes(self) -> int:
+        """How many writes the turns kept since the last call (a commit's batch, counted)."""
+        writes, self._kept_writes = self._kept_writes, 0
+        return writes
 
     def make_durable(self, checkpoint: bool = False) -> bool:
         """fsync what COMMIT appended; runs in a worker thread while the loop runs more turns.

@@ -28,6 +28,7 @@ from accord_app.chat.protocol import (
     parse_frame,
 )
 from accord_app.chat.ratelimit import MONOTONIC, ChatLimits, ClientLimits, Clock, TokenBucket
+from accord_app.observe.metrics import Metrics
 
 SCHEMA = [
     # WITHOUT ROWID: the rows are stored in (channel_id, seq) order, which is the order every
@@ -68,6 +69,8 @@ class ChannelActor(Actor):
     cost: ClassVar[MessageCost] = MessageCost()  # extra work per message; none by default
     # What the rate limits and typing notices read the time from; tests turn one by hand.
     clock: ClassVar[Clock] = MONOTONIC
+    # Counts the refused frames (GET /metrics); None: not counted.
+    metrics: ClassVar[Metrics | None] = None
 
     def __init__(self, ctx: ActorContext) -> None:
         super().__init__(ctx)
@@ -409,6 +412,8 @@ class ChannelActor(Actor):
             if ws is not skip:
                 ws.send(text)
 
-    @staticmethod
-    def send_error(ws: HibernatableWebSocket, error: ProtocolError) -> None:
+    @classmethod
+    def send_error(cls, ws: HibernatableWebSocket, error: ProtocolError) -> None:
         ws.send(encode(error.frame()))
+        if cls.metrics is not None:
+            cls.metrics.frame_refused(error.code)

@@ -6,7 +6,9 @@ With --hosts each worker is a host of its own (see hosts.py): its own data folde
 network namespace and address on Linux as root (else its own loopback port), and a catalog on
 PostgreSQL (ACCORD_CATALOG_URL, or one the cluster starts). With --replicated (which implies
 --hosts) each host also runs a NATS JetStream server, and every actor's writes go to their
-replicated log before they are acknowledged: a host's channels survive its loss.
+replicated log before they are acknowledged: a host's channels survive its loss. With
+--metrics it prints where Prometheus finds the numbers: each worker's GET /metrics, and
+the proxy's own.
 """
 
 import argparse
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         "--port",
         type=port_flag,
         default=8787,
-        help="the proxy's port; workers take the next ones (default: 8787, workers 8788...)",
+        help="the proxy's port; workers take the next ones (default: 8787, workers 8788...),"
+        " then the proxy's metrics",
     )
     parser.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     parser.add_argument(
@@ -90,6 +93,11 @@ def main(argv: list[str] | None = None) -> None:
         help="hosts (as --hosts) that each run a NATS JetStream server too: the actors'"
         " writes are acknowledged once a majority of them has them",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="print a Prometheus scrape config for the cluster: every worker and the proxy",
+    )
     args = parser.parse_args(argv)
     if args.hosts:
         args.workers = args.hosts
@@ -97,8 +105,9 @@ def main(argv: list[str] | None = None) -> None:
         args.hosts = 0
     data_dir = args.data_dir or Path(os.environ.get("ACCORD_DATA_DIR") or default_data_dir())
     worker_ports = None if args.port == 0 else [args.port + n for n in range(1, args.workers + 1)]
-    if worker_ports and worker_ports[-1] > 65535:
-        parser.error(f"--port {args.port} leaves no room for {args.workers} worker ports")
+    metrics_port = None if args.port == 0 else args.port + args.workers + 1
+    if metrics_port and metrics_port > 65535:
+        parser.error(f"--port {args.port} leaves no room for {args.workers} workers' ports")
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     with contextlib.ExitStack() as cleanup:
         hosts = None
@@ -115,8 +124,9 @@ def main(argv: list[str] | None = None) -> None:
             hosts=hosts,
             catalog_url=os.environ.get("ACCORD_CATALOG_URL") or None,
             replicated=args.replicated,
+            metrics_port=metrics_port,
         )
-        run(cluster)
+        run(cluster, args.metrics)
 
 
 def make_hosts(
@@ -135,7 +145,7 @@ def make_hosts(
     return network.hosts(ports[0] if ports else HOST_PORT)
 
 
-def run(cluster: Cluster) -> None:
+def run(cluster: Cluster, metrics: bool = False) -> None:
     try:
         cluster.start()
     except ClusterError as error:
@@ -153,6 +163,8 @@ def run(cluster: Cluster) -> None:
             where = f"namespace and link {netns}" if netns else "on loopback"
             print(f"            data in {cluster.worker_data_dir(number)}, {where}")
     print(f"  proxy     Caddy, config in {cluster.data_dir / 'proxy'}, no admin endpoint")
+    proxy_metrics = cluster.scrape_targets()["proxy"][0]
+    print(f"  metrics   http://{proxy_metrics}/metrics (the proxy's), each worker's /metrics")
     if cluster.catalog_server is not None:
         print(f"  catalog   PostgreSQL, in {cluster.catalog_server.folder}")
     if cluster.nats is not None:
@@ -160,6 +172,8 @@ def run(cluster: Cluster) -> None:
         print(f"            data in {cluster.nats.folder}, fsync before every ack")
     if cluster.hosts.network is not None:
         print("Cut a host off: ip link set LINK down (up: back); each host's link is named above.")
+    if metrics:
+        print(scrape_config(cluster), end="")
     print(f"Data in {cluster.data_dir}, logs in {cluster.log_dir}. Ctrl-C stops everything.")
     try:
         supervise(cluster)
@@ -170,6 +184,19 @@ def run(cluster: Cluster) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         cluster.stop()
+
+
+def scrape_config(cluster: Cluster) -> str:
+    """The scrape_configs of a prometheus.yml that scrapes the cluster: a job per kind."""
+    lines = ["# prometheus.yml: every target serves GET /metrics", "scrape_configs:"]
+    for job, targets in cluster.scrape_targets().items():
+        quoted = ", ".join(f"'{target}'" for target in targets)
+        lines += [
+            f"  - job_name: accord-{job}",
+            "    static_configs:",
+            f"      - targets: [{quoted}]",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def supervise(cluster: Cluster) -> None:

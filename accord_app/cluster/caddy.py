@@ -13,6 +13,12 @@ all share the catalog database. A request for an actor whose worker is down fail
 JSON 502 naming the worker: no retry on another one, which would open a second copy of its
 actors.
 
+Caddy counts what it does in Prometheus' format (requests by route handler and status, their
+duration and size, each worker's health as the proxy sees it) and serves the numbers on a
+listener of their own, `metrics_listen`: the admin endpoint, where Caddy usually serves them,
+stays disabled. With each worker's own `GET /metrics`, that is the cluster's scrape list
+(`python -m accord_app.cluster --metrics`).
+
 The road not taken: a proxy that asks a directory service where each actor lives (what
 Cloudflare does, globally). A hash needs no lookup and no state, at the price of moving some
 actors whenever the list of workers changes.
@@ -168,32 +174,38 @@ def caddy_config(
     addresses: Sequence[str],
     state_dir: Path,
     router_secret: str | None = None,
+    metrics_listen: str | None = None,
 ) -> dict[str, Any]:
     """Caddy's JSON config: listen on `listen` (host:port each) in front of the workers at
     `addresses` (host:port each, in worker order), keeping its own files in `state_dir`, and
-    adding `router_secret` to each request (see accord_app/web/middleware.py)."""
+    adding `router_secret` to each request (see accord_app/web/middleware.py); its metrics
+    at http://`metrics_listen`/metrics, if given."""
     upstreams = [{"dial": address} for address in addresses]
+    servers: dict[str, Any] = {
+        "accord": {
+            "listen": list(listen),
+            # The workers' own HTTP limits (accord_app/web/middleware.py), at the door:
+            # half-sent headers do not hold Caddy's sockets either.
+            "read_header_timeout": f"{HEADER_TIMEOUT_SECONDS:g}s",
+            "max_header_bytes": MAX_HEADER_BYTES,
+            "automatic_https": {"disable": True},
+            "routes": with_secret(router_secret) + routes(sharding, upstreams),
+            "errors": {"routes": error_routes(addresses)},
+        }
+    }
+    metrics: dict[str, Any] = {}
+    if metrics_listen is not None:
+        metrics = {"metrics": {}}  # count every server's requests
+        servers["metrics"] = {
+            "listen": [metrics_listen],
+            "automatic_https": {"disable": True},
+            "routes": [{"match": [{"path": ["/metrics"]}], "handle": [{"handler": "metrics"}]}],
+        }
     return {
         # No admin endpoint at all: nothing on the machine can reconfigure the proxy.
         "admin": {"disabled": True, "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(state_dir)},
         # Errors only; a worker that is down is reported by the cluster, not once per request.
         "logging": {"logs": {"default": {"level": "ERROR", "exclude": ["http.log.error"]}}},
-        "apps": {
-            "http": {
-                "grace_period": "2s",
-                "servers": {
-                    "accord": {
-                        "listen": list(listen),
-                        # The workers' own HTTP limits (accord_app/web/middleware.py), at the door:
-                        # half-sent headers do not hold Caddy's sockets either.
-                        "read_header_timeout": f"{HEADER_TIMEOUT_SECONDS:g}s",
-                        "max_header_bytes": MAX_HEADER_BYTES,
-                        "automatic_https": {"disable": True},
-                        "routes": with_secret(router_secret) + routes(sharding, upstreams),
-                        "errors": {"routes": error_routes(addresses)},
-                    }
-                },
-            }
-        },
+        "apps": {"http": {"grace_period": "2s", "servers": servers, **metrics}},
     }

@@ -52,6 +52,7 @@ class Cluster:
     port: the proxy's public port (0: any free one). worker_ports: one per worker (default:
     free ports). env: extra variables for the workers, e.g. {"ACCORD_WORK_MS": "5"}.
     hosts: one per worker, each with its own address and folder (instead of worker_ports).
+    metrics_port: where the proxy serves its own metrics, on `host` (default: a free port).
     catalog_url: a PostgreSQL database for the workers' catalog (ACCORD_CATALOG_URL); with
     hosts and none given, the cluster runs its own.
     replicated: one NATS server per host as well (`cluster.nats`, in `data_dir/nats`), the
@@ -72,6 +73,7 @@ class Cluster:
         hosts: Hosts | None = None,
         catalog_url: str | None = None,
         replicated: bool = False,
+        metrics_port: int | None = None,
     ) -> None:
         if workers < 1:
             raise ClusterError(f"a cluster needs at least one worker, not {workers}")
@@ -83,6 +85,7 @@ class Cluster:
         self.data_dir = Path(data_dir).resolve()
         self.host = host
         self.port = port or free_port(host)
+        self.metrics_port = metrics_port or free_port(host)
         # Without hosts, the workers are loopback ports that share the data folder.
         self.own_folders = hosts is not None
         if hosts is None:
@@ -122,6 +125,10 @@ class Cluster:
 
     def worker_url(self, number: int) -> str:
         return f"http://{self.addresses[number - 1]}"
+
+    def scrape_targets(self) -> dict[str, list[str]]:
+        """What Prometheus scrapes (at /metrics, each): the workers, and the proxy."""
+        return {"workers": list(self.addresses), "proxy": [f"{self.host}:{self.metrics_port}"]}
 
     def worker_data_dir(self, number: int) -> Path:
         return self.data_dir / f"host-{number}" if self.own_folders else self.data_dir
@@ -308,7 +315,10 @@ class Cluster:
         state.mkdir(parents=True, exist_ok=True)
         config = state / "caddy.json"
         listen = self.proxy_listen
-        settings = caddy_config(self.sharding, listen, self.addresses, state, self.router_secret)
+        metrics = f"{self.host}:{self.metrics_port}"
+        settings = caddy_config(
+            self.sharding, listen, self.addresses, state, self.router_secret, metrics
+        )
         # The config holds the router's secret: readable by its owner only.
         config.unlink(missing_ok=True)
         descriptor = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -317,7 +327,7 @@ class Cluster:
         # Caddy keeps a few files of its own (XDG folders): in the data folder, not in $HOME.
         env = {**os.environ, "XDG_DATA_HOME": str(state), "XDG_CONFIG_HOME": str(state)}
         command = [str(caddy_executable()), "run", "--config", str(config)]
-        return self._spawn(command, env, self._log(None), listen)
+        return self._spawn(command, env, self._log(None), [*listen, metrics])
 
     def _wait_ready(
         self,

@@ -49,6 +49,9 @@ def error_response(
 async def refuse(websocket: WebSocket, status: int, code: str, message: str) -> None:
     """Answer a WebSocket upgrade with an HTTP error in the API's shape, before any upgrade
     (or close with a reason, on a server that cannot send a denial response)."""
+    metrics = getattr(websocket.app.state, "metrics", None)  # None: ACCORD_METRICS=0
+    if metrics is not None:
+        metrics.connection_refused(code)
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(error_response(status, code, message))
     else:

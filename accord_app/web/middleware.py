@@ -19,6 +19,7 @@ import time
 import uuid
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +140,9 @@ class Refused(Exception):
 _PHRASES = {status: http.HTTPStatus(status).phrase for status in (400, 408, 421, 429, 431)}
 # Open connections per address, for each running server (tests run several in one process).
 _open: "weakref.WeakKeyDictionary[ServerState, Counter[str]]" = weakref.WeakKeyDictionary()
+# Connections refused by LimitedHttp, by code: this process's, for its metrics (the protocol
+# runs before any app, so it cannot count in one).
+REFUSED: Counter[str] = Counter()
 
 
 class LimitedHttp(HttpToolsProtocol):
@@ -275,6 +279,7 @@ class LimitedHttp(HttpToolsProtocol):
         )
 
     def refuse(self, refusal: Refused) -> None:
+        REFUSED[refusal.code] += 1
         self.arm(None)
         self.in_headers = False
         body = json.dumps({"message": refusal.message, "code": refusal.code}).encode()
@@ -333,10 +338,17 @@ class RequestBudget:
     workers (marked by the router's secret, see accord_app/web/middleware.py). The buckets are
     this process's: each worker of a cluster keeps its own."""
 
-    def __init__(self, app: ASGIApp, limits: RequestLimits, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: RequestLimits,
+        catalog: Catalog,
+        on_refused: Callable[[], None] = lambda: None,
+    ) -> None:
         self.app = app
         self.limits = limits
         self.catalog = catalog
+        self.on_refused = on_refused  # the metrics count each refusal
         self.buckets: dict[str, TokenBucket] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -361,6 +373,7 @@ class RequestBudget:
             f" {self.limits.per_second:g} a second this address earns; try again in {wait} s."
         )
         response = error_response(429, "rate_limited", message, {"retry-after": str(wait)})
+        self.on_refused()
         await response(scope, receive, send)
 
     async def cost(self, scope: Scope) -> float:

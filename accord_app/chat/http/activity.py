@@ -102,7 +102,7 @@ async def group_activity(
         except RemoteCallError as error:  # the actor's failure is each of its channels' answer
             return [unavailable(c, error.code, str(error)) for c in channel_ids]
         return [activity_of(row) for row in rows]
-    remote = RemoteActor.placed(request.app.state.router, placement, key)
+    remote = RemoteActor.placed(request.app.state.router, placement, key, request.app.state.metrics)
     calls = (remote_activity(remote, in_flight, server_id, c, deadline) for c in channel_ids)
     return list(await asyncio.gather(*calls))
 

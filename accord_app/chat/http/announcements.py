@@ -77,7 +77,8 @@ async def announce(
                     stub.announce(channel_id, text, announcement_id), key, deadline
                 )
             else:
-                remote = RemoteActor.placed(request.app.state.router, placement, key)
+                state = request.app.state
+                remote = RemoteActor.placed(state.router, placement, key, state.metrics)
                 path = f"/api/servers/{server_id}/channels/{channel_id}/announcements"
                 async with in_flight:
                     row = await remote.call(

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from accord_app.cluster.placement import Placement
+from accord_app.observe.metrics import Metrics
 
 # Status codes that say "not done, try again": the proxy found no worker (502), or it was busy
 # or its storage was unavailable (503). Anything else is an answer.
@@ -66,12 +67,19 @@ class RemoteActor:
     router: httpx.AsyncClient
     key: str
     host: str
+    metrics: Metrics | None = None  # counts each call, its outcome and latency
 
     @classmethod
-    def placed(cls, router: httpx.AsyncClient, placement: Placement, key: str) -> "RemoteActor":
+    def placed(
+        cls,
+        router: httpx.AsyncClient,
+        placement: Placement,
+        key: str,
+        metrics: Metrics | None = None,
+    ) -> "RemoteActor":
         """The actor of `key`, on the worker that the placement (the proxy's rule) names."""
         owner = placement.owner(key)
-        return cls(router, key, f"worker {owner} ({placement.addresses[owner - 1]})")
+        return cls(router, key, f"worker {owner} ({placement.addresses[owner - 1]})", metrics)
 
     async def call(
         self,
@@ -85,6 +93,23 @@ class RemoteActor:
         """The JSON answer of `method path` (a path of the public API that names this actor's
         channel); a RemoteCallError once the deadline (time.monotonic()) has passed or the
         callee refused."""
+        if self.metrics is None:
+            return await self._call(method, path, deadline, json, idempotency_key)
+        started = time.perf_counter()
+        outcome = "cancelled"  # unless it ends otherwise: the caller gave up on it
+        try:
+            answer = await self._call(method, path, deadline, json, idempotency_key)
+            outcome = "ok"
+            return answer
+        except RemoteCallError as error:
+            outcome = OUTCOMES.get(type(error), "refused")
+            raise
+        finally:
+            self.metrics.remote_call(outcome, time.perf_counter() - started)
+
+    async def _call(
+        self, method: str, path: str, deadline: float, json: Any, idempotency_key: str | None
+    ) -> Any:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         safe_to_repeat = method == "GET" or idempotency_key is not None
         delays = iter(RETRY_DELAYS if safe_to_repeat else [])
@@ -112,6 +137,14 @@ class RemoteActor:
             if delay is None or time.monotonic() + delay >= deadline:
                 raise failure
             await asyncio.sleep(delay)
+
+
+# The metrics' outcome of each failure (accord_app/observe/metrics.py, CALL_OUTCOMES).
+OUTCOMES: dict[type[RemoteCallError], str] = {
+    CallTimedOut: "timed_out",
+    HostUnreachable: "unreachable",
+    CallRefused: "refused",
+}
 
 
 def describe(error: Exception) -> str:

@@ -1,0 +1,1 @@
+"""Watching the app run: its numbers in Prometheus' format, for `GET /metrics` (`metrics`)."""
