@@ -19,8 +19,10 @@ from accord_app.chat.http import activity, admin, announcements
 from accord_app.chat.http import routes as chat_routes
 from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.chat.ratelimit import ClientLimits
+from accord_app.observe.inspector import install_inspector
 from accord_app.observe.metrics import Metrics
 from accord_app.settings import Settings, WebSocketPath
+from accord_app.web.asgi_websocket import AsgiWebSocket
 from accord_app.web.errors import install_error_handlers, no_such_websocket
 from accord_app.web.fast_websocket import FastWebSocket
 from accord_app.web.frontend import install_frontend
@@ -76,9 +78,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """UVICORN_OPTIONS, the HTTP limits and the WebSocket path (ACCORD_WS) that the settings
     choose."""
     options = {**UVICORN_OPTIONS, "http": http_protocol(http_limits(settings))}
-    if settings.websocket is WebSocketPath.FAST:
-        options["ws"] = FastWebSocket
-    return options  # else uvicorn's own WebSocket protocol: the ASGI path
+    # uvicorn's own WebSocket protocol is the ASGI path; both refuse a bad upgrade in JSON.
+    options["ws"] = FastWebSocket if settings.websocket is WebSocketPath.FAST else AsgiWebSocket
+    return options
 
 
 async def serve_metrics(request: Request) -> Response:
@@ -188,7 +190,9 @@ def create_app(
     app.add_middleware(CanonicalIds)
     if settings.worker is not None:
         app.add_middleware(WorkerHeader, worker=settings.worker)
-        app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
+    # On a lone process too: without a router's secret, X-Accord-Internal and X-Forwarded-For
+    # are dropped, so no client makes its requests free or poses as another address.
+    app.add_middleware(RouterOnlyForwarding, secret=settings.router_secret)
     app.include_router(api_routes.router)
     app.include_router(chat_routes.router)
     if settings.admin_token is not None:  # else the admin endpoints do not exist at all
@@ -196,6 +200,7 @@ def create_app(
     app.include_router(activity.router)
     app.include_router(announcements.router)
     install_frontend(app)
+    install_inspector(app)
     app.add_api_websocket_route("/{path:path}", no_such_websocket)  # after every other route
     app.openapi = lambda: openapi_without_422(app)  # type: ignore[method-assign]
     return app

@@ -55,6 +55,8 @@ class Settings:
     # its own --host (any other is refused: a DNS-rebound page names its own domain).
     allowed_hosts: frozenset[str] = frozenset()
     message_cost: MessageCost = field(default_factory=MessageCost)
+    # HTTP requests and connections per client address, counted by this process alone (in a
+    # cluster, by each worker: see the README's security model).
     request_limits: RequestLimits = field(default_factory=RequestLimits)
     websocket: WebSocketPath = WebSocketPath.FAST
     # Set by the cluster (accord_app/cluster) for each of its workers; None: a lone process.
@@ -63,6 +65,11 @@ class Settings:
     router_url: str | None = None  # the proxy, for calls to actors on other workers
     # What the proxy adds to each request it forwards; X-Forwarded-For is believed only then.
     router_secret: str | None = field(default=None, repr=False)
+    # The administrator's bearer token: announcements need it (chat/http/announcer.py; None:
+    # nobody may announce), it opens the inspector (observe/inspector.py) to clients off this
+    # machine (None: loopback clients only), and a channel's point-in-time restore
+    # (chat/http/admin.py; None: that endpoint does not exist).
+    admin_token: str | None = field(default=None, repr=False)
     # None: the catalog is SQLite, catalog.sqlite3 in data_dir; a postgresql:// URL: that
     # PostgreSQL database, which several hosts can share.
     catalog_url: str | None = None
@@ -72,9 +79,6 @@ class Settings:
     replication: str | None = None
     replication_timeout: float = 3.0  # seconds an append may wait for a majority
     bookmark_retention_days: float = 30.0  # how far back bookmarks reach, as on Cloudflare
-    # The bearer token of the admin endpoints (a channel's point-in-time restore); None: they
-    # do not exist at all.
-    admin_token: str | None = field(default=None, repr=False)
     # GET /metrics, and the counting behind it (ACCORD_METRICS=0 turns both off).
     metrics: bool = True
 
@@ -224,9 +228,9 @@ class Settings:
             workers=tuple(address for address in workers.split(",") if address),
             router_url=environ.get("ACCORD_ROUTER_URL") or None,
             router_secret=environ.get("ACCORD_ROUTER_SECRET") or None,
+            admin_token=environ.get("ACCORD_ADMIN_TOKEN") or None,
             catalog_url=environ.get("ACCORD_CATALOG_URL") or None,
             replication=environ.get("ACCORD_REPLICATION") or None,
-            admin_token=environ.get("ACCORD_ADMIN_TOKEN") or None,
             replication_timeout=number("ACCORD_REPLICATION_TIMEOUT", defaults.replication_timeout),
             bookmark_retention_days=number(
                 "ACCORD_BOOKMARK_RETENTION_DAYS", defaults.bookmark_retention_days

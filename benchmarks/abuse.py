@@ -14,6 +14,16 @@ abuser in turn:
 - replays: 20 connections asking again and again for a channel's whole history (2000
   messages), each at the rate a connection may send.
 
+and beside HTTP abusers, while an HTTP victim (from the members' address) also times
+`GET /api/servers/{id}/channels` every 100 ms:
+
+- slowloris: 1000 connections that each send a request's first bytes, then one more byte
+  every 2 s, never finishing the headers (the server runs with 1024 open files at most);
+- huge-header: one connection after another sending a 64 MiB header as fast as it can;
+- activity: 4 loops asking `GET .../activity` of a server of 200 channels (200 actor calls);
+- announcements: 4 loops posting announcements to that server, with its admin token (a
+  privileged script run amok; without the token they are refused outright).
+
 Abusers run in a process of their own: in this one they would slow the very clocks that time
 the normal members (parsing 10 000 replayed frames takes the client longer than the server).
 Rounds interleave the scenarios (idle, flood, ..., idle, flood, ...), so a slow moment of the
@@ -33,6 +43,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -179,6 +190,205 @@ async def beside_abusers(kind: str, target: str, quiet: str) -> dict[str, Any]:
     return {"normal": normal, "abusers": tally}
 
 
+# -- HTTP abusers and the HTTP victim ---------------------------------------------------------
+
+# Each HTTP scenario: how many abusers run at once. "http-idle" runs none: the HTTP victim's
+# own baseline, measured in the same rounds.
+HTTP_SCENARIOS = {
+    "http-idle": 0,
+    "slowloris": 1000,
+    "huge-header": 1,
+    "activity": 4,
+    "announcements": 4,
+}
+SERVER_FILES = 1024
+BIG_SERVER_CHANNELS = 200
+HUGE_HEADER_BYTES = 64 * 1024 * 1024
+# The benchmark's server takes this admin token, and the announcements' abuser sends it.
+ADMIN_TOKEN = "abuse-benchmark-token"
+
+
+async def http_victim(http_url: str, path: str, seconds: float) -> dict[str, float]:
+    """`GET path` every 100 ms from the members' address, on a connection of its own each
+    time (as a browser opening a page); a refusal or a timeout counts as the time it took."""
+    latencies = []
+    transport = httpx.AsyncHTTPTransport(local_address=NORMAL_ADDRESS)
+    async with httpx.AsyncClient(
+        base_url=http_url, transport=transport, trust_env=False, timeout=10,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    ) as http:  # fmt: skip
+        stop = time.monotonic() + seconds
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            with contextlib.suppress(httpx.HTTPError):
+                await http.get(path)
+            latencies.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0.1)
+    return summary(latencies)
+
+
+def count(tally: dict[str, float], key: str, amount: float = 1) -> None:
+    tally[key] = tally.get(key, 0) + amount
+
+
+def status_of(answer: bytes) -> str:
+    """ "answered 408" for an HTTP answer's first bytes; "closed" for nothing at all."""
+    return (
+        f"answered {answer.split(b' ', 2)[1].decode()}" if answer.startswith(b"HTTP/") else "closed"
+    )
+
+
+async def slowloris(host: str, port: int, stop: float, tally: dict[str, float]) -> None:
+    """A request's first bytes, then a byte every 2 s: the headers never end."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port, local_addr=(ABUSER_ADDRESS, 0))
+    except OSError:
+        count(tally, "refused")
+        return
+    try:
+        writer.write(b"GET /api/servers HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        while time.monotonic() < stop:
+            try:
+                answer = await asyncio.wait_for(reader.read(200), 2.0)
+            except TimeoutError:
+                writer.write(b"X")
+                await writer.drain()
+                continue
+            count(tally, status_of(answer))  # the server answered, or hung up
+            return
+        count(tally, "held to the end")
+    except OSError:
+        count(tally, "closed")
+    finally:
+        writer.close()
+
+
+async def huge_header(host: str, port: int, stop: float, tally: dict[str, float]) -> None:
+    """Connection after connection, each sending one request with a 64 MiB header."""
+    chunk = b"a" * (1024 * 1024)
+    while time.monotonic() < stop:
+        try:
+            reader, writer = await asyncio.open_connection(
+                host, port, local_addr=(ABUSER_ADDRESS, 0)
+            )
+        except OSError:
+            count(tally, "refused")
+            await asyncio.sleep(0.1)
+            continue
+        try:
+            writer.write(b"GET /api/servers HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+            sent = 0
+            while sent < HUGE_HEADER_BYTES and time.monotonic() < stop:
+                writer.write(chunk)
+                await writer.drain()
+                sent += len(chunk)
+            count(tally, "header MiB sent", sent / 2**20)
+            writer.write(b"\r\n\r\n")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(200), max(0.1, stop - time.monotonic()))
+            status = status_of(answer)
+        except (OSError, TimeoutError):
+            status = "cut off"
+        finally:
+            writer.close()
+        count(tally, status)
+
+
+async def amplifier(
+    http_url: str, server_path: str, kind: str, stop: float, tally: dict[str, float]
+) -> None:
+    """GET .../activity, or POST .../announcements with the admin token, in a loop."""
+    transport = httpx.AsyncHTTPTransport(local_address=ABUSER_ADDRESS)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(
+        base_url=http_url, transport=transport, trust_env=False, timeout=10, headers=headers
+    ) as http:
+        while time.monotonic() < stop:
+            try:
+                if kind == "activity":
+                    answer = await http.get(f"{server_path}/activity")
+                else:
+                    body = {"message": f"sale {uuid.uuid4().hex[:8]}"}
+                    answer = await http.post(f"{server_path}/announcements", json=body)
+                status = str(answer.status_code)
+            except httpx.HTTPError as error:
+                status = type(error).__name__
+            count(tally, f"answered {status}")
+
+
+async def http_abuse(kind: str, target: str, seconds: float) -> dict[str, float]:
+    """The HTTP abusers of one kind; `target` is the big server's URL (http://host:port/api/
+    servers/ID)."""
+    stop = time.monotonic() + seconds
+    tally: dict[str, float] = {}
+    url = httpx.URL(target)
+    host, port = url.host, url.port or 80
+    http_url, server_path = f"http://{host}:{port}", url.path
+    count = HTTP_SCENARIOS[kind]
+    if kind == "slowloris":
+        jobs = [slowloris(host, port, stop, tally) for _ in range(count)]
+    elif kind == "huge-header":
+        jobs = [huge_header(host, port, stop, tally) for _ in range(count)]
+    else:
+        jobs = [amplifier(http_url, server_path, kind, stop, tally) for _ in range(count)]
+    await asyncio.gather(*jobs)
+    if kind == "http-idle":
+        await asyncio.sleep(max(0.0, stop - time.monotonic()))
+    return tally
+
+
+async def beside_http_abusers(kind: str, target: str, quiet: str) -> dict[str, Any]:
+    """Normal members in the quiet channel, and the HTTP victim, while HTTP abusers of one
+    kind run in another process."""
+    abusers = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--abuse", kind, target,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert abusers.stdout is not None
+    await abusers.stdout.readline()  # "ready"
+    http_url = target.split("/api/", 1)[0]
+    victim_path = "/api/" + target.split("/api/", 1)[1] + "/channels"
+    normal, victim = await asyncio.gather(
+        normal_members(quiet, WINDOW_SECONDS),
+        http_victim(http_url, victim_path, WINDOW_SECONDS),
+    )
+    tally = json.loads(await abusers.stdout.readline())
+    await abusers.wait()
+    return {"normal": normal, "http_victim": victim, "abusers": tally}
+
+
+async def prepare_http(http_url: str) -> str:
+    """The big server the HTTP scenarios aim at: BIG_SERVER_CHANNELS channels."""
+    async with httpx.AsyncClient(base_url=http_url, trust_env=False) as http:
+        server_id = (await http.post("/api/servers", json={"name": "Big"})).json()["id"]
+        for number in range(BIG_SERVER_CHANNELS):
+            path = f"/api/servers/{server_id}/channels"
+            await http.post(path, json={"name": f"channel {number}"})
+    return f"{http_url}/api/servers/{server_id}"
+
+
+def report_http(results: dict[str, Any]) -> None:
+    idle = results["http-idle"]
+    victim = idle["http_victim"]
+    print(
+        f"HTTP victim alone: p50 {victim['p50_ms']:.1f} ms, p99 {victim['p99_ms']:.1f} ms;"
+        f" members p50 {idle['p50_ms']:.1f} ms, p99 {idle['p99_ms']:.1f} ms"
+    )
+    for kind in HTTP_SCENARIOS:
+        if kind == "http-idle" or kind not in results:
+            continue
+        figures, mine = results[kind], results[kind]["http_victim"]
+        got = ", ".join(f"{key} {value:.0f}" for key, value in figures["abusers"].items())
+        print(
+            f"{kind:13} HTTP victim p50 {mine['p50_ms']:6.1f} ms, p99 {mine['p99_ms']:6.1f} ms"
+            f" ({mine['p99_ms'] / victim['p99_ms']:.1f}x idle); members p50"
+            f" {figures['p50_ms']:5.1f} ms, p99 {figures['p99_ms']:5.1f} ms"
+            f" ({figures['p99_ms'] / idle['p99_ms']:.1f}x), after 1 s"
+            f" {figures['p99_after_1s_ms']:5.1f} ms; server CPU {figures['server_cpu']:3.0f}%\n"
+            f"              abusers got: {got}"
+        )
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 
@@ -201,13 +411,17 @@ async def prepare(base: str, http_url: str) -> tuple[str, str]:
     return quiet, busy
 
 
-async def measure(quiet: str, busy: str, rounds: int, server: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in ["idle", *SCENARIOS]}
+async def measure(
+    quiet: str, busy: str, big: str, rounds: int, server: int, kinds: list[str]
+) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     for _ in range(rounds):
-        for kind in ["idle", *SCENARIOS]:
+        for kind in kinds:
             cpu_before = cpu_seconds(server)
             if kind == "idle":
                 result = {"normal": await normal_members(quiet, WINDOW_SECONDS)}
+            elif kind in HTTP_SCENARIOS:
+                result = await beside_http_abusers(kind, big, quiet)
             else:
                 target = busy if kind == "replays" else quiet
                 result = await beside_abusers(kind, target, quiet)
@@ -230,6 +444,10 @@ def medians(results: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_after_1s_ms": median_of("normal", "p99_after_1s_ms"),
         "server_cpu": median_of("normal", "server_cpu"),
     }
+    if "http_victim" in results[0]:
+        figures["http_victim"] = {
+            key: median_of("http_victim", key) for key in ("p50_ms", "p99_ms")
+        }
     if "abusers" in results[0]:
         keys = sorted({key for result in results for key in result["abusers"]})
         figures["abusers"] = {key: median_of("abusers", key) for key in keys}
@@ -245,12 +463,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def few_files() -> None:
+    """In the server's process: 1024 open files at most, a common default (ulimit -n)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (SERVER_FILES, SERVER_FILES))
+
+
 @contextlib.contextmanager
 def serving(port: int, data: Path, env: dict[str, str]) -> Iterator[int]:
     variables = {**os.environ, **env, "ACCORD_DATA_DIR": str(data), "ACCORD_PORT": str(port)}
     server = subprocess.Popen(
         [sys.executable, "-m", "accord_app"], env=variables, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, preexec_fn=few_files,
     )  # fmt: skip
     try:
         for _ in range(100):
@@ -272,6 +495,8 @@ def report(results: dict[str, Any]) -> None:
         f" after 1 s {idle['p99_after_1s_ms']:.1f} ms (server CPU {idle['server_cpu']:.0f}%)"
     )
     for kind in SCENARIOS:
+        if kind not in results:
+            continue
         figures = results[kind]
         ratio = figures["p99_ms"] / idle["p99_ms"]
         steady = figures["p99_after_1s_ms"] / idle["p99_after_1s_ms"]
@@ -291,22 +516,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--abuse", nargs=2, metavar=("KIND", "URL"), help=argparse.SUPPRESS)
+    every = ["idle", *SCENARIOS, *HTTP_SCENARIOS]
+    parser.add_argument(
+        "--only", nargs="+", choices=every, default=every, help="these scenarios (default: all)"
+    )
     args = parser.parse_args(argv)
     if args.abuse:  # the abusers' process, started by beside_abusers()
         print("ready", flush=True)
-        print(json.dumps(asyncio.run(abuse(*args.abuse, WINDOW_SECONDS))), flush=True)
+        kind, target = args.abuse
+        run = http_abuse if kind in HTTP_SCENARIOS else abuse
+        print(json.dumps(asyncio.run(run(kind, target, WINDOW_SECONDS))), flush=True)
         return
+    kinds = [kind for kind in every if kind in args.only or kind in ("idle", "http-idle")]
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="accord-abuse-"))
     http_url, base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
     # The history is written with the limits lifted, then the server starts again with its
     # defaults, which are what is measured.
     limits = ["RATE_LIMIT", "RATE_BURST", "CLIENT_RATE_LIMIT", "CLIENT_RATE_BURST"]
+    limits += ["CLIENT_REQUEST_RATE", "CLIENT_REQUEST_BURST"]
     with serving(port, data, {f"ACCORD_{name}": "100000" for name in limits}):
         quiet, busy = asyncio.run(prepare(base, http_url))
-    with serving(port, data, {}) as pid:
-        results = asyncio.run(measure(quiet, busy, args.rounds, pid))
+        big = asyncio.run(prepare_http(http_url))
+    with serving(port, data, {"ACCORD_ADMIN_TOKEN": ADMIN_TOKEN}) as pid:
+        results = asyncio.run(measure(quiet, busy, big, args.rounds, pid, kinds))
     report(results)
+    report_http(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -149,6 +149,7 @@ class Target:
     sharding: str = "channel"
     tree: Path = PROJECT_DIR  # the source tree it runs from: --compare-tree runs another
     metrics: bool = True  # ACCORD_METRICS
+    inspected: bool = False  # an inspector page stays open on it (its /inspect stream read)
 
     @property
     def env(self) -> dict[str, str]:
@@ -166,6 +167,7 @@ TARGETS = {
         Target("accord-fast-server", "accord", "fast", "server"),
         Target("accord-fast-global", "accord", "fast", "global"),
         Target("accord-fast-metrics-off", "accord", "fast", metrics=False),
+        Target("accord-fast-inspected", "accord", "fast", inspected=True),
     ]
 }
 DEFAULT_TARGETS = ["accord-fast", "accord-asgi", "baseline-fast", "baseline-asgi"]
@@ -382,9 +384,35 @@ def running_server(
         server = ServerProcess(target, Path(workdir), idle_timeout, pin)
         try:
             server.wait_ready()
-            yield server
+            with inspector_open(server, target.inspected):
+                yield server
         finally:
             server.stop()
+
+
+# What an open inspector page does to a server: keep /inspect/api/stream open and read it.
+INSPECTOR_READER = """
+import sys, httpx
+with httpx.stream("GET", sys.argv[1], timeout=None, trust_env=False) as stream:
+    for _ in stream.iter_bytes():
+        pass
+"""
+
+
+@contextlib.contextmanager
+def inspector_open(server: ServerProcess, inspected: bool) -> Iterator[None]:
+    """With `inspected`, a reader of the server's inspector stream (a page's cost to the server:
+    a look at its actors twice a second, and the runtime's events heard) runs meanwhile."""
+    if not inspected:
+        yield
+        return
+    url = f"{server.http_url}/inspect/api/stream"
+    reader = subprocess.Popen([sys.executable, "-c", INSPECTOR_READER, url])
+    try:
+        yield
+    finally:
+        reader.terminate()
+        reader.wait()
 
 
 # -- channels and connections --------------------------------------------------------------------

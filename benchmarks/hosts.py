@@ -50,7 +50,7 @@ from cluster_client import Running  # noqa: E402
 from accord_app.chat.sharding import Sharding  # noqa: E402
 from accord_app.cluster import Cluster  # noqa: E402
 from accord_app.cluster.hosts import HostNetwork, Hosts, namespaces_unavailable  # noqa: E402
-from accord_app.lab.loadtest import LIFTED_LIMITS  # noqa: E402
+from accord_app.lab.loadtest import ADMIN_HEADERS, LIFTED_LIMITS  # noqa: E402
 from accord_app.lab.relay import DelayRelay  # noqa: E402
 
 RESULTS = PROJECT / "benchmarks" / "results"
@@ -206,7 +206,9 @@ def announcements(
         ]:
             with (
                 cluster_on(network, folder / link.replace(" ", "-"), chosen) as running,
-                httpx.Client(base_url=running.cluster.worker_url(1), trust_env=False) as host_1,
+                httpx.Client(
+                    base_url=running.cluster.worker_url(1), headers=ADMIN_HEADERS, trust_env=False
+                ) as host_1,
             ):
                 found[link] = {}
                 for count in counts:

@@ -18,6 +18,7 @@ from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.lab.server import BackgroundServer
+from accord_app.settings import WebSocketPath
 from accord_app.web.middleware import MAX_HEADER_BYTES, HttpLimits, http_protocol
 
 # Short deadlines and a small cap, so each test takes a fraction of a second.
@@ -148,6 +149,31 @@ def test_malformed_http_gets_the_json_error_shape(server: BackgroundServer) -> N
         sock.sendall(b"GET /api HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n")
         status, body = answer(sock)
     assert (status, body["code"]) == (400, "bad_request")
+
+
+@pytest.mark.parametrize("path", list(WebSocketPath))
+@pytest.mark.parametrize(
+    ("headers", "status", "says"),
+    [
+        ("", 400, "Sec-WebSocket-Key"),  # no key at all
+        ("Sec-WebSocket-Key: short\r\n", 400, "Sec-WebSocket-Key"),
+        ("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", 400, "Sec-WebSocket-Version"),
+    ],
+)
+def test_a_malformed_websocket_upgrade_gets_the_json_error_shape(
+    tmp_path: Path, path: WebSocketPath, headers: str, status: int, says: str
+) -> None:
+    """The WebSocket protocols (the fast path's and uvicorn's) answer these themselves."""
+    with serve(tmp_path, websocket=path) as running, connect(running) as sock:
+        version = "8" if "==" in headers else "13"
+        sock.sendall(
+            b"GET /api/servers/x/channels/y/connect HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            + f"{headers}Sec-WebSocket-Version: {version}\r\n\r\n".encode()
+        )
+        answered, body = answer(sock)
+    assert (answered, body["code"]) == (status, "invalid_websocket_handshake")
+    assert says in body["message"]
 
 
 @pytest.mark.anyio

@@ -88,3 +88,14 @@ def test_the_announcers_look_alike_is_refused_as_a_username_and_a_server_name(
         pass
     assert refused.value.response.status_code == 400
     assert b"invalid_username" in refused.value.response.body
+
+
+def test_a_server_name_that_looks_like_anothers_is_refused(live_server: "LiveServer") -> None:
+    http = live_server.http
+    assert http.post("/api/servers", json={"name": "ada lab"}).status_code == 201
+    refused = http.post("/api/servers", json={"name": "\u0251d\u0251 lab"})  # Latin alphas
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "name_looks_like" and "'ada lab'" in refused.json()["message"]
+    assert http.post("/api/servers", json={"name": "ada lab"}).status_code == 201  # itself
+    names = [server["name"] for server in http.get("/api/servers").json()]
+    assert names == ["ada lab", "ada lab"]

@@ -12,6 +12,7 @@ import pytest
 
 from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
+from accord_app.lab.loadtest import ADMIN_HEADERS, LAB_ADMIN_TOKEN
 from accord_app.lab.server import BackgroundServer
 from accord_app.web.middleware import WRITE_COST, RequestLimits
 
@@ -21,7 +22,9 @@ LIMITS = RequestLimits(per_second=0.1, burst=20)
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[BackgroundServer]:
-    settings = replace(Settings(data_dir=tmp_path), request_limits=LIMITS)
+    settings = replace(
+        Settings(data_dir=tmp_path), request_limits=LIMITS, admin_token=LAB_ADMIN_TOKEN
+    )
     with BackgroundServer(create_app(settings), **uvicorn_options(settings)) as running:
         yield running
 
@@ -62,3 +65,29 @@ def test_a_question_to_every_channel_pays_for_each(server: BackgroundServer) -> 
         assert answers == [200, 200, 429]
         # What is left still pays for the cheap requests.
         assert [http.get("/api/servers").status_code for _ in range(7)] == [200] * 6 + [429]
+
+
+def test_an_announcement_pays_for_each_channel_too(server: BackgroundServer) -> None:
+    with client(server, "127.0.0.7") as setup, client(server, "127.0.0.8") as http:
+        server_id = setup.post("/api/servers", json={"name": "Workshop"}).json()["id"]
+        for n in range(6):
+            setup.post(f"/api/servers/{server_id}/channels", json={"name": f"channel {n}"})
+        url = f"/api/servers/{server_id}/announcements"
+        answers = [
+            http.post(url, json={"message": f"news {n}"}, headers=ADMIN_HEADERS) for n in range(3)
+        ]
+        assert [answer.status_code for answer in answers] == [200, 200, 429]
+        assert answers[-1].json()["code"] == "rate_limited" and answers[-1].headers["retry-after"]
+
+
+def test_a_workers_internal_header_makes_nothing_free_on_a_lone_process(
+    server: BackgroundServer,
+) -> None:
+    """X-Accord-Internal marks a cluster worker's calls, and is believed only with the
+    router's secret: a lone process has none, so the header is dropped."""
+    with client(server, "127.0.0.9") as http:
+        internal = {"X-Accord-Internal": "1"}
+        answers = [
+            http.get("/api/servers", headers=internal).status_code for _ in range(LIMITS.burst + 1)
+        ]
+    assert answers == [200] * LIMITS.burst + [429]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from accord_app.app import http_limits, uvicorn_options
 from accord_app.settings import DATA_DIR_HELP, PROJECT_DIR, Settings, WebSocketPath
@@ -61,7 +62,9 @@ def test_the_websocket_path_is_fast_unless_asgi_is_asked_for() -> None:
     assert Settings.from_env({}).websocket is WebSocketPath.FAST
     assert Settings.from_env({"ACCORD_WS": "asgi"}).websocket is WebSocketPath.ASGI
     assert uvicorn_options(Settings.from_env({}))["ws"] is FastWebSocket
-    assert "ws" not in uvicorn_options(Settings.from_env({"ACCORD_WS": "asgi"}))  # uvicorn's own
+    # uvicorn's own protocol, refusing a malformed upgrade in JSON
+    asgi = uvicorn_options(Settings.from_env({"ACCORD_WS": "asgi"}))["ws"]
+    assert issubclass(asgi, WebSocketsSansIOProtocol) and asgi is not FastWebSocket
     with pytest.raises(ValueError, match="ACCORD_WS must be one of fast, asgi, not 'quick'"):
         Settings.from_env({"ACCORD_WS": "quick"})
 
@@ -94,3 +97,10 @@ def test_host_names_and_request_budgets_come_from_the_environment() -> None:
     for bad in [{"ACCORD_CLIENT_REQUEST_RATE": "0"}, {"ACCORD_CLIENT_REQUEST_BURST": "0"}]:
         with pytest.raises(ValueError, match="ACCORD_CLIENT_REQUEST_RATE must be above 0"):
             Settings.from_env(bad)
+
+
+def test_the_admin_token_is_read_and_never_shown() -> None:
+    settings = Settings.from_env({"ACCORD_ADMIN_TOKEN": "s3cret"})
+    assert settings.admin_token == "s3cret"
+    assert "s3cret" not in repr(settings)
+    assert Settings.from_env({"ACCORD_ADMIN_TOKEN": ""}).admin_token is None

@@ -4,8 +4,10 @@ import uuid
 
 from fastapi import APIRouter
 
-from accord_app.api.schemas import Channel, NameIn, Server
+from accord_app.api.names import looks_like
+from accord_app.api.schemas import Channel, ErrorBody, NameIn, Server
 from accord_app.api.shared import ERROR_RESPONSES, CatalogDep, server_not_found
+from accord_app.web.errors import ApiError
 
 router = APIRouter(prefix="/api")
 
@@ -23,9 +25,25 @@ def list_servers(catalog: CatalogDep) -> list[Server]:
 
 
 @router.post(
-    "/servers", status_code=201, summary="Create a server", responses={400: ERROR_RESPONSES[400]}
+    "/servers",
+    status_code=201,
+    summary="Create a server",
+    responses={
+        400: ERROR_RESPONSES[400],
+        409: {"model": ErrorBody, "description": "The name looks like another server's."},
+    },
 )
 def create_server(body: NameIn, catalog: CatalogDep) -> Server:
+    """A name that renders like an existing server's (names.skeleton) is refused: a
+    look-alike server could pass for the real one in a list. The same name is allowed: it
+    looks like what it is."""
+    present = looks_like(body.name, (server.name for server in catalog.list_servers()))
+    if present is not None:
+        raise ApiError(
+            409,
+            "name_looks_like",
+            f"The name {body.name!r} looks like that of the server {present!r}: choose another.",
+        )
     return catalog.create_server(body.name)
 
 

@@ -9,12 +9,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
 from accord_app.api.names import check_name
 
+# Servers, channels and messages are named by UUIDs, written in lower case with hyphens.
+Id = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+
 
 @dataclass(frozen=True)
 class Server:
     """A community, like a Discord "server": it owns channels."""
 
-    id: str
+    id: Id
     name: str
 
 
@@ -22,9 +25,9 @@ class Server:
 class Channel:
     """A room inside a server. Its messages live in an actor, not in the catalog."""
 
-    id: str
+    id: Id
     name: str
-    server_id: str
+    server_id: Id
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class ErrorBody:
 class Message:
     """One chat message. `seq` numbers a channel's messages 1, 2, 3, ... without gaps."""
 
-    id: str
+    id: Id
     seq: int
     timestamp: int  # milliseconds since the epoch
     username: str
@@ -52,7 +55,7 @@ class ChannelActivity:
     message. When the channel's actor could not be reached, `error` says why and the rest is
     None: one unreachable channel does not fail the whole list."""
 
-    channel_id: str
+    channel_id: Id
     messages: int | None
     latest: Message | None
     error: ErrorBody | None = None
@@ -69,7 +72,7 @@ class AnnouncementIn:
 class Delivery:
     """An announcement in one channel: the message it became, or why it did not arrive."""
 
-    channel_id: str
+    channel_id: Id
     message: Message | None
     error: ErrorBody | None = None
 

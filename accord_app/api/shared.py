@@ -5,11 +5,15 @@ error."""
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from accord_app.api.schemas import ErrorBody
 from accord_app.catalog.store import Catalog
 from accord_app.web.errors import ApiError
+
+# A server's or channel's id in a path, checked by the route itself (its own error codes); the
+# schema says what it is.
+IdPath = Annotated[str, Path(json_schema_extra={"format": "uuid"})]
 
 # Documented on every route so /openapi.json lists the error shape next to the success one.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -28,6 +28,7 @@ from accord_app.chat.protocol import (
     parse_frame,
 )
 from accord_app.chat.ratelimit import MONOTONIC, ChatLimits, ClientLimits, Clock, TokenBucket
+from accord_app.chat.roster import Roster
 from accord_app.observe.metrics import Metrics
 
 SCHEMA = [
@@ -58,6 +59,18 @@ REPLAY_MESSAGES = 1000
 REPLAY_CHARS = 512 * 1024
 
 
+class KeyReused(Exception):
+    """An announcement's idempotency key already names another text in this channel."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"The Idempotency-Key {key!r} already names another announcement: use a new key for"
+            " each new text, and the same one only to send the same text again."
+        )
+
+
 def record(row: Any) -> dict[str, Any]:
     return {key: row[key] for key in ("id", "seq", "timestamp", "username", "message")}
 
@@ -84,9 +97,10 @@ class ChannelActor(Actor):
         self.buckets: dict[HibernatableWebSocket, TokenBucket] = {}
         self.last_typing: dict[HibernatableWebSocket, float] = {}
         self.strikes: dict[HibernatableWebSocket, int] = {}  # refused frames in a row
-        # (channel_id, username) per socket, parsed once from its attachment: presence walks
-        # every member's socket on each join and leave, and JSON per socket would add up.
+        # (channel_id, username) per socket, parsed once from its attachment.
         self.members_of: dict[HibernatableWebSocket, tuple[str, str]] = {}
+        # Who is in each channel (roster.py), built from the sockets when first needed.
+        self.rosters: dict[str, Roster[HibernatableWebSocket]] = {}
         self.ctx.set_websocket_auto_response("ping", "pong")
 
     # -- RPC, called by the HTTP layer ---------------------------------------------------------
@@ -131,12 +145,21 @@ class ChannelActor(Actor):
     async def join(
         self, transport: Transport, channel_id: str, username: str, after_seq: int | None
     ) -> None:
-        """Take over a connected socket: presence first, then any missed messages."""
+        """Take over a connected socket: presence first, then any missed messages. A name
+        that looks like a present member's is refused: an error frame, then the close."""
+        roster = self.roster(channel_id)
+        present = roster.look_alike(username)
         ws = self.ctx.accept_websocket(transport, tags=[channel_id])
+        if present is not None:
+            reason = f"The username {username!r} looks like {present!r}'s, who is here."
+            self.send_error(ws, ProtocolError("username_looks_like", f"{reason} Choose another."))
+            ws.close(CLOSE_POLICY, "username looks like a member's")  # no close event follows
+            return
         ws.serialize_attachment({"channel_id": channel_id, "username": username})
-        members = self.members(channel_id)
-        ws.send(encode({"type": "presence", "members": members}))
-        if self.sockets_of(channel_id, username) == [ws]:
+        self.members_of[ws] = (channel_id, username)
+        first = roster.add(ws, username)
+        ws.send(encode({"type": "presence", "members": roster.names()}))
+        if first:
             self.broadcast(channel_id, {"type": "joined", "username": username}, skip=ws)
         if after_seq is not None:
             self.replay(ws, channel_id, after_seq)
@@ -282,9 +305,13 @@ class ChannelActor(Actor):
             ANNOUNCER,
             request_id,
         )
+        text = clean_message(text)
+        if stored and stored[0]["message"] != text:
+            # Not a retry: the caller reuses a key, and would lose this text silently.
+            raise KeyReused(request_id)
         if stored:
             return record(stored[0])
-        message = self.store(channel_id, ANNOUNCER, clean_message(text), request_id)
+        message = self.store(channel_id, ANNOUNCER, text, request_id)
         self.broadcast(channel_id, {"type": "message", **message})
         return message
 
@@ -386,7 +413,11 @@ class ChannelActor(Actor):
         self.strikes.pop(ws, None)
         channel_id, username = self.who(ws)
         del self.members_of[ws]
-        if not self.sockets_of(channel_id, username):
+        if channel_id not in self.rosters:
+            # Built now, from the sockets still open (the runtime has already let go of this one).
+            if username not in self.roster(channel_id).counts:
+                self.broadcast(channel_id, {"type": "left", "username": username})
+        elif self.rosters[channel_id].remove(ws, username):
             self.broadcast(channel_id, {"type": "left", "username": username})
 
     # -- members -----------------------------------------------------------------------------------
@@ -398,11 +429,13 @@ class ChannelActor(Actor):
             known = self.members_of[ws] = (attachment["channel_id"], attachment["username"])
         return known
 
-    def sockets_of(self, channel_id: str, username: str) -> list[HibernatableWebSocket]:
-        return [ws for ws in self.ctx.get_websockets(channel_id) if self.who(ws)[1] == username]
-
-    def members(self, channel_id: str) -> list[str]:
-        return sorted({self.who(ws)[1] for ws in self.ctx.get_websockets(channel_id)})
+    def roster(self, channel_id: str) -> Roster[HibernatableWebSocket]:
+        roster = self.rosters.get(channel_id)
+        if roster is None:
+            roster = self.rosters[channel_id] = Roster()
+            for ws in self.ctx.get_websockets(channel_id):
+                roster.add(ws, self.who(ws)[1])
+        return roster
 
     def broadcast(
         self, channel_id: str, frame: dict[str, Any], skip: HibernatableWebSocket | None = None

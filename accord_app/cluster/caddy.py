@@ -43,6 +43,12 @@ ACTOR_PATHS: dict[str, tuple[str, set[str]]] = {
     ),
     "server": (f"^/api/servers/(?P<server_id>{_ID})/activity$", {"server_id"}),
 }
+WORKER_PATH = "/inspect/api/workers"  # + /<n>/...: to worker n, whatever the key
+# Paths that fan out to every channel actor of a server from whichever worker takes them,
+# whatever the sharding: their answer waits for their own deadline (ANNOUNCE_DEADLINE_SECONDS,
+# 5 s), so the router must wait longer, or a stalled worker turns the per-channel answer into
+# the router's 504.
+SPANNING_PATHS = [f"^/api/servers/{_ID}/announcements$"]
 UNAVAILABLE_MESSAGE = (
     "Worker {worker} is not answering, so the channels it hosts are unavailable until it is back."
 )
@@ -71,9 +77,9 @@ def caddy_executable() -> Path:
 
 
 def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """Hash-routed routes for the actor paths that carry the whole key, then everything else
-    to any worker."""
-    found: list[dict[str, Any]] = []
+    """The inspector's route to each worker, hash-routed routes for the actor paths that carry
+    the whole key, then everything else to any worker."""
+    found = worker_routes(upstreams)
     for name, (pattern, fields) in ACTOR_PATHS.items():
         match = [{"path_regexp": {"name": name, "pattern": pattern}}]
         if not key_fields(sharding) <= fields:
@@ -103,8 +109,30 @@ def routes(sharding: Sharding, upstreams: list[dict[str, str]]) -> list[dict[str
                 ],
             }
         )
+    for pattern in SPANNING_PATHS:
+        match = [{"path_regexp": {"pattern": pattern}}]
+        found.append({"match": match, "handle": [to_any_worker(upstreams, SPANNING_TIMEOUT)]})
     found.append({"handle": [to_any_worker(upstreams, ANSWER_TIMEOUT)]})
     return found
+
+
+def worker_routes(upstreams: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """`/inspect/api/workers/<n>/...` to worker n alone: how the inspector asks each worker
+    for its actors (accord_app/observe/inspector.py). A worker that is down answers the JSON
+    502 below, which the inspector shows as a dead host."""
+    return [
+        {
+            "match": [{"path": [f"{WORKER_PATH}/{number}/*"]}],
+            "handle": [
+                {
+                    "handler": "reverse_proxy",
+                    "upstreams": [upstream],
+                    "transport": transport(ANSWER_TIMEOUT),
+                }
+            ],
+        }
+        for number, upstream in enumerate(upstreams, start=1)
+    ]
 
 
 def to_any_worker(upstreams: list[dict[str, str]], answer_timeout: str) -> dict[str, Any]:

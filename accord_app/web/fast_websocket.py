@@ -28,6 +28,7 @@ sans-I/O API (state, close_exc, receive_eof, ...), with the major version capped
 """
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -423,8 +424,8 @@ class FastWebSocket(asyncio.Protocol):
     def _start_handshake(self, request: Request) -> None:
         response = self.conn.accept(request)
         if response.status_code != 101:  # not a valid WebSocket upgrade: websockets says why
-            self.conn.send_response(response)
-            self._queue_protocol_output()  # ends with b"": the connection closes
+            reason = (response.body or b"").decode("utf-8", "replace").strip()
+            self._respond(*json_error(response.status_code, reason, "invalid_websocket_handshake"))
             return
         self._handshake = (request, response)
         task = self._loop.create_task(self._run_app(self._scope(request)))
@@ -477,11 +478,11 @@ class FastWebSocket(asyncio.Protocol):
             await app(scope, receive, self._asgi_send)
         except Exception:
             logger.exception("Exception in ASGI application")
-            self._refuse(500, "Internal Server Error")
+            self._refuse(500, "Something went wrong on the server.", "internal_error")
             return
         if self._handshake is not None:
             logger.error("the WebSocket endpoint returned without accepting or refusing")
-            self._refuse(500, "Internal Server Error")
+            self._refuse(500, "Something went wrong on the server.", "internal_error")
         elif self.conn.state is State.OPEN and not self.receiving:
             # Accepted, then nobody took the socket: nothing would ever read it.
             self._send_close(1011, "the server did not take the connection")
@@ -503,7 +504,7 @@ class FastWebSocket(asyncio.Protocol):
             self._queue_protocol_output()
             self._schedule_ping()
         elif kind == "websocket.close" and self._handshake is not None:
-            self._refuse(403, "")
+            self._refuse(403, "The server refused this WebSocket.", "websocket_refused")
         elif kind == "websocket.close":
             await self.close(message.get("code", 1000), message.get("reason") or "")
         elif kind == "websocket.http.response.start" and self._handshake is not None:
@@ -521,9 +522,10 @@ class FastWebSocket(asyncio.Protocol):
                 f" scope['extensions'][{DIRECT_TRANSPORT!r}]"
             )
 
-    def _refuse(self, status: int, text: str) -> None:
+    def _refuse(self, status: int, message: str, code: str) -> None:
+        """An error in the API's JSON shape instead of the upgrade."""
         if self._handshake is not None:
-            self._respond(status, [("Content-Type", "text/plain; charset=utf-8")], text.encode())
+            self._respond(*json_error(status, message, code))
 
     def _respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         """An HTTP answer instead of the upgrade (the API's JSON errors come this way)."""
@@ -537,6 +539,12 @@ class FastWebSocket(asyncio.Protocol):
             phrase = ""
         self.conn.send_response(Response(status, phrase, response_headers, body))
         self._queue_protocol_output()  # ends with b"": the connection closes
+
+
+def json_error(status: int, message: str, code: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An answer in the API's error shape (accord_app/errors.py), for _respond()."""
+    body = json.dumps({"message": message, "code": code}).encode()
+    return status, [("Content-Type", "application/json")], body
 
 
 def _address(value: Any) -> tuple[str, int] | None:

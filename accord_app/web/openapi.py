@@ -9,14 +9,17 @@ from fastapi.openapi.utils import get_openapi
 
 
 def openapi_without_422(app: FastAPI) -> dict[str, Any]:
-    """The schema as FastAPI builds it, minus its 422 answers: this API uses 400 instead."""
+    """The schema as FastAPI builds it, minus its 422 validation answers: this API uses 400
+    instead (a 422 of its own, such as a reused Idempotency-Key, stays)."""
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
-                operation.get("responses", {}).pop("422", None)
+                responses = operation.get("responses", {})
+                if responses.get("422", {}).get("description") == "Validation Error":
+                    del responses["422"]
         components = schema.get("components", {}).get("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)

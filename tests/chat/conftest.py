@@ -24,6 +24,7 @@ from accord_app.actors.runtime import ActorInfo
 from accord_app.app import uvicorn_options
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
+from accord_app.lab.loadtest import ADMIN_HEADERS, LAB_ADMIN_TOKEN
 from accord_app.lab.server import BackgroundServer
 from accord_app.settings import WebSocketPath
 
@@ -168,7 +169,7 @@ class ServerFactory:
     def __call__(self, variant: str, **settings: Any) -> Iterator[Chat]:
         """`variant` is one of SERVERS: a sharding mode and a WebSocket path."""
         mode, path = variant.split("-")
-        settings = {"chat_limits": NO_LIMITS} | settings
+        settings = {"chat_limits": NO_LIMITS, "admin_token": LAB_ADMIN_TOKEN} | settings
         chosen = Settings(
             data_dir=self.tmp_path / f"data-{variant}",
             sharding=Sharding(mode),
@@ -178,7 +179,9 @@ class ServerFactory:
         app = create_app(chosen)
         with (
             BackgroundServer(app, **uvicorn_options(chosen)) as server,
-            httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT, trust_env=False) as http,
+            httpx.Client(
+                base_url=server.url, headers=ADMIN_HEADERS, timeout=HTTP_TIMEOUT, trust_env=False
+            ) as http,
         ):
             yield Chat(server=server, app=app, http=http, mode=mode)
 
@@ -203,3 +206,9 @@ def rate_limited_chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
 def sleepy_chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
     """Actors hibernate after 0.2 s without work."""
     yield from ServerFactory(tmp_path)(request.param, idle_timeout=0.2)
+
+
+@pytest.fixture
+def chat_without_admin_token(tmp_path: Path) -> Iterator[Chat]:
+    """A server started without ACCORD_ADMIN_TOKEN (one variant: the refusal is HTTP's)."""
+    yield from ServerFactory(tmp_path)("channel-fast", admin_token=None)

@@ -93,3 +93,42 @@ async def test_nobody_may_join_under_the_announcers_name(chat: "Chat") -> None:
         async with chat.connect(channel, ANNOUNCER):
             pass
     assert refused.value.response.status_code == 400
+
+
+def test_announcing_needs_the_admin_token_and_is_off_without_one(
+    chat: "Chat", chat_without_admin_token: "Chat"
+) -> None:
+    channel = chat.create_channel()
+    paths = [f"/api/servers/{channel.server_id}/announcements", f"{channel.path}/announcements"]
+    # The fixture's client sends the token by default: each of these replaces it. A worker's
+    # internal header, without the router's secret, is no privilege either.
+    none, wrong = {"Authorization": ""}, {"Authorization": "Bearer not-the-token"}
+    for headers in [none, wrong, {**none, "X-Accord-Internal": "x"}]:
+        for path in paths:
+            answer = chat.http.post(path, json={"message": "free pizza"}, headers=headers)
+            assert answer.status_code == 401, answer.text
+            assert answer.json()["code"] == "admin_token_required"
+    assert chat.history(channel) == []
+    # A server started without ACCORD_ADMIN_TOKEN refuses everyone, and says how to turn it on.
+    off = chat_without_admin_token
+    other = off.create_channel()
+    for path in [f"/api/servers/{other.server_id}/announcements", f"{other.path}/announcements"]:
+        answer = off.http.post(path, json={"message": "free pizza"})
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["code"] == "announcements_disabled"
+        assert "ACCORD_ADMIN_TOKEN" in answer.json()["message"]
+    assert off.history(other) == []
+
+
+def test_an_idempotency_key_sent_again_with_another_text_is_refused(chat: "Chat") -> None:
+    server_id = chat.create_server()
+    channels = [chat.create_channel(server_id, name) for name in ["general", "random"]]
+    for path in [f"{channels[0].path}/announcements", f"/api/servers/{server_id}/announcements"]:
+        key = {"Idempotency-Key": f"key-{len(path)}"}
+        first = chat.http.post(path, json={"message": "Meetup at 7"}, headers=key)
+        assert first.status_code in (200, 201), first.text
+        again = chat.http.post(path, json={"message": "Meetup at 8"}, headers=key)
+        assert again.status_code == 422, again.text
+        assert again.json()["code"] == "idempotency_key_reused"
+    assert [m["message"] for m in chat.history(channels[0])] == ["Meetup at 7"] * 2
+    assert [m["message"] for m in chat.history(channels[1])] == ["Meetup at 7"]

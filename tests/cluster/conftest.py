@@ -13,7 +13,7 @@ from cluster_client import Running
 
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster import Cluster
-from accord_app.lab.loadtest import LIFTED_LIMITS
+from accord_app.lab.loadtest import ADMIN_HEADERS, LIFTED_LIMITS
 
 HTTP_TIMEOUT = 10.0
 
@@ -22,7 +22,9 @@ def start(tmp_path: Path, workers: int, mode: Sharding | str) -> Iterator[Runnin
     # Workers in these tests take every message at once: no test is about the rate limit.
     with (
         Cluster(workers, mode, tmp_path / "data", port=0, env=LIFTED_LIMITS) as cluster,
-        httpx.Client(base_url=cluster.url, timeout=HTTP_TIMEOUT, trust_env=False) as http,
+        httpx.Client(
+            base_url=cluster.url, headers=ADMIN_HEADERS, timeout=HTTP_TIMEOUT, trust_env=False
+        ) as http,
     ):
         yield Running(cluster, http)
 

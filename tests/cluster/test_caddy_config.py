@@ -1,13 +1,21 @@
 """The proxy's config is generated from the app's own key template, so the two cannot drift."""
 
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from accord_app.chat.http.announcements import ANNOUNCE_DEADLINE_SECONDS
 from accord_app.chat.sharding import Sharding, shard_key
-from accord_app.cluster.caddy import ACTOR_PATHS, SHARD_HEADER, caddy_config
+from accord_app.cluster.caddy import (
+    ACTOR_PATHS,
+    SHARD_HEADER,
+    SPANNING_PATHS,
+    WORKER_PATH,
+    caddy_config,
+)
 
 ADDRESSES = ("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003")
 
@@ -90,14 +98,34 @@ def test_every_route_gives_up_on_a_silent_worker_and_only_a_spanning_question_wa
     for route in server(mode)["routes"]:
         proxy = route["handle"][-1]
         assert proxy["transport"]["dial_timeout"] == "1s"
+        if "path" in route.get("match", [{}])[0]:  # the inspector's route to one worker
+            assert "health_checks" not in proxy and "load_balancing" not in proxy
+            assert proxy["transport"]["response_header_timeout"] == "5s"
+            continue
         # Checked routes skip a silent worker; a hashed one must not (its keys would move).
         hashed = proxy["load_balancing"]["selection_policy"]["policy"] == "header"
         assert ("health_checks" in proxy) is not hashed
         pattern = route["match"][0]["path_regexp"]["pattern"] if "match" in route else "*"
         timeouts[pattern] = proxy["transport"]["response_header_timeout"]
     spanning = [p for p, timeout in timeouts.items() if timeout == "30s"]
-    assert spanning == ([ACTOR_PATHS["server"][0]] if mode == Sharding.CHANNEL else [])
+    # Activity spans actors under channel sharding; an announcement always does, and the
+    # router waits longer than its fan-out's own deadline, so that answer is the app's.
+    activity = [ACTOR_PATHS["server"][0]] if mode == Sharding.CHANNEL else []
+    assert spanning == activity + SPANNING_PATHS
+    assert re.fullmatch(SPANNING_PATHS[0], f"/api/servers/{uuid.uuid4()}/announcements")
     assert set(timeouts.values()) - {"30s"} == {"5s"}
+    assert ANNOUNCE_DEADLINE_SECONDS < 30
+
+
+def test_the_inspectors_path_for_worker_n_reaches_worker_n_alone() -> None:
+    pinned = {
+        route["match"][0]["path"][0]: [up["dial"] for up in route["handle"][0]["upstreams"]]
+        for route in server(Sharding.CHANNEL)["routes"]
+        if "path" in route.get("match", [{}])[0]
+    }
+    assert pinned == {
+        f"{WORKER_PATH}/{number}/*": [address] for number, address in enumerate(ADDRESSES, 1)
+    }
 
 
 def test_the_proxy_listens_on_every_address_it_is_given() -> None:

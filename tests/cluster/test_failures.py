@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from accord_app.chat.http.announcements import ANNOUNCE_DEADLINE_SECONDS
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster import Cluster, ClusterError
+from accord_app.lab.loadtest import ADMIN_HEADERS
 
 pytestmark = pytest.mark.anyio
 
@@ -237,7 +238,9 @@ def test_an_announcement_reaches_every_worker_and_a_dead_one_costs_only_its_chan
     channels = running.one_servers_channels_on_every_worker(12)
     server_id = channels[0].server_id
     # Ask worker 1 itself: under channel sharding a server-wide path may go to any worker.
-    with httpx.Client(base_url=running.cluster.worker_url(1), trust_env=False) as worker_1:
+    with httpx.Client(
+        base_url=running.cluster.worker_url(1), headers=ADMIN_HEADERS, trust_env=False
+    ) as worker_1:
         first = worker_1.post(f"/api/servers/{server_id}/announcements", json={"message": "one"})
         assert first.status_code == 200, first.text
         assert (first.json()["delivered"], first.json()["failed"]) == (len(channels), 0)
@@ -259,3 +262,43 @@ def test_an_announcement_reaches_every_worker_and_a_dead_one_costs_only_its_chan
     for channel in channels:
         texts = [m["message"] for m in running.http.get(f"{channel.path}/messages").json()]
         assert texts == (["one"] if channel.channel_id in on_3 else ["two", "one"])
+
+
+def test_a_stalled_worker_is_named_in_the_announcement_and_the_retry_stores_once(
+    own_cluster: Any,
+) -> None:
+    """SIGSTOP: a worker that accepts connections and never answers. The router must wait
+    longer than the fan-out's deadline, or its 504 (naming whichever worker took the request)
+    replaces the per-channel answer, and the client's retry stores the text again."""
+    running = own_cluster
+    channels = running.one_servers_channels_on_every_worker(12)
+    server_id = channels[0].server_id
+    url = f"/api/servers/{server_id}/announcements"
+    key = {"Idempotency-Key": "meetup-at-7"}
+    stalled = 3
+    on_stalled = {c.channel_id for c in channels if running.owner(c) == stalled}
+    os.kill(running.cluster.pid(stalled), signal.SIGSTOP)
+    try:
+        # The router's health checks (each second, 1 s timeout) stop sending server-wide
+        # requests to the stalled worker; its channels' requests still go to it.
+        time.sleep(3)
+        started = time.monotonic()
+        first = running.http.post(url, json={"message": "Meetup at 7"}, headers=key, timeout=40)
+        took = time.monotonic() - started
+    finally:
+        os.kill(running.cluster.pid(stalled), signal.SIGCONT)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["delivered"], body["failed"]) == (len(channels) - len(on_stalled), len(on_stalled))
+    for delivery in body["channels"]:
+        if delivery["channel_id"] in on_stalled:
+            assert delivery["error"]["code"] == "call_timed_out", delivery
+            assert f"worker {stalled}" in delivery["error"]["message"], delivery
+        else:
+            assert delivery["message"]["message"] == "Meetup at 7", delivery
+    assert took < ANNOUNCE_DEADLINE_SECONDS + 2, f"the stalled worker held the answer {took:.1f} s"
+    retry = running.http.post(url, json={"message": "Meetup at 7"}, headers=key, timeout=40)
+    assert (retry.json()["delivered"], retry.json()["failed"]) == (len(channels), 0), retry.text
+    for channel in channels:
+        texts = [m["message"] for m in running.http.get(f"{channel.path}/messages").json()]
+        assert texts == ["Meetup at 7"], (channel, texts)

@@ -27,7 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from accord_app.actors import Namespace
 from accord_app.api.schemas import ChannelActivity, ErrorBody
 from accord_app.api.shared import ERROR_RESPONSES, CatalogDep, server_not_found
-from accord_app.chat.channel import ChannelActor
+from accord_app.chat.channel import ChannelActor, KeyReused
 from accord_app.chat.failures import INTERNAL_ERROR, describe_failure
 from accord_app.chat.http.remote import CallRefused, CallTimedOut, RemoteActor, RemoteCallError
 from accord_app.chat.http.routes import activity_of
@@ -66,6 +66,8 @@ async def server_activity(
     groups = group_by_key(sharding, str(server_id), (channel.id for channel in channels))
     # A thousand calls at once would only queue for connections and time out: at most
     # REMOTE_CALLS_IN_FLIGHT of this request's calls go out together, on kept-alive connections.
+    # Local calls too: waking a sleeping actor opens its database on the runtime's threads,
+    # where every member's commit waits its turn behind the opens already queued.
     in_flight = asyncio.Semaphore(REMOTE_CALLS_IN_FLIGHT)
     answers = await asyncio.gather(
         *(
@@ -98,7 +100,8 @@ async def group_activity(
         channels: Namespace[ChannelActor] = request.app.state.channels
         stub = channels.get(channels.id_from_name(key))
         try:
-            rows = await local_call(stub.activity(channel_ids), key, deadline)
+            async with in_flight:  # each call may wake an actor: see the comment above
+                rows = await local_call(stub.activity(channel_ids), key, deadline)
         except RemoteCallError as error:  # the actor's failure is each of its channels' answer
             return [unavailable(c, error.code, str(error)) for c in channel_ids]
         return [activity_of(row) for row in rows]
@@ -115,6 +118,8 @@ async def local_call(call: "asyncio.Future[T]", key: str, deadline: float) -> T:
         return await asyncio.wait_for(call, max(0.0, deadline - time.monotonic()))
     except TimeoutError:
         raise CallTimedOut(key, LOCAL_HOST, "no answer by the deadline") from None
+    except KeyReused as error:  # the caller's mistake, answered as the remote endpoint does
+        raise CallRefused(key, LOCAL_HOST, 422, error.code, str(error)) from None
     except Exception as error:
         failure = describe_failure(error)
         if failure is INTERNAL_ERROR:

@@ -18,12 +18,12 @@ from starlette.requests import HTTPConnection
 
 from accord_app.actors import Namespace
 from accord_app.api.schemas import ChannelActivity, ErrorBody, Message
-from accord_app.api.shared import ERROR_RESPONSES
+from accord_app.api.shared import ERROR_RESPONSES, IdPath
 from accord_app.catalog.store import Catalog, CatalogUnavailable
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.failures import INTERNAL_ERROR, describe_failure
 from accord_app.chat.http.websocket import StarletteTransport, accept
-from accord_app.chat.protocol import MAX_SEQ, ProtocolError, clean_username
+from accord_app.chat.protocol import MAX_SEQ, MAX_USERNAME_CHARS, ProtocolError, clean_username
 from accord_app.chat.ratelimit import ClientLimits
 from accord_app.chat.sharding import Sharding, shard_key
 from accord_app.cluster.placement import Placement
@@ -85,8 +85,8 @@ async def channel_actor(connection: HTTPConnection, server_id: str, channel_id: 
 )
 async def list_messages(
     request: Request,
-    server_id: str,
-    channel_id: str,
+    server_id: IdPath,
+    channel_id: IdPath,
     limit: Annotated[int, Query(ge=1, le=HISTORY_LIMIT_MAX)] = HISTORY_LIMIT_DEFAULT,
     before: Annotated[
         int | None, Query(ge=1, le=MAX_SEQ, description="only messages with a smaller seq")
@@ -102,7 +102,9 @@ async def list_messages(
     summary="A channel's message count and latest message",
     responses=CHANNEL_ERRORS,
 )
-async def channel_activity(request: Request, server_id: str, channel_id: str) -> ChannelActivity:
+async def channel_activity(
+    request: Request, server_id: IdPath, channel_id: IdPath
+) -> ChannelActivity:
     actor = await channel_actor(request, server_id, channel_id)
     [row] = await actor.activity([str(uuid.UUID(channel_id))])
     return activity_of(row)
@@ -121,7 +123,27 @@ def activity_of(row: dict[str, Any]) -> ChannelActivity:
     status_code=426,
     responses={426: {"model": ErrorBody, "description": "Connect with a WebSocket client."}},
 )
-def connect_without_websocket() -> None:
+def connect_without_websocket(
+    server_id: IdPath,
+    channel_id: IdPath,
+    username: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_USERNAME_CHARS,
+            description="The name the member speaks under in this channel.",
+        ),
+    ] = None,
+    after_seq: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_SEQ,
+            description="Replay the messages after this seq once joined (a reconnect).",
+        ),
+    ] = None,
+) -> None:
+    """The WebSocket's query parameters are declared here, the route the schema can show."""
     raise HTTPException(426, "Connect with a WebSocket client: this endpoint upgrades.")
 
 
