@@ -66,9 +66,9 @@ class Settings:
     # What the proxy adds to each request it forwards; X-Forwarded-For is believed only then.
     router_secret: str | None = field(default=None, repr=False)
     # The administrator's bearer token: announcements need it (chat/http/announcer.py; None:
-    # nobody may announce), and it opens the inspector (observe/inspector.py) to clients off
-    # this machine (None: loopback clients only); a channel's point-in-time restore asks it
-    # of every client (None: that endpoint does not exist at all).
+    # nobody may announce), it opens the inspector (observe/inspector.py) to clients off this
+    # machine (None: loopback clients only), and a channel's point-in-time restore
+    # (chat/http/admin.py; None: that endpoint does not exist).
     admin_token: str | None = field(default=None, repr=False)
     # None: the catalog is SQLite, catalog.sqlite3 in data_dir; a postgresql:// URL: that
     # PostgreSQL database, which several hosts can share.

@@ -225,6 +225,31 @@ PER_STEP_TRY = """                response = await client.post(
             except httpx.TimeoutException:
 """
 
+QUORUM = solution_cell("09-replication.ipynb", "exercise-9.1")
+APPEND = solution_cell("09-replication.ipynb", "exercise-9.2")
+STORE = solution_cell("09-replication.ipynb", "exercise-9.3")
+UNDO = solution_cell("09-replication.ipynb", "exercise-9.4")
+FOR_TIME = "bookmark = await room.bookmark_for_time(flood_at)"
+AS_NUMBERS = """    marks = [await room.bookmark_for_time(flood_at), await room.bookmark()]
+    bookmark = str(min(int(mark) for mark in marks))
+"""
+EXPECTED = 'headers={"Nats-Expected-Last-Subject-Sequence": str(owner.applied)}'
+REPEAT = """    if message_id in owner.messages:  # a repeat of a message already in the log
+        return owner.messages[message_id]
+"""
+IN_MEMORY = """seen = {}  # ids stored by this process
+
+
+async def store(js, owner: Owner, message_id: str, text: str) -> int:
+    if message_id in seen:
+        return seen[message_id]
+    entry = {"kind": "message", "epoch": owner.epoch, "id": message_id, "text": text}
+    seq = await append(js, owner, entry)
+    owner.apply(seq, entry)
+    seen[message_id] = seq
+    return seq
+"""
+
 # chapter -> exercise tag -> [(the mistake, a whole wrong exercise cell)]
 WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
     "00-what-we-build.ipynb": {
@@ -768,6 +793,64 @@ WRONG_ANSWERS: dict[str, dict[str, list[tuple[str, str]]]] = {
             ),
         ],
     },
+    "09-replication.ipynb": {
+        "exercise-9.1": [
+            ("a majority of N+1", swap(QUORUM, "servers // 2 + 1", "(servers + 1) // 2 + 1")),
+            ("half, not more than half", swap(QUORUM, "servers // 2 + 1", "servers // 2")),
+            ("float division", swap(QUORUM, "servers // 2 + 1", "servers / 2 + 1")),
+            ("off by one: more than a quorum", swap(QUORUM, ">= quorum", "> quorum")),
+            (
+                "writes go on while any server runs",
+                swap(QUORUM, "servers - down >= quorum(servers)", "down < servers"),
+            ),
+        ],
+        "exercise-9.2": [
+            ("unsolved", attendee.strip_solution(APPEND, "exercise 9.2")),
+            ("no expected sequence", swap(APPEND, ",\n        " + EXPECTED, "")),
+            (
+                "the expected sequence from the last ack",
+                swap(APPEND, "str(owner.applied)", "str(owner.acked)"),
+            ),
+            ("off by one", swap(APPEND, "str(owner.applied)", "str(owner.applied + 1)")),
+            (
+                "the stream's last sequence, not the subject's",
+                swap(APPEND, "Nats-Expected-Last-Subject-Sequence", "Nats-Expected-Last-Sequence"),
+            ),
+            ("publish not awaited", swap(APPEND, "ack = await js.publish(", "ack = js.publish(")),
+        ],
+        "exercise-9.3": [
+            ("unsolved", attendee.strip_solution(STORE, "exercise 9.3")),
+            ("every repeat stored again", swap(STORE, REPEAT, "")),
+            ("the ids remembered in memory", IN_MEMORY),
+            ("the entry not applied", swap(STORE, "    owner.apply(seq, entry)\n", "")),
+            (
+                "a repeat answered with the last applied sequence",
+                swap(STORE, "return owner.messages[message_id]", "return owner.applied"),
+            ),
+            ("append not awaited", swap(STORE, "seq = await append(", "seq = append(")),
+        ],
+        "exercise-9.4": [
+            ("unsolved", attendee.strip_solution(UNDO, "exercise 9.4")),
+            (
+                "restoring to a time after the flood",
+                swap(UNDO, FOR_TIME, "bookmark = await room.bookmark_for_time(time.time())"),
+            ),
+            ("the current bookmark", swap(UNDO, FOR_TIME, "bookmark = await room.bookmark()")),
+            ("bookmarks compared as numbers", swap(UNDO, "    " + FOR_TIME + "\n", AS_NUMBERS)),
+            (
+                "the restored bookmark returned, not the undo",
+                swap(
+                    UNDO,
+                    "return await room.restore(bookmark)",
+                    "await room.restore(bookmark)\n    return bookmark",
+                ),
+            ),
+            (
+                "restore not awaited",
+                swap(UNDO, "return await room.restore(", "return room.restore("),
+            ),
+        ],
+    },
 }
 
 # What the check's report must say for each wrong answer: the words that name its mistake.
@@ -897,6 +980,31 @@ SAYS = {
     "exercise-8.4: httpx's timeout per try, not a deadline": "end each try at the deadline",
     "exercise-8.4: 201 treated as a failure": "201 Created is a POST's success",
     "exercise-8.4: an error answer sent again": "an error answer is an answer",
+    "exercise-9.1: a majority of N+1": "the smallest number that is more than half",
+    "exercise-9.1: half, not more than half": "the smallest number that is more than half",
+    "exercise-9.1: float division": "use // for whole numbers",
+    "exercise-9.1: off by one: more than a quorum": "at least quorum(servers)",
+    "exercise-9.1: writes go on while any server runs": "at least quorum(servers)",
+    "exercise-9.2: unsolved": "return the ack's sequence",
+    "exercise-9.2: no expected sequence": "send the header Nats-Expected-Last-Subject-Sequence",
+    "exercise-9.2: the expected sequence from the last ack": "its last APPLIED entry",
+    "exercise-9.2: off by one": "not that of an empty subject (0)",
+    "exercise-9.2: the stream's last sequence, not the subject's": "not the stream's",
+    "exercise-9.2: publish not awaited": "await js.publish(...)",
+    "exercise-9.3: unsolved": "NotImplementedError",
+    "exercise-9.3: every repeat stored again": "a repeat (its first copy is in owner.messages",
+    "exercise-9.3: the ids remembered in memory": "a set kept in memory dies with its host",
+    "exercise-9.3: the entry not applied": "apply the entry (owner.apply(seq, entry))",
+    "exercise-9.3: a repeat answered with the last applied sequence": (
+        "a repeat returns owner.messages[message_id]"
+    ),
+    "exercise-9.3: append not awaited": "seq = await append(...)",
+    "exercise-9.4: unsolved": "return what room.restore(bookmark) returns",
+    "exercise-9.4: restoring to a time after the flood": "nor the time now",
+    "exercise-9.4: the current bookmark": "not the current bookmark",
+    "exercise-9.4: bookmarks compared as numbers": "as a number it loses its zeros",
+    "exercise-9.4: the restored bookmark returned, not the undo": "not the one you restored",
+    "exercise-9.4: restore not awaited": "is not awaited gives a future",
 }
 
 

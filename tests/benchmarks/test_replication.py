@@ -1,0 +1,44 @@
+"""benchmarks/replication.py: one tiny real run (short windows, 1 and 2 actors) against real
+NATS servers, and its report. It checks that every piece works, not what the numbers are."""
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPLICATION = Path(__file__).resolve().parents[2] / "benchmarks" / "replication.py"
+
+
+@pytest.fixture(scope="module")
+def replication() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("replication", REPLICATION)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["replication"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.anyio
+async def test_a_short_run_measures_every_storage(
+    replication: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await replication.main(seconds=0.3, rate=100, callers=8, actor_counts=[1, 2])
+    out = capsys.readouterr().out
+    for storage in replication.STORAGES:
+        for actors in (1, 2):
+            assert f"measured {storage}, {actors} actors: p50 " in out
+    assert out.count(" actors: p50 x") == 4, out  # R1 and R3, for 1 and 2 actors
+    assert " acks/s x0.00" not in out, out
+
+
+def test_the_report_gives_ratios_to_local_fsync(replication: ModuleType) -> None:
+    result = replication.Result
+    results = [
+        result("local fsync", 1, 2.0, 4.0, 1000.0, 0),
+        result("JetStream R3", 1, 3.0, 12.0, 500.0, 0),
+    ]
+    text = replication.report(results, rate=200, callers=10)
+    assert "JetStream R3     1 actors: p50 x1.50, p99 x3.00, acks/s x0.50" in text
