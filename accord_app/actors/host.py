@@ -53,6 +53,8 @@ from accord_app.actors.sockets import (
 from accord_app.actors.storage import Storage
 
 logger = logging.getLogger(__name__)
+# Printed when a restore takes effect: the instance gives way to one rebuilt from the log.
+RESTORE_HANDOVER = "actor {}… restarts from the restored state, as asked (expected, not an error)"
 # How long a socket gets to close politely when the runtime shuts down.
 SHUTDOWN_CLOSE_SECONDS = 1.0
 # An actor with a queue gives the event loop a turn after this many of its own (see _drain).
@@ -368,7 +370,7 @@ class ActorHost:
         if self.replica is not None and self.replica.ending:
             # A restore was asked for: it takes effect at the next activation, now.
             self._close_sockets(CLOSE_MOVED, "restored to an earlier state")
-            self._reset(Fenced(f"actor {self.id.hex[:12]}… restarts from a restored state"))
+            self._reset(Fenced(RESTORE_HANDOVER.format(self.id.hex[:12])), expected=True)
         if escaping is not None:
             raise escaping
         if self.namespace.commit_mode == "per_turn" and self.gate.should_commit():
@@ -593,10 +595,13 @@ class ActorHost:
         # kept the actor busy to arm it again: without this, a failed commit kept it in memory.
         self._note_activity()
 
-    def _reset(self, cause: BaseException) -> None:
+    def _reset(self, cause: BaseException, expected: bool = False) -> None:
         """Throw the instance away, rolling back what is not committed. Queued events stay and
-        will meet a fresh instance built from disk."""
-        self.namespace.log_failure(self.id.hex, f"reset: {cause!r}")
+        will meet a fresh instance built from disk. `expected`: asked for, not a failure."""
+        if expected:
+            logger.warning("%s", cause)
+        else:
+            self.namespace.log_failure(self.id.hex, f"reset: {cause!r}")
         self.emit(EventKind.RESET)
         self.blockers.clear()
         self.instance = None
