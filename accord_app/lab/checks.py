@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-PASS, FAIL = "✅", "❌"
+PASS, FAIL, SKIPPED = "✅", "❌", "⏭"
 SHOWN_LENGTH = 300
 
 
@@ -43,6 +43,10 @@ def shown(value: object) -> str:
         return f"a list of {len(value)} sqlite3.Row objects (turn rows into tuples or dicts)"
     if isinstance(value, list) and any(inspect.iscoroutine(item) for item in value):
         return f"a list of {len(value)} coroutines (calls that were not awaited)"
+    if isinstance(value, Exception) and hasattr(value, "err_code"):
+        # A server's refusal (nats' APIError) whose repr is only its class name.
+        description = getattr(value, "description", None)
+        return f"{type(value).__name__} (code {value.err_code}: {description})"
     text = repr(value)
     return text if len(text) <= SHOWN_LENGTH else text[:SHOWN_LENGTH] + "…"
 
@@ -69,6 +73,7 @@ class Outcome:
     passed: bool
     what: str
     hint: str = ""
+    skipped: bool = False
 
 
 @dataclass
@@ -90,18 +95,28 @@ class Report:
     def fail(self, what: str, hint: str = "") -> None:
         self.expect(False, what, hint)
 
+    def skip(self, because: str, *whats: str) -> None:
+        """Items that depend on one that failed: named as not checked, neither ticked (they
+        would hold only because nothing happened) nor given hints of their own."""
+        for what in whats:
+            self.outcomes.append(Outcome(False, what, f"skipped: {because}", skipped=True))
+
     @property
     def failures(self) -> list[Outcome]:
-        return [outcome for outcome in self.outcomes if not outcome.passed]
+        return [o for o in self.outcomes if not o.passed and not o.skipped]
 
     def render(self) -> str:
         lines = [self.title]
         for outcome in self.outcomes:
+            if outcome.skipped:
+                lines.append(f"  {SKIPPED} {outcome.what}")
+                lines.append(f"       {outcome.hint}")
+                continue
             lines.append(f"  {PASS if outcome.passed else FAIL} {outcome.what}")
             if not outcome.passed and outcome.hint:
                 lines.append(f"       hint: {outcome.hint}")
-        passed = len(self.outcomes) - len(self.failures)
-        if self.failures:
+        passed = sum(outcome.passed for outcome in self.outcomes)
+        if self.failures or passed < len(self.outcomes):
             lines.append(f"{passed} of {len(self.outcomes)} checks passed.")
         else:
             lines.append(f"All {len(self.outcomes)} checks passed.")
@@ -203,6 +218,8 @@ def check(title: str) -> Iterator[Report]:
             warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     if not report.outcomes:
         report.fail("the check looked at something", hint="this check recorded no expectation")
+    if not report.failures and not all(outcome.passed for outcome in report.outcomes):
+        report.fail("every item was checked", hint="items were skipped, though none failed")
     print(report.render())
     if report.failures:
         count = len(report.failures)
