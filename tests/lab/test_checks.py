@@ -46,6 +46,31 @@ def test_rows_and_coroutines_are_named_not_shown_as_a_bare_repr() -> None:
     assert shown("x" * 1000).endswith("…") and len(shown("x" * 1000)) == 301
 
 
+def test_items_after_a_failure_are_skipped_neither_ticked_nor_hinted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(CheckFailed, match="1 check off"), check("t") as report:
+        if not report.expect(False, "the first step", hint="its own hint"):
+            report.skip("the first step failed", "a later step", "the last step")
+    printed = capsys.readouterr().out
+    assert "✅" not in printed
+    assert printed.count("skipped: the first step failed") == 2
+    assert "0 of 3 checks passed." in printed
+
+
+def test_a_report_with_skips_but_no_failure_still_fails() -> None:
+    with pytest.raises(CheckFailed), check("t") as report:
+        report.expect(True, "a step")
+        report.skip("nothing failed", "a later step")
+
+
+def test_a_servers_refusal_shows_its_code_and_description() -> None:
+    class APIError(Exception):
+        err_code, description = 10071, "wrong last sequence: 0"
+
+    assert shown(APIError()) == "APIError (code 10071: wrong last sequence: 0)"
+
+
 def test_a_coroutine_never_awaited_fails_the_check_and_is_named(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
