@@ -1,15 +1,17 @@
 """Presence benchmark: the server's CPU for N members joining one channel, against N members
-joining C channels (N/C each). Each join sends the joiner the member list and every member of
-its channel a "joined" notice, so one busy channel costs more than many small ones; this
-measures by how much.
+joining C channels (N/C each), and the frames the members were sent. Each join sends the joiner
+the member list, and the members of its channel hear of it: once a "joined" frame per join to
+every member (N² frames for one channel), now a presence_diff per PRESENCE_INTERVAL; this
+measures what one busy channel costs against many small ones.
 
     .venv/bin/python benchmarks/presence.py                      # 2 000 joins, 1 and 100 channels
     .venv/bin/python benchmarks/presence.py --tree ../other      # the server from another copy
 
 The server runs in its own process (`python -m accord_app`, limits lifted, channel sharding),
 from --tree if given (its accord_app on PYTHONPATH); its CPU time (user + system, every thread,
-from /proc/<pid>/stat) is read before the first join and once every member has had the last
-"joined" notice. The members read everything they are sent, in this process. Linux only.
+from /proc/<pid>/stat) is read before the first join and once it stops moving (every member
+has heard of the last join). The members read and count everything they are sent, in this
+process. Linux only.
 """
 
 import argparse
@@ -36,13 +38,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-async def drain(ws: ClientConnection) -> None:
+async def drain(ws: ClientConnection, counted: list[int]) -> None:
     async for _ in ws:
-        pass
+        counted[0] += 1
 
 
-async def joins(url: str, members: int, channels: int, pid: int) -> float:
-    """Server CPU seconds for `members` joins spread over `channels` new channels."""
+async def joins(url: str, members: int, channels: int, pid: int) -> tuple[float, int]:
+    """Server CPU seconds for `members` joins spread over `channels` new channels, and the
+    frames the members were sent."""
     async with httpx.AsyncClient(base_url=url, trust_env=False) as http:
         server_id = (await http.post("/api/servers", json={"name": "presence"})).json()["id"]
         ids = [
@@ -53,13 +56,14 @@ async def joins(url: str, members: int, channels: int, pid: int) -> float:
         ]
     ws_url = url.replace("http", "ws", 1)
     sockets, readers = [], []
+    frames = [0]
     before = cpu_seconds(pid)
     for n in range(members):
         path = f"/api/servers/{server_id}/channels/{ids[n % channels]}/connect?username=m{n}"
         ws = await connect(ws_url + path, max_queue=None, compression=None)
         sockets.append(ws)
-        readers.append(asyncio.create_task(drain(ws)))
-    # The last joins' notices reach everyone: wait until the server's CPU stops moving.
+        readers.append(asyncio.create_task(drain(ws, frames)))
+    # The last joins reach everyone: wait until the server's CPU stops moving.
     settled, last = time.monotonic(), cpu_seconds(pid)
     while time.monotonic() - settled < 1.0:
         await asyncio.sleep(0.2)
@@ -70,7 +74,7 @@ async def joins(url: str, members: int, channels: int, pid: int) -> float:
         reader.cancel()
     for ws in sockets:  # no closing handshakes: the server is stopped next
         ws.transport.abort()
-    return last - before
+    return last - before, frames[0]
 
 
 def wait_until_up(url: str, seconds: float = 10.0) -> None:
@@ -104,11 +108,14 @@ def main() -> None:
             try:
                 url = f"http://127.0.0.1:{port}"
                 wait_until_up(url)
-                used = asyncio.run(joins(url, args.members, channels, server.pid))
+                used, frames = asyncio.run(joins(url, args.members, channels, server.pid))
             finally:
                 server.terminate()
                 server.wait(10)
-        print(f"{args.members} joins over {channels} channel(s): server CPU {used:.2f} s")
+        print(
+            f"{args.tree.resolve().name}: {args.members} joins over {channels} channel(s):"
+            f" server CPU {used:.2f} s, {frames} frames to the members"
+        )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ class Host(Protocol):
         self, transport: Transport, tags: Sequence[str]
     ) -> HibernatableWebSocket: ...
 
+    def call_later(self, delay: float, callback: Callable[[], Awaitable[object]]) -> None: ...
+
 
 class ActorContext:
     """What an actor can ask of the runtime: `self.ctx` inside the actor."""
@@ -67,6 +69,17 @@ class ActorContext:
     ) -> HibernatableWebSocket:
         """Hand a connected socket to the runtime; its events come to the websocket_* handlers."""
         return self._host.accept_websocket(transport, tags)
+
+    def call_later(self, delay: float, callback: Callable[[], Awaitable[object]]) -> None:
+        """Run `callback()` (a method of this actor) in a turn of its own in `delay` seconds
+        (ask from a turn, not from the constructor):
+        what the actor sends then passes the output gate like any turn's frames.
+
+        A timer in memory, like Erlang's `Process.send_after` or a Durable Object's setTimeout,
+        not a durable alarm: it costs no write, and it is gone if the actor is reset, as is the
+        instance whose state it was meant for. While one is pending the actor is not idle, so
+        it neither hibernates nor is evicted before its callback has run."""
+        self._host.call_later(delay, callback)
 
     def get_websockets(self, tag: str | None = None) -> list[HibernatableWebSocket]:
         return [ws for ws in self._host.sockets if tag is None or tag in ws.tags]

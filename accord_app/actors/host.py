@@ -217,6 +217,7 @@ class ActorHost:
         "replica",
         "sockets",
         "storage",
+        "timers",
         "turns",
     )
 
@@ -232,6 +233,7 @@ class ActorHost:
         self.sockets: list[HibernatableWebSocket] = []
         self.auto_response: tuple[str, str] | None = None
         self.blockers: list[Callable[[], Awaitable[object]]] = []
+        self.timers: set[asyncio.TimerHandle] = set()  # the instance's call_later, pending
         self._drainer: asyncio.Task[None] | None = None
         self._commit_in_flight: asyncio.Task[None] | None = None  # while commits.in_flight
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -246,7 +248,12 @@ class ActorHost:
     @property
     def quiet(self) -> bool:
         """Nothing queued, running, committing or held: safe to hibernate."""
-        return self.mailbox.idle and not self.gate.busy and not self.commits.in_flight
+        return (
+            self.mailbox.idle
+            and not self.gate.busy
+            and not self.commits.in_flight
+            and not self.timers
+        )
 
     def emit(
         self,
@@ -458,6 +465,30 @@ class ActorHost:
                 raise
         return self.instance
 
+    def call_later(self, delay: float, callback: Callable[[], Awaitable[object]]) -> None:
+        """ActorContext.call_later: when due, queue `callback()` as a turn (past the queue
+        bound, like a close: the instance counts on it), if the instance that asked still
+        lives."""
+        owner = self.instance
+
+        def due() -> None:
+            self.timers.discard(handle)
+
+            async def action(actor: Actor) -> None:
+                if actor is owner:  # else reset since: its state is gone, and so is the work
+                    await callback()
+
+            with contextlib.suppress(RuntimeClosed):
+                self.push(Event(action), bounded=False)
+
+        handle = asyncio.get_running_loop().call_later(delay, due)
+        self.timers.add(handle)
+
+    def _cancel_timers(self) -> None:
+        for handle in self.timers:
+            handle.cancel()
+        self.timers.clear()
+
     def refuse(self, ws: HibernatableWebSocket, data: str | bytes, error: BaseException) -> None:
         """Tell the client of `ws` (through the actor class) that its message came to nothing."""
         if ws.closing or not isinstance(error, Exception):
@@ -604,6 +635,7 @@ class ActorHost:
             self.namespace.log_failure(self.id.hex, f"reset: {cause!r}")
         self.emit(EventKind.RESET)
         self.blockers.clear()
+        self._cancel_timers()
         self.instance = None
         self._end_replica()
         storage, self.storage = self.storage, None
@@ -694,6 +726,7 @@ class ActorHost:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        self._cancel_timers()  # only shutting down drops pending ones: an idle actor has none
         if self.instance is not None:
             self.emit(EventKind.EVICTED if evicted else EventKind.HIBERNATED)
         storage, self.storage, self.instance = self.storage, None, None
@@ -814,6 +847,7 @@ class ActorHost:
     # -- shutdown ------------------------------------------------------------------------------
 
     async def shut_down(self) -> None:
+        self._cancel_timers()
         sockets, self.sockets = list(self.sockets), []
         for ws in sockets:
             if ws.receiver is not None:

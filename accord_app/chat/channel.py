@@ -11,12 +11,14 @@ see a message that a crash could take back.
 
 import time
 import uuid
+from collections.abc import Container
 from typing import Any, ClassVar
 
 from accord_app.actors import Actor, ActorContext, HibernatableWebSocket, Transport
 from accord_app.chat.cost import MessageCost
 from accord_app.chat.failures import describe_failure
 from accord_app.chat.frame_guard import FrameGuard
+from accord_app.chat.presence import PRESENCE_INTERVAL, PendingPresence
 from accord_app.chat.protocol import (
     ANNOUNCER,
     ClientFrame,
@@ -115,6 +117,11 @@ class ChannelActor(Actor):
         self.members_of: dict[HibernatableWebSocket, tuple[str, str]] = {}
         # Who is in each channel (roster.py), built from the sockets when first needed.
         self.rosters: dict[str, Roster[HibernatableWebSocket]] = {}
+        # Joins and leaves not yet announced, per channel, and whether the timer that announces
+        # them is set (presence.py). The timer keeps the actor awake until it has run, so they
+        # are never lost to hibernation.
+        self.pending: dict[str, PendingPresence[HibernatableWebSocket]] = {}
+        self.announcing = False
         self.ctx.set_websocket_auto_response("ping", "pong")
 
     # -- RPC, called by the HTTP layer ---------------------------------------------------------
@@ -171,10 +178,13 @@ class ChannelActor(Actor):
             return
         ws.serialize_attachment({"channel_id": channel_id, "username": username})
         self.members_of[ws] = (channel_id, username)
-        first = roster.add(ws, username)
+        if roster.add(ws, username):
+            self.presence_changed(channel_id).changed(username, present=True)
         ws.send(encode({"type": "presence", "members": roster.names()}))
-        if first:
-            self.broadcast(channel_id, {"type": "joined", "username": username}, skip=ws)
+        # The others hear of the joiner in the next presence_diff (presence.py), and so does
+        # the joiner of whatever changes after this list.
+        if channel_id in self.pending:
+            self.pending[channel_id].listed(ws)
         if after_seq is not None:
             self.replay(ws, channel_id, after_seq)
 
@@ -433,7 +443,7 @@ class ChannelActor(Actor):
         if not self.typing_due(ws):
             return  # typing notices are hints: dropping extras is harmless
         self.last_typing[ws] = self.clock.now()
-        self.broadcast(channel_id, {"type": "typing", "username": username}, skip=ws)
+        self.broadcast(channel_id, {"type": "typing", "username": username}, skip={ws})
 
     def forget(self, ws: HibernatableWebSocket) -> None:
         self.buckets.pop(ws, None)
@@ -441,12 +451,32 @@ class ChannelActor(Actor):
         self.strikes.pop(ws, None)
         channel_id, username = self.who(ws)
         del self.members_of[ws]
+        if channel_id in self.pending:
+            self.pending[channel_id].unlisted(ws)
         if channel_id not in self.rosters:
             # Built now, from the sockets still open (the runtime has already let go of this one).
             if username not in self.roster(channel_id).counts:
-                self.broadcast(channel_id, {"type": "left", "username": username})
+                self.presence_changed(channel_id).changed(username, present=False)
         elif self.rosters[channel_id].remove(ws, username):
-            self.broadcast(channel_id, {"type": "left", "username": username})
+            self.presence_changed(channel_id).changed(username, present=False)
+
+    def presence_changed(self, channel_id: str) -> PendingPresence[HibernatableWebSocket]:
+        """The channel's pending changes, with the timer set that will announce them."""
+        if not self.announcing:
+            self.announcing = True
+            self.ctx.call_later(PRESENCE_INTERVAL, self._announce_presence)
+        return self.pending.setdefault(channel_id, PendingPresence())
+
+    async def _announce_presence(self) -> None:
+        """Tell each channel's members who joined and left since they were last told: one
+        frame per member per PRESENCE_INTERVAL, however many came and went."""
+        self.announcing = False
+        pending, self.pending = self.pending, {}
+        for channel_id, changes in pending.items():
+            diff = changes.take(self.roster(channel_id).counts)
+            if diff is not None:  # else what happened cancelled out
+                frame, up_to_date = diff
+                self.broadcast(channel_id, frame, skip=up_to_date)
 
     # -- members -----------------------------------------------------------------------------------
 
@@ -466,11 +496,14 @@ class ChannelActor(Actor):
         return roster
 
     def broadcast(
-        self, channel_id: str, frame: dict[str, Any], skip: HibernatableWebSocket | None = None
+        self,
+        channel_id: str,
+        frame: dict[str, Any],
+        skip: Container[HibernatableWebSocket] = (),
     ) -> None:
         text = encode(frame)  # encoded once, sent to every member
         for ws in self.ctx.get_websockets(channel_id):
-            if ws is not skip:
+            if ws not in skip:
                 ws.send(text)
 
     @classmethod

@@ -8,7 +8,9 @@ Client to server:
   {"type": "typing"}                                 tell the others, store nothing.
 
 Server to client: {"type": "ack" | "message", "id", "seq", "timestamp", "username", "message"},
-{"type": "presence", "members"}, {"type": "joined" | "left" | "typing", "username"},
+{"type": "presence", "members"} (to the joiner), {"type": "presence_diff", "joins", "leaves"}
+(to every member, at most once per presence.PRESENCE_INTERVAL: the names that came and went
+since, each listed where it is now), {"type": "typing", "username"},
 {"type": "resumed", "after_seq", "last_seq", "more"} (with more=true, resume again from
 last_seq: long absences are replayed in slices) and {"type": "error", "code", "message"}
 (plus the "nonce" of the refused message, if it had one).

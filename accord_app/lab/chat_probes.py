@@ -79,8 +79,14 @@ def _fields(frame: dict[str, Any]) -> dict[str, Any]:
     return {key: frame.get(key) for key in ("id", "seq", "username", "message")}
 
 
-async def collect(ws: ClientConnection, wanted: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
-    """Read JSON frames until `wanted[type]` frames of each type arrived (others are kept too)."""
+async def collect(
+    ws: ClientConnection, wanted: dict[str, int], me: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Read JSON frames until `wanted[type]` frames of each type arrived (others are kept too).
+
+    The finished app gathers joins and leaves into presence_diff frames; they are counted as
+    the "joined" and "left" frames of the chapter's actor, one per name, leaving out `me` (the
+    reader's own join, which the diff may repeat)."""
     seen: dict[str, list[dict[str, Any]]] = {kind: [] for kind in wanted}
     async with asyncio.timeout(RECEIVE_TIMEOUT):
         while any(len(seen[kind]) < count for kind, count in wanted.items()):
@@ -89,8 +95,20 @@ async def collect(ws: ClientConnection, wanted: dict[str, int]) -> dict[str, lis
             except ValueError:
                 continue
             if isinstance(frame, dict):
-                seen.setdefault(str(frame.get("type")), []).append(frame)
+                for event in _one_per_name(frame, me):
+                    seen.setdefault(str(event.get("type")), []).append(event)
     return seen
+
+
+def _one_per_name(frame: dict[str, Any], me: str | None) -> list[dict[str, Any]]:
+    if frame.get("type") != "presence_diff":
+        return [frame]
+    return [
+        {"type": kind, "username": name}
+        for kind, key in (("joined", "joins"), ("left", "leaves"))
+        for name in frame.get(key) or []
+        if name != me
+    ]
 
 
 async def collect_until_quiet(
@@ -348,8 +366,9 @@ async def probe_presence(
     in a sibling channel all along).
 
     Chapter 06 sends the new list to every member at each change. The finished app sends
-    the list to the newcomer only, and to the others just who joined or left: a change then
-    costs N small frames instead of N lists of N names. lists_for_everyone=False probes that."""
+    the list to the newcomer only, and to the others who joined and left, gathered into one
+    presence_diff per interval (chat/presence.py): N joins then cost each member a few frames
+    instead of N lists of N names. lists_for_everyone=False probes that."""
     path = await new_channel(server)
     sibling = await new_channel(server, server_id=sibling_of(path))
     try:
@@ -381,7 +400,7 @@ async def _probe_presence(
                 "bob gets the list on join: ['ada', 'bob']",
                 hint="sorted, one entry per person",
             )
-            seen = await collect(ada, {"joined": 1})
+            seen = await collect(ada, {"joined": 1}, me="ada")
             report.equal(seen["joined"][0].get("username"), "bob", "ada gets joined: bob")
             if lists_for_everyone:
                 await _expect_members(
@@ -401,20 +420,20 @@ async def _probe_presence(
                     hint="members(): a set of usernames, sorted",
                 )
                 await second_tab.send("from my second tab")
-                between = await collect(bob, {"message": 1})
+                between = await collect(bob, {"message": 1}, me="bob")
             report.expect(
                 not between.get("joined"),
                 "ada's second tab announces no second 'joined'",
                 hint="send 'joined' only when it is the user's only socket in the channel",
             )
             await ada.send("my first tab is still here")
-            between = await collect(bob, {"message": 1})
+            between = await collect(bob, {"message": 1}, me="bob")
             report.expect(
                 not between.get("left"),
                 "closing one of ada's two tabs announces no 'left'",
                 hint="send 'left' only when the user has no socket left in the channel",
             )
-        gone = await collect(ada, {"left": 1})
+        gone = await collect(ada, {"left": 1}, me="ada")
         report.equal(gone["left"][0].get("username"), "bob", "ada gets left: bob")
         if lists_for_everyone:
             await _expect_members(

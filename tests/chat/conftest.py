@@ -8,6 +8,7 @@ WebSocket paths (fast and ASGI), so each test that uses one runs six times.
 import asyncio
 import json
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,10 @@ def retry_on_race(read: Callable[[], Any]) -> Any:
     return read()
 
 
+# What each test socket knows of its channel's members, from the frames Wire.recv_json read.
+_VIEWS: "weakref.WeakKeyDictionary[ClientConnection, set[str]]" = weakref.WeakKeyDictionary()
+
+
 class Wire:
     """Client-side helpers for the channel socket, handed to tests by the `wire` fixture
     (test modules cannot import conftest reliably)."""
@@ -137,6 +142,12 @@ class Wire:
             data = await ws.recv()
         assert isinstance(data, str), f"expected a text frame, got {data!r}"
         frame: dict[str, Any] = json.loads(data)
+        if frame["type"] == "presence":
+            _VIEWS[ws] = set(frame["members"])
+        elif frame["type"] == "presence_diff":
+            view = _VIEWS.setdefault(ws, set())
+            view.update(frame["joins"])
+            view.difference_update(frame["leaves"])
         return frame
 
     @staticmethod
@@ -144,6 +155,14 @@ class Wire:
         ws: ClientConnection, count: int, timeout: float = RECV_TIMEOUT
     ) -> list[dict[str, Any]]:
         return [await Wire.recv_json(ws, timeout) for _ in range(count)]
+
+    @staticmethod
+    async def members(ws: ClientConnection, *names: str) -> None:
+        """Read presence frames (the list, then presence_diff frames) until `ws` sees exactly
+        `names` present. Any other frame fails."""
+        while _VIEWS.get(ws) != set(names):
+            frame = await Wire.recv_json(ws)
+            assert frame["type"] in ("presence", "presence_diff"), frame
 
     @staticmethod
     async def send_and_confirm(
@@ -193,6 +212,12 @@ def chat(
     """The app on loopback with limits no test reaches, in each sharding mode. Shared by a
     module's tests (each test makes its own channels): a server per test costs ~0.3 s."""
     yield from ServerFactory(tmp_path_factory.mktemp("chat"))(request.param)
+
+
+@pytest.fixture(params=[path.value for path in WebSocketPath])
+def channel_chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
+    """One actor per channel, on each WebSocket path: for tests whose subject is one channel."""
+    yield from ServerFactory(tmp_path)(f"channel-{request.param}")
 
 
 @pytest.fixture(params=SERVERS)

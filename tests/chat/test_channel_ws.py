@@ -176,7 +176,7 @@ async def test_username_is_trimmed_and_32_chars_is_fine(chat: "Chat", wire: "typ
     async with chat.connect(channel, "  ada  ") as ada, chat.connect(channel, long_name) as other:
         assert await wire.recv_json(ada) == {"type": "presence", "members": ["ada"]}
         assert await wire.recv_json(other) == {"type": "presence", "members": ["ada", long_name]}
-        assert await wire.recv_json(ada) == {"type": "joined", "username": long_name}
+        await wire.members(ada, "ada", long_name)
         ack, _ = await wire.send_and_confirm(ada, "hi")
         assert ack["username"] == "ada"
 
@@ -189,8 +189,8 @@ async def test_message_is_acked_to_sender_and_broadcast_to_everyone(
 ) -> None:
     channel = chat.create_channel()
     async with chat.connect(channel, "ada") as ada, chat.connect(channel, "bob") as bob:
-        await wire.recv_frames(ada, 2)  # presence, joined bob
-        await wire.recv_json(bob)  # presence
+        await wire.members(ada, "ada", "bob")
+        await wire.members(bob, "ada", "bob")
         before = now_ms()
         ack, echo = await wire.send_and_confirm(ada, "hello bob")
         received = await wire.recv_json(bob)
@@ -216,9 +216,8 @@ async def test_concurrent_senders_get_gap_free_seqs_in_the_same_order(
         chat.connect(channel, "cy") as cy,
     ):
         sockets = [ada, bob, cy]
-        await wire.recv_frames(ada, 3)  # presence, joined bob, joined cy
-        await wire.recv_frames(bob, 2)  # presence, joined cy
-        await wire.recv_json(cy)  # presence
+        for ws in sockets:
+            await wire.members(ws, *names)
 
         async def run(name: str, ws: Any) -> tuple[list[dict], list[dict]]:
             for number in range(per_sender):
@@ -339,7 +338,9 @@ async def test_presence_joined_and_left_count_users_not_sockets(
         assert await wire.recv_json(ada) == {"type": "presence", "members": ["ada"]}
         async with chat.connect(channel, "bob") as bob:
             assert await wire.recv_json(bob) == {"type": "presence", "members": ["ada", "bob"]}
-            assert await wire.recv_json(ada) == {"type": "joined", "username": "bob"}
+            diff = await wire.recv_json(ada)  # ada's own join too, if it was still pending
+            assert diff["type"] == "presence_diff" and "bob" in diff["joins"], diff
+            assert set(diff["joins"]) <= {"ada", "bob"} and diff["leaves"] == [], diff
             async with chat.connect(channel, "bob") as bob_again:
                 assert await wire.recv_json(bob_again) == {
                     "type": "presence",
@@ -348,10 +349,12 @@ async def test_presence_joined_and_left_count_users_not_sockets(
             # bob's second socket came and went: ada and bob heard nothing of it.
             ack, _ = await wire.send_and_confirm(ada, "still here")
             assert (await wire.recv_json(bob))["seq"] == ack["seq"]
-        assert await wire.recv_json(ada) == {"type": "left", "username": "bob"}
+        diff = {"type": "presence_diff", "joins": [], "leaves": ["bob"]}
+        assert await wire.recv_json(ada) == diff
         async with chat.connect(channel, "cy") as cy:
             assert await wire.recv_json(cy) == {"type": "presence", "members": ["ada", "cy"]}
-            assert await wire.recv_json(ada) == {"type": "joined", "username": "cy"}
+            diff = {"type": "presence_diff", "joins": ["cy"], "leaves": []}
+            assert await wire.recv_json(ada) == diff
 
 
 async def test_typing_goes_to_the_others_and_is_not_stored(
@@ -359,8 +362,8 @@ async def test_typing_goes_to_the_others_and_is_not_stored(
 ) -> None:
     channel = chat.create_channel()
     async with chat.connect(channel, "ada") as ada, chat.connect(channel, "bob") as bob:
-        await wire.recv_frames(ada, 2)
-        await wire.recv_json(bob)
+        await wire.members(ada, "ada", "bob")
+        await wire.members(bob, "ada", "bob")
         await ada.send(json.dumps({"type": "typing"}))
         assert await wire.recv_json(bob) == {"type": "typing", "username": "ada"}
         # ada does not hear her own typing: her next frames are her message's.
@@ -404,13 +407,14 @@ async def test_bad_frames_get_an_error_and_the_socket_stays_open(
 async def test_a_frame_over_16_kib_closes_with_1009(chat: "Chat", wire: "type[Wire]") -> None:
     channel = chat.create_channel()
     async with chat.connect(channel, "ada") as ada, chat.connect(channel, "bob") as bob:
-        await wire.recv_frames(ada, 2)
-        await wire.recv_json(bob)
+        await wire.members(ada, "ada", "bob")
+        await wire.members(bob, "ada", "bob")
         await bob.send("x" * (16 * 1024 + 1))
         with pytest.raises(ConnectionClosed) as closed:
             await wire.recv_json(bob)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
-        assert await wire.recv_json(ada) == {"type": "left", "username": "bob"}
+        left = {"type": "presence_diff", "joins": [], "leaves": ["bob"]}
+        assert await wire.recv_json(ada) == left
         ack, _ = await wire.send_and_confirm(ada, "bob is gone")
         assert ack["seq"] == 1
 
@@ -465,8 +469,8 @@ async def test_hibernated_actor_wakes_for_a_message_and_keeps_its_members(
     chat = sleepy_chat
     channel = chat.create_channel()
     async with chat.connect(channel, "ada") as ada, chat.connect(channel, "bob") as bob:
-        await wire.recv_frames(ada, 2)
-        await wire.recv_json(bob)
+        await wire.members(ada, "ada", "bob")
+        await wire.members(bob, "ada", "bob")
         first, _ = await wire.send_and_confirm(ada, "before sleep")
         assert (await wire.recv_json(bob))["seq"] == 1
         await chat.wait_hibernated()
@@ -479,14 +483,17 @@ async def test_hibernated_actor_wakes_for_a_message_and_keeps_its_members(
         # Presence after waking comes from the attachments.
         async with chat.connect(channel, "cy") as cy:
             assert await wire.recv_json(cy) == {"type": "presence", "members": ["ada", "bob", "cy"]}
-            assert await wire.recv_json(ada) == {"type": "joined", "username": "cy"}
-            assert await wire.recv_json(bob) == {"type": "joined", "username": "cy"}
+            joined = {"type": "presence_diff", "joins": ["cy"], "leaves": []}
+            assert await wire.recv_json(ada) == joined
+            assert await wire.recv_json(bob) == joined
             await chat.wait_hibernated()
-        assert await wire.recv_json(ada) == {"type": "left", "username": "cy"}
-        assert await wire.recv_json(bob) == {"type": "left", "username": "cy"}
+        left = {"type": "presence_diff", "joins": [], "leaves": ["cy"]}
+        assert await wire.recv_json(ada) == left
+        assert await wire.recv_json(bob) == left
         await chat.wait_hibernated()
         await bob.close()
-        assert await wire.recv_json(ada) == {"type": "left", "username": "bob"}
+        left = {"type": "presence_diff", "joins": [], "leaves": ["bob"]}
+        assert await wire.recv_json(ada) == left
     assert [row["message"] for row in chat.history(channel)] == ["wake up", "before sleep"]
     assert chat.history(channel)[-1] == stored(first)
 
@@ -575,9 +582,9 @@ async def test_members_of_other_channels_hear_nothing(chat: "Chat", wire: "type[
         await ada.send(json.dumps({"type": "typing"}))
         async with chat.connect(first, "dee") as dee:
             assert await wire.recv_json(dee) == {"type": "presence", "members": ["ada", "dee"]}
-            assert await wire.recv_json(ada) == {"type": "joined", "username": "dee"}
-        assert await wire.recv_json(ada) == {"type": "left", "username": "dee"}
-        # bob and cy got no message, typing, joined or left: their next frames are their own.
+            await wire.members(ada, "ada", "dee")
+        await wire.members(ada, "ada")
+        # bob and cy got no message, typing or presence: their next frames are their own.
         for ws in (bob, cy):
             ack, _ = await wire.send_and_confirm(ws, "mine")
             assert ack["seq"] == 1

@@ -33,7 +33,7 @@ async def test_a_name_that_looks_like_a_present_members_is_refused(
         async with chat.connect(channel, present) as second_tab:  # the member, not a look-alike
             presence = await wire.recv_json(second_tab)
             assert presence == {"type": "presence", "members": [present]}
-        # The member heard of no one: no "joined" for the impostor, none for a second tab.
+        # The member heard of no one: no presence_diff for the impostor, none for a second tab.
         await member.send("still alone?")
         assert (await wire.recv_json(member))["type"] == "ack"
     async with chat.connect(channel, impostor) as later:  # the member left: the name is free

@@ -177,7 +177,7 @@ async def test_every_metric_is_served_and_moves_with_its_event(tmp_path: Path, p
                 await stack.enter_async_context(ws_connect(ws_url(url, server_id, channel_id, n)))
                 for n in ("alice", "bob")
             ]
-            await recv_until(alice, "joined")  # bob's join is done
+            await recv_until(alice, "presence_diff")  # bob's join is done
             joined = scrape(url)
             assert joined.value("accord_actor_wakeups_total", actor_class="ChannelActor") == 1
             assert joined.value("accord_actors_awake", actor_class="ChannelActor") == 1

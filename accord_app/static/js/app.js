@@ -214,10 +214,12 @@ function socketHandlers() {
       $("member-list").classList.toggle("stale", connection !== "connected");
     },
     presence: (members) => setMembers(members),
-    joined: (name) => setMembers([...new Set([...state.members, name])]),
-    left: (name) => {
-      stopTyping(name);
-      setMembers(state.members.filter((member) => member !== name));
+    presenceDiff: (joins, leaves) => {
+      leaves.forEach(stopTyping);
+      const members = new Set(state.members);
+      leaves.forEach((name) => members.delete(name));
+      joins.forEach((name) => members.add(name));
+      setMembers([...members]);
     },
     typing: (name) => {
       if (name === state.username) return; // our other tab

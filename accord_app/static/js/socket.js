@@ -47,8 +47,9 @@ function newNonce() {
 
 export class ChannelSocket {
   /**
-   * handlers: state(state, detail), presence(members), joined(name), left(name), typing(name),
-   * message(message), ack(message, nonce), failed(nonce, error), error(error), resumed(frame).
+   * handlers: state(state, detail), presence(members), presenceDiff(joins, leaves),
+   * typing(name), message(message), ack(message, nonce), failed(nonce, error), error(error),
+   * resumed(frame).
    * state is "connecting", "connected", "reconnecting" or "offline".
    */
   constructor({ serverId, channelId, username, afterSeq = null, handlers = {} }) {
@@ -239,10 +240,17 @@ export class ChannelSocket {
         this.attempt = 0; // the server took us in: the next drop starts the backoff afresh
         this.handlers.presence?.(frame.members);
         break;
-      case "joined":
+      case "presence_diff": // who came and went since the last one (the app's server)
+        this.handlers.presenceDiff?.(frame.joins, frame.leaves);
+        break;
+      case "joined": // one name at a time: the actor built in chapter 05 says it this way
+        this.handlers.presenceDiff?.([frame.username], []);
+        break;
       case "left":
+        this.handlers.presenceDiff?.([], [frame.username]);
+        break;
       case "typing":
-        this.handlers[frame.type]?.(frame.username);
+        this.handlers.typing?.(frame.username);
         break;
       case "message":
         this.seen(frame.seq);
