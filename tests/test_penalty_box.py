@@ -23,7 +23,7 @@ from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.lab.server import BackgroundServer
-from accord_app.web.middleware import RequestLimits
+from accord_app.web.middleware import HEADER_PENALTY_SECONDS, RequestLimits
 
 # A small budget that earns a read a second: the Retry-After of a refused read is 1 s.
 LIMITS = RequestLimits(per_second=1, burst=5)
@@ -76,6 +76,22 @@ def test_a_flooding_address_is_held_until_its_retry_after(server: BackgroundServ
             # Then it is answered as any other, with the tokens earned meanwhile.
             assert status(held, 2 * wait) == 200
         assert time.monotonic() - refused_at >= wait - 0.05
+
+
+def test_headers_over_the_cap_put_the_address_in_the_box(server: BackgroundServer) -> None:
+    """No browser sends 64 KiB of headers; a script sending them again and again would have
+    each connection parsed and answered: after the first 431, its connections wait."""
+    with socket.create_connection(
+        ("127.0.0.1", server.port), source_address=("127.0.0.44", 0)
+    ) as sock:
+        sock.sendall(b"GET /api HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 65536)
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 431 ")
+    assert b"retry-after: 1\r\n" in head
+    with ask(server, "127.0.0.44") as held, ask(server, "127.0.0.45") as free:
+        assert status(free, 0.5) == 200
+        assert status(held, 0.5) is None
+        assert status(held, 2 * HEADER_PENALTY_SECONDS) == 200
 
 
 # The flood: 8 loops, each sending 100 requests at once on a connection (pipelined) and

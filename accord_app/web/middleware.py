@@ -78,6 +78,8 @@ class BodySizeLimit:
 # h11 accept by default, and far below what would cost the server memory.
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADERS = 100
+# Seconds an address that sent headers over those limits waits in the penalty box (below).
+HEADER_PENALTY_SECONDS = 1
 # From a connection's first byte (or its opening) to a request's last header, and from the
 # last header to the last byte of the body. A client on the slowest Wi-Fi sends a request in
 # well under a second; these only cut off those who send a byte now and then to hold a socket.
@@ -296,11 +298,14 @@ class LimitedHttp(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self.held:
-            # Paused, but a read may already be on its way (uvloop delivers it): kept for
-            # later, up to what one request may hold.
-            self.waiting += data
-            if len(self.waiting) > self.limits.max_header_bytes + MAX_BODY_BYTES:
-                self.transport.close()
+            # uvloop starts reading after connection_made whatever it asked, and a read may be
+            # under way: pause (again), and keep what came for later, up to what one request
+            # may hold (beyond, it is refused anyway once read; closing now would only have
+            # the client connect again at once).
+            self.transport.pause_reading()
+            room = self.limits.max_header_bytes + MAX_BODY_BYTES + 1 - len(self.waiting)
+            if room > 0:
+                self.waiting += data[:room]
             return
         if self.in_headers:
             end = data.find(b"\r\n\r\n")
@@ -371,10 +376,16 @@ class LimitedHttp(HttpToolsProtocol):
         self.arm(None)
         self.in_headers = False
         body = json.dumps({"message": refusal.message, "code": refusal.code}).encode()
+        wait = ""
+        if refusal.status == 431:
+            # No browser sends such headers: a script does, again and again. Its next
+            # connections wait (the penalty box) instead of each costing a parse and an answer.
+            self.penalize(HEADER_PENALTY_SECONDS)
+            wait = f"retry-after: {HEADER_PENALTY_SECONDS}\r\n"
         head = (
             f"HTTP/1.1 {refusal.status} {_PHRASES[refusal.status]}\r\n"
             "content-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n"
+            f"content-length: {len(body)}\r\n{wait}"
             "connection: close\r\n\r\n"
         )
         if not self.transport.is_closing():
