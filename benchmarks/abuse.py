@@ -28,7 +28,8 @@ and beside HTTP abusers, while an HTTP victim (from the members' address) also t
 - huge-header: one connection after another sending a 64 MiB header as fast as it can;
 - activity: 4 loops asking `GET .../activity` of a server of 200 channels (200 actor calls);
 - announcements: 4 loops posting announcements to that server, with its admin token (a
-  privileged script run amok; without the token they are refused outright).
+  privileged script run amok; without the token they are refused outright);
+- requests: 8 loops asking `GET /api/servers` as fast as they can (a plain request flood).
 
 Abusers run in a process of their own: in this one they would slow the very clocks that time
 the normal members (parsing 10 000 replayed frames takes the client longer than the server).
@@ -210,6 +211,7 @@ HTTP_SCENARIOS = {
     "huge-header": 1,
     "activity": 4,
     "announcements": 4,
+    "requests": 8,
 }
 SERVER_FILES = 1024
 BIG_SERVER_CHANNELS = 200
@@ -307,7 +309,8 @@ async def huge_header(host: str, port: int, stop: float, tally: dict[str, float]
 async def amplifier(
     http_url: str, server_path: str, kind: str, stop: float, tally: dict[str, float]
 ) -> None:
-    """GET .../activity, or POST .../announcements with the admin token, in a loop."""
+    """GET .../activity, POST .../announcements with the admin token, or GET /api/servers, in
+    a loop."""
     transport = httpx.AsyncHTTPTransport(local_address=ABUSER_ADDRESS)
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     async with httpx.AsyncClient(
@@ -317,6 +320,8 @@ async def amplifier(
             try:
                 if kind == "activity":
                     answer = await http.get(f"{server_path}/activity")
+                elif kind == "requests":
+                    answer = await http.get("/api/servers")
                 else:
                     body = {"message": f"sale {uuid.uuid4().hex[:8]}"}
                     answer = await http.post(f"{server_path}/announcements", json=body)

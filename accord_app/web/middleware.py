@@ -78,6 +78,8 @@ class BodySizeLimit:
 # h11 accept by default, and far below what would cost the server memory.
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADERS = 100
+# Seconds an address that sent headers over those limits waits in the penalty box (below).
+HEADER_PENALTY_SECONDS = 1
 # From a connection's first byte (or its opening) to a request's last header, and from the
 # last header to the last byte of the body. A client on the slowest Wi-Fi sends a request in
 # well under a second; these only cut off those who send a byte now and then to hold a socket.
@@ -140,6 +142,37 @@ class Refused(Exception):
 _PHRASES = {status: http.HTTPStatus(status).phrase for status in (400, 408, 421, 429, 431)}
 # Open connections per address, for each running server (tests run several in one process).
 _open: "weakref.WeakKeyDictionary[ServerState, Counter[str]]" = weakref.WeakKeyDictionary()
+# The key of the scope's extensions under which a request finds `penalize(seconds)`, which
+# puts its connection's peer in the penalty box (RequestBudget calls it when it refuses).
+PENALTY_EXTENSION = "accord.penalty"
+
+
+class PenaltyBox:
+    """Addresses refused for a while: each one's end, on the monotonic clock. A refusal costs
+    the server a parse and an answer; while an address is in the box the server reads nothing
+    from it (its connections are held, paused, until the end), so a flood of refused requests
+    cannot crowd out everyone else's. Held, not closed: a client whose connection is closed
+    connects again at once, and a storm of connections costs more than the answers did."""
+
+    def __init__(self) -> None:
+        self.until: dict[str, float] = {}
+
+    def hold(self, address: str, seconds: float, now: float) -> None:
+        if len(self.until) >= _TRACKED_ADDRESSES:
+            self.until = {held: end for held, end in self.until.items() if end > now}
+        self.until[address] = max(self.until.get(address, now), now + seconds)
+
+    def end(self, address: str, now: float) -> float | None:
+        """When the address leaves the box; None if it is not in it."""
+        end = self.until.get(address)
+        if end is not None and end <= now:
+            del self.until[address]
+            return None
+        return end
+
+
+# The penalty box of each running server.
+_boxes: "weakref.WeakKeyDictionary[ServerState, PenaltyBox]" = weakref.WeakKeyDictionary()
 # Connections refused by LimitedHttp, by code: this process's, for its metrics (the protocol
 # runs before any app, so it cannot count in one).
 REFUSED: Counter[str] = Counter()
@@ -148,7 +181,9 @@ REFUSED: Counter[str] = Counter()
 class LimitedHttp(HttpToolsProtocol):
     """uvicorn's httptools protocol with limits on what one connection may hold: header size
     and count, header and body deadlines, open connections per address, the Host header.
-    Each refusal is the API's JSON error, then the connection is closed."""
+    Each refusal is the API's JSON error, then the connection is closed. While its address is
+    in the penalty box, a connection reads nothing: a new one from its opening, one that has
+    just been answered 429 from that answer on."""
 
     limits: HttpLimits = HttpLimits()
 
@@ -160,6 +195,8 @@ class LimitedHttp(HttpToolsProtocol):
         self.header_bytes = 0
         self.header_count = 0
         self.refusal: Refused | None = None
+        self.held = False  # in the penalty box: what arrives waits in `waiting`, unparsed
+        self.waiting = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -178,6 +215,10 @@ class LimitedHttp(HttpToolsProtocol):
                 return
             open_here[address] += 1
             self.counted = address
+        if self.box_end() is not None:
+            REFUSED["penalty_box"] += 1  # counted, not logged: a log line costs more
+            self.after_box(self.leave_box)
+            return
         self.arm(self.limits.header_timeout)
 
     def release(self) -> None:
@@ -194,6 +235,47 @@ class LimitedHttp(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.release()
         super().connection_lost(exc)
+
+    def penalize(self, seconds: float) -> None:
+        """Put this connection's peer in the penalty box for `seconds`; not a peer exempt from
+        the per-address cap (a cluster's router, which carries everyone's requests)."""
+        address = self.client[0] if self.client else ""
+        if address not in self.limits.uncapped_peers:
+            box = _boxes.setdefault(self.server_state, PenaltyBox())
+            box.hold(address, seconds, time.monotonic())
+
+    def box_end(self) -> float | None:
+        """When this connection's peer leaves the penalty box (time.monotonic()); None if it
+        is not in it."""
+        box = _boxes.get(self.server_state)
+        if box is None or self.client is None:
+            return None
+        return box.end(self.client[0], time.monotonic())
+
+    def after_box(self, then: Callable[[], None]) -> None:
+        """Read nothing until this peer leaves the penalty box, then call `then`. Checked
+        again at the end: another refusal may have kept the address in longer."""
+        end = self.box_end()
+        if end is None or self.transport.is_closing():
+            self.held = False
+            then()
+            waiting, self.waiting = self.waiting, b""
+            if waiting and not self.transport.is_closing():
+                self.data_received(waiting)
+            return
+        self.held = True
+        self.flow.pause_reading()
+        self.loop.call_later(end - time.monotonic(), self.after_box, then)
+
+    def leave_box(self) -> None:
+        if not self.transport.is_closing():
+            self.arm(self.limits.header_timeout)
+            self.flow.resume_reading()
+
+    def on_response_complete(self) -> None:
+        # Answered 429 (or its address was boxed meanwhile): nothing more is read, and no
+        # request already read (pipelined) is started, until the box opens.
+        self.after_box(super().on_response_complete)
 
     def handle_websocket_upgrade(self) -> None:
         self.release()  # a WebSocket is counted by the chat's own per-address cap
@@ -215,6 +297,16 @@ class LimitedHttp(HttpToolsProtocol):
         )
 
     def data_received(self, data: bytes) -> None:
+        if self.held:
+            # uvloop starts reading after connection_made whatever it asked, and a read may be
+            # under way: pause (again), and keep what came for later, up to what one request
+            # may hold (beyond, it is refused anyway once read; closing now would only have
+            # the client connect again at once).
+            self.transport.pause_reading()
+            room = self.limits.max_header_bytes + MAX_BODY_BYTES + 1 - len(self.waiting)
+            if room > 0:
+                self.waiting += data[:room]
+            return
         if self.in_headers:
             end = data.find(b"\r\n\r\n")
             self.header_bytes += len(data) if end < 0 else end
@@ -232,6 +324,7 @@ class LimitedHttp(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {PENALTY_EXTENSION: {"penalize": self.penalize}}
         self.in_headers = True
         self.header_count = 0
         if self.deadline is None:
@@ -283,10 +376,16 @@ class LimitedHttp(HttpToolsProtocol):
         self.arm(None)
         self.in_headers = False
         body = json.dumps({"message": refusal.message, "code": refusal.code}).encode()
+        wait = ""
+        if refusal.status == 431:
+            # No browser sends such headers: a script does, again and again. Its next
+            # connections wait (the penalty box) instead of each costing a parse and an answer.
+            self.penalize(HEADER_PENALTY_SECONDS)
+            wait = f"retry-after: {HEADER_PENALTY_SECONDS}\r\n"
         head = (
             f"HTTP/1.1 {refusal.status} {_PHRASES[refusal.status]}\r\n"
             "content-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n"
+            f"content-length: {len(body)}\r\n{wait}"
             "connection: close\r\n\r\n"
         )
         if not self.transport.is_closing():
@@ -372,6 +471,11 @@ class RequestBudget:
             f"Too many requests from {client}: this one costs {cost:g} of the"
             f" {self.limits.per_second:g} a second this address earns; try again in {wait} s."
         )
+        penalty = scope.get("extensions", {}).get(PENALTY_EXTENSION)
+        if penalty is not None:
+            # Its next requests would be refused too until then: LimitedHttp reads none of
+            # them before (the penalty box).
+            penalty["penalize"](wait)
         response = error_response(429, "rate_limited", message, {"retry-after": str(wait)})
         self.on_refused()
         await response(scope, receive, send)
