@@ -15,6 +15,8 @@ from accord_app.cluster.nats import NatsCluster
 
 # Short enough to keep the failure tests quick, long enough for a leader election on a busy box.
 LOG_TIMEOUT = 2.0
+# ACCORD_REPLICATION_TIMEOUT of the replicated chat cluster: short, so an outage answers quickly.
+CLUSTER_LOG_TIMEOUT = "1.5"
 ALARM_FIRED = -999  # what Notes' alarm records in `seen`
 
 
