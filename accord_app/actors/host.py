@@ -426,7 +426,7 @@ class ActorHost:
         replica = None
         if log is not None:
             key = f"{self.id.namespace}.{self.id.hex}"
-            replica = ActorReplica(log, key, namespace.replica_name, self.fence)
+            replica = ActorReplica(log, key, namespace.replica_name, self.fence, namespace.activity)
         opening = partial(
             Storage, path, on_first_write=self.gate.wrote, fsync=namespace.fsync, replica=replica
         )
@@ -517,7 +517,9 @@ class ActorHost:
         )
         try:
             if statements and self.replica is not None:
-                wal_is_large, seconds = await self._durable_and_appended(local, statements, number)
+                wal_is_large, seconds = await self._durable_and_appended(
+                    local, statements, number, alarm_update
+                )
             else:
                 wal_is_large, seconds = await local
         except Exception as error:
@@ -543,13 +545,22 @@ class ActorHost:
             self._note_activity()
 
     async def _durable_and_appended(
-        self, local: "asyncio.Future[tuple[bool, float]]", batch: list[Statement], number: int
+        self,
+        local: "asyncio.Future[tuple[bool, float]]",
+        batch: list[Statement],
+        number: int,
+        alarm_update: tuple[bool, float | None],
     ) -> tuple[bool, float]:
         """Both the local fsync and the log's majority, each running to its end (the file
-        must not be closed under a running fsync); a fence wins over any other failure."""
-        assert self.replica is not None
-        appended = self.replica.append_batch(batch, number)
-        results = await asyncio.gather(local, appended, return_exceptions=True)
+        must not be closed under a running fsync); a fence wins over any other failure. A
+        changed alarm is recorded beside the log too, for another host to fire if this one
+        dies first."""
+        replica = self.replica
+        assert replica is not None
+        waits: list[Awaitable[Any]] = [local, replica.append_batch(batch, number)]
+        if alarm_update[0]:
+            waits.append(replica.log.set_alarm(replica.key, alarm_update[1]))
+        results = await asyncio.gather(*waits, return_exceptions=True)
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
             raise next((f for f in failures if isinstance(f, Fenced)), failures[0])
@@ -628,6 +639,12 @@ class ActorHost:
             return
         self._reset(error)
         self._note_activity()
+
+    def hand_over(self, why: str) -> None:
+        """Step this copy down so the key's own host takes it by its next epoch."""
+        replica = self.replica
+        if replica is not None and not replica.fenced:
+            self.fence(replica.step_down(why))
 
     def _close_sockets(self, code: int, reason: str) -> None:
         """Close every socket without running a handler: this copy may not write any more."""

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from accord_app.actors.errors import BookmarkError, Fenced, LogUnavailable
+from accord_app.actors.events import Activity
 from accord_app.actors.replication import (
     Entry,
     ReplicaLog,
@@ -116,9 +117,11 @@ class ActorReplica:
         key: str,
         host: str,
         on_fenced: Callable[[Fenced], None],
+        activity: Activity | None = None,
     ) -> None:
         self.log, self.key, self.host = log, key, host
         self.on_fenced = on_fenced
+        self.activity = activity or Activity()  # the namespace's tallies, for the metrics
         # The log retries within its own deadline; this one is the last resort.
         self.timeout = log.timeout + 1.0
         self.epoch = 0
@@ -168,6 +171,7 @@ class ActorReplica:
                 except WrongLastSequence:
                     continue  # someone appended since: read again
                 self.epoch, self.batches, self.last_seq = opening.epoch, opening.batch, seq
+                self.activity.epochs_opened += 1
                 await run(partial(set_marker, storage, opening.epoch, opening.batch))
                 self._stop_watching = await self._within(
                     "a watch on the actor's subject", self.log.watch(self.key, self._seen)
@@ -255,12 +259,17 @@ class ActorReplica:
             if self.fenced or self.ending:
                 raise Fenced(f"{self.key}: this copy's epoch {self.epoch} has ended")
             entry = Entry(0, "batch", self.epoch, number, statements=statements, host=self.host)
+            started = time.perf_counter()
             try:
                 seq, _ = await self._within(
                     "the batch", self.log.append(self.key, entry, self.last_seq)
                 )
             except WrongLastSequence:
                 raise self._fence("its append was refused: a newer epoch exists") from None
+            except Exception:
+                self.activity.appends_failed += 1
+                raise
+            self.activity.append_seconds.add(time.perf_counter() - started)
             self.last_seq, self.batches = seq, number
             batches, size = self._since_snapshot
             self._since_snapshot = (batches + 1, size + len(encode(entry)[0]))
@@ -270,8 +279,14 @@ class ActorReplica:
         if entry.kind == "epoch" and entry.epoch > self.epoch and not self.fenced:
             self.on_fenced(self._fence(f"host {entry.host} opened epoch {entry.epoch}"))
 
+    def step_down(self, why: str) -> Fenced:
+        """End this epoch from this side (its key's own host is back): no more appends, the
+        same as a fence by a newer epoch."""
+        return self._fence(why)
+
     def _fence(self, why: str) -> Fenced:
         self.fenced = True
+        self.activity.fences += 1
         return Fenced(f"{self.key}: epoch {self.epoch} of host {self.host} is fenced: {why}")
 
     async def close(self) -> None:

@@ -38,14 +38,15 @@ async def until(check: Callable[[], object], what: str, timeout: float = 20.0) -
 
 
 async def home(replicated: Running, channel: Channel, owner: int) -> None:
-    """A request for the channel reaches its own host again (a 503 during the handover)."""
+    """A request for the channel reaches its own host again. Another worker may answer while
+    the router's checks of the returned host catch up (the next hand back moves it home), or
+    a 503 during a handover."""
     deadline = time.monotonic() + 20
     while True:
         answer = await asyncio.to_thread(replicated.http.get, f"{channel.path}/messages")
-        if answer.status_code == 200:
-            assert answer.headers["X-Accord-Worker"] == str(owner)
+        if answer.status_code == 200 and answer.headers["X-Accord-Worker"] == str(owner):
             return
-        assert answer.status_code == 503 and "Retry-After" in answer.headers, answer.text
+        assert answer.status_code in (200, 503), answer.text
         assert time.monotonic() < deadline, f"host {owner} did not take its channel back"
         await asyncio.sleep(0.1)
 
@@ -61,6 +62,7 @@ async def test_kill_9_of_the_owner_under_reconnecting_members(replicated: Runnin
     tasks = [asyncio.create_task(member.run()) for member in members]
     bound = detection_seconds() + 3
     failovers: list[float] = []
+    handbacks: list[float] = []  # the owner ready again -> every member moved back
 
     def acks_after(moment: float) -> list[float]:
         return [acked for m in members for sent, acked in m.ack_times if sent > moment]
@@ -75,16 +77,17 @@ async def test_kill_9_of_the_owner_under_reconnecting_members(replicated: Runnin
             failovers.append(min(acks_after(killed)) - killed)
             moved = [m.moved for m in members]
             await asyncio.to_thread(replicated.cluster.restart, owner)
-            # The returned host opens a new epoch for its channel: the interim copy fences
-            # itself and its members move back (1012, then a reconnect the router sends home).
-            await asyncio.sleep(detection_seconds() + 0.5)
-            await home(replicated, channel, owner)
+            restarted = time.perf_counter()
+            # No request needed: the interim host sees the owner answer again and steps down;
+            # its members get 1012 and reconnect, and the router sends them home.
             await until(
                 lambda was=moved: all(m.moved > n for m, n in zip(members, was, strict=True)),
                 f"round {round_number}: members moved back to host {owner}",
             )
             returned = time.perf_counter()
+            handbacks.append(returned - restarted)
             await until(lambda at=returned: acks_after(at), f"round {round_number}: an ack at home")
+            await home(replicated, channel, owner)
         for member in members:
             member.sending = False
         await until(lambda: not any(m.outbox for m in members), "every outbox acknowledged")
@@ -111,5 +114,5 @@ async def test_kill_9_of_the_owner_under_reconnecting_members(replicated: Runnin
     print(
         f"{ROUNDS} kills, {last} messages; kill -9 -> first ack elsewhere:"
         f" p50 {sorted(failovers)[ROUNDS // 2]:.2f} s, max {max(failovers):.2f} s"
-        f" (bound {bound:g} s)"
+        f" (bound {bound:g} s); owner back -> members moved home: max {max(handbacks):.2f} s"
     )
