@@ -41,7 +41,7 @@ from accord_app.actors.errors import (
 )
 from accord_app.actors.events import Activity, ActorEvent, EventKind, Observers, Traffic
 from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
-from accord_app.actors.replica import ActorReplica, set_marker
+from accord_app.actors.replica import ActorReplica, database_bytes, set_marker
 from accord_app.actors.replication import ReplicaLog, Snapshot, Statement
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
@@ -659,7 +659,9 @@ class ActorHost:
         log's state as of this copy's last append: a snapshot of it bounds later replays.
         (serialize() runs on the loop: no turn may use the connection meanwhile.)"""
         replica = self.replica
-        if replica is None or not replica.snapshot_due or storage.connection.in_transaction:
+        if replica is None or storage.connection.in_transaction:
+            return
+        if not replica.snapshot_due(database_bytes(storage)):
             return
         replica.save_snapshot(Snapshot(replica.last_seq, storage.connection.serialize()))
 

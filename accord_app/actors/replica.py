@@ -67,6 +67,19 @@ SET_MARKER = (
 )
 
 
+# Below this size an actor's batches since its snapshot do not call for a new one: small
+# actors would otherwise keep a snapshot every batch or two.
+SNAPSHOT_FLOOR_BYTES = 16 * 1024
+
+
+def database_bytes(storage: Storage) -> int:
+    """The actor's database, as a snapshot of it would weigh (pages in use)."""
+    connection = storage.connection
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    free = connection.execute("PRAGMA freelist_count").fetchone()[0]
+    return int(pages - free) * int(connection.execute("PRAGMA page_size").fetchone()[0])
+
+
 def read_marker(storage: Storage) -> tuple[int, int] | None:
     storage.connection.execute(MARKER_TABLE)
     row = storage.connection.execute("SELECT epoch, batch FROM _accord_replica").fetchone()
@@ -131,6 +144,7 @@ class ActorReplica:
         self.rebuilt = False  # this activation replayed the log (for tests and the lab)
         self.ending = False  # a restore was asked for: no more batches in this activation
         self.replayed = 0  # batches this activation applied from the log
+        self.read_bytes = 0  # of snapshot and batches this activation read to rebuild
         self._since_snapshot = (0, 0)  # batches and bytes appended since the last snapshot
         self._saving: asyncio.Task[None] | None = None
         self._appending = asyncio.Lock()  # one append at a time: each expects the last
@@ -217,8 +231,9 @@ class ActorReplica:
         opened.append(await run(open_storage))
         await run(partial(apply, opened[0], batches))
         self.rebuilt, self.replayed = True, len(batches)
+        self.read_bytes = len(snapshot.data if snapshot else b"") + sum(e.size for e in batches)
         self._since_snapshot = (len(batches), sum(batch.size for batch in batches))
-        if last is not None and self.snapshot_due:
+        if last is not None and self.snapshot_due(await run(partial(database_bytes, opened[0]))):
             # The file is the state as of `last` right now, with no turn running: keep it.
             data = await run(opened[0].connection.serialize)
             self.save_snapshot(Snapshot(last.seq, data))
@@ -226,11 +241,14 @@ class ActorReplica:
 
     # -- snapshots -------------------------------------------------------------------------------
 
-    @property
-    def snapshot_due(self) -> bool:
+    def snapshot_due(self, database_bytes: int) -> bool:
+        """After every N batches or M bytes of them, and once the batches since the last
+        snapshot weigh as much as the database itself (at least SNAPSHOT_FLOOR_BYTES): a
+        rebuild then reads at most about twice the database's size."""
         batches, size = self._since_snapshot
         every_batches, every_bytes = self.log.snapshot_every
-        return batches >= every_batches or size >= every_bytes
+        enough = max(database_bytes, SNAPSHOT_FLOOR_BYTES)
+        return batches >= every_batches or size >= min(every_bytes, enough)
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep `snapshot` in the background (one at a time); until it is kept, the replay

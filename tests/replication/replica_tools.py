@@ -73,10 +73,19 @@ class Notes(Actor):
     async def get(self, key: str) -> object:
         return self.storage.get(key)
 
+    async def database_bytes(self) -> int:
+        rows = self.storage.sql.execute(
+            "SELECT (SELECT page_count FROM pragma_page_count)"
+            " * (SELECT page_size FROM pragma_page_size)"
+        )
+        return int(next(iter(rows))[0])
+
     async def replica_state(self) -> dict[str, object]:
         """How this activation got its state: rebuilt from the log, and from how many batches."""
         replica = self.storage.replica
-        return {name: getattr(replica, name, None) for name in ("rebuilt", "replayed")}
+        return {
+            name: getattr(replica, name, None) for name in ("rebuilt", "replayed", "read_bytes")
+        }
 
     async def bookmark(self) -> str:
         return await self.storage.get_current_bookmark()
