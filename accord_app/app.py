@@ -1,5 +1,7 @@
 """Assemble the Accord app: catalog, actor runtime, routes, error shape, limits, offline docs."""
 
+import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +21,7 @@ from accord_app.chat.http import activity, admin, announcements
 from accord_app.chat.http import routes as chat_routes
 from accord_app.chat.protocol import MAX_FRAME_BYTES
 from accord_app.chat.ratelimit import ClientLimits
+from accord_app.cluster.handback import Handback
 from accord_app.observe.inspector import install_inspector
 from accord_app.observe.metrics import Metrics
 from accord_app.settings import Settings, WebSocketPath
@@ -154,7 +157,21 @@ def create_app(
                 # Calls for a client who already paid: free at the worker that answers them.
                 headers={INTERNAL_HEADER: settings.router_secret or ""},
             )
+        app.state.handback, handing_back = None, None
+        placement = settings.placement
+        if log is not None and placement is not None:
+            channels = app.state.channels
+
+            def hand_over(key: str, owner: int) -> None:
+                channels.hand_over(channels.id_from_name(key), f"host {owner} is back")
+
+            app.state.handback = Handback(placement, hand_over)
+            handing_back = asyncio.get_running_loop().create_task(app.state.handback.run())
         yield
+        if handing_back is not None:
+            handing_back.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await handing_back
         if app.state.router is not None:
             await app.state.router.aclose()
         await runtime.close()  # finishes queued turns and commits, closes every socket
@@ -179,6 +196,7 @@ def create_app(
     app.state.catalog = catalog
     app.state.clients = clients
     app.state.placement = settings.placement
+    app.state.handback = None  # a replicated cluster's worker sets one up as it starts
     app.state.metrics = metrics
     install_error_handlers(app)
     budget: dict[str, Any] = {"limits": settings.request_limits, "catalog": catalog}

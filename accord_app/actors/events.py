@@ -144,7 +144,17 @@ class Activity:
     """One namespace's turns and group commits, tallied on every one of them (an event per
     turn would cost more than the turn's bookkeeping): the metrics read them when scraped."""
 
-    __slots__ = ("commit_turns", "commit_writes", "commits_failed", "fsync_seconds", "turns")
+    __slots__ = (
+        "append_seconds",
+        "appends_failed",
+        "commit_turns",
+        "commit_writes",
+        "commits_failed",
+        "epochs_opened",
+        "fences",
+        "fsync_seconds",
+        "turns",
+    )
 
     def __init__(self) -> None:
         self.turns = Distribution(TURN_SECONDS)  # each turn's duration
@@ -152,3 +162,9 @@ class Activity:
         self.commit_writes = Distribution(BATCH_SIZES)  # writes, per commit
         self.fsync_seconds = Distribution(FSYNC_SECONDS)  # one per durable commit
         self.commits_failed = 0
+        # With a replicated log: each batch's append until a majority had it, the appends
+        # that got no answer, the epochs this process opened and its copies fenced.
+        self.append_seconds = Distribution(FSYNC_SECONDS)
+        self.appends_failed = 0
+        self.epochs_opened = 0
+        self.fences = 0

@@ -41,7 +41,7 @@ from accord_app.actors.errors import (
 )
 from accord_app.actors.events import Activity, ActorEvent, EventKind, Observers, Traffic
 from accord_app.actors.gates import CommitCycle, Mailbox, OutputGate
-from accord_app.actors.replica import ActorReplica, set_marker
+from accord_app.actors.replica import ActorReplica, database_bytes, set_marker
 from accord_app.actors.replication import ReplicaLog, Snapshot, Statement
 from accord_app.actors.sockets import (
     CLOSE_TRY_AGAIN_LATER,
@@ -435,7 +435,7 @@ class ActorHost:
         replica = None
         if log is not None:
             key = f"{self.id.namespace}.{self.id.hex}"
-            replica = ActorReplica(log, key, namespace.replica_name, self.fence)
+            replica = ActorReplica(log, key, namespace.replica_name, self.fence, namespace.activity)
         opening = partial(
             Storage, path, on_first_write=self.gate.wrote, fsync=namespace.fsync, replica=replica
         )
@@ -550,7 +550,9 @@ class ActorHost:
         )
         try:
             if statements and self.replica is not None:
-                wal_is_large, seconds = await self._durable_and_appended(local, statements, number)
+                wal_is_large, seconds = await self._durable_and_appended(
+                    local, statements, number, alarm_update
+                )
             else:
                 wal_is_large, seconds = await local
         except Exception as error:
@@ -576,13 +578,22 @@ class ActorHost:
             self._note_activity()
 
     async def _durable_and_appended(
-        self, local: "asyncio.Future[tuple[bool, float]]", batch: list[Statement], number: int
+        self,
+        local: "asyncio.Future[tuple[bool, float]]",
+        batch: list[Statement],
+        number: int,
+        alarm_update: tuple[bool, float | None],
     ) -> tuple[bool, float]:
         """Both the local fsync and the log's majority, each running to its end (the file
-        must not be closed under a running fsync); a fence wins over any other failure."""
-        assert self.replica is not None
-        appended = self.replica.append_batch(batch, number)
-        results = await asyncio.gather(local, appended, return_exceptions=True)
+        must not be closed under a running fsync); a fence wins over any other failure. A
+        changed alarm is recorded beside the log too, for another host to fire if this one
+        dies first."""
+        replica = self.replica
+        assert replica is not None
+        waits: list[Awaitable[Any]] = [local, replica.append_batch(batch, number)]
+        if alarm_update[0]:
+            waits.append(replica.log.set_alarm(replica.key, alarm_update[1]))
+        results = await asyncio.gather(*waits, return_exceptions=True)
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
             raise next((f for f in failures if isinstance(f, Fenced)), failures[0])
@@ -666,6 +677,12 @@ class ActorHost:
         self._reset(error)
         self._note_activity()
 
+    def hand_over(self, why: str) -> None:
+        """Step this copy down so the key's own host takes it by its next epoch."""
+        replica = self.replica
+        if replica is not None and not replica.fenced:
+            self.fence(replica.step_down(why))
+
     def _close_sockets(self, code: int, reason: str) -> None:
         """Close every socket without running a handler: this copy may not write any more."""
         sockets, self.sockets = self.sockets, []
@@ -679,7 +696,9 @@ class ActorHost:
         log's state as of this copy's last append: a snapshot of it bounds later replays.
         (serialize() runs on the loop: no turn may use the connection meanwhile.)"""
         replica = self.replica
-        if replica is None or not replica.snapshot_due or storage.connection.in_transaction:
+        if replica is None or storage.connection.in_transaction:
+            return
+        if not replica.snapshot_due(database_bytes(storage)):
             return
         replica.save_snapshot(Snapshot(replica.last_seq, storage.connection.serialize()))
 

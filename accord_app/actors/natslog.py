@@ -46,7 +46,13 @@ SNAPSHOTS = "ACCORD_SNAPSHOTS"
 SNAPSHOT_EVERY_BATCHES = 1000
 SNAPSHOT_EVERY_BYTES = 4 * 1024 * 1024
 SUBJECT_PREFIX = "accord.log."
+# Each actor's due alarm, the last message per subject only: what a sweep reads to fire the
+# alarms of actors whose host died (a stream of its own, replicated the same way).
+ALARMS = "ACCORD_ALARMS"
+ALARM_PREFIX = "accord.alarms."
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a stale expected sequence
+# A retried append whose first try the stream still holds, unconfirmed (no majority yet).
+DUPLICATE_IN_PROCESS = 10158
 DEFAULT_TIMEOUT_SECONDS = 3.0
 # One attempt's wait for the stream's answer; attempts repeat until the append's deadline.
 ATTEMPT_SECONDS = 0.5
@@ -120,9 +126,19 @@ class NatsLog:
         )
         js = self._js
 
+        alarms = api.StreamConfig(
+            name=ALARMS,
+            subjects=[ALARM_PREFIX + ">"],
+            num_replicas=self.replicas,
+            storage=api.StorageType.FILE,
+            max_msgs_per_subject=1,
+            allow_direct=True,
+        )
+
         async def create() -> None:
-            with contextlib.suppress(nats.js.errors.BadRequestError):
-                await js.add_stream(config)  # refused if it exists: kept as it is
+            for stream in (config, alarms):
+                with contextlib.suppress(nats.js.errors.BadRequestError):
+                    await js.add_stream(stream)  # refused if it exists: kept as it is
             try:
                 self._snapshots = await js.create_object_store(
                     SNAPSHOTS,
@@ -224,6 +240,45 @@ class NatsLog:
         meta = api.ObjectMeta(name=key, description=json.dumps({"seq": snapshot.seq}))
         await self._retrying(lambda: store.put(key, snapshot.data, meta=meta))
 
+    async def set_alarm(self, key: str, at: float | None) -> None:
+        data = json.dumps({"at": at}).encode()
+        await self._retrying(
+            lambda: self.js.publish(ALARM_PREFIX + key, data, timeout=ATTEMPT_SECONDS)
+        )
+
+    async def alarms(self, namespace: str) -> dict[str, float]:
+        subjects = f"{ALARM_PREFIX}{namespace}.>"
+        return await self._retrying(lambda: self._alarms(subjects))
+
+    async def _alarms(self, subjects: str) -> dict[str, float]:
+        info = await self.js.stream_info(ALARMS, subjects_filter=subjects)
+        count = len(info.state.subjects or {})
+        found: dict[str, float] = {}
+        if count == 0:
+            return found
+        consumer = await self.js.pull_subscribe(
+            subjects,
+            config=api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+                ack_policy=api.AckPolicy.NONE,
+                mem_storage=True,
+                num_replicas=1,
+                inactive_threshold=30.0,
+            ),
+            stream=ALARMS,
+        )
+        try:
+            seen = 0
+            while seen < count:
+                for message in await consumer.fetch(READ_BATCH, timeout=self.timeout):
+                    seen += 1
+                    at = json.loads(message.data)["at"]
+                    if at is not None:
+                        found[message.subject.removeprefix(ALARM_PREFIX)] = float(at)
+        finally:
+            await consumer.unsubscribe()
+        return found
+
     async def watch(
         self, key: str, on_entry: Callable[[Entry], None]
     ) -> Callable[[], Awaitable[None]]:
@@ -247,7 +302,11 @@ class NatsLog:
         while True:
             try:
                 return await call()
-            except _NO_ANSWER:
+            except (*_NO_ANSWER, nats.js.errors.APIError) as error:
+                if isinstance(error, nats.js.errors.APIError) and not (
+                    type(error) in _NO_ANSWER or error.err_code == DUPLICATE_IN_PROCESS
+                ):
+                    raise
                 if time.monotonic() > deadline:
                     raise LogUnavailable(
                         f"no majority of the replicated log's servers ({', '.join(self.servers)})"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from accord_app.actors.errors import BookmarkError, Fenced, LogUnavailable
+from accord_app.actors.events import Activity
 from accord_app.actors.replication import (
     Entry,
     ReplicaLog,
@@ -64,6 +65,19 @@ SET_MARKER = (
     "INSERT INTO _accord_replica (only_row, epoch, batch) VALUES (0, ?, ?)"
     " ON CONFLICT (only_row) DO UPDATE SET epoch = excluded.epoch, batch = excluded.batch"
 )
+
+
+# Below this size an actor's batches since its snapshot do not call for a new one: small
+# actors would otherwise keep a snapshot every batch or two.
+SNAPSHOT_FLOOR_BYTES = 16 * 1024
+
+
+def database_bytes(storage: Storage) -> int:
+    """The actor's database, as a snapshot of it would weigh (pages in use)."""
+    connection = storage.connection
+    pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    free = connection.execute("PRAGMA freelist_count").fetchone()[0]
+    return int(pages - free) * int(connection.execute("PRAGMA page_size").fetchone()[0])
 
 
 def read_marker(storage: Storage) -> tuple[int, int] | None:
@@ -116,9 +130,11 @@ class ActorReplica:
         key: str,
         host: str,
         on_fenced: Callable[[Fenced], None],
+        activity: Activity | None = None,
     ) -> None:
         self.log, self.key, self.host = log, key, host
         self.on_fenced = on_fenced
+        self.activity = activity or Activity()  # the namespace's tallies, for the metrics
         # The log retries within its own deadline; this one is the last resort.
         self.timeout = log.timeout + 1.0
         self.epoch = 0
@@ -128,6 +144,7 @@ class ActorReplica:
         self.rebuilt = False  # this activation replayed the log (for tests and the lab)
         self.ending = False  # a restore was asked for: no more batches in this activation
         self.replayed = 0  # batches this activation applied from the log
+        self.read_bytes = 0  # of snapshot and batches this activation read to rebuild
         self._since_snapshot = (0, 0)  # batches and bytes appended since the last snapshot
         self._saving: asyncio.Task[None] | None = None
         self._appending = asyncio.Lock()  # one append at a time: each expects the last
@@ -168,6 +185,7 @@ class ActorReplica:
                 except WrongLastSequence:
                     continue  # someone appended since: read again
                 self.epoch, self.batches, self.last_seq = opening.epoch, opening.batch, seq
+                self.activity.epochs_opened += 1
                 await run(partial(set_marker, storage, opening.epoch, opening.batch))
                 self._stop_watching = await self._within(
                     "a watch on the actor's subject", self.log.watch(self.key, self._seen)
@@ -213,8 +231,9 @@ class ActorReplica:
         opened.append(await run(open_storage))
         await run(partial(apply, opened[0], batches))
         self.rebuilt, self.replayed = True, len(batches)
+        self.read_bytes = len(snapshot.data if snapshot else b"") + sum(e.size for e in batches)
         self._since_snapshot = (len(batches), sum(batch.size for batch in batches))
-        if last is not None and self.snapshot_due:
+        if last is not None and self.snapshot_due(await run(partial(database_bytes, opened[0]))):
             # The file is the state as of `last` right now, with no turn running: keep it.
             data = await run(opened[0].connection.serialize)
             self.save_snapshot(Snapshot(last.seq, data))
@@ -222,11 +241,14 @@ class ActorReplica:
 
     # -- snapshots -------------------------------------------------------------------------------
 
-    @property
-    def snapshot_due(self) -> bool:
+    def snapshot_due(self, database_bytes: int) -> bool:
+        """After every N batches or M bytes of them, and once the batches since the last
+        snapshot weigh as much as the database itself (at least SNAPSHOT_FLOOR_BYTES): a
+        rebuild then reads at most about twice the database's size."""
         batches, size = self._since_snapshot
         every_batches, every_bytes = self.log.snapshot_every
-        return batches >= every_batches or size >= every_bytes
+        enough = max(database_bytes, SNAPSHOT_FLOOR_BYTES)
+        return batches >= every_batches or size >= min(every_bytes, enough)
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep `snapshot` in the background (one at a time); until it is kept, the replay
@@ -255,12 +277,17 @@ class ActorReplica:
             if self.fenced or self.ending:
                 raise Fenced(f"{self.key}: this copy's epoch {self.epoch} has ended")
             entry = Entry(0, "batch", self.epoch, number, statements=statements, host=self.host)
+            started = time.perf_counter()
             try:
                 seq, _ = await self._within(
                     "the batch", self.log.append(self.key, entry, self.last_seq)
                 )
             except WrongLastSequence:
                 raise self._fence("its append was refused: a newer epoch exists") from None
+            except Exception:
+                self.activity.appends_failed += 1
+                raise
+            self.activity.append_seconds.add(time.perf_counter() - started)
             self.last_seq, self.batches = seq, number
             batches, size = self._since_snapshot
             self._since_snapshot = (batches + 1, size + len(encode(entry)[0]))
@@ -270,8 +297,14 @@ class ActorReplica:
         if entry.kind == "epoch" and entry.epoch > self.epoch and not self.fenced:
             self.on_fenced(self._fence(f"host {entry.host} opened epoch {entry.epoch}"))
 
+    def step_down(self, why: str) -> Fenced:
+        """End this epoch from this side (its key's own host is back): no more appends, the
+        same as a fence by a newer epoch."""
+        return self._fence(why)
+
     def _fence(self, why: str) -> Fenced:
         self.fenced = True
+        self.activity.fences += 1
         return Fenced(f"{self.key}: epoch {self.epoch} of host {self.host} is fenced: {why}")
 
     async def close(self) -> None:

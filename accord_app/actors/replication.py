@@ -109,6 +109,15 @@ class ReplicaLog(Protocol):
         WrongLastSequence, or LogUnavailable when no majority confirms in time."""
         ...
 
+    async def set_alarm(self, key: str, at: float | None) -> None:
+        """Keep, beside the log, when `key`'s alarm is due (None: no alarm): the record another
+        host reads to fire the alarm of an actor whose host died (see Namespace's sweep)."""
+        ...
+
+    async def alarms(self, namespace: str) -> dict[str, float]:
+        """Every actor of `namespace` with an alarm: its key -> when it is due."""
+        ...
+
     async def watch(
         self, key: str, on_entry: Callable[[Entry], None]
     ) -> Callable[[], Awaitable[None]]:

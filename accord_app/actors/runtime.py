@@ -67,6 +67,10 @@ FAILURE_LOG_SECONDS = 60.0
 _NAMESPACE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 # Names remembered per namespace (id_from_name), for observers and list_actors: a bound on memory.
 MAX_NAMES_KEPT = 65536
+# With a replicated log: how often each namespace reads the log's alarm records, and how long
+# past due an alarm must be before this process fires it for a host that did not (died).
+ALARM_SWEEP_SECONDS = 1.0
+ALARM_OVERDUE_SECONDS = 2.0
 _HANDLERS = frozenset({"alarm", "websocket_message", "websocket_close", "websocket_error"})
 A = TypeVar("A", bound=Actor)
 
@@ -152,13 +156,43 @@ class Namespace(Generic[A]):
         self.traffic = Traffic()  # frames and bytes through this namespace's sockets
         self.activity = Activity()  # its turns and commits, tallied
         self._started = False
+        self._sweep: asyncio.Task[None] | None = None
+        self._overdue: set[asyncio.Task[None]] = set()
         with contextlib.suppress(RuntimeError):  # no running loop yet: start on first call
             self._start()
 
     def _start(self) -> None:
         if not self._started:
             self.scheduler.start()
+            log = self.runtime.replication
+            if log is not None:
+                self._sweep = asyncio.get_running_loop().create_task(self._sweep_alarms(log))
             self._started = True
+
+    async def _sweep_alarms(self, log: ReplicaLog) -> None:
+        """Fire the alarms the log says are overdue, of actors not awake here: their host died
+        before it fired them (a live host fires its own on time and updates the record). At
+        least once: the activation here fences any other copy."""
+        while True:
+            await asyncio.sleep(ALARM_SWEEP_SECONDS)
+            try:
+                due = await log.alarms(self.name)
+            except Exception as error:  # the log is down: the next sweep tries again
+                logger.warning("alarm sweep of %s failed: %r", self.name, error)
+                continue
+            now = time.time()
+            for key, at in due.items():
+                actor_hex = key.removeprefix(f"{self.name}.")
+                if at + ALARM_OVERDUE_SECONDS <= now and actor_hex not in self._hosts:
+                    self._overdue.add(asyncio.get_running_loop().create_task(self._fire(actor_hex)))
+
+    async def _fire(self, actor_hex: str) -> None:
+        try:
+            await self._deliver_alarm(actor_hex)
+        except Exception as error:
+            logger.warning("overdue alarm of %s failed: %r", actor_hex, error)
+        finally:
+            self._overdue = {task for task in self._overdue if not task.done()}
 
     # -- ids and stubs ---------------------------------------------------------------------
 
@@ -189,6 +223,13 @@ class Namespace(Generic[A]):
                 f" not {self.name!r}"
             )
         return Stub(self, actor_id)
+
+    def hand_over(self, actor_id: ids.ActorId, why: str) -> None:
+        """With replication: end this process's epoch of the actor, if it is active here, so
+        its sockets close with 1012 and reconnect to the host the router now picks."""
+        host = self._hosts.get(actor_id.hex)
+        if host is not None:
+            host.hand_over(why)
 
     def storage_path(self, actor_hex: str) -> Path:
         """Two folder levels of 256 each keep a million actors at ~15 files per folder."""
@@ -341,6 +382,9 @@ class Namespace(Generic[A]):
         return list(self._closing.values())
 
     async def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            await asyncio.gather(self._sweep, *self._overdue, return_exceptions=True)
         await self.scheduler.close()
         for host in list(self._hosts.values()):
             await host.shut_down()

@@ -251,6 +251,27 @@ class _NowCollector(Collector):
             "fsync_seconds": histogram(
                 "actor_fsync_seconds", "How long each commit took to be durable (fsync)."
             ),
+            "append_seconds": histogram(
+                "replica_append_seconds",
+                "With a replicated log: how long each batch's append took until a majority had it.",
+            ),
+        }
+        replicated = {
+            "appends_failed": CounterMetricFamily(
+                f"{PREFIX}_replica_append_failures",
+                "Appends to the replicated log that no majority answered in time.",
+                labels=("actor_class",),
+            ),
+            "epochs_opened": CounterMetricFamily(
+                f"{PREFIX}_replica_epochs_opened",
+                "Epochs this process opened on the log (activations of a replicated actor).",
+                labels=("actor_class",),
+            ),
+            "fences": CounterMetricFamily(
+                f"{PREFIX}_replica_fences",
+                "Copies of actors here fenced (a newer epoch elsewhere, or handed back).",
+                labels=("actor_class",),
+            ),
         }
         runtime = self.runtime
         for namespace in runtime.namespaces if runtime is not None else ():
@@ -272,6 +293,8 @@ class _NowCollector(Collector):
             commits.add_metric([name, "failed"], activity.commits_failed)
             for field, family in tallies.items():
                 family.add_metric([name], *buckets(getattr(activity, field)))
+            for field, counter in replicated.items():
+                counter.add_metric([name], getattr(activity, field))
         refused = CounterMetricFamily(
             f"{PREFIX}_http_refused_connections",
             "HTTP requests refused before the app saw them (too many connections from one"
@@ -281,4 +304,4 @@ class _NowCollector(Collector):
         for code, count in sorted(self.http_refusals.items()):
             refused.add_metric([code], count)
         yield from (awake, asleep, queued, deepest, sockets, frames, payload, commits)
-        yield from (*tallies.values(), refused)
+        yield from (*tallies.values(), *replicated.values(), refused)

@@ -26,11 +26,13 @@ from websockets.exceptions import InvalidStatus
 
 from accord_app import Settings, create_app
 from accord_app.actors import Actor, Runtime
+from accord_app.actors.natslog import NatsLog
 from accord_app.app import uvicorn_options
 from accord_app.chat.cost import MessageCost
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.chat.sharding import Sharding
 from accord_app.cluster import Cluster
+from accord_app.cluster.nats import NatsCluster
 from accord_app.lab.loadtest import LIFTED_LIMITS
 from accord_app.lab.server import BackgroundServer
 from accord_app.observe.metrics import Metrics
@@ -68,6 +70,10 @@ FAMILIES = {
     "accord_http_refused_connections",
     "accord_rate_limited",
     "accord_remote_call_seconds",
+    "accord_replica_append_seconds",
+    "accord_replica_append_failures",
+    "accord_replica_epochs_opened",
+    "accord_replica_fences",
 }
 # The only labels a sample may carry, and what their values may be.
 LABELS: dict[str, Callable[[str], bool]] = {
@@ -301,6 +307,53 @@ class Counter(Actor):
 
     async def alarm(self) -> None:
         self.storage.put("rang", True)
+
+
+async def test_the_replicated_log_is_counted(tmp_path: Path) -> None:
+    """A runtime on a real NATS cluster: its appends timed, the epochs it opens, its copy
+    fenced by another host's epoch, and an append no majority answers."""
+    with NatsCluster(tmp_path / "nats", servers=3) as cluster:
+        logs = [NatsLog(cluster.urls, timeout=1.0) for _ in range(2)]
+        for log in logs:
+            await log.connect()
+        runtimes = [
+            Runtime(tmp_path / f"host-{n}", replication=log, replica_name=str(n))
+            for n, log in enumerate(logs, 1)
+        ]
+        metrics = [Metrics(), Metrics()]  # each host's
+        detach = [one.attach(runtime) for one, runtime in zip(metrics, runtimes, strict=True)]
+        try:
+            counters = [runtime.namespace("counters", Counter) for runtime in runtimes]
+            stubs = [ns.get(ns.id_from_name("a")) for ns in counters]
+
+            def now(name: str, host: int = 1) -> float:
+                body, _ = metrics[host - 1].exposition(None)
+                return Scrape(body.decode()).value(name, actor_class="Counter")
+
+            for _ in range(3):
+                await stubs[0].add()
+            assert now("accord_replica_epochs_opened_total") == 1
+            assert now("accord_replica_append_seconds_count") == 3
+            assert now("accord_replica_fences_total") == 0
+            await stubs[1].add()  # host 2 opens a newer epoch: host 1's copy is fenced
+            wait_for = time.monotonic() + 10
+            while now("accord_replica_fences_total") == 0:
+                assert time.monotonic() < wait_for, "the fence was not counted"
+                await asyncio.sleep(0.05)
+            cluster.kill(2)
+            cluster.kill(3)
+            with pytest.raises(Exception, match="majority"):
+                await stubs[1].add()
+            assert now("accord_replica_append_failures_total", host=2) == 1
+            assert now("accord_replica_append_failures_total") == 0
+            assert now("accord_replica_epochs_opened_total", host=2) == 1
+        finally:
+            for stop in detach:
+                stop()
+            for runtime in runtimes:
+                await runtime.close()
+            for log in logs:
+                await log.close()
 
 
 async def test_evictions_overloads_alarms_and_failed_commits_are_counted(tmp_path: Path) -> None:

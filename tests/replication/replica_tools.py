@@ -15,6 +15,8 @@ from accord_app.cluster.nats import NatsCluster
 
 # Short enough to keep the failure tests quick, long enough for a leader election on a busy box.
 LOG_TIMEOUT = 2.0
+# ACCORD_REPLICATION_TIMEOUT of the replicated chat cluster: short, so an outage answers quickly.
+CLUSTER_LOG_TIMEOUT = "1.5"
 ALARM_FIRED = -999  # what Notes' alarm records in `seen`
 
 
@@ -71,10 +73,19 @@ class Notes(Actor):
     async def get(self, key: str) -> object:
         return self.storage.get(key)
 
+    async def database_bytes(self) -> int:
+        rows = self.storage.sql.execute(
+            "SELECT (SELECT page_count FROM pragma_page_count)"
+            " * (SELECT page_size FROM pragma_page_size)"
+        )
+        return int(next(iter(rows))[0])
+
     async def replica_state(self) -> dict[str, object]:
         """How this activation got its state: rebuilt from the log, and from how many batches."""
         replica = self.storage.replica
-        return {name: getattr(replica, name, None) for name in ("rebuilt", "replayed")}
+        return {
+            name: getattr(replica, name, None) for name in ("rebuilt", "replayed", "read_bytes")
+        }
 
     async def bookmark(self) -> str:
         return await self.storage.get_current_bookmark()

@@ -10,6 +10,7 @@ import pytest
 from replica_tools import notes_on
 
 from accord_app.actors.errors import BookmarkError
+from accord_app.actors.replica import SNAPSHOT_FLOOR_BYTES
 from accord_app.cluster.nats import NatsCluster
 
 pytestmark = pytest.mark.anyio
@@ -81,3 +82,23 @@ async def test_snapshots_bound_the_replay_and_restores_reach_past_them(
         await stub.restore(early[0])
         assert await stub.content_hash() == early[1]
         assert (await stub.replica_state())["replayed"] == 1
+
+
+async def test_a_rebuild_reads_about_twice_the_database_at_most(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    """The same note rewritten 300 times: 300 batches of ~2 KB in the log for a database of a
+    few pages. With the default snapshot settings, the next host reads a snapshot and the
+    batches after it: at most about twice the database (its floor of 16 KiB)."""
+    body = "x" * 2000
+    async with notes_on(nats_cluster, tmp_path / "host-1", "1") as stub:
+        await stub.add(1, body)
+        for number in range(300):
+            await stub.run("UPDATE notes SET body = ? WHERE id = 1", f"{number}{body}")
+    async with notes_on(nats_cluster, tmp_path / "host-2", "2") as stub:
+        replica = await stub.replica_state()
+        size = await stub.database_bytes()
+        bound = 2 * max(size, SNAPSHOT_FLOOR_BYTES) + 4096  # + the batch that crossed it
+        assert replica["rebuilt"], replica
+        assert 0 < int(replica["read_bytes"]) <= bound, (replica, size)  # type: ignore[call-overload]
+        print(f"rebuild read {replica['read_bytes']} bytes for a {size}-byte database")

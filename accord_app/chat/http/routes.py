@@ -26,6 +26,7 @@ from accord_app.chat.http.websocket import StarletteTransport, accept
 from accord_app.chat.protocol import MAX_SEQ, MAX_USERNAME_CHARS, ProtocolError, clean_username
 from accord_app.chat.ratelimit import ClientLimits, ConnectionBudget
 from accord_app.chat.sharding import Sharding, shard_key
+from accord_app.cluster.handback import Handback
 from accord_app.cluster.placement import Placement
 from accord_app.web.errors import ApiError, refuse
 from accord_app.web.fast_websocket import FastWebSocket
@@ -72,6 +73,9 @@ async def channel_actor(connection: HTTPConnection, server_id: str, channel_id: 
     replicated = connection.app.state.settings.replication is not None
     if placement is not None and not placement.is_mine(key) and not replicated:
         raise misdirected(placement, key, channel_id)
+    handback: Handback | None = connection.app.state.handback
+    if handback is not None:
+        handback.note(key)  # served here while its host is down: handed back when it returns
     catalog: Catalog = connection.app.state.catalog
     if await run_in_threadpool(catalog.get_channel, server_id, channel_id) is None:
         if await run_in_threadpool(catalog.get_server, server_id) is None:

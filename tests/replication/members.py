@@ -1,0 +1,119 @@
+"""Channel members that behave like the frontend's socket (accord_app/static/js/socket.js):
+each keeps an outbox of messages with nonces, and after any drop (a 1012 "moved", an error, a
+refused handshake) reconnects with the same backoff and jitter, with after_seq = the newest seq
+it has seen, and sends its outbox again. What each one sees is kept by seq, so the test can
+check there is no gap and no seq with two different messages."""
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+BACKOFF_SECONDS = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]  # socket.js's BACKOFF_MS
+PAUSE_BETWEEN_MESSAGES = 0.05  # a busy typist, not a flood: the machine has 2 cores
+
+
+@dataclass
+class Member:
+    base_url: str  # ws://.../connect?username=NAME
+    name: str
+    chooser: random.Random
+    last_seq: int | None = None
+    seen: dict[int, str] = field(default_factory=dict)  # seq -> text, deduplicated by seq
+    conflicts: list[tuple[int, str, str]] = field(default_factory=list)
+    acked: dict[str, int] = field(default_factory=dict)  # nonce -> seq
+    # (last transmitted, acked): a message transmitted after a kill was stored by another host
+    ack_times: list[tuple[float, float]] = field(default_factory=list)
+    outbox: dict[str, float] = field(default_factory=dict)  # nonce -> when last transmitted
+    moved: int = 0  # closes with 1012 received
+    sent = 0
+    sending = True
+
+    def url(self) -> str:
+        after = "" if self.last_seq is None else f"&after_seq={self.last_seq}"
+        return self.base_url + after
+
+    def text(self, nonce: str) -> str:
+        return f"{nonce} says hello"
+
+    def _saw(self, frame: dict[str, Any]) -> None:
+        seq, text = int(frame["seq"]), str(frame["message"])
+        if seq in self.seen and self.seen[seq] != text:
+            self.conflicts.append((seq, self.seen[seq], text))
+        self.seen[seq] = text
+        if self.last_seq is None or seq > self.last_seq:
+            self.last_seq = seq
+
+    async def run(self) -> None:
+        """Until cancelled: connect, resend the outbox, keep one message in flight."""
+        attempt = 0
+        while True:
+            try:
+                async with connect(self.url(), compression=None, proxy=None, open_timeout=5) as ws:
+                    attempt = 0
+                    await self._talk(ws)
+            except ConnectionClosed as closed:
+                if closed.rcvd is not None and closed.rcvd.code == 1012:
+                    self.moved += 1
+            except (OSError, TimeoutError, InvalidStatus):
+                pass
+            delay = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)]
+            attempt += 1
+            await asyncio.sleep(delay * (0.75 + self.chooser.random() / 2))
+
+    async def _talk(self, ws: ClientConnection) -> None:
+        for nonce in self.outbox:
+            await self._transmit(ws, nonce)
+        while True:
+            if not self.outbox and self.sending:
+                nonce = f"{self.name}-{self.sent}"
+                self.sent += 1
+                await self._transmit(ws, nonce)
+            try:
+                async with asyncio.timeout(PAUSE_BETWEEN_MESSAGES if not self.outbox else 10):
+                    data = await ws.recv()
+            except TimeoutError:
+                if self.outbox:
+                    raise  # no answer in 10 s: drop the connection, as the heartbeat would
+                continue
+            frame = json.loads(data)
+            kind = frame.get("type")
+            if kind == "message":
+                self._saw(frame)
+            elif kind == "ack":
+                self._saw(frame)
+                nonce = str(frame["nonce"])
+                self.acked[nonce] = int(frame["seq"])
+                sent = self.outbox.pop(nonce, None)
+                if sent is not None:
+                    self.ack_times.append((sent, time.perf_counter()))
+                await asyncio.sleep(PAUSE_BETWEEN_MESSAGES)
+            elif kind == "resumed" and frame.get("more"):
+                await ws.send(json.dumps({"type": "resume", "after_seq": self.last_seq}))
+            elif kind == "error" and frame.get("nonce") in self.outbox:
+                await asyncio.sleep(0.25)  # not stored (say, no owner yet): the same nonce again
+                await self._transmit(ws, str(frame["nonce"]))
+
+    async def _transmit(self, ws: ClientConnection, nonce: str) -> None:
+        frame = {"type": "message", "message": self.text(nonce), "nonce": nonce}
+        self.outbox[nonce] = time.perf_counter()
+        await ws.send(json.dumps(frame))
+
+    async def catch_up(self) -> None:
+        """One last connection with after_seq, read until the replay says there is no more."""
+        self.last_seq = self.last_seq or 0
+        async with connect(self.url(), compression=None, proxy=None, open_timeout=5) as ws:
+            async with asyncio.timeout(20):
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame["type"] == "message":
+                        self._saw(frame)
+                    elif frame["type"] == "resumed":
+                        if not frame["more"]:
+                            return
+                        await ws.send(json.dumps({"type": "resume", "after_seq": self.last_seq}))
