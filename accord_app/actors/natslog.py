@@ -34,8 +34,8 @@ from accord_app.actors.replication import (
     Entry,
     Snapshot,
     WrongLastSequence,
-    decode,
-    encode,
+    decode_entry,
+    encode_entry,
 )
 
 T = TypeVar("T")
@@ -200,14 +200,16 @@ class NatsLog:
                     metadata = message.metadata
                     stamp = metadata.timestamp.timestamp() if metadata.timestamp else 0.0
                     found.append(
-                        decode(metadata.sequence.stream, stamp, message.headers or {}, message.data)
+                        decode_entry(
+                            metadata.sequence.stream, stamp, message.headers or {}, message.data
+                        )
                     )
         finally:
             await consumer.unsubscribe()
         return [entry for entry in found if entry.seq <= last]
 
     async def append(self, key: str, entry: Entry, expected_last: int) -> tuple[int, float]:
-        data, headers = encode(entry)
+        data, headers = encode_entry(entry)
         headers[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_last)
         headers[api.Header.MSG_ID] = (
             f"{key}:{expected_last}:{entry.kind}:{entry.epoch}:{entry.batch}:{entry.host}"
@@ -287,7 +289,7 @@ class NatsLog:
         async def seen(message: Msg) -> None:
             headers = message.headers or {}
             if headers.get("Accord-Kind") == "epoch":  # the body is only needed for epochs
-                on_entry(decode(0, time.time(), headers, message.data))
+                on_entry(decode_entry(0, time.time(), headers, message.data))
 
         if self._client is None:
             raise LogUnavailable("the replicated log is not connected: call connect() first")
@@ -317,4 +319,4 @@ class NatsLog:
 
 def _entry(message: api.RawStreamMsg) -> Entry:
     stamp = message.time.timestamp() if message.time else 0.0
-    return decode(message.seq or 0, stamp, dict(message.headers or {}), message.data or b"")
+    return decode_entry(message.seq or 0, stamp, dict(message.headers or {}), message.data or b"")

@@ -39,7 +39,7 @@ from accord_app.actors.replication import (
     WrongLastSequence,
     batches_to_apply,
     bookmark,
-    encode,
+    encode_entry,
     parse_bookmark,
 )
 from accord_app.actors.storage import Storage
@@ -290,7 +290,7 @@ class ActorReplica:
             self.activity.append_seconds.add(time.perf_counter() - started)
             self.last_seq, self.batches = seq, number
             batches, size = self._since_snapshot
-            self._since_snapshot = (batches + 1, size + len(encode(entry)[0]))
+            self._since_snapshot = (batches + 1, size + len(encode_entry(entry)[0]))
 
     def _seen(self, entry: Entry) -> None:
         """An entry appended to the subject: a newer epoch means another owner."""

@@ -151,7 +151,7 @@ def _decode_value(value: Any) -> Any:
     return value
 
 
-def encode(entry: Entry) -> tuple[bytes, dict[str, str]]:
+def encode_entry(entry: Entry) -> tuple[bytes, dict[str, str]]:
     """An entry's payload and headers (the kind, epoch and batch, readable without the body)."""
     headers = {
         KIND_HEADER: entry.kind,
@@ -167,7 +167,7 @@ def encode(entry: Entry) -> tuple[bytes, dict[str, str]]:
     return json.dumps(body, separators=(",", ":")).encode(), headers
 
 
-def decode(seq: int, at: float, headers: dict[str, str], data: bytes) -> Entry:
+def decode_entry(seq: int, at: float, headers: dict[str, str], data: bytes) -> Entry:
     kind = headers.get(KIND_HEADER)
     epoch, batch = int(headers.get(EPOCH_HEADER, 0)), int(headers.get(BATCH_HEADER, 0))
     body = json.loads(data or b"null")

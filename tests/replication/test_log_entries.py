@@ -8,8 +8,8 @@ from accord_app.actors.replication import (
     Entry,
     batches_to_apply,
     bookmark,
-    decode,
-    encode,
+    decode_entry,
+    encode_entry,
     parse_bookmark,
 )
 
@@ -29,8 +29,8 @@ def restore(seq: int, target: int) -> Entry:
 def test_an_entry_survives_encoding_with_every_sqlite_value() -> None:
     params = [None, 7, 2.5, "text", b"\x00\xffbytes"]
     entry = Entry(0, "batch", 3, 9, statements=[("INSERT INTO t VALUES (?, ?, ?, ?, ?)", params)])
-    data, headers = encode(entry)
-    back = decode(42, 1.5, headers, data)
+    data, headers = encode_entry(entry)
+    back = decode_entry(42, 1.5, headers, data)
     assert (back.seq, back.kind, back.epoch, back.batch, back.time) == (42, "batch", 3, 9, 1.5)
     assert back.statements == entry.statements and back.size == len(data)
 
