@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from accord_app.actors import BookmarkError, StorageError, StorageUnavailable
 from accord_app.api.schemas import ErrorBody
+from accord_app.api.shared import IdPath
 from accord_app.chat.http.routes import CHANNEL_ERRORS, channel_actor
 from accord_app.web.errors import ApiError
 
@@ -46,8 +47,8 @@ class RestoreOut(BaseModel):
 )
 async def restore_channel(
     request: Request,
-    server_id: str,
-    channel_id: str,
+    server_id: IdPath,
+    channel_id: IdPath,
     body: RestoreIn,
     authorization: Annotated[str | None, Header()] = None,
 ) -> RestoreOut:
