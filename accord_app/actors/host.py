@@ -435,7 +435,14 @@ class ActorHost:
         replica = None
         if log is not None:
             key = f"{self.id.namespace}.{self.id.hex}"
-            replica = ActorReplica(log, key, namespace.replica_name, self.fence, namespace.activity)
+
+            def fenced(error: Fenced) -> None:
+                # Only this session's: an ended one (a restore, a reset) still watches the
+                # subject until its close runs, and sees the next session's epoch.
+                if self.replica is replica:
+                    self.fence(error)
+
+            replica = ActorReplica(log, key, namespace.replica_name, fenced, namespace.activity)
         opening = partial(
             Storage, path, on_first_write=self.gate.wrote, fsync=namespace.fsync, replica=replica
         )
@@ -696,7 +703,9 @@ class ActorHost:
         log's state as of this copy's last append: a snapshot of it bounds later replays.
         (serialize() runs on the loop: no turn may use the connection meanwhile.)"""
         replica = self.replica
-        if replica is None or storage.connection.in_transaction:
+        # Not once a restore is asked for: the last entry is the restore, and a snapshot as
+        # of it would hide from a rebuild the restore the next epoch carries out.
+        if replica is None or replica.ending or storage.connection.in_transaction:
             return
         if not replica.snapshot_due(database_bytes(storage)):
             return

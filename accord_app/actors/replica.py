@@ -37,10 +37,10 @@ from accord_app.actors.replication import (
     Snapshot,
     Statement,
     WrongLastSequence,
-    batches_to_apply,
     bookmark,
     encode_entry,
     parse_bookmark,
+    replay_plan,
 )
 from accord_app.actors.storage import Storage
 
@@ -187,6 +187,10 @@ class ActorReplica:
                 self.epoch, self.batches, self.last_seq = opening.epoch, opening.batch, seq
                 self.activity.epochs_opened += 1
                 await run(partial(set_marker, storage, opening.epoch, opening.batch))
+                if self.rebuilt and self.snapshot_due(await run(partial(database_bytes, storage))):
+                    # The file is the state as of the new epoch (the restore it carried out,
+                    # if any), with no turn running yet: keep it.
+                    self.save_snapshot(Snapshot(seq, await run(storage.connection.serialize)))
                 self._stop_watching = await self._within(
                     "a watch on the actor's subject", self.log.watch(self.key, self._seen)
                 )
@@ -216,28 +220,69 @@ class ActorReplica:
             return opened[0]  # a new actor
         if last is not None and last.kind != "restore" and local == (last.epoch, last.batch):
             return opened[0]
-        # Not the log's state: start from the last snapshot (or an empty file) and replay
-        # what came after it; from the very beginning if a restore goes back before it.
-        snapshot = await self._within("the actor's snapshot", self.log.load_snapshot(self.key))
-        base = snapshot.seq if snapshot is not None else 0
-        entries = await self._within("the actor's log", self.log.read(self.key, base))
-        batches = batches_to_apply(entries, base)
-        if batches is None:
-            snapshot = None
-            entries = await self._within("the actor's log", self.log.read(self.key, 0))
-            batches = batches_to_apply(entries) or []
+        # Not the log's state: start from a snapshot (or an empty file) and replay the
+        # batches after it; with a restore, those of the restored state.
+        snapshot, batches, read = await self._rebuild_plan(last)
         await run(opened.pop().close)
         await run(partial(_start_from, path, snapshot))
         opened.append(await run(open_storage))
         await run(partial(apply, opened[0], batches))
         self.rebuilt, self.replayed = True, len(batches)
-        self.read_bytes = len(snapshot.data if snapshot else b"") + sum(e.size for e in batches)
-        self._since_snapshot = (len(batches), sum(batch.size for batch in batches))
-        if last is not None and self.snapshot_due(await run(partial(database_bytes, opened[0]))):
-            # The file is the state as of `last` right now, with no turn running: keep it.
-            data = await run(opened[0].connection.serialize)
-            self.save_snapshot(Snapshot(last.seq, data))
+        size = sum(entry.size for entry in read)
+        self.read_bytes = len(snapshot.data if snapshot else b"") + size
+        # What this rebuild had to read counts towards a snapshot: once it keeps one (see
+        # activate), the next rebuild to this state or a later one need not read it again.
+        self._since_snapshot = (len(read), size)
         return opened[0]
+
+    async def _rebuild_plan(
+        self, last: Entry | None
+    ) -> tuple[Snapshot | None, list[Entry], list[Entry]]:
+        """The state as of `last` (a restore pending there carried out): the snapshot to start
+        from (None: an empty file), the batches to apply on it, and the entries read."""
+        kept = await self._within("the actor's snapshots", self.log.snapshots(self.key))
+        while True:
+            start, batches, read = await self._plan(last, kept)
+            if start == 0:
+                return None, batches, read
+            snapshot = await self._within(
+                "the actor's snapshot", self.log.load_snapshot(self.key, start)
+            )
+            if snapshot is not None:
+                return snapshot, batches, read
+            kept.remove(start)  # gone since the index was read (older than the retention)
+
+    async def _plan(
+        self, last: Entry | None, kept: list[int]
+    ) -> tuple[int, list[Entry], list[Entry]]:
+        """The sequence of the snapshot to start from (0: none), the batches to apply on it,
+        and the entries read: from the newest snapshot at or before the state wanted, the
+        entries up to it; if a restore was carried out among them, the same again for the
+        restore's target (replication.replay_plan)."""
+        if last is None:
+            return 0, [], []
+        point, carry_out = last.seq, True  # a restore pending at the end is carried out now
+        batches: list[Entry] = []
+        read: list[Entry] = []
+        stretch: list[Entry] = []  # the entries after `base`, up to `top`, already read
+        base, top = -1, -1
+        while True:
+            start = max((seq for seq in kept if seq <= point), default=0)
+            if start != base or point > top:
+                stretch = await self._within(
+                    "the actor's log", self.log.read(self.key, start, point)
+                )
+                read.extend(stretch)
+                base, top = start, point
+            replay = replay_plan([entry for entry in stretch if entry.seq <= point])
+            restored, applied = replay.restored, replay.batches
+            if carry_out and replay.pending is not None:
+                restored, applied = replay.pending, []
+            carry_out = False
+            batches = applied + batches
+            if restored is None:
+                return start, batches, read
+            point = restored
 
     # -- snapshots -------------------------------------------------------------------------------
 
@@ -332,17 +377,36 @@ class ActorReplica:
 
     async def bookmark_for_time(self, at: float) -> str:
         self._check_retention(at)
-        entries = await self._within("the actor's log", self.log.read(self.key, 0))
-        before = [entry.seq for entry in entries if entry.time <= at]
-        return bookmark(before[-1] if before else 0)
+        return bookmark(await self._last_seq_at(at))
+
+    async def _last_seq_at(self, at: float) -> int:
+        """The sequence of the actor's last entry stored at `at` or before (0: none). The log's
+        times grow with its sequences: a binary search, one request per probe (the actor's
+        entries are spread among every actor's, in one stream)."""
+        last = await self._within("the actor's last entry", self.log.last(self.key))
+        if last is None or last.time <= at:
+            return 0 if last is None else last.seq
+        low, high = 0, last.seq  # the answer is `low` (an entry at or before `at`) or later,
+        while high - low > 1:  # and before `high`
+            middle = (low + high) // 2
+            probe = await self._within("the actor's log", self.log.next_entry(self.key, middle))
+            if probe is not None and probe.seq < high and probe.time <= at:
+                low = probe.seq
+            else:
+                high = middle
+        return low
 
     async def restore_on_next_session(self, target: str) -> str:
         seq = parse_bookmark(target)
-        entries = await self._within("the actor's log", self.log.read(self.key, 0))
-        found = next((entry for entry in entries if entry.seq == seq), None)
-        if seq != 0 and found is None:
+        # The bookmark's entry itself (for 0, the beginning: the actor's first entry). None
+        # is after this copy's last: it is the owner, the last entry is its own.
+        found = None
+        if seq <= self.last_seq:
+            found = await self._within("the actor's log", self.log.next_entry(self.key, seq))
+        if seq != 0 and (found is None or found.seq != seq):
             raise BookmarkError(f"bookmark {target} is not one of this actor's")
-        self._check_retention(found.time if found is not None else entries[0].time)
+        if found is not None:
+            self._check_retention(found.time)
         async with self._appending:
             if self.fenced:
                 raise self._fence("a restore was asked of a copy that is no longer the owner")

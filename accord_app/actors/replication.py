@@ -95,13 +95,25 @@ class ReplicaLog(Protocol):
         """A snapshot is due after this many batches, or this many bytes of them."""
         ...
 
-    async def load_snapshot(self, key: str) -> Snapshot | None: ...
+    async def snapshots(self, key: str) -> list[int]:
+        """The sequences of `key`'s kept snapshots, in order (each is the state as of it)."""
+        ...
+
+    async def load_snapshot(self, key: str, seq: int) -> Snapshot | None:
+        """The snapshot of `key` as of `seq` (None: not kept, or no longer)."""
+        ...
 
     async def save_snapshot(self, key: str, snapshot: Snapshot) -> None: ...
 
     async def last(self, key: str) -> Entry | None: ...
 
-    async def read(self, key: str, after: int) -> list[Entry]: ...
+    async def next_entry(self, key: str, seq: int) -> Entry | None:
+        """`key`'s first entry at sequence `seq` or after (None: there is none)."""
+        ...
+
+    async def read(self, key: str, after: int, upto: int | None = None) -> list[Entry]:
+        """`key`'s entries after sequence `after`, up to `upto` included (None: the last)."""
+        ...
 
     async def append(self, key: str, entry: Entry, expected_last: int) -> tuple[int, float]:
         """Append `entry` (its seq and time are the log's to set) if the subject's last
@@ -181,30 +193,34 @@ def decode_entry(seq: int, at: float, headers: dict[str, str], data: bytes) -> E
     raise ValueError(f"entry {seq} of an actor's log is of no known kind ({kind!r})")
 
 
-def batches_to_apply(entries: Sequence[Entry], base: int = 0) -> list[Entry] | None:
-    """The batches that rebuild the state after `entries` (every entry of the log after `base`,
-    in order), applied to the state as of `base`. A restore takes effect at the next epoch:
-    the state becomes that of its target again, then later batches apply on top of it. One
-    still pending at the end takes effect now: the caller is an activation, about to open the
-    next epoch.
+@dataclass(frozen=True)
+class Replay:
+    """What a stretch of the log does to the state it starts from (see `replay_plan`)."""
 
-    None when a restore goes back before `base`: the caller must replay from the beginning."""
-    targets = {entry.target for entry in entries if entry.kind == "restore"}
-    if any(target < base for target in targets):
-        return None
-    history: list[Entry] = []
-    states: dict[int, list[Entry]] = {base: []}
+    batches: list[Entry]  # to apply, in order
+    restored: int | None  # ...on the state as of this sequence, not the stretch's start
+    pending: int | None  # a restore asked for and not carried out by the stretch's end
+
+
+def replay_plan(stretch: Sequence[Entry]) -> Replay:
+    """The batches that bring a known state (a snapshot's, or the empty one) to the state as
+    of the stretch's last entry, `stretch` being every entry after the known state, in order.
+
+    A restore takes effect at the next epoch: from that epoch on the state is that of the
+    restore's target again (`restored`), and only the batches after it apply on top. So the
+    state as of any entry is a snapshot plus batches, or a restore target's state plus
+    batches: the caller follows `restored` back to an earlier state, which needs only the
+    entries between it and the snapshot before it, never the whole log. A restore still
+    `pending` at the end is carried out by the activation that reads it (about to open the
+    next epoch), not by a state looked up as of an earlier entry."""
+    batches: list[Entry] = []
+    restored: int | None = None
     pending: int | None = None
-    for entry in entries:
+    for entry in stretch:
         if entry.kind == "batch":
-            history.append(entry)
+            batches.append(entry)
         elif entry.kind == "restore":
             pending = entry.target
         elif pending is not None:  # the first epoch after a restore carries it out
-            history = list(states.get(pending, []))
-            pending = None
-        if entry.seq in targets:
-            states[entry.seq] = list(history)
-    if pending is not None:
-        history = list(states.get(pending, []))
-    return history
+            batches, restored, pending = [], pending, None
+    return Replay(batches, restored, pending)

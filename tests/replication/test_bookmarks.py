@@ -14,15 +14,18 @@ from accord_app.actors.replica import SNAPSHOT_FLOOR_BYTES
 from accord_app.cluster.nats import NatsCluster
 
 pytestmark = pytest.mark.anyio
-WRITES = 24
-RESTORES = 6
+WRITES = 120
+RESTORES = 100
+# A snapshot after every 10 batches: a restore reads the snapshot before its target and the
+# entries after it, not the whole log (which each restore and undo lengthens).
+EVERY = 10
 
 
 async def test_bookmarks_restore_recorded_states_and_undo(
     nats_cluster: NatsCluster, tmp_path: Path
 ) -> None:
     chooser = random.Random(9)
-    async with notes_on(nats_cluster, tmp_path / "host-1", "1") as stub:
+    async with notes_on(nats_cluster, tmp_path / "host-1", "1", snapshot_every=EVERY) as stub:
         recorded: list[tuple[str, float, str]] = []  # bookmark, a time after it, content hash
         for number in range(1, WRITES + 1):
             await stub.add(number, f"note {number}")
@@ -39,8 +42,12 @@ async def test_bookmarks_restore_recorded_states_and_undo(
             chosen = mark if chooser.random() < 0.5 else await stub.bookmark_for_time(at)
             undo = await stub.restore(chosen)
             assert await stub.content_hash() == expected  # the next activation is restored
+            replica = await stub.replica_state()
+            assert replica["rebuilt"] and int(replica["replayed"]) <= 2 * EVERY, replica  # type: ignore[call-overload]
             await stub.restore(undo)
             assert await stub.content_hash() == before  # and the undo brings back the later
+            replica = await stub.replica_state()
+            assert replica["rebuilt"] and int(replica["replayed"]) <= 2 * EVERY, replica  # type: ignore[call-overload]
         # Writes after a restore build on the restored state.
         await stub.restore(recorded[2][0])
         restored = await stub.numbers()
