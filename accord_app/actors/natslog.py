@@ -7,8 +7,9 @@
 Every entry is a message on `accord.log.<namespace>.<actor id>`, stored by a majority of the
 stream's replicas, each fsyncing before it answers (the servers run with
 `sync_interval: always`, see accord_app/cluster/nats.py). An append carries
-`Nats-Expected-Last-Subject-Sequence`: the stream refuses it (error 10071) unless the subject's
-last message is the one the writer applied last, which is what fences an old owner. It also
+`Nats-Expected-Last-Subject-Sequence`: the stream refuses it (error 10071, or 10164 while the
+other append is in flight) unless the subject's last message is the one the writer applied
+last, which is what fences an old owner. It also
 carries `Nats-Msg-Id`: an append retried after a lost answer (a leader change) is recognised
 as a duplicate and answered with its first sequence, rather than refused as stale.
 """
@@ -52,7 +53,10 @@ SUBJECT_PREFIX = "accord.log."
 # alarms of actors whose host died (a stream of its own, replicated the same way).
 ALARMS = "ACCORD_ALARMS"
 ALARM_PREFIX = "accord.alarms."
-WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a stale expected sequence
+# JetStream's error codes for a stale expected sequence: 10071 when the entry it did not
+# expect is stored, 10164 while it is still being replicated (two appends at once: a host
+# taking an actor back while another still serves it).
+WRONG_LAST_SEQUENCE = {10071, 10164}
 # A retried append whose first try the stream still holds, unconfirmed (no majority yet).
 DUPLICATE_IN_PROCESS = 10158
 DEFAULT_TIMEOUT_SECONDS = 3.0
@@ -255,7 +259,7 @@ class NatsLog:
                 )
             )
         except nats.js.errors.APIError as error:
-            if error.err_code == WRONG_LAST_SEQUENCE:
+            if error.err_code in WRONG_LAST_SEQUENCE:
                 raise WrongLastSequence(str(error)) from None
             raise
         return ack.seq, time.time()

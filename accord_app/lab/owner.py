@@ -42,7 +42,9 @@ from nats.js.errors import APIError, NotFoundError
 from accord_app.lab.jetstream import connect
 
 STREAM = "CHANNELS"
-WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a stale expected sequence
+# JetStream's error codes for a stale expected sequence: 10164 when the append it did not
+# expect is still being replicated (two owners appending at the same moment).
+WRONG_LAST_SEQUENCE = {10071, 10164}
 # A host gives up on a JetStream request after this long (the client sends the message again):
 # while the stream elects a new leader, a request to the old one gets no answer at all.
 REQUEST_TIMEOUT_S = 1.0
@@ -108,7 +110,7 @@ async def read_log(
 
 
 def is_fenced(error: BaseException) -> bool:
-    return isinstance(error, APIError) and error.err_code == WRONG_LAST_SEQUENCE
+    return isinstance(error, APIError) and error.err_code in WRONG_LAST_SEQUENCE
 
 
 def event(path: Path, **fields: object) -> None:
