@@ -15,7 +15,9 @@ as a duplicate and answered with its first sequence, rather than refused as stal
 """
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -210,7 +212,10 @@ class NatsLog:
         deadline = time.monotonic() + self.timeout
         while not found or found[-1].seq < last:
             start = (found[-1].seq if found else after) + 1
-            batch = await self._direct_batch(self.subject(key), start)
+            batch = [
+                _direct_entry(message)
+                for message in await self._direct_batch(STREAM, self.subject(key), start)
+            ]
             found.extend(entry for entry in batch if entry.seq <= last)
             if not batch:
                 if time.monotonic() > deadline:
@@ -218,8 +223,9 @@ class NatsLog:
                 await asyncio.sleep(0.005)  # a replica still catching up
         return found
 
-    async def _direct_batch(self, subject: str, start: int) -> list[Entry]:
-        """Up to READ_BATCH entries of `subject` from sequence `start` on, in one request."""
+    async def _direct_batch(self, stream: str, subject: str, start: int) -> list[Msg]:
+        """Up to READ_BATCH messages of `subject` in `stream` from sequence `start` on, in one
+        request (to whichever replica answers first)."""
         client = self._client
         if client is None:
             raise LogUnavailable("the replicated log is not connected: call connect() first")
@@ -237,14 +243,14 @@ class NatsLog:
         try:
             request = {"seq": start, "next_by_subj": subject, "batch": READ_BATCH}
             await client.publish(
-                f"$JS.API.DIRECT.GET.{STREAM}", json.dumps(request).encode(), reply=inbox
+                f"$JS.API.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
             )
             await asyncio.wait_for(ended, ATTEMPT_SECONDS)
         except TimeoutError:
             raise nats.errors.TimeoutError from None  # no answer: _retrying asks again
         finally:
             await subscription.unsubscribe()
-        return [_direct_entry(message) for message in messages]
+        return messages
 
     async def append(self, key: str, entry: Entry, expected_last: int) -> tuple[int, float]:
         data, headers = encode_entry(entry)
@@ -286,12 +292,29 @@ class NatsLog:
         return [seq for seq, _ in await self._index(key)]
 
     async def load_snapshot(self, key: str, seq: int) -> Snapshot | None:
+        """The object's description, then its chunks by batched direct gets (as `_read`, no
+        consumer to create); checked against the object's size and SHA-256. From a replica
+        that has not all of them yet: the object store's own read, from the stream's leader."""
         store = self._store()
+        name = _snapshot_name(key, seq)
         try:
-            found = await self._retrying(lambda: store.get(_snapshot_name(key, seq)))
+            info = await self._retrying(lambda: store.get_info(name))
         except nats.js.errors.ObjectNotFoundError:
             return None
-        return Snapshot(seq, found.data or b"")
+        chunks = f"$O.{SNAPSHOTS}.C.{info.nuid}"
+        data = b"".join(
+            message.data
+            for message in await self._retrying(
+                lambda: self._direct_batch(f"OBJ_{SNAPSHOTS}", chunks, 1)
+            )
+        )
+        digest = "SHA-256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+        if info.digest != digest:  # a replica behind, or more chunks than one batch
+            try:
+                data = (await self._retrying(lambda: store.get(name))).data or b""
+            except nats.js.errors.ObjectNotFoundError:
+                return None
+        return Snapshot(seq, data)
 
     async def save_snapshot(self, key: str, snapshot: Snapshot) -> None:
         """Keep `snapshot`, then list it in the index. Snapshots from before the retention
