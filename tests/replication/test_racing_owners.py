@@ -6,7 +6,9 @@ knows (a retryable 503), never as an error no one expected (a 500)."""
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
+from cluster_client import Running
 from replica_tools import LOG_TIMEOUT, Notes, replicated_runtime
 
 from accord_app.actors.natslog import NatsLog
@@ -16,6 +18,9 @@ from accord_app.cluster.nats import NatsCluster
 
 pytestmark = pytest.mark.anyio
 ROUNDS = 8
+# Over HTTP the two activations meet within the append's few milliseconds less often.
+CHANNELS = 24
+READERS = 3  # per worker and channel, at once
 
 
 async def test_of_two_appends_expecting_the_same_entry_one_is_kept_one_refused(
@@ -67,3 +72,23 @@ async def test_a_read_on_two_hosts_activating_at_once_is_answered_or_a_503(
                     assert result == []
                     answered += 1
         assert answered >= ROUNDS  # at least the winner of each round answered
+
+
+async def test_history_read_on_two_workers_at_once_is_a_200_or_a_retryable_503(
+    replicated: Running,
+) -> None:
+    """The same race between real processes: each round a new channel's history, asked of
+    two workers directly at the same moment (as the router and a returned host's members
+    do during a handback). Every answer is the history, or a JSON 503 with Retry-After."""
+    channels = replicated.create_channels(CHANNELS)
+    workers = [replicated.cluster.worker_url(number) for number in (1, 2, 3)]
+    async with httpx.AsyncClient(timeout=20.0, trust_env=False) as http:
+        for channel in channels:
+            urls = [f"{worker}{channel.path}/messages" for worker in workers] * READERS
+            reads = [http.get(url) for url in urls]
+            for answer in await asyncio.gather(*reads):
+                if answer.status_code == 200:
+                    assert answer.json() == []
+                    continue
+                assert answer.status_code == 503, (answer.status_code, answer.text)
+                assert answer.headers["retry-after"] and answer.json()["code"], answer.text
