@@ -293,8 +293,9 @@ class NatsLog:
 
     async def load_snapshot(self, key: str, seq: int) -> Snapshot | None:
         """The object's description, then its chunks by batched direct gets (as `_read`, no
-        consumer to create); checked against the object's size and SHA-256. From a replica
-        that has not all of them yet: the object store's own read, from the stream's leader."""
+        consumer to create; the object store keeps them on `$O.<bucket>.C.<nuid>` of stream
+        `OBJ_<bucket>`), checked against the object's SHA-256. From a replica that has not
+        all of them yet: the object store's own read, from the stream's leader."""
         store = self._store()
         name = _snapshot_name(key, seq)
         try:
