@@ -435,14 +435,7 @@ class ActorHost:
         replica = None
         if log is not None:
             key = f"{self.id.namespace}.{self.id.hex}"
-
-            def fenced(error: Fenced) -> None:
-                # Only this session's: an ended one (a restore, a reset) still watches the
-                # subject until its close runs, and sees the next session's epoch.
-                if self.replica is replica:
-                    self.fence(error)
-
-            replica = ActorReplica(log, key, namespace.replica_name, fenced, namespace.activity)
+            replica = ActorReplica(log, key, namespace.replica_name, self.fence, namespace.activity)
         opening = partial(
             Storage, path, on_first_write=self.gate.wrote, fsync=namespace.fsync, replica=replica
         )
@@ -714,6 +707,9 @@ class ActorHost:
     def _end_replica(self) -> None:
         replica, self.replica = self.replica, None
         if replica is not None:
+            # Its watch runs until the close does, and would take the next session's epoch
+            # for a newer owner's: it is over already.
+            replica.ended = True
             asyncio.get_running_loop().create_task(replica.close())
 
     async def _schedule_replicated_alarm(self, storage: Storage) -> None:

@@ -143,6 +143,7 @@ class ActorReplica:
         self.fenced = False
         self.rebuilt = False  # this activation replayed the log (for tests and the lab)
         self.ending = False  # a restore was asked for: no more batches in this activation
+        self.ended = False  # its host let go of it (reset, restored): nothing more to watch
         self.replayed = 0  # batches this activation applied from the log
         self.read_bytes = 0  # of snapshot and batches this activation read to rebuild
         self._since_snapshot = (0, 0)  # batches and bytes appended since the last snapshot
@@ -339,7 +340,7 @@ class ActorReplica:
 
     def _seen(self, entry: Entry) -> None:
         """An entry appended to the subject: a newer epoch means another owner."""
-        if entry.kind == "epoch" and entry.epoch > self.epoch and not self.fenced:
+        if entry.kind == "epoch" and entry.epoch > self.epoch and not (self.fenced or self.ended):
             self.on_fenced(self._fence(f"host {entry.host} opened epoch {entry.epoch}"))
 
     def step_down(self, why: str) -> Fenced:

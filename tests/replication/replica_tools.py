@@ -83,9 +83,11 @@ class Notes(Actor):
     async def replica_state(self) -> dict[str, object]:
         """How this activation got its state: rebuilt from the log, and from how many batches."""
         replica = self.storage.replica
-        return {
+        state = {
             name: getattr(replica, name, None) for name in ("rebuilt", "replayed", "read_bytes")
         }
+        # The namespace's count of copies fenced (by a newer epoch, a refused append).
+        return {**state, "fences": getattr(getattr(replica, "activity", None), "fences", None)}
 
     async def bookmark(self) -> str:
         return await self.storage.get_current_bookmark()

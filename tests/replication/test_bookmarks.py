@@ -48,6 +48,10 @@ async def test_bookmarks_restore_recorded_states_and_undo(
             assert await stub.content_hash() == before  # and the undo brings back the later
             replica = await stub.replica_state()
             assert replica["rebuilt"] and int(replica["replayed"]) <= 2 * EVERY, replica  # type: ignore[call-overload]
+        # One host, no other owner: no copy was ever fenced (the watch of a session a restore
+        # ended may still see the next session's epoch, and must not take it for a newer
+        # owner's).
+        assert (await stub.replica_state())["fences"] == 0
         # Writes after a restore build on the restored state.
         await stub.restore(recorded[2][0])
         restored = await stub.numbers()
