@@ -1,5 +1,6 @@
-"""benchmarks/replication.py: one tiny real run (short windows, 1 and 2 actors) against real
-NATS servers, and its report. It checks that every piece works, not what the numbers are."""
+"""benchmarks/replication.py: one tiny real run of its latency part (short windows, 1 and 2
+actors) against real NATS servers, and its table. It checks that every piece works, not what
+the numbers are; its other parts' reading is tests/benchmarks/test_replication_report.py's."""
 
 import importlib.util
 import sys
@@ -23,9 +24,13 @@ def replication() -> ModuleType:
 
 @pytest.mark.anyio
 async def test_a_short_run_measures_every_storage(
-    replication: ModuleType, capsys: pytest.CaptureFixture[str]
+    replication: ModuleType, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    await replication.main(seconds=0.3, rate=100, callers=8, actor_counts=[1, 2])
+    results = await replication.latency(
+        tmp_path, seconds=0.3, rate=100, callers=8, actor_counts=[1, 2]
+    )
+    assert all(r.cpu["runtime"] > 0 for r in results), results
+    assert all(r.cpu["NATS"] > 0 for r in results if r.storage != "local fsync"), results
     out = capsys.readouterr().out
     for storage in replication.STORAGES:
         for actors in (1, 2):
@@ -34,11 +39,11 @@ async def test_a_short_run_measures_every_storage(
     assert " acks/s x0.00" not in out, out
 
 
-def test_the_report_gives_ratios_to_local_fsync(replication: ModuleType) -> None:
+def test_the_table_gives_ratios_to_local_fsync(replication: ModuleType) -> None:
     result = replication.Result
     results = [
         result("local fsync", 1, 2.0, 4.0, 1000.0, 0),
         result("JetStream R3", 1, 3.0, 12.0, 500.0, 0),
     ]
-    text = replication.report(results, rate=200, callers=10)
+    text = replication.latency_table(results, rate=200, callers=10)
     assert "JetStream R3     1 actors: p50 x1.50, p99 x3.00, acks/s x0.50" in text
