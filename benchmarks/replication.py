@@ -33,6 +33,7 @@ servers fsync every write (`sync_interval: always`), as the kit always runs them
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import platform
@@ -77,6 +78,11 @@ from accord_app.cluster.nats import NatsCluster, nats_server_executable  # noqa:
 RESULTS = PROJECT / "benchmarks" / "results" / "replication"
 REFERENCE = PROJECT / "benchmarks" / "reference" / "replication"
 PARTS = ("latency", "failover", "zombie", "restore")
+# A write not acked by then counts as failed (the runtime's own deadline is shorter: the log's
+# append deadline plus a second); a part not done by its deadline is stopped and reported, with
+# where its tasks were waiting.
+WRITE_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 30.0  # a runtime that does not close by then is left: its servers stop anyway
 
 
 class Counter(Actor):
@@ -95,7 +101,7 @@ async def runtime_on(storage: str, folder: Path) -> AsyncIterator[tuple[Runtime,
         try:
             yield runtime, []
         finally:
-            await runtime.close()
+            await asyncio.wait_for(runtime.close(), CLOSE_TIMEOUT)
         return
     replicas = 3 if storage.endswith("R3") else 1
     async with NatsCluster(folder / f"nats-r{replicas}", servers=replicas) as cluster:
@@ -107,8 +113,10 @@ async def runtime_on(storage: str, folder: Path) -> AsyncIterator[tuple[Runtime,
         try:
             yield runtime, [cluster.pid(n) for n in range(1, replicas + 1)]
         finally:
-            await runtime.close()
-            await log.close()
+            try:
+                await asyncio.wait_for(runtime.close(), CLOSE_TIMEOUT)
+            finally:
+                await log.close()
 
 
 async def paced(stubs: list[Any], rate: float, seconds: float) -> tuple[list[float], int]:
@@ -121,7 +129,7 @@ async def paced(stubs: list[Any], rate: float, seconds: float) -> tuple[list[flo
     async def one(stub: Any, key: str, scheduled: float) -> None:
         nonlocal failed
         try:
-            await stub.write(key)
+            await asyncio.wait_for(stub.write(key), WRITE_TIMEOUT)
         except Exception:
             failed += 1
             return
@@ -152,7 +160,7 @@ async def closed_loop(stubs: list[Any], callers: int, seconds: float) -> tuple[f
         stub, sequence = stubs[number % len(stubs)], 0
         while time.perf_counter() < deadline:
             try:
-                await stub.write(f"c{number}-{sequence}")
+                await asyncio.wait_for(stub.write(f"c{number}-{sequence}"), WRITE_TIMEOUT)
                 acked += 1
             except Exception:
                 failed += 1
@@ -252,12 +260,33 @@ async def sample_load(samples: list[float]) -> None:
         await asyncio.sleep(5)
 
 
-async def part(name: str, run: Callable[[], Awaitable[Any]]) -> Any:
-    """One part; a part that fails is reported as such, and the others still run."""
+def waiting_tasks() -> list[str]:
+    """Where each task of this loop is waiting: the innermost frames of its stack."""
+    found = []
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        text = io.StringIO()
+        task.print_stack(limit=6, file=text)
+        found.append(text.getvalue())
+    return found
+
+
+async def part(name: str, run: Callable[[], Awaitable[Any]], deadline: float) -> Any:
+    """One part, within its deadline; one that fails or hangs is reported as such (with where
+    it waited), and the others still run."""
     print(f"\n== {name}", flush=True)
+    task = asyncio.ensure_future(run())
+    done, _ = await asyncio.wait({task}, timeout=deadline)
+    if not done:
+        stuck = waiting_tasks()
+        task.cancel()
+        await asyncio.wait({task}, timeout=30)  # its clean-up, if it can
+        print(f"{name} did not finish within {deadline:g} s; waiting:\n" + "\n".join(stuck))
+        return {"error": f"not done within {deadline:g} s", "waiting": stuck}
     try:
-        return await run()
-    except Exception as error:  # a hung or failed part: said in the report, not hidden
+        return task.result()
+    except Exception as error:  # a failed part: said in the report, not hidden
         print(f"{name} did not finish: {error!r}", flush=True)
         return {"error": repr(error)}
 
@@ -291,10 +320,17 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
                 folder / "restore", options.lengths, options.restore_repeats
             ),
         }
+        # Generous: several times what each part takes on a busy 2-core machine.
+        deadlines = {
+            "latency": len(STORAGES) * len(options.actors) * (2 * options.seconds + 60),
+            "failover": 60 + 40 * options.rounds,
+            "zombie": 30 + 30 * options.rounds,
+            "restore": 60 + sum(options.lengths) * options.restore_repeats / 20,
+        }
         try:
             for name in PARTS:
                 if name in options.only:
-                    summary[name] = await part(name, runs[name])
+                    summary[name] = await part(name, runs[name], deadlines[name])
         finally:
             sampler.cancel()
     summary["load"].append(os.getloadavg()[0])

@@ -271,6 +271,9 @@ def markdown(summary: Mapping[str, Any]) -> str:
             found = finished(summary, part)
             error = summary[part].get("error") if isinstance(summary[part], dict) else ""
             out += section(found, summary) if found else [f"Did not finish: {error}"]
+            waiting = summary[part].get("waiting") if isinstance(summary[part], dict) else None
+            if waiting:
+                out += ["", "Where its tasks were waiting:", "", "```", *waiting, "```"]
     for name, figure in summary.get("figures", {}).items():
         out += ["", f"![{figure['alt']}]({name})", "", f"*{figure['caption']}*"]
     return "\n".join(out) + "\n"

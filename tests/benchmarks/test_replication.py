@@ -2,6 +2,7 @@
 actors) against real NATS servers, and its table. It checks that every piece works, not what
 the numbers are; its other parts' reading is tests/benchmarks/test_replication_report.py's."""
 
+import asyncio
 import importlib.util
 import sys
 from pathlib import Path
@@ -47,3 +48,21 @@ def test_the_table_gives_ratios_to_local_fsync(replication: ModuleType) -> None:
     ]
     text = replication.latency_table(results, rate=200, callers=10)
     assert "JetStream R3     1 actors: p50 x1.50, p99 x3.00, acks/s x0.50" in text
+
+
+@pytest.mark.anyio
+async def test_a_part_that_hangs_is_stopped_and_says_where_it_waited(
+    replication: ModuleType,
+) -> None:
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    async def fails() -> None:
+        raise ValueError("no such server")
+
+    found = await replication.part("stuck", hangs, deadline=0.2)
+    assert found["error"] == "not done within 0.2 s"
+    assert any("in hangs" in where for where in found["waiting"]), found["waiting"]
+    assert await replication.part("broken", fails, deadline=5) == {
+        "error": "ValueError('no such server')"
+    }
