@@ -17,7 +17,7 @@ import httpx
 from cluster_client import Running
 from members import Member, kill_rounds, until
 from replica_tools import CLUSTER_LOG_TIMEOUT, Writer, notes_on
-from replication_report import check_history, stale_acks
+from replication_report import check_history, missing_runs, stale_acks
 
 from accord_app.cluster import Cluster
 from accord_app.cluster.caddy import HEALTH_INTERVAL, detection_seconds
@@ -48,7 +48,21 @@ async def failover(folder: Path, rounds: int, members_count: int, seed: int) -> 
         [(member.text(nonce), seq) for member in members for nonce, seq in member.acked.items()],
         conflicts=sum(len(member.conflicts) for member in members),
     )
+    reference = members[0].seen
+    unseen = []  # each run of seqs a member missed, and whether its own ack came right after
+    for member in members[1:]:
+        own = set(member.acked.values())
+        for first, last in missing_runs(reference, member.seen):
+            unseen.append(
+                {
+                    "member": member.name,
+                    "first": first,
+                    "last": last,
+                    "own_ack_next": last + 1 in own,
+                }
+            )
     return {
+        "unseen_runs": unseen,
         "rounds": found.failovers,
         "handbacks": found.handbacks,
         "members": members_count,

@@ -55,6 +55,7 @@ class HistoryCheck:
     gaps: int  # seqs missing between 1 and the last
     conflicts: int  # a seq seen with two different messages
     differing: int  # members whose history is not the first member's
+    unseen: int = 0  # seqs of the history some member never saw (summed over the members)
 
 
 def check_history(
@@ -76,7 +77,19 @@ def check_history(
         gaps=last - len(reference),
         conflicts=conflicts,
         differing=sum(history != reference for history in histories[1:]),
+        unseen=sum(len(reference.keys() - history.keys()) for history in histories[1:]),
     )
+
+
+def missing_runs(reference: Mapping[int, str], history: Mapping[int, str]) -> list[tuple[int, int]]:
+    """The runs of seqs (first, last) of the reference that a member's history lacks."""
+    runs: list[tuple[int, int]] = []
+    for seq in sorted(reference.keys() - history.keys()):
+        if runs and runs[-1][1] == seq - 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
 
 
 def stale_acks(acks: Mapping[int, int], new_epoch: int, in_log_at_takeover: set[int]) -> int:
@@ -327,6 +340,27 @@ def failover_section(failover: Mapping[str, Any], summary: Mapping[str, Any]) ->
         f" rounds: {', '.join(f'{x:.2f}' for x in rounds)} s.",
         f"Handback (host restarted → its members moved home): p50"
         f" {median(failover['handbacks']):.2f} s.",
+        *unseen_lines(failover.get("unseen_runs", [])),
+    ]
+
+
+def unseen_lines(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the members that missed messages missed, and whether their own ack came next."""
+    if not runs:
+        return []
+    described = ", ".join(f"{r['member']} seqs {r['first']} to {r['last']}" for r in runs[:8])
+    after_own = sum(bool(r["own_ack_next"]) for r in runs)
+    why = (
+        " A member resumes after the newest seq it has seen, its own acks included (as"
+        " socket.js does): an ack that arrives before the messages under it moves the resume"
+        " point past them."
+        if after_own
+        else ""
+    )
+    return [
+        "",
+        f"Messages some member never saw (in the channel, not in its view): {described}. In"
+        f" {after_own} of {len(runs)} runs the seq right after was the member's own ack.{why}",
     ]
 
 

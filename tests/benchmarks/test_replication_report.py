@@ -29,6 +29,7 @@ def test_a_whole_history_has_nothing_lost_twice_or_missing(report: ModuleType) -
     assert vars(check) == {
         "messages": 3, "acked": 2, "lost": 0, "duplicates": 0, "gaps": 0, "conflicts": 0,
         "differing": 0,
+        "unseen": 0,
     }  # fmt: skip
 
 
@@ -37,6 +38,7 @@ def test_lost_duplicated_and_missing_messages_are_counted(report: ModuleType) ->
     second = {1: "a", 2: "b"}
     acks = [("a", 1), ("c", 3), ("d", 5), ("b", 2)]  # c and d not where they were acked
     check = report.check_history([first, second], acks, conflicts=1)
+    assert check.unseen == 2  # the second member never saw seqs 4 and 6
     assert (check.lost, check.duplicates, check.gaps, check.conflicts, check.differing) == (
         2, 1, 2, 1, 1,
     )  # fmt: skip
@@ -137,3 +139,17 @@ def test_a_part_that_did_not_finish_is_said(report: ModuleType) -> None:
     text = report.markdown(written)
     assert text.count("Did not finish") == 2
     assert report.targets(written) == []
+
+
+def test_a_member_that_missed_messages_is_described(report: ModuleType) -> None:
+    reference = {seq: f"m{seq}" for seq in range(1, 11)}
+    member = {seq: text for seq, text in reference.items() if seq not in (3, 4, 8)}
+    assert report.missing_runs(reference, member) == [(3, 4), (8, 8)]
+    lines = report.unseen_lines(
+        [
+            {"member": "m1", "first": 3, "last": 4, "own_ack_next": True},
+            {"member": "m1", "first": 8, "last": 8, "own_ack_next": False},
+        ]
+    )
+    assert "m1 seqs 3 to 4, m1 seqs 8 to 8. In 1 of 2 runs" in lines[1]
+    assert report.unseen_lines([]) == []
