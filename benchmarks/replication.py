@@ -5,6 +5,8 @@ JetStream with 1 replica vs 3, kill -9 of a busy owner, a paused old owner, and 
     .venv/bin/python benchmarks/replication.py --only latency --seconds 1   # a short look
     .venv/bin/python benchmarks/replication.py --only failover,zombie --rounds 3
     .venv/bin/python benchmarks/replication.py --reference       # also the committed set
+    .venv/bin/python benchmarks/replication.py --report benchmarks/reference/replication
+                                                                  # redraw from summary.json
 
 Four parts, in one run (`--only` picks some):
 
@@ -381,17 +383,32 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--reference", action="store_true", help=f"also write {REFERENCE.relative_to(PROJECT)}"
     )
+    parser.add_argument(
+        "--report", type=Path, help="only redraw the report and plots from FOLDER/summary.json"
+    )
     options = parser.parse_args(argv)
     options.argv = argv
     return options
 
 
+def read(folder: Path) -> dict[str, Any]:
+    """A run's summary.json, its latency results as Result again."""
+    summary: dict[str, Any] = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    if isinstance(summary.get("latency"), list):
+        summary["latency"] = [Result(**result) for result in summary["latency"]]
+    return summary
+
+
 if __name__ == "__main__":
     chosen = arguments(sys.argv[1:])
-    done = asyncio.run(main(chosen))
-    write(done, RESULTS)
-    print(f"\nWrote {RESULTS.relative_to(PROJECT)}/report.md")
-    if chosen.reference:
-        shutil.rmtree(REFERENCE, ignore_errors=True)
-        shutil.copytree(RESULTS, REFERENCE)
-        print(f"Wrote {REFERENCE.relative_to(PROJECT)}/report.md")
+    if chosen.report:
+        write(read(chosen.report), chosen.report)
+        print(f"Redrew {chosen.report}/report.md")
+    else:
+        done = asyncio.run(main(chosen))
+        write(done, RESULTS)
+        print(f"\nWrote {RESULTS.relative_to(PROJECT)}/report.md")
+        if chosen.reference:
+            shutil.rmtree(REFERENCE, ignore_errors=True)
+            shutil.copytree(RESULTS, REFERENCE)
+            print(f"Wrote {REFERENCE.relative_to(PROJECT)}/report.md")

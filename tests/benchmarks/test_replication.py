@@ -66,3 +66,13 @@ async def test_a_part_that_hangs_is_stopped_and_says_where_it_waited(
     assert await replication.part("broken", fails, deadline=5) == {
         "error": "ValueError('no such server')"
     }
+
+
+def test_a_written_run_is_read_back_and_redrawn(replication: ModuleType, tmp_path: Path) -> None:
+    result = replication.Result("local fsync", 1, 2.0, 4.0, 1000.0, 0, {"runtime": 0.5})
+    written = {"command": "c", "settings": {"rate": 200}, "latency": [result], "load": [1.0]}
+    replication.write(written, tmp_path)
+    again = replication.read(tmp_path)
+    assert again["latency"] == [result]
+    assert (tmp_path / "report.md").read_text() == replication.markdown(again)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["replication_targets.png"]

@@ -104,7 +104,7 @@ def summary(report: ModuleType, r3_acks: float, r3_p50: float, failovers: list[f
 
 def test_targets_met(report: ModuleType) -> None:
     found = report.targets(summary(report, 6_000.0, 9.0, [0.4, 0.5, 0.6]))
-    assert [t.met for t in found] == [True] * 5
+    assert [t.met for t in found] == [True] * 6
     assert "6,000 vs 10,000 acks/s: 0.60x" in found[0].measured
     assert "bound 10.00 ms" in found[1].measured
     assert "p50 0.50 s, max 0.60 s over 3 rounds" in found[2].measured
@@ -112,7 +112,7 @@ def test_targets_met(report: ModuleType) -> None:
 
 def test_missed_targets_say_what_limits_them(report: ModuleType) -> None:
     found = report.targets(summary(report, 4_000.0, 10.5, [4.5, 5.0, 1.0]))
-    assert [t.met for t in found] == [False, False, False, True, True]
+    assert [t.met for t in found] == [False, False, False, True, True, True]
     # 1.0 + 0.9 of 2 cores: the CPU.
     assert "2 cores were 1.90 busy" in found[0].limit and "the CPU is the limit" in found[0].limit
     assert found[2].limit, "a missed failover target names what limits it"
@@ -153,3 +153,15 @@ def test_a_member_that_missed_messages_is_described(report: ModuleType) -> None:
     )
     assert "m1 seqs 3 to 4, m1 seqs 8 to 8. In 1 of 2 runs" in lines[1]
     assert report.unseen_lines([]) == []
+
+
+def test_a_member_missing_messages_misses_its_target_and_says_why(report: ModuleType) -> None:
+    written = summary(report, 6_000.0, 9.0, [0.4])
+    written["failover"]["history"].update(differing=1, unseen=2)
+    written["failover"]["unseen_runs"] = [
+        {"member": "m3", "first": 40, "last": 41, "own_ack_next": True}
+    ]
+    *_, lost, view, zombie = report.targets(written)
+    assert lost.met and zombie.met and not view.met
+    assert view.measured == "1 of 4 other members differ from the first, 2 seqs unseen"
+    assert "m3 seqs 40 to 41" in view.limit and "own ack" in view.limit
