@@ -356,7 +356,10 @@ def write(summary: dict[str, Any], folder: Path) -> None:
 
 
 def arguments(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
 
     def numbers(text: str) -> list[int]:
         return [int(part) for part in text.split(",")]
@@ -368,12 +371,12 @@ def arguments(argv: list[str]) -> argparse.Namespace:
             raise argparse.ArgumentTypeError(f"no part {sorted(unknown)}: {', '.join(PARTS)}")
         return chosen
 
-    parser.add_argument("--only", type=parts, default=list(PARTS), help="parts, comma-separated")
-    parser.add_argument("--seconds", type=float, default=5.0, help="latency windows (default 5)")
+    parser.add_argument("--only", type=parts, default=",".join(PARTS), help="parts")
+    parser.add_argument("--seconds", type=float, default=5.0, help="latency windows, s")
     parser.add_argument("--rate", type=float, default=200.0, help="fixed load, writes/s")
     parser.add_argument("--callers", type=int, default=200, help="closed-loop callers")
     parser.add_argument("--actors", type=numbers, default=[1, 100], help="actor counts")
-    parser.add_argument("--rounds", type=int, default=10, help="kills, and pauses (default 10)")
+    parser.add_argument("--rounds", type=int, default=10, help="kills, and pauses")
     parser.add_argument("--members", type=int, default=5, help="members of the busy channel")
     parser.add_argument(
         "--lengths", type=numbers, default=[100, 1000, 5000], help="log lengths, in batches"
