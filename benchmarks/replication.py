@@ -121,19 +121,25 @@ async def runtime_on(storage: str, folder: Path) -> AsyncIterator[tuple[Runtime,
                 await log.close()
 
 
-async def paced(stubs: list[Any], rate: float, seconds: float) -> tuple[list[float], int]:
+def tally(errors: dict[str, int], error: Exception) -> None:
+    """A write that got an error instead of an ack, counted by the error's kind."""
+    kind = type(error).__name__
+    errors[kind] = errors.get(kind, 0) + 1
+
+
+async def paced(
+    stubs: list[Any], rate: float, seconds: float, errors: dict[str, int]
+) -> list[float]:
     """`rate` writes/s in all, round-robin over the actors: the latency from each write's
-    scheduled time to its ack, and how many writes failed."""
+    scheduled time to its ack; the writes that failed, tallied in `errors`."""
     latencies: list[float] = []
-    failed = 0
     pending: set[asyncio.Task[None]] = set()
 
     async def one(stub: Any, key: str, scheduled: float) -> None:
-        nonlocal failed
         try:
             await asyncio.wait_for(stub.write(key), WRITE_TIMEOUT)
-        except Exception:
-            failed += 1
+        except Exception as error:
+            tally(errors, error)
             return
         latencies.append(time.perf_counter() - scheduled)
 
@@ -148,29 +154,31 @@ async def paced(stubs: list[Any], rate: float, seconds: float) -> tuple[list[flo
             sent += 1
         await asyncio.sleep(0.001)
     await asyncio.gather(*pending)
-    return latencies, failed
+    return latencies
 
 
-async def closed_loop(stubs: list[Any], callers: int, seconds: float) -> tuple[float, int]:
+async def closed_loop(
+    stubs: list[Any], callers: int, seconds: float, errors: dict[str, int]
+) -> float:
     """Acks/s with `callers` callers, each writing again as soon as its last write is acked
-    (or failed), and how many failed."""
-    acked = failed = 0
+    (or failed: tallied in `errors`)."""
+    acked = 0
     deadline = time.perf_counter() + seconds
 
     async def caller(number: int) -> None:
-        nonlocal acked, failed
+        nonlocal acked
         stub, sequence = stubs[number % len(stubs)], 0
         while time.perf_counter() < deadline:
             try:
                 await asyncio.wait_for(stub.write(f"c{number}-{sequence}"), WRITE_TIMEOUT)
                 acked += 1
-            except Exception:
-                failed += 1
+            except Exception as error:
+                tally(errors, error)
             sequence += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(caller(number) for number in range(callers)))
-    return acked / (time.perf_counter() - started), failed
+    return acked / (time.perf_counter() - started)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -190,10 +198,11 @@ async def measure(
         counters = runtime.namespace("counters", Counter)
         stubs = [counters.get(counters.id_from_name(f"actor-{n}")) for n in range(actors)]
         await asyncio.gather(*(stub.write("warm") for stub in stubs))  # activations, epochs
-        latencies, failed_paced = await paced(stubs, rate, seconds)
+        errors: dict[str, int] = {}
+        latencies = await paced(stubs, rate, seconds, errors)
         before = time.perf_counter(), cpu_seconds([os.getpid()]), cpu_seconds(nats_pids)
         machine_before = busy_seconds()
-        acks, failed_closed = await closed_loop(stubs, callers, seconds)
+        acks = await closed_loop(stubs, callers, seconds, errors)
         elapsed = time.perf_counter() - before[0]
         cpu = {
             "runtime": (cpu_seconds([os.getpid()]) - before[1]) / elapsed,
@@ -206,8 +215,9 @@ async def measure(
         median(latencies) * 1000,
         p99(latencies) * 1000 if latencies else float("nan"),
         acks,
-        failed_paced + failed_closed,
+        sum(errors.values()),
         cpu,
+        errors,
     )
 
 

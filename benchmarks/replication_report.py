@@ -34,6 +34,13 @@ class Result:
     # CPU seconds per second of the sustained window, by process: "runtime" (this process:
     # the actors and their callers) and "NATS" (every NATS server together).
     cpu: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # the failed writes, by error
+
+
+def failures(result: Result) -> str:
+    """ "0", or how many failed and with what: "100 (Fenced 99, TimeoutError 1)"."""
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(result.errors.items()))
+    return f"{result.failed} ({kinds})" if kinds else str(result.failed)
 
 
 def p99(samples: Sequence[float]) -> float:
@@ -319,7 +326,7 @@ def latency_section(results: list[Result], summary: Mapping[str, Any]) -> list[s
         cpu = r.cpu
         out.append(
             f"| {r.storage} | {r.actors} | {r.p50_ms:.2f} ms | {r.p99_ms:.2f} ms |"
-            f" {r.acks_per_s:,.0f} | {r.failed} | {cpu.get('runtime', 0):.2f} |"
+            f" {r.acks_per_s:,.0f} | {failures(r)} | {cpu.get('runtime', 0):.2f} |"
             f" {cpu.get('NATS', 0):.2f} | {cpu.get('machine', 0):.2f} |"
         )
     return [

@@ -165,3 +165,10 @@ def test_a_member_missing_messages_misses_its_target_and_says_why(report: Module
     assert lost.met and zombie.met and not view.met
     assert view.measured == "1 of 4 other members differ from the first, 2 seqs unseen"
     assert "m3 seqs 40 to 41" in view.limit and "own ack" in view.limit
+
+
+def test_failed_writes_are_told_by_their_error(report: ModuleType) -> None:
+    result = report.Result("JetStream R1", 100, 8.0, 300.0, 374.0, 101)
+    result.errors = {"TimeoutError": 1, "Fenced": 100}
+    assert report.failures(result) == "101 (Fenced 100, TimeoutError 1)"
+    assert report.failures(report.Result("local fsync", 1, 7.0, 40.0, 8000.0, 0)) == "0"
