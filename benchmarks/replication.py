@@ -2,7 +2,7 @@
 JetStream with 1 replica vs 3, kill -9 of a busy owner, a paused old owner, and restores.
 
     .venv/bin/python benchmarks/replication.py                    # everything, about 6 minutes
-    .venv/bin/python benchmarks/replication.py --only latency --seconds 1   # a short look
+    .venv/bin/python benchmarks/replication.py --only latency --latency-rounds 1  # a look
     .venv/bin/python benchmarks/replication.py --only failover,zombie --rounds 3
     .venv/bin/python benchmarks/replication.py --reference       # also the committed set
     .venv/bin/python benchmarks/replication.py --report benchmarks/reference/replication
@@ -16,7 +16,8 @@ Four parts, in one run (`--only` picks some):
    writes/s in all, paced, open loop: latency counts from each write's scheduled time, so a
    stall counts against every write it delays), p50 and p99; then the sustained acks/s of
    `--callers` callers, each sending its next write as soon as the last is acked, for
-   `--seconds`, with the CPU each process used meanwhile. Then the ratios to local fsync.
+   `--seconds`, with the CPU each process used meanwhile. All of it `--latency-rounds` times,
+   the storages in a rotating order: the medians, and their ratios to local fsync.
 2. failover (replication_faults.py): a replicated cluster of 3 hosts behind Caddy, members on
    one channel sending as the frontend does; `--rounds` times, kill -9 of the channel's host at
    a random moment: the time to the first ack on another host, then the acked messages lost,
@@ -66,6 +67,7 @@ import replication_restore  # noqa: E402
 from replication_report import (  # noqa: E402
     STORAGES,
     Result,
+    combined,
     latency_table,
     markdown,
     median,
@@ -222,19 +224,29 @@ async def measure(
 
 
 async def latency(
-    folder: Path, seconds: float, rate: float, callers: int, actor_counts: list[int]
+    folder: Path,
+    seconds: float,
+    rate: float,
+    callers: int,
+    actor_counts: list[int],
+    rounds: int = 1,
 ) -> list[Result]:
-    results = []
-    for storage in STORAGES:
-        for actors in actor_counts:
-            where = folder / storage.replace(" ", "-")
-            result = await measure(storage, actors, where, rate, callers, seconds)
-            print(
-                f"measured {storage}, {actors} actors: p50 {result.p50_ms:.2f} ms,"
-                f" {result.acks_per_s:,.0f} acks/s, {result.failed} failed",
-                flush=True,
-            )
-            results.append(result)
+    """Every storage and actor count, `rounds` times in a rotating order (no storage always
+    first, when the machine may be quieter); per pair, the medians over the rounds."""
+    measured: dict[tuple[str, int], list[Result]] = {}
+    for number in range(rounds):
+        order = STORAGES[number % len(STORAGES) :] + STORAGES[: number % len(STORAGES)]
+        for storage in order:
+            for actors in actor_counts:
+                where = folder / f"round-{number}" / storage.replace(" ", "-")
+                result = await measure(storage, actors, where, rate, callers, seconds)
+                print(
+                    f"measured {storage}, {actors} actors: p50 {result.p50_ms:.2f} ms,"
+                    f" {result.acks_per_s:,.0f} acks/s, {result.failed} failed",
+                    flush=True,
+                )
+                measured.setdefault((storage, actors), []).append(result)
+    results = [combined(measured[storage, n]) for storage in STORAGES for n in actor_counts]
     print()
     print(latency_table(results, rate, callers))
     return results
@@ -320,7 +332,12 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
         folder.chmod(0o711)  # the cluster's PostgreSQL, run as a user of its own, passes through
         runs: dict[str, Callable[[], Awaitable[Any]]] = {
             "latency": lambda: latency(
-                folder / "latency", options.seconds, options.rate, options.callers, options.actors
+                folder / "latency",
+                options.seconds,
+                options.rate,
+                options.callers,
+                options.actors,
+                options.latency_rounds,
             ),
             "failover": lambda: replication_faults.failover(
                 folder / "failover", options.rounds, options.members, options.seed
@@ -334,7 +351,10 @@ async def main(options: argparse.Namespace) -> dict[str, Any]:
         }
         # Generous: several times what each part takes on a busy 2-core machine.
         deadlines = {
-            "latency": len(STORAGES) * len(options.actors) * (2 * options.seconds + 60),
+            "latency": len(STORAGES)
+            * len(options.actors)
+            * options.latency_rounds
+            * (2 * options.seconds + 60),
             "failover": 60 + 40 * options.rounds,
             "zombie": 30 + 30 * options.rounds,
             "restore": 60 + sum(options.lengths) * options.restore_repeats / 20,
@@ -382,7 +402,10 @@ def arguments(argv: list[str]) -> argparse.Namespace:
         return chosen
 
     parser.add_argument("--only", type=parts, default=",".join(PARTS), help="parts")
-    parser.add_argument("--seconds", type=float, default=5.0, help="latency windows, s")
+    parser.add_argument("--seconds", type=float, default=3.0, help="latency windows, s")
+    parser.add_argument(
+        "--latency-rounds", type=int, default=3, help="latency rounds, their medians reported"
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="fixed load, writes/s")
     parser.add_argument("--callers", type=int, default=200, help="closed-loop callers")
     parser.add_argument("--actors", type=numbers, default=[1, 100], help="actor counts")

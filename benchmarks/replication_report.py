@@ -35,6 +35,33 @@ class Result:
     # the actors and their callers) and "NATS" (every NATS server together).
     cpu: dict[str, float] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)  # the failed writes, by error
+    acks_rounds: list[float] = field(default_factory=list)  # each round's, when combined
+
+
+def combined(rounds: Sequence[Result]) -> Result:
+    """One storage and actor count over several rounds: the median of each measure, the
+    failures of all, and each round's acks/s (their spread)."""
+    errors: dict[str, int] = {}
+    for result in rounds:
+        for kind, count in result.errors.items():
+            errors[kind] = errors.get(kind, 0) + count
+    first = rounds[0]
+    return Result(
+        first.storage,
+        first.actors,
+        median([r.p50_ms for r in rounds]),
+        median([r.p99_ms for r in rounds]),
+        median([r.acks_per_s for r in rounds]),
+        sum(r.failed for r in rounds),
+        {key: median([r.cpu.get(key, 0.0) for r in rounds]) for key in first.cpu},
+        errors,
+        [r.acks_per_s for r in rounds],
+    )
+
+
+def spread(values: Sequence[float]) -> str:
+    """The lowest and highest of several rounds' values, in brackets; nothing for one."""
+    return f" ({min(values):,.0f} to {max(values):,.0f})" if len(values) > 1 else ""
 
 
 def failures(result: Result) -> str:
@@ -314,9 +341,11 @@ def latency_section(results: list[Result], summary: Mapping[str, Any]) -> list[s
     out = [
         f"Fixed load: {s.get('rate', 0):g} writes/s in all, paced, for {s.get('seconds', 0):g} s"
         f" (latency from each write's scheduled time); sustained: {s.get('callers', 0)}"
-        f" closed-loop callers for {s.get('seconds', 0):g} s. CPU: cores busy in the sustained"
-        " window, in this process (runtime and callers), in the NATS servers, and on the whole"
-        " machine (other work included).",
+        f" closed-loop callers for {s.get('seconds', 0):g} s. Each storage and actor count"
+        f" {s.get('latency_rounds', 1)} times, the storages in a rotating order; the medians"
+        " over the rounds (sustained acks/s: the lowest and highest round in brackets). CPU:"
+        " cores busy in the sustained windows, in this process (runtime and callers), in the"
+        " NATS servers, and on the whole machine (other work included).",
         "",
         "| storage | actors | p50 | p99 | sustained acks/s | failed | CPU runtime | CPU NATS |"
         " CPU machine |",
@@ -326,7 +355,8 @@ def latency_section(results: list[Result], summary: Mapping[str, Any]) -> list[s
         cpu = r.cpu
         out.append(
             f"| {r.storage} | {r.actors} | {r.p50_ms:.2f} ms | {r.p99_ms:.2f} ms |"
-            f" {r.acks_per_s:,.0f} | {failures(r)} | {cpu.get('runtime', 0):.2f} |"
+            f" {r.acks_per_s:,.0f}{spread(r.acks_rounds)} | {failures(r)} |"
+            f" {cpu.get('runtime', 0):.2f} |"
             f" {cpu.get('NATS', 0):.2f} | {cpu.get('machine', 0):.2f} |"
         )
     return [

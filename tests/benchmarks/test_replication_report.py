@@ -172,3 +172,17 @@ def test_failed_writes_are_told_by_their_error(report: ModuleType) -> None:
     result.errors = {"TimeoutError": 1, "Fenced": 100}
     assert report.failures(result) == "101 (Fenced 100, TimeoutError 1)"
     assert report.failures(report.Result("local fsync", 1, 7.0, 40.0, 8000.0, 0)) == "0"
+
+
+def test_rounds_are_combined_by_their_medians(report: ModuleType) -> None:
+    result = report.Result
+    rounds = [
+        result("JetStream R3", 1, 9.0, 30.0, 5000.0, 1, {"runtime": 0.4}, {"Fenced": 1}),
+        result("JetStream R3", 1, 12.0, 90.0, 7000.0, 0, {"runtime": 0.6}),
+        result("JetStream R3", 1, 10.0, 50.0, 4000.0, 2, {"runtime": 0.5}, {"Fenced": 2}),
+    ]
+    both = report.combined(rounds)
+    assert (both.p50_ms, both.p99_ms, both.acks_per_s, both.failed) == (10.0, 50.0, 5000.0, 3)
+    assert both.cpu == {"runtime": 0.5} and both.errors == {"Fenced": 3}
+    assert report.spread(both.acks_rounds) == " (4,000 to 7,000)"
+    assert report.spread([5000.0]) == ""
