@@ -19,7 +19,8 @@ the slide before it. A code cell cannot run in the static page: it is shown besi
 printed when slides/expected.py last ran it (slides/expected/), the plan B when a live demo
 fails. The captions marked `class="setting" data-figure="..."` are filled from
 benchmarks/reference/captions.json, so a plot always says how it was measured, in words
-generated from the measurement itself; a plot without one does not build.
+generated from the measurement itself (captions.json beside the plots, in that folder and
+its replication/ folder); a plot without one does not build.
 """
 
 import html
@@ -41,7 +42,6 @@ PROJECT_DIR = SLIDES_DIR.parent
 DECK = SLIDES_DIR / "accord.ipynb"
 BUILD_DIR = SLIDES_DIR / "build"
 REFERENCE = PROJECT_DIR / "benchmarks" / "reference"
-CAPTIONS = REFERENCE / "captions.json"
 DIAGRAMS = SLIDES_DIR / "diagrams"
 EXPECTED = SLIDES_DIR / "expected"
 RECORDED = EXPECTED / "recorded.json"
@@ -208,16 +208,19 @@ def read_recorded() -> dict[str, Any]:
 
 
 def captions() -> dict[str, str]:
-    """{figure file: its caption}, written with the figures by benchmarks/scaling.py."""
-    if not CAPTIONS.exists():
-        return {}
-    found = json.loads(CAPTIONS.read_text(encoding="utf-8"))
-    return {name: entry["caption"] for name, entry in found.items()}
+    """{figure file: its caption}, written with the figures by the benchmarks:
+    benchmarks/scaling.py's in reference/, replication.py's in reference/replication/."""
+    found: dict[str, str] = {}
+    for path in sorted(REFERENCE.glob("**/captions.json")):
+        written = json.loads(path.read_text(encoding="utf-8"))
+        found.update({name: entry["caption"] for name, entry in written.items()})
+    return found
 
 
 def caption_of(figure: str, found: dict[str, str]) -> str:
     if figure not in found:
-        raise DeckError(f"{figure} has no caption in {CAPTIONS.relative_to(PROJECT_DIR)}")
+        where = REFERENCE.relative_to(PROJECT_DIR)
+        raise DeckError(f"{figure} has no caption in any captions.json under {where}")
     return found[figure]
 
 

@@ -63,6 +63,13 @@ SPANNING_TIMEOUT = "30s"
 HEALTH_INTERVAL = "1s"
 
 
+def detection_seconds() -> float:
+    """How long the router takes to mark a silent worker down: an active check every
+    HEALTH_INTERVAL, which fails after a timeout of HEALTH_INTERVAL (one failure is enough).
+    A killed worker refuses dials, which the passive check notices at once: this is the bound."""
+    return 2 * float(HEALTH_INTERVAL.removesuffix("s"))
+
+
 def transport(answer_timeout: str) -> dict[str, str]:
     return {
         "protocol": "http",

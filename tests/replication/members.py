@@ -2,20 +2,26 @@
 each keeps an outbox of messages with nonces, and after any drop (a 1012 "moved", an error, a
 refused handshake) reconnects with the same backoff and jitter, with after_seq = the newest seq
 it has seen, and sends its outbox again. What each one sees is kept by seq, so the test can
-check there is no gap and no seq with two different messages."""
+check there is no gap and no seq with two different messages.
+
+`kill_rounds` runs them through kill -9 after kill -9 of their channel's host (the test of it,
+and benchmarks/replication.py, which times it)."""
 
 import asyncio
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cluster_client import Channel, Running
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 BACKOFF_SECONDS = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]  # socket.js's BACKOFF_MS
 PAUSE_BETWEEN_MESSAGES = 0.05  # a busy typist, not a flood: the machine has 2 cores
+STEP_TIMEOUT = 20.0  # each step of a kill round: longer is a failure
 
 
 @dataclass
@@ -117,3 +123,82 @@ class Member:
                         if not frame["more"]:
                             return
                         await ws.send(json.dumps({"type": "resume", "after_seq": self.last_seq}))
+
+
+async def until(check: Callable[[], object], what: str, timeout: float = STEP_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout:g} s: {what}"
+        await asyncio.sleep(0.02)
+
+
+async def home(running: Running, channel: Channel, owner: int) -> None:
+    """A request for the channel reaches its own host again. Another worker may answer while
+    the router's checks of the returned host catch up (the next hand back moves it home), or
+    a 503 during a handover."""
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while True:
+        answer = await asyncio.to_thread(running.http.get, f"{channel.path}/messages")
+        if answer.status_code == 200 and answer.headers["X-Accord-Worker"] == str(owner):
+            return
+        assert answer.status_code in (200, 503), answer.text
+        assert time.monotonic() < deadline, f"host {owner} did not take its channel back"
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class KillRounds:
+    failovers: list[float]  # kill -9 -> the first ack of a message sent after it, elsewhere
+    handbacks: list[float]  # the owner ready again -> every member moved back to it
+
+
+async def kill_rounds(
+    running: Running, channel: Channel, members: list[Member], rounds: int, chooser: random.Random
+) -> KillRounds:
+    """kill -9 of the channel's host at a random moment of the members' load, `rounds` times;
+    each time the host restarts and takes its channel back (its members get 1012 and
+    reconnect) before the next. Then the members stop sending, every outbox is acknowledged,
+    and each member catches up on the whole history."""
+    owner = running.owner(channel)
+    tasks = [asyncio.create_task(member.run()) for member in members]
+    found = KillRounds([], [])
+
+    def acks_after(moment: float) -> list[float]:
+        return [acked for m in members for sent, acked in m.ack_times if sent > moment]
+
+    try:
+        await until(lambda: all(len(m.acked) >= 5 for m in members), "first acks")
+        for number in range(rounds):
+            await asyncio.sleep(chooser.uniform(0.2, 1.5))  # a random moment of the load
+            running.cluster.kill(owner)
+            killed = time.perf_counter()
+            await until(lambda at=killed: acks_after(at), f"round {number}: an ack elsewhere")
+            found.failovers.append(min(acks_after(killed)) - killed)
+            moved = [m.moved for m in members]
+            await asyncio.to_thread(running.cluster.restart, owner)
+            restarted = time.perf_counter()
+            # No request needed: the interim host sees the owner answer again and steps down;
+            # its members get 1012 and reconnect, and the router sends them home.
+            await until(
+                lambda was=moved: all(m.moved > n for m, n in zip(members, was, strict=True)),
+                f"round {number}: members moved back to host {owner}",
+            )
+            found.handbacks.append(time.perf_counter() - restarted)
+            # The next kill must hit the host that serves the channel: home, and every member
+            # acknowledged there since.
+            await home(running, channel, owner)
+            at_home = time.perf_counter()
+            await until(
+                lambda at=at_home: all(any(s > at for s, _ in m.ack_times) for m in members),
+                f"round {number}: every member acknowledged at home",
+            )
+        for member in members:
+            member.sending = False
+        await until(lambda: not any(m.outbox for m in members), "every outbox acknowledged")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for member in members:
+        await member.catch_up()
+    return found

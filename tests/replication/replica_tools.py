@@ -1,8 +1,11 @@
-"""Helpers for the replicated log's tests: actor runtimes that append to a real NATS JetStream
-cluster, each with its own data folder as a host of its own would have, and the actor they
-write with."""
+"""Helpers for the replicated log's tests (and benchmarks/replication.py): actor runtimes that
+append to a real NATS JetStream cluster, each with its own data folder as a host of its own
+would have, the actor they write with, and a host writing in a process of its own (Writer)."""
 
 import hashlib
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +16,8 @@ from accord_app.actors.natslog import NatsLog
 from accord_app.actors.sockets import Transport
 from accord_app.cluster.nats import NatsCluster
 
+WRITER = Path(__file__).with_name("notes_writer.py")
+WRITER_TIMEOUT = 30.0
 # Short enough to keep the failure tests quick, long enough for a leader election on a busy box.
 LOG_TIMEOUT = 2.0
 # ACCORD_REPLICATION_TIMEOUT of the replicated chat cluster: short, so an outage answers quickly.
@@ -128,3 +133,47 @@ async def notes_on(
     async with replicated_runtime(cluster, folder, name, snapshot_every) as runtime:
         notes = runtime.namespace("notes", Notes)
         yield notes.get(notes.id_from_name("a"))
+
+
+class Writer:
+    """notes_writer.py in a process of its own: a host recording numbers in actor "a" until it
+    is killed or fenced, its lines (`ack N EPOCH`, `fenced N`) collected by a thread."""
+
+    def __init__(self, cluster: NatsCluster, folder: Path, name: str, first: int) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, str(WRITER), cluster.url, str(folder), name, str(first)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.strip())
+
+    def acks(self) -> dict[int, int]:
+        """Number -> epoch of every acknowledged number, so far."""
+        pairs = (line.split()[1:] for line in list(self.lines) if line.startswith("ack "))
+        return {int(number): int(epoch) for number, epoch in pairs}
+
+    def fenced(self) -> bool:
+        return any(line.startswith("fenced") for line in list(self.lines))
+
+    def wait_for_acks(self, count: int) -> None:
+        deadline = time.monotonic() + WRITER_TIMEOUT
+        while len(self.acks()) < count:
+            assert self.process.poll() is None, f"the writer exited: {self.lines[-5:]}"
+            assert time.monotonic() < deadline, f"{len(self.acks())} acks only: {self.lines[-5:]}"
+            time.sleep(0.01)
+
+    def finish(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._reader.join(5)
+        assert self.process.stdout is not None
+        self.process.stdout.close()

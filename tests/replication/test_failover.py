@@ -6,67 +6,18 @@ paused host never gets an acknowledgement once the new epoch is open."""
 import os
 import random
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from replica_tools import notes_on
+from replica_tools import Writer, notes_on
 
 from accord_app.cluster.nats import NatsCluster
 
 pytestmark = pytest.mark.anyio
-WRITER = Path(__file__).with_name("notes_writer.py")
 ROUNDS = 3
-START_TIMEOUT = 30.0
-
-
-class Writer:
-    """notes_writer.py in a process of its own, its lines collected by a thread."""
-
-    def __init__(self, cluster: NatsCluster, folder: Path, name: str, first: int) -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, str(WRITER), cluster.url, str(folder), name, str(first)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.strip())
-
-    def acks(self) -> dict[int, int]:
-        """Number -> epoch of every acknowledged number, so far."""
-        found = {}
-        for line in list(self.lines):
-            if line.startswith("ack "):
-                _, number, epoch = line.split()
-                found[int(number)] = int(epoch)
-        return found
-
-    def wait_for_acks(self, count: int) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while len(self.acks()) < count:
-            assert self.process.poll() is None, f"the writer exited: {self.lines[-5:]}"
-            assert time.monotonic() < deadline, f"{len(self.acks())} acks only: {self.lines[-5:]}"
-            time.sleep(0.01)
-
-    def finish(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self._reader.join(5)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
 
 
 @contextmanager

@@ -1,8 +1,8 @@
 """The instructor's guide agrees with what it describes: its timings table is what
 slides/timings.py measures, each agenda adds up (its clock too) with a 25-30 minute setup
-block and slack, its talk blocks last as long as the speaker notes say, each agenda's cuts
-name exercises it has, every chapter's questions have an answer key; the lab has the RISE
-extension, and the deck's demo cells run headless."""
+block and slack, its talk blocks (and a slide of its own) last as long as the speaker notes
+say, each agenda's cuts name exercises it has, every chapter's questions have an answer key;
+the lab has the RISE extension, and the deck's demo cells run headless."""
 
 import json
 import re
@@ -59,6 +59,14 @@ def deck_minutes() -> tuple[int, int]:
     return minutes(slides[: lab[0]]), minutes(slides[lab[-1] + 1 :])
 
 
+def slide_minutes(title: str) -> int:
+    """The minutes a deck slide's speaker notes give it, found by its title."""
+    slides = build.slides_of(json.loads(build.DECK.read_text())["cells"])
+    found = [s for s in slides if f">{title}</h2>" in "".join(s["body"])]
+    assert len(found) == 1, f"no slide titled {title!r} in the deck"
+    return int(MINUTES.findall(" ".join(found[0]["notes"]))[0])
+
+
 def test_the_timings_table_is_what_timings_py_measures() -> None:
     measured = [f"| {t} | {w} | {e} | {m} |" for t, w, e, m in timings.table() + timings.cores()]
     assert len(measured) > len(timings.table()), "no chapter core measured"
@@ -86,6 +94,9 @@ def test_each_agenda_adds_up_from_measured_parts() -> None:
                 assert minutes == talk, f"{name}: the talk's notes add up to {talk} minutes"
             elif block.startswith("Demo, recap"):
                 assert minutes == closing, f"{name}: the closing slides take {closing} minutes"
+            elif block.startswith("Slide: "):
+                title = block.removeprefix("Slide: ")
+                assert minutes == slide_minutes(title), f"{name}: the notes of {title!r}"
             else:
                 assert block.startswith(OTHER_BLOCKS), f"{name}: {block!r}?"
         setup = [minutes for _, block, minutes in blocks if block.startswith("Setup")]
