@@ -24,7 +24,10 @@ READ_TIMEOUT = 20.0
 class WithoutSnapshots(NatsLog):
     """The log as if it never kept snapshots: a rebuild replays every batch from the first."""
 
-    async def load_snapshot(self, key: str) -> Snapshot | None:
+    async def snapshots(self, key: str) -> list[int]:
+        return []
+
+    async def load_snapshot(self, key: str, seq: int) -> Snapshot | None:
         return None
 
     async def save_snapshot(self, key: str, snapshot: Snapshot) -> None:

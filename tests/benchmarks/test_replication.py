@@ -76,3 +76,13 @@ def test_a_written_run_is_read_back_and_redrawn(replication: ModuleType, tmp_pat
     assert again["latency"] == [result]
     assert (tmp_path / "report.md").read_text() == replication.markdown(again)
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["replication_targets.png"]
+
+
+@pytest.mark.anyio
+async def test_a_short_restore_run_times_both_ways(replication: ModuleType, tmp_path: Path) -> None:
+    """The restore part on a log of a few batches, with snapshots and without: both rows come
+    back, and the log without snapshots replays every batch."""
+    rows = await replication.replication_restore.restore_times(tmp_path, [6], repeats=1)
+    assert [row["snapshots"] for row in rows] == [True, False], rows
+    assert all(len(row["restore_s"]) == 1 for row in rows), rows
+    assert rows[1]["replayed"] >= 6, rows
