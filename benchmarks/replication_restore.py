@@ -13,7 +13,7 @@ from replica_tools import Notes
 from replication_report import median
 
 from accord_app.actors import Runtime, Stub
-from accord_app.actors.natslog import NatsLog
+from accord_app.actors.natslog import SNAPSHOT_EVERY_BATCHES, SNAPSHOT_EVERY_BYTES, NatsLog
 from accord_app.actors.replication import Snapshot
 from accord_app.cluster.nats import NatsCluster
 
@@ -36,11 +36,16 @@ class WithoutSnapshots(NatsLog):
 
 @asynccontextmanager
 async def actor_on(
-    cluster: NatsCluster, folder: Path, host: str, name: str, snapshots: bool
+    cluster: NatsCluster,
+    folder: Path,
+    host: str,
+    name: str,
+    snapshots: bool,
+    snapshot_every: tuple[int, int],
 ) -> AsyncIterator[Stub[Notes]]:
     """Actor `name` on a runtime of its own, as host `host` with its folder."""
     log_type = NatsLog if snapshots else WithoutSnapshots
-    log = log_type(cluster.urls, timeout=READ_TIMEOUT)
+    log = log_type(cluster.urls, timeout=READ_TIMEOUT, snapshot_every=snapshot_every)
     await log.connect()
     runtime = Runtime(folder, replication=log, replica_name=host)
     try:
@@ -58,12 +63,19 @@ async def timed_first_answer(stub: Stub[Notes]) -> tuple[float, dict[str, Any]]:
     return time.perf_counter() - started, state
 
 
-async def restore_times(folder: Path, lengths: Sequence[int], repeats: int) -> list[dict[str, Any]]:
+async def restore_times(
+    folder: Path,
+    lengths: Sequence[int],
+    repeats: int,
+    snapshot_every: tuple[int, int] = (SNAPSHOT_EVERY_BATCHES, SNAPSHOT_EVERY_BYTES),
+) -> list[dict[str, Any]]:
     found = []
     async with NatsCluster(folder / "nats", servers=3) as cluster:
         for length in lengths:
             name = f"log-{length}"
-            async with actor_on(cluster, folder / "writer", "writer", name, True) as stub:
+            async with actor_on(
+                cluster, folder / "writer", "writer", name, True, snapshot_every
+            ) as stub:
                 for number in range(length):  # one call at a time: one batch each
                     await stub.add(number)
             print(f"  wrote {length:,} batches", flush=True)
@@ -71,7 +83,9 @@ async def restore_times(folder: Path, lengths: Sequence[int], repeats: int) -> l
                 rebuilds, restores, calls, state = [], [], [], {}
                 for repeat in range(repeats):
                     host = f"{'on' if snapshots else 'off'}-{length}-{repeat}"
-                    async with actor_on(cluster, folder / host, host, name, snapshots) as stub:
+                    async with actor_on(
+                        cluster, folder / host, host, name, snapshots, snapshot_every
+                    ) as stub:
                         seconds, state = await timed_first_answer(stub)
                         rebuilds.append(seconds)
                         started = time.perf_counter()
