@@ -996,8 +996,8 @@ SAYS: dict[str, str | tuple[str, ...]] = {
     "exercise-9.1: a majority of N+1": "the smallest number that is more than half",
     "exercise-9.1: half, not more than half": "the smallest number that is more than half",
     "exercise-9.1: float division": "use // for whole numbers",
-    "exercise-9.1: off by one: more than a quorum": "at least quorum(servers)",
-    "exercise-9.1: writes go on while any server runs": "at least quorum(servers)",
+    "exercise-9.1: off by one: more than a quorum": "Compare with quorum(1)",
+    "exercise-9.1: writes go on while any server runs": "Compare with quorum(2)",
     "exercise-9.1: half rounded up, which is right for odd sizes only": (
         "half of an even number is not a majority"
     ),

@@ -9,6 +9,7 @@ A failed check raises CheckFailed, which stops "Run All" at the first unsolved e
 Jupyter shows it as the report alone, not as a traceback into this module.
 """
 
+import gc
 import inspect
 import re
 import sqlite3
@@ -207,6 +208,13 @@ def check(title: str) -> Iterator[Report]:
             report.fail("the exercise cell ran", hint=name_hint(error))
         except Exception as error:
             report.fail("the code runs without raising", hint=describe(error))
+            # Its frames may hold what the code made and dropped: let them go now.
+            traceback.clear_frames(error.__traceback__)
+        # A dropped coroutine caught in a reference cycle (an exception's traceback that holds
+        # the frame which made it, an object that holds it and is held by it) is freed, and
+        # warned about, only when the cycle collector next runs: at some later cell, which the
+        # warning would then blame. Collect here, so this check names it.
+        gc.collect()
     for name in dict.fromkeys(never_awaited(caught)):
         report.fail(
             "every coroutine is awaited",

@@ -4,7 +4,7 @@ group commit, resets, hibernation, overload and introspection."""
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,15 @@ def forget_constructions() -> None:
     constructed.clear()
 
 
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for `condition`, polled on the event loop; a generous deadline turns a hang into
+    a failure that says `what` never happened."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.001)
+
+
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     opened = Runtime(tmp_path, idle_timeout=60)
@@ -133,23 +142,20 @@ async def test_turns_of_one_actor_never_interleave(runtime: Runtime) -> None:
     assert logs[-1] == ["a in", "a out", "b in", "b out", "c in", "c out", "d in", "d out"]
 
 
-naps: list[str] = []
-
-
-class Sleeper(Actor):
-    async def nap(self, name: str) -> None:
-        naps.append(f"{name} in")
-        await asyncio.sleep(0.01)
-        naps.append(f"{name} out")
+class Guest(Actor):
+    async def meet(self, everyone: asyncio.Barrier) -> int:
+        # Waits inside its turn until every guest's turn has begun. Were the actors' turns run
+        # one at a time, the first would wait for the others in vain, until its deadline.
+        return await asyncio.wait_for(everyone.wait(), 10)
 
 
 async def test_different_actors_run_concurrently(runtime: Runtime) -> None:
-    naps.clear()
-    sleepers = runtime.namespace("sleepers", Sleeper)
-    await asyncio.gather(*(sleepers.get(sleepers.id_from_name(name)).nap(name) for name in "ab"))
-    # Each turn started while the other was still asleep (which one first depends on which
-    # storage opened first, in worker threads).
-    assert sorted(naps[:2]) == ["a in", "b in"]
+    guests = runtime.namespace("guests", Guest)
+    everyone = asyncio.Barrier(2)
+    # Whichever storage opens first (in worker threads), each turn is still under way when
+    # the other begins: no nap to outlast, so a slow disk cannot make them miss each other.
+    met = await asyncio.gather(*(guests.get(guests.id_from_name(n)).meet(everyone) for n in "ab"))
+    assert sorted(met) == [0, 1]
 
 
 class Cruncher(Actor):
@@ -193,10 +199,8 @@ async def test_ack_is_withheld_until_the_commit_is_durable(tmp_path: Path) -> No
     fsync.release.clear()
     ack = stub.increment()
     read_after = stub.read()  # reads the uncommitted 1: its reply must wait as well
-    deadline = time.monotonic() + 5
-    while fsync.calls == 0:  # until the commit's fsync has started (and waits to be released)
-        assert time.monotonic() < deadline, "no fsync started"
-        await asyncio.sleep(0.001)
+    # Until the commit's fsync has started (and waits to be released).
+    await until(lambda: fsync.calls > 0, "no fsync started")
     assert fsync.calls == 1 and not ack.done() and not read_after.done()
     fsync.release.set()
     assert await ack == 1 and await read_after == 1
@@ -224,10 +228,15 @@ async def test_turns_during_an_fsync_share_the_next_one(tmp_path: Path) -> None:
     stub = counters.get(counters.id_from_name("a"))
     fsync.release.clear()
     first = stub.increment()
-    await asyncio.sleep(0.02)  # the first commit is now in flight
+    await until(lambda: fsync.calls == 1, "the first commit's fsync never started")
     rest = [stub.increment() for _ in range(500)]
-    await asyncio.sleep(0.05)
-    assert not any(ack.done() for ack in rest)
+    # All 500 turns run while that fsync is held (counted, not given a time that a loaded core
+    # may not keep); were each to wait for a commit, the count would stay at 1.
+    await until(
+        lambda: [actor.turns for actor in counters.list_actors()] == [501],
+        "the turns waited for the fsync",
+    )
+    assert fsync.calls == 1 and not first.done() and not any(ack.done() for ack in rest)
     fsync.release.set()
     assert await first == 1
     assert sorted(await asyncio.gather(*rest)) == list(range(2, 502))

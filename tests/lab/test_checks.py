@@ -1,5 +1,6 @@
 """The self-check reports: what a wrong answer is shown as, and which line gets the blame."""
 
+import gc
 import linecache
 import sqlite3
 import threading
@@ -85,13 +86,28 @@ def test_a_coroutine_never_awaited_fails_the_check_and_is_named(
         thread.start()
         thread.join()
 
-    for body in [forgets_the_await, in_another_thread]:
-        with pytest.raises(CheckFailed), check("t") as report:
-            report.expect(True, "the rest passes")
-            body()
-        printed = capsys.readouterr().out
-        assert "❌ every coroutine is awaited" in printed
-        assert "join() was called without `await`" in printed
+    def keeps_it_in_a_cycle() -> None:
+        owner: dict[str, object] = {"seq": join()}  # as Owner.apply(seq, ...) would keep it
+        owner["self"] = owner  # freed only by the cycle collector
+
+    def raises_while_holding_it() -> None:
+        ack = join()
+        raise AttributeError(f"{ack!r} has no attribute 'seq'")  # its frame holds the coroutine
+
+    # The cycle collector stays off: the check must free what the exercise dropped itself, or
+    # the warning would come at whichever later cell the collector happens to run in.
+    gc.disable()
+    try:
+        for body in [forgets_the_await, in_another_thread, keeps_it_in_a_cycle,
+                     raises_while_holding_it]:  # fmt: skip
+            with pytest.raises(CheckFailed), check("t") as report:
+                report.expect(True, "the rest passes")
+                body()
+            printed = capsys.readouterr().out
+            assert "❌ every coroutine is awaited" in printed, body.__name__
+            assert "join() was called without `await`" in printed
+    finally:
+        gc.enable()
 
 
 def test_other_warnings_are_still_shown() -> None:

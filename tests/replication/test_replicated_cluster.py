@@ -1,15 +1,18 @@
 """The chat on a replicated cluster (python -m accord_app.cluster --replicated): three hosts on
 loopback, each with a worker and a NATS server, behind Caddy. Messages are acknowledged once a
 majority of the log has them; with two of three servers down every message gets an error
-frame within the log's deadline, and the channel takes messages again once a majority is back."""
+frame once the log's deadline has passed, and the channel takes messages again once a majority
+is back."""
 
+import asyncio
 import json
 import time
 
+import httpx
 import pytest
 from cluster_client import Running
 from replica_tools import CLUSTER_LOG_TIMEOUT as TIMEOUT
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 pytestmark = pytest.mark.anyio
 UNAVAILABLE = {"storage_unavailable", "not_stored"}
@@ -22,6 +25,19 @@ async def send(ws: object, text: str, nonce: str) -> dict[str, object]:
         frame = await Running.recv_json(ws, timeout=20)  # type: ignore[arg-type]
         if frame["type"] in ("ack", "error"):
             return frame
+
+
+async def from_a_worker(http: httpx.Client, path: str) -> httpx.Response:
+    """GET `path` as a worker answers it. On a loaded machine a worker can miss the router's
+    health check (1 s), and while the router deems every worker down it answers
+    worker_unavailable itself: that is not the app's answer, so ask again (for up to 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = http.get(path)
+        if response.is_success or response.json().get("code") != "worker_unavailable":
+            return response
+        assert time.monotonic() < deadline, f"no worker answered {path}"
+        await asyncio.sleep(0.5)
 
 
 async def test_messages_need_a_majority_of_the_log(replicated: Running) -> None:
@@ -39,9 +55,13 @@ async def test_messages_need_a_majority_of_the_log(replicated: Running) -> None:
             frame = await send(ws, f"lost {number}", f"lost-{number}")
             assert frame["type"] == "error", frame
             codes.append(frame["code"])
-            assert time.monotonic() - started < 3 * float(TIMEOUT) + 3
+            # The log's deadline at work: no answer before a majority has been waited for that
+            # long (a loaded machine only makes it later); 10 deadlines is a wide margin over
+            # the 1.5 to 2.1 s measured, well before send() gives up on the frame.
+            waited = time.monotonic() - started
+            assert float(TIMEOUT) <= waited < 10 * float(TIMEOUT), waited
         assert set(codes) <= UNAVAILABLE and codes[-1] == "storage_unavailable"
-    history = replicated.http.get(f"{channel.path}/messages")
+    history = await from_a_worker(replicated.http, f"{channel.path}/messages")
     assert history.status_code == 503 and history.json()["code"] == "storage_unavailable"
     nats.restart(2)
     deadline = time.monotonic() + 30
@@ -51,9 +71,13 @@ async def test_messages_need_a_majority_of_the_log(replicated: Running) -> None:
                 frame = await send(ws, "back", "back")
         except ConnectionClosed as closed:  # 1013: the actor could not activate yet
             frame = {"type": "closed", "code": closed.rcvd and closed.rcvd.code}
+        # The handshake refused by the router (no worker deemed up yet) or slow to open.
+        except (InvalidStatus, TimeoutError, OSError) as error:
+            frame = {"type": "not connected", "error": repr(error)}
         if frame["type"] == "ack":
             break
         assert time.monotonic() < deadline, f"no ack once a majority was back: {frame}"
-    newest_first = replicated.http.get(f"{channel.path}/messages").json()
+        await asyncio.sleep(0.2)
+    newest_first = (await from_a_worker(replicated.http, f"{channel.path}/messages")).json()
     texts = [message["message"] for message in newest_first]
     assert texts[0] == "back" and texts[-1] == "hello"
