@@ -641,7 +641,8 @@ class ActorHost:
         if isinstance(error, Fenced):
             failure = error
             self._close_sockets(CLOSE_MOVED, "moved to another host")
-        self._drop(self.gate.commit_failed(), failure)
+        for output in self.gate.commit_failed():
+            output.drop(failure)
         self.namespace.activity.commits_failed += 1
         self.emit(EventKind.COMMIT_FAILED)
         if self.commits.commit_failed(error, turn_running=self.mailbox.turn_running):
@@ -666,7 +667,8 @@ class ActorHost:
         lost = ActorReset(
             f"actor {self.id.hex[:12]}… was reset before these writes were durable: {cause!r}"
         )
-        self._drop(self.gate.reset_uncommitted(), lost)
+        for output in self.gate.reset_uncommitted():
+            output.drop(lost)
         if storage is None:
             return
         # Undo what no commit covers now, on the loop (a rollback touches no disk); close in a
@@ -694,23 +696,6 @@ class ActorHost:
         replica = self.replica
         if replica is not None and not replica.fenced:
             self.fence(replica.step_down(why))
-
-    def _drop(self, outputs: Sequence[Reply | Frame | Refusal], error: BaseException) -> None:
-        """Drop the outputs lost with writes that will never be durable. A socket that loses a
-        frame is closed too (1012, its client reconnects and resumes): the frame may have been
-        about data durable already (a replay held behind another turn's write), and a
-        connection that carried on past it would leave the client a gap it cannot see."""
-        lost: dict[HibernatableWebSocket, None] = {}
-        for output in outputs:
-            output.drop(error)
-            if isinstance(output, Frame):
-                lost.update(dict.fromkeys(output.sockets))
-        for ws in lost:
-            if not ws.closing:
-                ws.closing = True
-                if ws in self.sockets:
-                    self.sockets.remove(ws)
-                ws.deliver(TransportClosed(CLOSE_MOVED, "restarting: frames were lost"))
 
     def _close_sockets(self, code: int, reason: str) -> None:
         """Close every socket without running a handler: this copy may not write any more."""
