@@ -398,9 +398,10 @@ def unseen_lines(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     described = ", ".join(f"{r['member']} seqs {r['first']} to {r['last']}" for r in runs[:8])
     after_own = sum(bool(r["own_ack_next"]) for r in runs)
     why = (
-        " A member resumes after the newest seq it has seen, its own acks included (as"
-        " socket.js does): an ack that arrives before the messages under it moves the resume"
-        " point past them."
+        " A member resumes after the last seq up to which it has seen every one and asks for"
+        " history on a gap (as socket.js does), so an ack that arrives before the messages"
+        " under it cannot move its resume point past them: look for frames lost on a"
+        " connection that stayed open."
         if after_own
         else ""
     )

@@ -545,19 +545,28 @@ class ActorHost:
         side by side: the batch's outputs wait for both."""
         loop = asyncio.get_running_loop()
         executor = self.namespace.executor
-        local = loop.run_in_executor(
-            executor, self._make_durable, storage, alarm_update, checkpoint
-        )
         try:
+            local = loop.run_in_executor(
+                executor, self._make_durable, storage, alarm_update, checkpoint
+            )
             if statements and self.replica is not None:
                 wal_is_large, seconds = await self._durable_and_appended(
                     local, statements, number, alarm_update
                 )
             else:
                 wal_is_large, seconds = await local
-        except Exception as error:
+        except BaseException as error:
+            # Whatever ended it, the batch's callers are answered and the actor reset: not
+            # only Exceptions but a CancelledError raised inside the log's client (a future of
+            # its own that it cancelled, not this task's cancellation) too, which would end
+            # this task with every held output waiting for ever and no commit started again.
             self._commit_in_flight = None
             self._commit_failed(error)
+            task = asyncio.current_task()
+            if not isinstance(error, Exception | asyncio.CancelledError) or (
+                task is not None and task.cancelling()
+            ):
+                raise  # KeyboardInterrupt, SystemExit, or this task itself being stopped
             return
         self._commit_in_flight = None
         self.last_commit_seconds = seconds
@@ -567,15 +576,19 @@ class ActorHost:
         activity.commit_writes.add(batch[1])
         self.emit(EventKind.COMMIT, seconds, count=batch[0], writes=batch[1])
         self.commits.commit_succeeded(wal_is_large)
-        for output in self.gate.commit_succeeded():
-            output.release()
-        self._snapshot_if_due(storage)
-        if alarm_update[0]:
-            self.namespace.scheduler.poke()
-        if self.gate.should_commit() and not self.mailbox.turn_running:
-            self._start_commit()
-        else:
-            self._note_activity()
+        try:
+            for output in self.gate.commit_succeeded():
+                output.release()
+            self._snapshot_if_due(storage)
+            if alarm_update[0]:
+                self.namespace.scheduler.poke()
+        finally:
+            # The turns written meanwhile wait for the next commit: it starts whatever the
+            # above met, or their callers (closed-loop ones send nothing more) wait for ever.
+            if self.gate.should_commit() and not self.mailbox.turn_running:
+                self._start_commit()
+            else:
+                self._note_activity()
 
     async def _durable_and_appended(
         self,
@@ -620,6 +633,7 @@ class ActorHost:
     def _commit_failed(self, error: BaseException) -> None:
         folder = self.namespace.storage_path(self.id.hex).parent
         why = f"the disk is full ({error})" if is_disk_full(error, folder) else str(error)
+        why = why or repr(error)  # CancelledError() and the like say nothing by themselves
         self.namespace.log_failure(self.id.hex, f"commit failed, resetting it: {why}")
         failure: ActorError = CommitFailed(
             f"writes of actor {self.id.hex[:12]}… were not made durable: {why}"
@@ -878,7 +892,9 @@ class ActorHost:
                 ws.receiver.cancel()
             elif isinstance(ws.transport, DirectTransport):
                 ws.transport.stop_listening()
-        while busy := [t for t in (self._drainer, self._commit_in_flight) if t]:
+        # Until neither runs (a commit's end may start the next one). Not a finished task: one
+        # that ended without clearing its slot would have this loop spin for ever.
+        while busy := [t for t in (self._drainer, self._commit_in_flight) if t and not t.done()]:
             await asyncio.gather(*busy, return_exceptions=True)
         # In parallel, and briefly: a peer that stopped reading would hold a polite close
         # forever, so it is dropped instead.

@@ -345,3 +345,62 @@ def test_a_long_absence_is_caught_up_in_slices_the_rate_limit_can_pay(
     expect(texts(page, "missed 249")).to_have_count(1)
     assert "after_seq=0" in sockets[-1]  # it had seen nothing: it asked for everything
     pages.assert_clean()
+
+
+def test_messages_written_during_a_catch_up_in_slices_leave_no_gap(
+    make_accord: Any, pages: "Pages"
+) -> None:
+    # As above, the page catches up 250 missed messages in slices the rate limit can pay. A
+    # member writes meanwhile: those messages reach the page live between two slices, with
+    # seqs above the whole replay. The page must go on from where the replay stopped.
+    strict = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=10,
+                        client_burst=20, replay_messages_per_token=5)  # fmt: skip
+    accord = make_accord(chat_limits=strict)
+    server_id, (channel_id,) = accord.create("Python Lisbon", "general")
+    page = pages.open(accord.page_url(server_id, channel_id), username="dave")
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    expect_connected(page)
+    accord.stop()
+    while len(sockets) < 3:  # then the next attempt is at least 1.5 s away: time to post
+        page.wait_for_timeout(50)
+    generous = ChatLimits(messages_per_second=1000, burst=1000, client_messages_per_second=1000,
+                          client_burst=1000)  # fmt: skip
+    accord.settings = replace(accord.settings, chat_limits=generous)
+    accord.start_again()
+    with accord.chat(server_id, channel_id, "carol") as carol:
+        for number in range(250):
+            carol.ws.send(json.dumps({"type": "message", "message": f"missed {number}"}))
+        while sum(frame["type"] == "ack" for frame in carol.frames) < 250:
+            carol.frames.append(carol.receive())
+    accord.stop()
+    accord.settings = replace(accord.settings, chat_limits=strict)
+    accord.start_again()
+    shown = page.locator("#message-list .message")
+    deadline = time.monotonic() + 20
+    while shown.count() < 50:  # the first slice is in; the rest takes seconds to pay for
+        assert time.monotonic() < deadline, f"{shown.count()} messages shown"
+        page.wait_for_timeout(20)
+    with accord.chat(server_id, channel_id, "carol") as carol:
+        for number in range(3):
+            send_paying(carol, f"live {number}")
+    assert shown.count() < 250, "the page caught up before the live messages: no test"
+    expect(shown).to_have_count(253, timeout=30_000)
+    for text in ("missed 0", "missed 120", "missed 249", "live 0", "live 2"):
+        expect(texts(page, text)).to_have_count(1)
+    pages.assert_clean()
+
+
+def send_paying(client: Any, text: str) -> None:
+    """Send a message, again with the same nonce while the rate limit refuses it."""
+    nonce = f"{text}-nonce".replace(" ", "-")
+    deadline = time.monotonic() + 20
+    while True:
+        client.ws.send(json.dumps({"type": "message", "message": text, "nonce": nonce}))
+        while (frame := client.receive())["type"] not in ("ack", "error"):
+            pass
+        if frame["type"] == "ack":
+            return
+        assert frame["code"] == "rate_limited", frame
+        assert time.monotonic() < deadline, "the rate limit never let it through"
+        time.sleep(0.3)

@@ -2,8 +2,10 @@
 test can see what a person would through a host's death or a cut link.
 
 It sends a message with a nonce every `interval` seconds; after a drop it reconnects with
-?after_seq= the newest seq it has seen, and sends again every message that was not acked (a
-nonce is stored once, so a retry of a message that was stored but whose ack was lost is safe).
+?after_seq= the last seq up to which it has seen every one (not the newest: live messages
+arrive between the slices of a replay, above what the replay has still to send), and sends
+again every message that was not acked (a nonce is stored once, so a retry of a message that
+was stored but whose ack was lost is safe).
 A heartbeat (WebSocket pings) notices a link that went silent, which closes nothing. It keeps
 a record of everything: acks and when they came, the seqs it saw, how each connection ended,
 and the statuses of the reconnections that were refused.
@@ -51,8 +53,12 @@ class Member:
         return not self.unacked and all(ack["seq"] in self.seen for ack in self.acks.values())
 
     @property
-    def newest_seq(self) -> int:
-        return max(self.seen, default=0)
+    def resume_after(self) -> int:
+        """The last seq up to which it has seen every one, from the first it saw."""
+        seq = min(self.seen, default=1) - 1
+        while seq + 1 in self.seen:
+            seq += 1
+        return seq
 
     def ack_latencies(
         self, sent_from: float = 0.0, sent_until: float = float("inf")
@@ -67,7 +73,7 @@ class Member:
     async def run(self, stop_sending: asyncio.Event) -> None:
         """Until `stop_sending` is set and every message sent so far is settled."""
         while not (stop_sending.is_set() and self.settled):
-            after = f"&after_seq={self.newest_seq}" if self.seen else ""
+            after = f"&after_seq={self.resume_after}" if self.seen else ""
             try:
                 async with connect(
                     self.url + after,

@@ -1,7 +1,9 @@
 """Channel members that behave like the frontend's socket (accord_app/static/js/socket.js):
 each keeps an outbox of messages with nonces, and after any drop (a 1012 "moved", an error, a
-refused handshake) reconnects with the same backoff and jitter, with after_seq = the newest seq
-it has seen, and sends its outbox again. What each one sees is kept by seq, so the test can
+refused handshake) reconnects with the same backoff and jitter, with after_seq = the last seq up
+to which it has seen every one (not the newest: messages arriving live between the slices of a
+replay are above what the replay has still to send), and sends its outbox again; a gap with no
+replay under way makes it ask for history. What each one sees is kept by seq, so the test can
 check there is no gap and no seq with two different messages.
 
 `kill_rounds` runs them through kill -9 after kill -9 of their channel's host (the test of it,
@@ -29,7 +31,9 @@ class Member:
     base_url: str  # ws://.../connect?username=NAME
     name: str
     chooser: random.Random
-    last_seq: int | None = None
+    last_seq: int | None = None  # every seq up to this one was seen
+    ahead: set[int] = field(default_factory=set)  # seen beyond last_seq + 1
+    catching_up: bool = False  # a replay under way ("resumed" said more, or a gap was seen)
     seen: dict[int, str] = field(default_factory=dict)  # seq -> text, deduplicated by seq
     conflicts: list[tuple[int, str, str]] = field(default_factory=list)
     acked: dict[str, int] = field(default_factory=dict)  # nonce -> seq
@@ -47,13 +51,35 @@ class Member:
     def text(self, nonce: str) -> str:
         return f"{nonce} says hello"
 
-    def _saw(self, frame: dict[str, Any]) -> None:
+    def _saw(self, frame: dict[str, Any]) -> bool:
+        """Keep a message; True: it shows a gap that no replay under way will fill."""
         seq, text = int(frame["seq"]), str(frame["message"])
         if seq in self.seen and self.seen[seq] != text:
             self.conflicts.append((seq, self.seen[seq], text))
         self.seen[seq] = text
-        if self.last_seq is None or seq > self.last_seq:
-            self.last_seq = seq
+        if self.last_seq is None:
+            self.last_seq = seq - 1
+        if seq > self.last_seq:
+            self.ahead.add(seq)
+            self._advance()
+        if self.ahead and not self.catching_up:
+            self.catching_up = True
+            return True
+        return False
+
+    def _replayed(self, frame: dict[str, Any]) -> None:
+        """A replay's slice ended: every seq after its after_seq up to its last_seq came."""
+        if self.last_seq is not None and frame["after_seq"] <= self.last_seq:
+            self.last_seq = max(self.last_seq, int(frame["last_seq"]))
+            self._advance()
+        self.catching_up = bool(frame["more"])
+
+    def _advance(self) -> None:
+        assert self.last_seq is not None
+        self.ahead = {seq for seq in self.ahead if seq > self.last_seq}
+        while self.last_seq + 1 in self.ahead:
+            self.last_seq += 1
+            self.ahead.discard(self.last_seq)
 
     async def run(self) -> None:
         """Until cancelled: connect, resend the outbox, keep one message in flight."""
@@ -89,21 +115,25 @@ class Member:
                 continue
             frame = json.loads(data)
             kind = frame.get("type")
-            if kind == "message":
-                self._saw(frame)
-            elif kind == "ack":
-                self._saw(frame)
+            if kind in ("message", "ack") and self._saw(frame):
+                await self._resume(ws)
+            if kind == "ack":
                 nonce = str(frame["nonce"])
                 self.acked[nonce] = int(frame["seq"])
                 sent = self.outbox.pop(nonce, None)
                 if sent is not None:
                     self.ack_times.append((sent, time.perf_counter()))
                 await asyncio.sleep(PAUSE_BETWEEN_MESSAGES)
-            elif kind == "resumed" and frame.get("more"):
-                await ws.send(json.dumps({"type": "resume", "after_seq": self.last_seq}))
+            elif kind == "resumed":
+                self._replayed(frame)
+                if self.catching_up:
+                    await self._resume(ws)
             elif kind == "error" and frame.get("nonce") in self.outbox:
                 await asyncio.sleep(0.25)  # not stored (say, no owner yet): the same nonce again
                 await self._transmit(ws, str(frame["nonce"]))
+
+    async def _resume(self, ws: ClientConnection) -> None:
+        await ws.send(json.dumps({"type": "resume", "after_seq": self.last_seq}))
 
     async def _transmit(self, ws: ClientConnection, nonce: str) -> None:
         frame = {"type": "message", "message": self.text(nonce), "nonce": nonce}
@@ -117,12 +147,13 @@ class Member:
             async with asyncio.timeout(20):
                 while True:
                     frame = json.loads(await ws.recv())
-                    if frame["type"] == "message":
-                        self._saw(frame)
+                    if frame["type"] == "message" and self._saw(frame):
+                        await self._resume(ws)
                     elif frame["type"] == "resumed":
-                        if not frame["more"]:
+                        self._replayed(frame)
+                        if not self.catching_up:
                             return
-                        await ws.send(json.dumps({"type": "resume", "after_seq": self.last_seq}))
+                        await self._resume(ws)
 
 
 async def until(check: Callable[[], object], what: str, timeout: float = STEP_TIMEOUT) -> None:

@@ -2,9 +2,11 @@
 //
 // - After a drop it reconnects by itself, waiting a little longer after each failure
 //   (exponential backoff with jitter), so a restarting server is not hammered by every tab.
-// - It reconnects with after_seq = the newest seq it has seen: the server replays what was
-//   missed, so there are no gaps. A replay may overlap what arrived just before the drop, so
-//   whoever shows messages must dedupe them by seq (messages.js does).
+// - It reconnects with after_seq = the last seq up to which it has seen every one: the server
+//   replays what was missed, so there are no gaps. Not the newest seq it has seen: a long
+//   replay comes in slices, and messages written meanwhile arrive live between them, with
+//   higher seqs; resuming after those would skip the rest of the replay. A replay may overlap
+//   what arrived before, so whoever shows messages must dedupe them by seq (messages.js does).
 // - Every message is sent with a nonce and kept in an outbox until the server acks it. After a
 //   reconnect the outbox is sent again; the server stores a message once per nonce, so a retry
 //   can never post it twice.
@@ -56,7 +58,8 @@ export class ChannelSocket {
     this.serverId = serverId;
     this.channelId = channelId;
     this.username = username;
-    this.lastSeq = afterSeq; // where to resume from; null: live messages only
+    this.lastSeq = afterSeq; // every seq up to this one was seen; null: live messages only
+    this.ahead = new Set(); // seqs seen beyond lastSeq + 1, until the ones between arrive
     this.catchingUp = false; // a replay in slices is under way ("resumed" said more)
     this.handlers = handlers;
     this.state = "idle";
@@ -265,6 +268,7 @@ export class ChannelSocket {
       case "resumed":
         // A long absence is replayed in slices, so a slow link never overflows the server's
         // send queue for this socket: ask for the next slice until there is no more.
+        this.replayed(frame);
         this.catchingUp = frame.more;
         if (frame.more) this.askForMore();
         this.handlers.resumed?.(frame);
@@ -282,7 +286,28 @@ export class ChannelSocket {
   }
 
   seen(seq) {
-    if (this.lastSeq === null || seq > this.lastSeq) this.lastSeq = seq;
+    if (this.lastSeq === null) this.lastSeq = seq - 1; // live only: from the first one on
+    if (seq <= this.lastSeq) return;
+    this.ahead.add(seq);
+    this.advance();
+    if (this.ahead.size > 0 && !this.catchingUp) {
+      // A gap that no replay under way will fill: ask for what is missing.
+      this.catchingUp = true;
+      this.askForMore();
+    }
+  }
+
+  /** A replay's slice ends: every seq after its after_seq up to its last_seq came before it. */
+  replayed(frame) {
+    if (this.lastSeq === null || frame.after_seq > this.lastSeq) return;
+    // Any seq of that stretch still missing is not in the channel: nothing to wait for.
+    this.lastSeq = Math.max(this.lastSeq, frame.last_seq);
+    this.advance();
+  }
+
+  advance() {
+    for (const seq of this.ahead) if (seq <= this.lastSeq) this.ahead.delete(seq);
+    while (this.ahead.delete(this.lastSeq + 1)) this.lastSeq += 1;
   }
 
   answered(nonce) {
