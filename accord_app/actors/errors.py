@@ -28,10 +28,12 @@ class ActorOverloaded(ActorError):
 
 
 class CommitFailed(ActorError):
-    """Writes could not be made durable, so the reply that depended on them was dropped.
+    """Writes were not confirmed durable, so the reply that depended on them was dropped.
 
-    The actor was reset: the next call constructs it again from what is on disk. Retrying an
-    idempotent call is safe.
+    Their outcome is unknown, not negative: a -wal the disk did not confirm may still reach the
+    file, and an append the log did not answer in time may still be kept. The actor was reset:
+    the next call constructs it again from what is on disk (or in the log), which may hold them.
+    Retry with the same idempotency key to find out.
     """
 
 

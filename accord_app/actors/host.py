@@ -635,8 +635,11 @@ class ActorHost:
         why = f"the disk is full ({error})" if is_disk_full(error, folder) else str(error)
         why = why or repr(error)  # CancelledError() and the like say nothing by themselves
         self.namespace.log_failure(self.id.hex, f"commit failed, resetting it: {why}")
+        # No answer is not a no: the -wal may reach the file when it is closed, and an append
+        # that timed out may be kept by the log. Only a fence (below) is a certain refusal.
         failure: ActorError = CommitFailed(
-            f"writes of actor {self.id.hex[:12]}… were not made durable: {why}"
+            f"writes of actor {self.id.hex[:12]}… were not confirmed durable, so they may or may"
+            f" not be stored (retry with the same idempotency key to find out): {why}"
         )
         if isinstance(error, Fenced):
             failure = error

@@ -67,6 +67,9 @@ CLOSE_POLICY = 1008
 # socket's bounded send queue (sockets.MAX_OUTBOX_BYTES) and get a healthy client cut off.
 REPLAY_MESSAGES = 1000
 REPLAY_CHARS = 512 * 1024
+# A retry that finds its message stored broadcasts it again only if it is among the channel's
+# latest RECENT_MESSAGES: an older one's gap has shown, a member has since seen later seqs.
+RECENT_MESSAGES = 100
 
 
 class KeyReused(Exception):
@@ -122,6 +125,8 @@ class ChannelActor(Actor):
         # are never lost to hibernation.
         self.pending: dict[str, PendingPresence[HibernatableWebSocket]] = {}
         self.announcing = False
+        # The recent seqs of each channel this instance has broadcast (see converge()).
+        self.broadcast_seqs: dict[str, set[int]] = {}
         self.ctx.set_websocket_auto_response("ping", "pong")
 
     # -- RPC, called by the HTTP layer ---------------------------------------------------------
@@ -288,7 +293,8 @@ class ChannelActor(Actor):
                 reused = "This nonce already names another message: use a new nonce each time."
                 self.send_error(ws, ProtocolError("nonce_reused", reused, frame.nonce))
                 return
-            if stored:  # a retry: repeat the first ack, store and broadcast nothing
+            if stored:  # a retry: the members get it (again, if need be), then the first ack
+                self.converge(channel_id, record(stored[0]))
                 ws.send(encode({"type": "ack", **record(stored[0]), "nonce": frame.nonce}))
                 return
         self.strikes.pop(ws, None)  # a message stored: the connection is in good standing
@@ -297,7 +303,7 @@ class ChannelActor(Actor):
         if frame.nonce is not None:
             ack["nonce"] = frame.nonce
         ws.send(encode(ack))
-        self.broadcast(channel_id, {"type": "message", **message})
+        self.broadcast_message(channel_id, message)
 
     def store(self, channel_id: str, username: str, text: str, nonce: str | None) -> dict[str, Any]:
         """Number a message, INSERT it, and return it as the protocol sends it."""
@@ -342,10 +348,38 @@ class ChannelActor(Actor):
             # Not a retry: the caller reuses a key, and would lose this text silently.
             raise KeyReused(request_id)
         if stored:
+            self.converge(channel_id, record(stored[0]))
             return record(stored[0])
         message = self.store(channel_id, ANNOUNCER, text, request_id)
-        self.broadcast(channel_id, {"type": "message", **message})
+        self.broadcast_message(channel_id, message)
         return message
+
+    def broadcast_message(self, channel_id: str, message: dict[str, Any]) -> None:
+        """Send a stored message to every member, and remember that this instance did."""
+        seqs = self.broadcast_seqs.setdefault(channel_id, set())
+        seqs.add(message["seq"])
+        if len(seqs) > 2 * RECENT_MESSAGES:  # keep the recent ones only, at a linear cost
+            oldest = self.next_seq(channel_id) - RECENT_MESSAGES
+            seqs.difference_update([seq for seq in seqs if seq < oldest])
+        self.broadcast(channel_id, {"type": "message", **message})
+
+    def converge(self, channel_id: str, message: dict[str, Any]) -> None:
+        """A retried nonce or Idempotency-Key found its message stored: broadcast it again
+        unless this instance already has. Members dedupe by seq, so a second copy is harmless.
+
+        Why: a commit whose answer was unknown (a log timeout) dropped the first broadcast, and
+        the write was kept all the same; no member would see that seq until a later one showed
+        the gap, and never if it was the last. The rule, so that it stays cheap and no
+        amplifier: only a message among the channel's latest RECENT_MESSAGES, and at most once
+        per seq per instance. A failed commit (the one thing that drops a broadcast) resets the
+        instance and this memory with it, so the first retry after it broadcasts; further
+        retries of the same nonce, or a retry after a lost ack, get their ack only. Each retry
+        pays its frame's token, and makes at most the one broadcast its first send made."""
+        seq = message["seq"]
+        if seq in self.broadcast_seqs.get(channel_id, ()):
+            return
+        if seq >= self.next_seq(channel_id) - RECENT_MESSAGES:
+            self.broadcast_message(channel_id, message)
 
     def within_rate(self, ws: HibernatableWebSocket, nonce: str | None = None) -> bool:
         """Spend a token of this socket's bucket and of its client's, or send a rate_limited

@@ -12,6 +12,7 @@ from accord_app.actors import (
     ActorOverloaded,
     ActorReset,
     CommitFailed,
+    Fenced,
     StorageBusy,
     StorageDamaged,
     StorageUnavailable,
@@ -44,9 +45,12 @@ def describe_failure(exc: BaseException, folder: Path | None = None) -> Failure:
     """The one taxonomy of Accord's failures (of the disk, a database file in `folder` if
     known, the actors, the catalog). Anything else is INTERNAL_ERROR: a bug, not the disk.
 
-    A failed commit is the subtle one: the reset that follows closes the database, and closing
-    checkpoints whatever reached the -wal, so a change the disk did not confirm may still be
-    there afterwards. Its sentence says so, and the retry with the same key is the answer."""
+    A failed commit is the subtle one, `outcome_unknown`: the disk or the replicated log did
+    not answer, which is not a no. The reset that follows closes the database, and closing
+    checkpoints whatever reached the -wal; an append that timed out may have been kept by the
+    log all the same. So it may or may not be stored, and the retry with the same key is how
+    to find out: the channel answers it with the stored message, or stores it now. Only a
+    fence is a certain `not_stored`: the log refused the append, a newer owner holds the key."""
     if isinstance(exc, ActorOverloaded):
         sentence = "This channel is too busy right now; try again shortly."
         return Failure("overloaded", 503, CLOSE_TRY_AGAIN_LATER, sentence)
@@ -65,7 +69,10 @@ def describe_failure(exc: BaseException, folder: Path | None = None) -> Failure:
     if isinstance(exc, StorageUnavailable | CatalogUnavailable | sqlite3.OperationalError):
         sentence = "The server's storage is unavailable right now; nothing was changed."
         return Failure("storage_unavailable", 503, CLOSE_TRY_AGAIN_LATER, sentence)
-    if isinstance(exc, CommitFailed | ActorReset):
-        sentence = f"The disk did not confirm this: it may or may not be stored; {RETRY_SAME_KEY}."
+    if isinstance(exc, Fenced):
+        sentence = f"This was not stored: the channel moved to another server; {RETRY_SAME_KEY}."
         return Failure("not_stored", 503, CLOSE_TRY_AGAIN_LATER, sentence)
+    if isinstance(exc, CommitFailed | ActorReset):
+        sentence = f"This may or may not be stored: {RETRY_SAME_KEY} to find out."
+        return Failure("outcome_unknown", 503, CLOSE_TRY_AGAIN_LATER, sentence)
     return INTERNAL_ERROR

@@ -13,7 +13,10 @@ Server to client: {"type": "ack" | "message", "id", "seq", "timestamp", "usernam
 since, each listed where it is now), {"type": "typing", "username"},
 {"type": "resumed", "after_seq", "last_seq", "more"} (with more=true, resume again from
 last_seq: long absences are replayed in slices) and {"type": "error", "code", "message"}
-(plus the "nonce" of the refused message, if it had one).
+(plus the "nonce" of the refused message, if it had one; the codes a failure of storage
+gives, such as outcome_unknown, are in failures.py). A message sent again with its nonce is
+acked with the seq it was stored under, after the members get it again if it is recent (they
+dedupe by seq): so an unknown outcome converges on the retry.
 
 Plain text stays a message so that the simplest client (the talk's frontend, `websocat`) works;
 a user who types a JSON object with a "type" gets an error frame. Phoenix Channels wrap every

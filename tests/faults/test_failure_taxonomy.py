@@ -15,6 +15,7 @@ from accord_app.actors import (
     ActorOverloaded,
     ActorReset,
     CommitFailed,
+    Fenced,
     MemoryDirectTransport,
     Runtime,
     StorageBusy,
@@ -42,6 +43,7 @@ FAILURES: list[BaseException] = [
     sqlite3.OperationalError("unable to open database file"),
     CommitFailed("fsync failed"),
     ActorReset("reset"),
+    Fenced("a newer epoch"),
 ]
 
 
@@ -54,6 +56,15 @@ def test_every_failure_has_a_code_a_status_a_close_code_and_a_sentence_that_fits
     assert failure.status == 503 and failure.close_code in (1011, 1013)
     assert len(failure.sentence.encode()) <= 123  # a close frame's reason
     assert failure.sentence.endswith((".", "?"))
+
+
+def test_only_a_certain_refusal_says_not_stored() -> None:
+    """No answer is not a no: a failed commit's outcome is unknown, a fence's is not."""
+    for unknown in (CommitFailed("the log did not answer in time"), ActorReset("reset")):
+        failure = describe_failure(unknown)
+        assert failure.code == "outcome_unknown" and "may or may not" in failure.sentence
+    fenced = describe_failure(Fenced("a newer epoch"))
+    assert fenced.code == "not_stored" and "was not stored" in fenced.sentence
 
 
 def test_anything_else_is_an_internal_error() -> None:
@@ -92,10 +103,14 @@ async def test_a_failed_commit_says_may_or_may_not_and_the_same_nonce_stores_it_
     send = json.dumps({"type": "message", "message": "hello", "nonce": "n-1"})
     ada.client_send(send)
     refused = await next_frame(ada)
-    assert (refused["type"], refused["code"], refused["nonce"]) == ("error", "not_stored", "n-1")
+    expected = ("error", "outcome_unknown", "n-1")
+    assert (refused["type"], refused["code"], refused["nonce"]) == expected
     assert "may or may not" in refused["message"] and "same nonce" in refused["message"]
     ada.client_send(send)  # the retry the sentence asks for
-    ack = await next_frame(ada)
+    # Stored or not, the members get it now (ada is one) and the sender its ack.
+    frames = {frame["type"]: frame for frame in [await next_frame(ada), await next_frame(ada)]}
+    assert frames.keys() == {"message", "ack"} and frames["message"]["message"] == "hello"
+    ack = frames["ack"]
     assert (ack["type"], ack["nonce"], ack["message"]) == ("ack", "n-1", "hello")
     history = await channel.history(CHANNEL, 10)
     assert [row["message"] for row in history] == ["hello"]  # stored once, whatever happened

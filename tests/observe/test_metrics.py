@@ -395,7 +395,7 @@ async def test_evictions_overloads_alarms_and_failed_commits_are_counted(tmp_pat
         await asyncio.sleep(0.05)
 
     failing.set()
-    with pytest.raises(Exception, match="not made durable"):
+    with pytest.raises(Exception, match="not confirmed durable"):
         await second.add()
     failed = now()
     assert failed.value("accord_actor_commits_total", actor_class="Counter", outcome="failed") == 1

@@ -15,7 +15,7 @@ from replica_tools import CLUSTER_LOG_TIMEOUT as TIMEOUT
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 pytestmark = pytest.mark.anyio
-UNAVAILABLE = {"storage_unavailable", "not_stored"}
+UNAVAILABLE = {"storage_unavailable", "not_stored", "outcome_unknown"}
 
 
 async def send(ws: object, text: str, nonce: str) -> dict[str, object]:

@@ -25,7 +25,8 @@ const TYPING_EVERY_MS = 3_000;
 // How long to wait before asking again for the rest of a replay that hit the rate limit.
 const RESUME_RETRY_MS = 1_000;
 // Error codes that answer a "message" frame (the others are about the connection as a whole).
-// The message was not stored: it is shown as failed, with the reason and a Retry button.
+// The message was not stored, or (outcome_unknown) may or may not be: it is shown as failed,
+// with the reason and a Retry button, which sends the same nonce: a stored one is acked.
 const MESSAGE_ERRORS = new Set([
   "rate_limited",
   "empty_message",
@@ -37,6 +38,7 @@ const MESSAGE_ERRORS = new Set([
   "storage_full",
   "storage_unavailable",
   "not_stored",
+  "outcome_unknown",
   "overloaded",
   "internal_error",
 ]);
