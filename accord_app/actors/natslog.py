@@ -60,7 +60,7 @@ ALARM_PREFIX = "accord.alarms."
 # expect is stored, 10164 while it is still being replicated (two appends at once: a host
 # taking an actor back while another still serves it).
 WRONG_LAST_SEQUENCE = {10071, 10164}
-RACING = 10164
+RACING = 10164  # the refusal that comes while the other append is still in flight
 # A retried append whose first try the stream still holds, unconfirmed (no majority yet).
 DUPLICATE_IN_PROCESS = 10158
 DEFAULT_TIMEOUT_SECONDS = 3.0
