@@ -10,8 +10,8 @@ stream's replicas, each fsyncing before it answers (the servers run with
 `Nats-Expected-Last-Subject-Sequence`: the stream refuses it (error 10071, or 10164 while the
 other append is in flight) unless the subject's last message is the one the writer applied
 last, which is what fences an old owner. It also
-carries `Nats-Msg-Id`: an append retried after a lost answer (a leader change) is recognised
-as a duplicate and answered with its first sequence, rather than refused as stale.
+carries `Nats-Msg-Id`, one per append: an append retried after a lost answer (a leader change,
+a server too busy to answer in time) is recognised as ours, not taken for a newer owner's.
 """
 
 import asyncio
@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import partial
@@ -59,6 +60,7 @@ ALARM_PREFIX = "accord.alarms."
 # expect is stored, 10164 while it is still being replicated (two appends at once: a host
 # taking an actor back while another still serves it).
 WRONG_LAST_SEQUENCE = {10071, 10164}
+RACING = 10164  # the refusal that comes while the other append is still in flight
 # A retried append whose first try the stream still holds, unconfirmed (no majority yet).
 DUPLICATE_IN_PROCESS = 10158
 DEFAULT_TIMEOUT_SECONDS = 3.0
@@ -253,22 +255,60 @@ class NatsLog:
         return messages
 
     async def append(self, key: str, entry: Entry, expected_last: int) -> tuple[int, float]:
+        """Each attempt expects `expected_last` and carries this append's own message id.
+
+        An attempt with no answer in time may still be stored (the server was slow, not
+        down): its retry then expects a sequence that is no longer the last. Deduplication
+        by message id alone does not save it: a lone NATS server (no cluster) checks the
+        expected sequence before the id, and refuses the retry as stale (10071), which the
+        only owner would take for a newer owner's epoch and fence itself. So a refusal after
+        an unanswered attempt is checked against the log: if the entry after
+        `expected_last` is this append's, the append is done. (Not taken: retrying without
+        the expected sequence, or taking any refusal after a lost answer for a success;
+        either would let a fenced owner append.)
+        """
         data, headers = encode_entry(entry)
+        message_id = f"{key}:{expected_last}:{entry.kind}:{entry.batch}:{uuid.uuid4().hex}"
         headers[api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_last)
-        headers[api.Header.MSG_ID] = (
-            f"{key}:{expected_last}:{entry.kind}:{entry.epoch}:{entry.batch}:{entry.host}"
-        )
-        try:
-            ack = await self._retrying(
-                lambda: self.js.publish(
+        headers[api.Header.MSG_ID] = message_id
+        unanswered = False  # an attempt went without an answer: it may be stored
+
+        async def attempt() -> int:
+            nonlocal unanswered
+            try:
+                ack = await self.js.publish(
                     self.subject(key), data, timeout=ATTEMPT_SECONDS, headers=headers
                 )
-            )
-        except nats.js.errors.APIError as error:
-            if error.err_code in WRONG_LAST_SEQUENCE:
+            except _NO_ANSWER:
+                unanswered = True
+                raise
+            except nats.js.errors.APIError as error:
+                if error.err_code not in WRONG_LAST_SEQUENCE:
+                    raise
+                stored = (
+                    await self._stored_as(key, expected_last, message_id) if unanswered else None
+                )
+                if stored is not None:
+                    return stored
+                if unanswered and error.err_code == RACING:
+                    raise _Unsettled from None  # perhaps ours, not stored yet: ask again
                 raise WrongLastSequence(str(error)) from None
-            raise
-        return ack.seq, time.time()
+            return ack.seq
+
+        return await self._retrying(attempt), time.time()
+
+    async def _stored_as(self, key: str, expected_last: int, message_id: str) -> int | None:
+        """The sequence of `key`'s entry after `expected_last` if it is the message
+        `message_id` (None: another's, or none)."""
+        try:
+            message = await self.js.get_msg(
+                STREAM, expected_last + 1, subject=self.subject(key), next=True
+            )
+        except nats.js.errors.NotFoundError:
+            return None
+        if (message.headers or {}).get(api.Header.MSG_ID) != message_id:
+            return None
+        return message.seq
 
     # Snapshots: each in the object store under `key/<its sequence>`, and beside them an
     # index, `key/snapshots`: an object with no data whose description lists them (one
@@ -393,13 +433,13 @@ class NatsLog:
 
     async def _retrying(self, call: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
         """`call()` again while the stream has no leader, up to `timeout` (the log's). Safe
-        for appends: each expects a sequence and carries a message id."""
+        for appends: see append."""
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while True:
             try:
                 return await call()
-            except (*_NO_ANSWER, nats.js.errors.APIError) as error:
+            except (*_NO_ANSWER, _Unsettled, nats.js.errors.APIError) as error:
                 if isinstance(error, nats.js.errors.APIError) and not (
                     type(error) in _NO_ANSWER or error.err_code == DUPLICATE_IN_PROCESS
                 ):
@@ -410,6 +450,11 @@ class NatsLog:
                         f" answered within {timeout:g} s: nothing was acknowledged"
                     ) from None
                 await asyncio.sleep(0.05)
+
+
+class _Unsettled(Exception):
+    """An append refused while another is in flight, after an attempt of its own went
+    unanswered: whose the other one is, the stream has not settled yet."""
 
 
 def _snapshot_name(key: str, seq: int) -> str:
