@@ -55,11 +55,11 @@ async def test_messages_need_a_majority_of_the_log(replicated: Running) -> None:
             frame = await send(ws, f"lost {number}", f"lost-{number}")
             assert frame["type"] == "error", frame
             codes.append(frame["code"])
-            # The log's deadline at work: no answer before a majority has been waited for that
-            # long (a loaded machine only makes it later); 10 deadlines is a wide margin over
-            # the 1.5 to 2.1 s measured, well before send() gives up on the frame.
+            # Within the log's deadline, with a wide margin for a loaded machine (1.5 to 2.1 s
+            # measured), well before send() gives up on the frame. No lower bound: once the
+            # actor has reset, its next activation may be refused at once.
             waited = time.monotonic() - started
-            assert float(TIMEOUT) <= waited < 10 * float(TIMEOUT), waited
+            assert waited < 10 * float(TIMEOUT), waited
         assert set(codes) <= UNAVAILABLE and codes[-1] == "storage_unavailable"
     history = await from_a_worker(replicated.http, f"{channel.path}/messages")
     assert history.status_code == 503 and history.json()["code"] == "storage_unavailable"
