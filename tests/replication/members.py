@@ -31,7 +31,9 @@ class Member:
     base_url: str  # ws://.../connect?username=NAME
     name: str
     chooser: random.Random
-    last_seq: int | None = None  # every seq up to this one was seen
+    # Every seq up to this one was seen. The page loads the history before it connects and
+    # resumes after its newest seq; the channels here start empty, so that is 0.
+    last_seq: int = 0
     ahead: set[int] = field(default_factory=set)  # seen beyond last_seq + 1
     catching_up: bool = False  # a replay under way ("resumed" said more, or a gap was seen)
     seen: dict[int, str] = field(default_factory=dict)  # seq -> text, deduplicated by seq
@@ -45,8 +47,7 @@ class Member:
     sending = True
 
     def url(self) -> str:
-        after = "" if self.last_seq is None else f"&after_seq={self.last_seq}"
-        return self.base_url + after
+        return f"{self.base_url}&after_seq={self.last_seq}"
 
     def text(self, nonce: str) -> str:
         return f"{nonce} says hello"
@@ -57,8 +58,6 @@ class Member:
         if seq in self.seen and self.seen[seq] != text:
             self.conflicts.append((seq, self.seen[seq], text))
         self.seen[seq] = text
-        if self.last_seq is None:
-            self.last_seq = seq - 1
         if seq > self.last_seq:
             self.ahead.add(seq)
             self._advance()
@@ -69,13 +68,12 @@ class Member:
 
     def _replayed(self, frame: dict[str, Any]) -> None:
         """A replay's slice ended: every seq after its after_seq up to its last_seq came."""
-        if self.last_seq is not None and frame["after_seq"] <= self.last_seq:
+        if frame["after_seq"] <= self.last_seq:
             self.last_seq = max(self.last_seq, int(frame["last_seq"]))
             self._advance()
         self.catching_up = bool(frame["more"])
 
     def _advance(self) -> None:
-        assert self.last_seq is not None
         self.ahead = {seq for seq in self.ahead if seq > self.last_seq}
         while self.last_seq + 1 in self.ahead:
             self.last_seq += 1
@@ -142,7 +140,6 @@ class Member:
 
     async def catch_up(self) -> None:
         """One last connection with after_seq, read until the replay says there is no more."""
-        self.last_seq = self.last_seq or 0
         async with connect(self.url(), compression=None, proxy=None, open_timeout=5) as ws:
             async with asyncio.timeout(20):
                 while True:
