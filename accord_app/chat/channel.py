@@ -236,6 +236,9 @@ class ChannelActor(Actor):
     def strike(self, ws: HibernatableWebSocket) -> None:
         self.strikes[ws] = self.strikes.get(ws, 0) + 1
         if self.strikes[ws] >= self.limits.strikes:
+            guard = getattr(ws.transport, "frame_guard", None)
+            if isinstance(guard, FrameGuard):
+                guard.flooded()  # its address waits in the penalty box before reconnecting
             ws.close(CLOSE_POLICY, f"{self.limits.strikes} refused frames in a row")
             self.forget(ws)  # no close event follows a close from this side
 
