@@ -100,12 +100,17 @@ async def recv_json(ws: ClientConnection) -> dict[str, Any]:
 # -- normal members (this process) -----------------------------------------------------------
 
 
-async def normal_member(url: str, name: str, seconds: float) -> list[tuple[float, float]]:
-    """One message every 100 ms; (seconds into the window, send→ack ms) for each."""
+async def normal_member(
+    url: str, name: str, seconds: float, offset: float
+) -> list[tuple[float, float]]:
+    """One message every 100 ms, `offset` seconds into each period; (seconds into the window,
+    send→ack ms) for each."""
     timed: list[tuple[float, float]] = []
     async with client(f"{url}?username={name}", NORMAL_ADDRESS) as ws:
         await recv_json(ws)  # presence
         opened = time.monotonic()
+        due = opened + offset
+        await asyncio.sleep(offset)
         while time.monotonic() < opened + seconds:
             nonce = uuid.uuid4().hex
             started = time.perf_counter()
@@ -117,13 +122,20 @@ async def normal_member(url: str, name: str, seconds: float) -> list[tuple[float
             if frame["type"] == "ack":
                 latency = (time.perf_counter() - started) * 1000
                 timed.append((time.monotonic() - opened, latency))
-            await asyncio.sleep(0.1)
+            due += 0.1  # on a schedule: slow acks do not thin out the samples
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
     return timed
 
 
 async def normal_members(url: str, seconds: float) -> dict[str, float]:
-    names = [f"normal{n}" for n in range(NORMAL_MEMBERS)]
-    runs = await asyncio.gather(*(normal_member(url, name, seconds) for name in names))
+    # In turn, not all at once: sends that share a commit (and whose echoes reach this process
+    # in one burst) would make the p99 that of a few dozen fsyncs.
+    runs = await asyncio.gather(
+        *(
+            normal_member(url, f"normal{n}", seconds, n * 0.1 / NORMAL_MEMBERS)
+            for n in range(NORMAL_MEMBERS)
+        )
+    )
     return with_steady([sample for run in runs for sample in run])
 
 
