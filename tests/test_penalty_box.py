@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as sync_connect
 
 from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
@@ -107,8 +109,11 @@ def test_headers_over_the_cap_put_the_address_in_the_box(server: BackgroundServe
 
 
 @pytest.mark.parametrize("path", list(WebSocketPath))
+# The frame guard's close; the channel's, from a client that then stops sending (the guard
+# sees nothing more).
+@pytest.mark.parametrize("kind", ["pongs", "refused_messages"])
 def test_a_websocket_cut_off_for_flooding_boxes_its_address(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: WebSocketPath
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: WebSocketPath, kind: str
 ) -> None:
     """After the 1008 for a flood, the address's next upgrade is held unread until the
     penalty ends (instead of costing a handshake, a join and another cut-off)."""
@@ -117,13 +122,43 @@ def test_a_websocket_cut_off_for_flooding_boxes_its_address(
     with BackgroundServer(create_app(settings), **uvicorn_options(settings)) as server:
         url = f"{channel_url(server, '127.0.0.46')}?username=flooder"
         started = time.monotonic()  # the box starts with the cut-off, a little later
-        result = floods.flood(url, "pongs", 5.0, "127.0.0.47")
-        assert result.close_code == 1008, result
+        if kind == "pongs":
+            result = floods.flood(url, kind, 5.0, "127.0.0.47")
+            assert result.close_code == 1008, result
+        else:
+            with sync_connect(url, source_address=("127.0.0.47", 0)) as ws:
+                for _ in range(ChatLimits().strikes):
+                    ws.send('{"type": "nonsense"}')
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        ws.recv(timeout=5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
         with ask(server, "127.0.0.47") as held, ask(server, "127.0.0.48") as free:
             assert status(free, 0.5) == 200
             assert status(held, 0.5) is None
             assert status(held, 2 * frame_guard.FLOOD_PENALTY_SECONDS) == 200
         assert time.monotonic() - started >= frame_guard.FLOOD_PENALTY_SECONDS
+
+
+def test_a_websocket_over_the_connection_rate_boxes_its_address(
+    server: BackgroundServer,
+) -> None:
+    url = f"{channel_url(server, '127.0.0.49')}?username=often"
+    burst = ChatLimits().client_connect_burst
+    for _ in range(burst):
+        with sync_connect(url, source_address=("127.0.0.50", 0)):
+            pass
+    with pytest.raises(InvalidStatus) as refused:
+        sync_connect(url, source_address=("127.0.0.50", 0))
+    assert refused.value.response.status_code == 429
+    wait = int(refused.value.response.headers["retry-after"])
+    assert wait >= 1
+    refused_at = time.monotonic()
+    with ask(server, "127.0.0.50") as held, ask(server, "127.0.0.51") as free:
+        assert status(free, 0.3) == 200
+        assert status(held, 0.3) is None  # neither parsed nor answered until the Retry-After
+        assert status(held, 2 * wait) == 200
+    assert time.monotonic() - refused_at >= wait - 0.05
 
 
 # The flood: 8 loops, each sending 100 requests at once on a connection (pipelined) and
