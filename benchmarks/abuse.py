@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/abuse.py --rounds 1  # 80 seconds
     .venv/bin/python benchmarks/abuse.py --json abuse.json
 
-Starts `python -m accord_app` on a fresh data folder (its default limits) and times 4 normal
-members (each sends one message every 100 ms and times send→ack), alone and beside each kind of
-abuser in turn:
+Starts `python -m accord_app` on a fresh data folder (its default limits) and times 8 normal
+members (each sends one message every 250 ms, in turn, and times send→ack), alone and beside
+each kind of abuser in turn:
 
 - flood: 30 connections, each sending messages as fast as it can;
 - retries: one connection resending one stored message (same nonce) as fast as it can;
@@ -72,7 +72,11 @@ from accord_app.cluster.ports import free_port
 from accord_app.lab import floods
 
 WINDOW_SECONDS = 6.0
-NORMAL_MEMBERS = 4
+# Eight members, each a message every 250 ms: 4/s, under a connection's 5/s, and 16/s from their
+# address, under its 20/s (at every 100 ms, half of their messages were refused rate_limited,
+# and only acks were timed).
+NORMAL_MEMBERS = 8
+SEND_EVERY = 0.25
 SCENARIOS = {"flood": 30, "retries": 1, "invalid": 1, "replays": 20}
 FRAME_FLOODS = list(floods.FLOODS)
 
@@ -103,7 +107,7 @@ async def recv_json(ws: ClientConnection) -> dict[str, Any]:
 async def normal_member(
     url: str, name: str, seconds: float, offset: float
 ) -> list[tuple[float, float]]:
-    """One message every 100 ms, `offset` seconds into each period; (seconds into the window,
+    """One message every SEND_EVERY, `offset` seconds into each period; (seconds into the window,
     send→ack ms) for each."""
     timed: list[tuple[float, float]] = []
     async with client(f"{url}?username={name}", NORMAL_ADDRESS) as ws:
@@ -122,7 +126,7 @@ async def normal_member(
             if frame["type"] == "ack":
                 latency = (time.perf_counter() - started) * 1000
                 timed.append((time.monotonic() - opened, latency))
-            due += 0.1  # on a schedule: slow acks do not thin out the samples
+            due += SEND_EVERY  # on a schedule: slow acks do not thin out the samples
             await asyncio.sleep(max(0.0, due - time.monotonic()))
     return timed
 
@@ -132,7 +136,7 @@ async def normal_members(url: str, seconds: float) -> dict[str, float]:
     # in one burst) would make the p99 that of a few dozen fsyncs.
     runs = await asyncio.gather(
         *(
-            normal_member(url, f"normal{n}", seconds, n * 0.1 / NORMAL_MEMBERS)
+            normal_member(url, f"normal{n}", seconds, n * SEND_EVERY / NORMAL_MEMBERS)
             for n in range(NORMAL_MEMBERS)
         )
     )
