@@ -42,7 +42,7 @@ idle one, with the ratio; the target is within 2x.
 
 How it can mislead: server, abusers and members share 2 cores on this machine, so an abuser
 that takes a whole core slows the server by the CPU it takes, whatever the server does; all
-clients are on loopback (127.0.0.2 for members, and an address of its own from 127.0.0.10 on
+clients are on loopback (127.0.0.2 and 127.0.0.3 for members, and an address of its own from 127.0.0.10 on
 for each kind of abuser, so the per-address limits tell them apart and one scenario's penalty
 box is not the next one's), and every ack waits for an fsync, whose time varies.
 Loopback only; every abuser stops after its window.
@@ -72,9 +72,9 @@ from accord_app.cluster.ports import free_port
 from accord_app.lab import floods
 
 WINDOW_SECONDS = 6.0
-# Eight members, each a message every 250 ms: 4/s, under a connection's 5/s, and 16/s from their
-# address, under its 20/s (at every 100 ms, half of their messages were refused rate_limited,
-# and only acks were timed).
+# Eight members, each a message every 250 ms: 4/s, under a connection's 5/s, and four from each
+# of two addresses, 16/s an address, under its 20/s (at every 100 ms, half of their messages
+# were refused rate_limited, and only acks were timed).
 NORMAL_MEMBERS = 8
 SEND_EVERY = 0.25
 SCENARIOS = {"flood": 30, "retries": 1, "invalid": 1, "replays": 20}
@@ -83,6 +83,7 @@ FRAME_FLOODS = list(floods.FLOODS)
 # All of 127/8 is loopback on Linux: members and abusers come from different addresses, as they
 # would from different machines, so the members do not share the abusers' per-address limits.
 NORMAL_ADDRESS = "127.0.0.2"
+MEMBER_ADDRESSES = [NORMAL_ADDRESS, "127.0.0.3"]
 
 
 def abuser_address(kind: str) -> str:
@@ -105,12 +106,12 @@ async def recv_json(ws: ClientConnection) -> dict[str, Any]:
 
 
 async def normal_member(
-    url: str, name: str, seconds: float, offset: float
+    url: str, name: str, address: str, seconds: float, offset: float
 ) -> list[tuple[float, float]]:
     """One message every SEND_EVERY, `offset` seconds into each period; (seconds into the window,
     send→ack ms) for each."""
     timed: list[tuple[float, float]] = []
-    async with client(f"{url}?username={name}", NORMAL_ADDRESS) as ws:
+    async with client(f"{url}?username={name}", address) as ws:
         await recv_json(ws)  # presence
         opened = time.monotonic()
         due = opened + offset
@@ -136,7 +137,13 @@ async def normal_members(url: str, seconds: float) -> dict[str, float]:
     # in one burst) would make the p99 that of a few dozen fsyncs.
     runs = await asyncio.gather(
         *(
-            normal_member(url, f"normal{n}", seconds, n * SEND_EVERY / NORMAL_MEMBERS)
+            normal_member(
+                url,
+                f"normal{n}",
+                MEMBER_ADDRESSES[n % len(MEMBER_ADDRESSES)],
+                seconds,
+                n * SEND_EVERY / NORMAL_MEMBERS,
+            )
             for n in range(NORMAL_MEMBERS)
         )
     )
