@@ -42,9 +42,10 @@ idle one, with the ratio; the target is within 2x.
 
 How it can mislead: server, abusers and members share 2 cores on this machine, so an abuser
 that takes a whole core slows the server by the CPU it takes, whatever the server does; all
-clients are on loopback (127.0.0.2 and 127.0.0.3 for members, and an address of its own from 127.0.0.10 on
-for each kind of abuser, so the per-address limits tell them apart and one scenario's penalty
-box is not the next one's), and every ack waits for an fsync, whose time varies.
+clients are on loopback (127.0.0.2 and 127.0.0.3 for members, and an address of its own from
+127.0.0.10 on for each kind of abuser, so the per-address limits tell them apart and one
+scenario's penalty box is not the next one's), and every ack waits for an fsync, whose time
+varies.
 Loopback only; every abuser stops after its window.
 """
 
