@@ -1,11 +1,13 @@
 """Floods of the frames no handler sees, on both WebSocket paths, against a real server.
 
 Each test starts a flooder (accord_app/lab/floods.py: raw socket, frames written by hand, in a
-process of its own) beside eight honest members of the same channel, and checks, in one run:
-the flooder is cut off within CUT_OFF_SECONDS with the stated close code; the server's RSS
-grows by less than RSS_GROWTH_MIB; the members' send→ack p99 during the flood stays within the
-bound below of their own p99 in the idle phase just before. The server runs as a process of
-its own (`python -m accord_app`, default limits) so that its RSS is its own.
+process of its own, as a real attacker's would be) beside sixteen honest members of the same
+channel, and checks, in one run: the flooder is cut off within CUT_OFF_SECONDS with the stated
+close code; the server's RSS grows by less than RSS_GROWTH_MIB; the members' send→ack p99
+during the flood is at most twice their p99 in an idle phase, the worse of two: one just
+before the flood and one just after, so that a slow moment of a shared machine that falls on
+either side is in the bound, not only one that falls on the flood. The server runs as a
+process of its own (`python -m accord_app`, default limits) so that its RSS is its own.
 """
 
 import asyncio
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,16 +37,23 @@ from accord_app.lab.floods import FLOODS
 from accord_app.settings import WebSocketPath
 
 PATHS = list(WebSocketPath)
-IDLE_SECONDS = 1.5
-FLOOD_SECONDS = 2.0
+PHASE_SECONDS = 4.0  # each of idle, flood, idle: 256 sends, enough for a p99
+MIN_SAMPLES = 200
 CUT_OFF_SECONDS = 1.0
 # Without limits, the same floods grew the server by 20-650 MiB in a few seconds.
 RSS_GROWTH_MIB = 20
-MEMBERS = 8
-SEND_EVERY = 0.25  # per member: 4/s, under the per-connection 5/s and (4 of them) 20/s limits
-MEMBER_ADDRESSES = ["127.0.0.2", "127.0.0.3"]  # 4 members each: each address at 16/s of its 20
+MEMBERS = 16
+SEND_EVERY = 0.25  # per member: 4/s, under the per-connection 5/s limit
+# Two members per address: 8/s of each address's 20.
+MEMBER_ADDRESSES = [f"127.0.0.{n}" for n in range(2, 2 + MEMBERS // 2)]
 EXPECTED = {kind: 1008 for kind in FLOODS} | {"fragments": 1009}
-flooder_addresses = (f"127.0.0.{n}" for n in count(10))  # a fresh address's budget per flood
+# A p99 of 256 sends is their fourth slowest: a moment of a shared 2-core machine that stalls
+# the server or this process for 60 ms (another test's burst, an fsync queued behind another's
+# writes) decides it, and one that falls on the flood phase alone looks like the flood's cost.
+# So a flood whose p99 is over the bound is measured again, from a fresh address, up to
+# ATTEMPTS times: a flood that costs the members fails every attempt.
+ATTEMPTS = 3
+flooder_addresses = (f"127.0.0.{n}" for n in count(20))  # a fresh address's budget per flood
 
 
 @dataclass(frozen=True)
@@ -93,19 +103,23 @@ def rss_mib(pid: int) -> float:
 
 
 async def member(
-    url: str, name: str, address: str, phases: list[asyncio.Event]
+    url: str, name: str, address: str, phases: list[asyncio.Event], offset: float
 ) -> list[list[float]]:
-    """Send a message every SEND_EVERY; the send→ack latencies (ms) of each phase, which
-    ends when its event is set."""
+    """Send a message every SEND_EVERY, `offset` seconds into each period, on a schedule (slow
+    acks do not thin out the samples); the send→ack latencies (ms) of each phase, which ends
+    when its event is set."""
     timed: list[list[float]] = [[] for _ in phases]
     async with connect(
         f"{url}?username={name}", compression=None, proxy=None, local_addr=(address, 0)
     ) as ws:
         await ws.recv()  # presence
+        due = time.monotonic() + offset
+        await asyncio.sleep(offset)
         for phase, ended in enumerate(phases):
             while not ended.is_set():
                 timed[phase].append(await send_and_time(ws))
-                await asyncio.sleep(SEND_EVERY)
+                due += SEND_EVERY
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
     return timed
 
 
@@ -121,51 +135,58 @@ async def send_and_time(ws: ClientConnection) -> float:
 
 
 def p99(latencies: list[float]) -> float:
+    assert len(latencies) >= MIN_SAMPLES, f"{len(latencies)} sends: too few for a p99"
     ordered = sorted(latencies)
     return ordered[round(0.99 * (len(ordered) - 1))]
 
 
 async def beside_a_flood(served: Served, flooder: subprocess.Popen[str]) -> dict[str, float]:
-    idle_over, flood_over = asyncio.Event(), asyncio.Event()
+    """Idle, flood, idle: the members' p99 and p50 in each, and the server's RSS growth.
+
+    The members send in turn, not all at once: an ack waits for the fsync of its commit, and
+    sixteen sends in one commit would make a phase's p99 that of a dozen fsyncs, the disk's
+    mood of the moment, instead of that of some 250."""
+    phases = [asyncio.Event() for _ in range(3)]
     members = asyncio.gather(
         *(
             member(
                 served.channel_url,
                 f"member{n}",
                 MEMBER_ADDRESSES[n % len(MEMBER_ADDRESSES)],
-                [idle_over, flood_over],
+                phases,
+                n * SEND_EVERY / MEMBERS,
             )
             for n in range(MEMBERS)
         )
     )
-    await asyncio.sleep(IDLE_SECONDS)
-    idle_over.set()
+    await asyncio.sleep(PHASE_SECONDS)
+    phases[0].set()
     before = peak = rss_mib(served.pid)
     assert flooder.stdin is not None
     flooder.stdin.write("go\n")
     flooder.stdin.flush()
     started = time.monotonic()
-    while time.monotonic() < started + FLOOD_SECONDS:
+    while time.monotonic() < started + PHASE_SECONDS:
         peak = max(peak, rss_mib(served.pid))
         await asyncio.sleep(0.05)
-    flood_over.set()
+    phases[1].set()
+    await asyncio.sleep(PHASE_SECONDS)
+    phases[2].set()
     runs = await members
-    idle = [latency for run in runs for latency in run[0]]
-    during = [latency for run in runs for latency in run[1]]
-    return {
-        "idle_p99": p99(idle),
-        "idle_p50": statistics.median(idle),
-        "flood_p99": p99(during),
-        "flood_p50": statistics.median(during),
-        "rss_growth": peak - before,
-    }
+    figures = {"rss_growth": peak - before}
+    for phase, name in enumerate(["idle_before", "flood", "idle_after"]):
+        latencies = [latency for run in runs for latency in run[phase]]
+        figures[f"{name}_p99"] = p99(latencies)
+        figures[f"{name}_p50"] = statistics.median(latencies)
+    return figures
 
 
-@pytest.mark.parametrize("kind", FLOODS)
-def test_a_frame_flood_is_cut_off_and_the_others_do_not_notice(served: Served, kind: str) -> None:
+def flooded(served: Served, kind: str) -> tuple[dict[str, Any], dict[str, float]]:
+    """One flood from a fresh address beside the members: what the flooder saw, and the
+    figures of beside_a_flood()."""
     with subprocess.Popen(
         [sys.executable, "-m", "accord_app.lab.floods", kind,
-         f"{served.channel_url}?username=flooder", str(FLOOD_SECONDS),
+         f"{served.channel_url}?username=flooder", str(PHASE_SECONDS),
          "--source", next(flooder_addresses)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     ) as flooder:  # fmt: skip
@@ -173,21 +194,29 @@ def test_a_frame_flood_is_cut_off_and_the_others_do_not_notice(served: Served, k
             assert flooder.stdout is not None
             assert flooder.stdout.readline().strip() == "ready"
             figures = asyncio.run(beside_a_flood(served, flooder))
-            result = json.loads(flooder.stdout.readline())
+            result: dict[str, Any] = json.loads(flooder.stdout.readline())
         finally:
             flooder.kill()
-    seen = f"{kind}: {result}, {figures}"
-    assert result["cut_off_after"] is not None, f"never cut off: {seen}"
-    assert result["cut_off_after"] < CUT_OFF_SECONDS, seen
-    assert result["close_code"] == EXPECTED[kind], seen
-    assert figures["rss_growth"] < RSS_GROWTH_MIB, seen
-    # The p99 of some 50-60 sends is their second slowest: two slow fsyncs or scheduling delays
-    # on a loaded 2-core machine decide it. Idle phases of this test measured p99s of 10 to
-    # 150 ms (p50 3-20 ms) from one run to the next, and single sends of 70-145 ms came in
-    # flood phases whose flooder had been cut off after 0.02-0.03 s. So 2x idle, but never less
-    # than idle + 100 ms: without the limits these floods added 0.2 to 9 s.
-    bound = max(2 * figures["idle_p99"], figures["idle_p99"] + 100)
-    assert figures["flood_p99"] <= bound, seen
+    return result, figures
+
+
+@pytest.mark.parametrize("kind", FLOODS)
+def test_a_frame_flood_is_cut_off_and_the_others_do_not_notice(served: Served, kind: str) -> None:
+    seen = []
+    for _ in range(ATTEMPTS):
+        result, figures = flooded(served, kind)
+        seen.append(f"{kind}: {result}, {figures}")
+        assert result["cut_off_after"] is not None, f"never cut off: {seen}"
+        assert result["cut_off_after"] < CUT_OFF_SECONDS, seen
+        assert result["close_code"] == EXPECTED[kind], seen
+        assert figures["rss_growth"] < RSS_GROWTH_MIB, seen
+        # Twice the worse idle p99, and nothing added: each idle phase has as many sends as
+        # the flood, on the same machine within seconds, so its p99 holds that moment's fsyncs
+        # and scheduling delays. Without the limits these floods added 0.2 to 9 s.
+        idle = max(figures["idle_before_p99"], figures["idle_after_p99"])
+        if figures["flood_p99"] <= 2 * idle:
+            return
+    raise AssertionError(f"the members' p99 beside each flood was over 2x idle: {seen}")
 
 
 def test_the_uvicorn_methods_the_asgi_path_overrides_are_still_there() -> None:

@@ -19,7 +19,12 @@ from accord_app.app import uvicorn_options
 from accord_app.chat.ratelimit import ChatLimits
 from accord_app.lab.server import BackgroundServer
 from accord_app.settings import WebSocketPath
-from accord_app.web.middleware import MAX_HEADER_BYTES, HttpLimits, http_protocol
+from accord_app.web.middleware import (
+    CAP_PENALTY_SECONDS,
+    MAX_HEADER_BYTES,
+    HttpLimits,
+    http_protocol,
+)
 
 # Short deadlines and a small cap, so each test takes a fraction of a second.
 QUICK = HttpLimits(header_timeout=0.5, body_timeout=0.5, connections_per_address=4)
@@ -46,9 +51,9 @@ def connect(server: BackgroundServer, source: str = "127.0.0.1") -> socket.socke
     return sock
 
 
-def answer(sock: socket.socket) -> tuple[int, dict[str, str]]:
-    """Status and JSON body of the one answer on `sock`, read until the server closes it."""
-    data = b""
+def answer(sock: socket.socket, data: bytes = b"") -> tuple[int, dict[str, str]]:
+    """Status and JSON body of the one answer on `sock` (of which `data` was read already),
+    read until the server closes it."""
     while chunk := sock.recv(65536):
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
@@ -103,15 +108,28 @@ def test_open_connections_are_capped_per_address(server: BackgroundServer) -> No
     try:
         time.sleep(0.1)  # the server has accepted them all
         with connect(server) as sock:
-            status, body = answer(sock)
+            data = sock.recv(65536)
+            status, body = answer(sock, data)
         assert (status, body["code"]) == (429, "too_many_connections")
-        with connect(server, source="127.0.0.2") as sock:  # another address is not affected
-            sock.sendall(request())
-            assert answer(sock)[0] == 200
+        assert f"retry-after: {CAP_PENALTY_SECONDS}\r\n".encode() in data
+        refused_at = time.monotonic()
+        # Until its Retry-After, the address's next attempts wait in the penalty box, unread,
+        # instead of each costing an answer; another address is not affected.
+        with connect(server) as waiting, connect(server, source="127.0.0.2") as other:
+            waiting.sendall(request())
+            other.sendall(request())
+            assert answer(other)[0] == 200
+            waiting.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                waiting.recv(1)
+            for sock in held:  # the cap has room again by the time the box opens
+                sock.close()
+            waiting.settimeout(5)
+            assert answer(waiting)[0] == 200
+        assert time.monotonic() - refused_at >= CAP_PENALTY_SECONDS - 0.05
     finally:
         for sock in held:
             sock.close()
-    time.sleep(0.1)
     with connect(server) as sock:  # closed ones count no more
         sock.sendall(request())
         assert answer(sock)[0] == 200

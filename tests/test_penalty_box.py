@@ -18,11 +18,16 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as sync_connect
 
 from accord_app import Settings, create_app
 from accord_app.app import uvicorn_options
+from accord_app.chat import frame_guard
 from accord_app.chat.ratelimit import ChatLimits
+from accord_app.lab import floods
 from accord_app.lab.server import BackgroundServer
+from accord_app.settings import WebSocketPath
 from accord_app.web.middleware import HEADER_PENALTY_SECONDS, RequestLimits
 
 # A small budget that earns a read a second: the Retry-After of a refused read is 1 s.
@@ -39,6 +44,15 @@ def server(tmp_path: Path) -> Iterator[BackgroundServer]:
 def client(server: BackgroundServer, address: str) -> httpx.Client:
     transport = httpx.HTTPTransport(local_address=address)
     return httpx.Client(base_url=server.url, transport=transport, trust_env=False, timeout=10)
+
+
+def channel_url(server: BackgroundServer, address: str) -> str:
+    """The WebSocket URL of a new channel in a new server, both created from `address`."""
+    with client(server, address) as http:
+        server_id = http.post("/api/servers", json={"name": "Room"}).json()["id"]
+        path = f"/api/servers/{server_id}/channels"
+        channel_id = http.post(path, json={"name": "general"}).json()["id"]
+    return f"{server.ws_url}{path}/{channel_id}/connect"
 
 
 def ask(server: BackgroundServer, address: str) -> socket.socket:
@@ -94,6 +108,59 @@ def test_headers_over_the_cap_put_the_address_in_the_box(server: BackgroundServe
         assert status(held, 2 * HEADER_PENALTY_SECONDS) == 200
 
 
+@pytest.mark.parametrize("path", list(WebSocketPath))
+# The frame guard's close; the channel's, from a client that then stops sending (the guard
+# sees nothing more).
+@pytest.mark.parametrize("kind", ["pongs", "refused_messages"])
+def test_a_websocket_cut_off_for_flooding_boxes_its_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: WebSocketPath, kind: str
+) -> None:
+    """After the 1008 for a flood, the address's next upgrade is held unread until the
+    penalty ends (instead of costing a handshake, a join and another cut-off)."""
+    monkeypatch.setattr(frame_guard, "FLOOD_PENALTY_SECONDS", 1)
+    settings = replace(Settings(data_dir=tmp_path), websocket=path)
+    with BackgroundServer(create_app(settings), **uvicorn_options(settings)) as server:
+        url = f"{channel_url(server, '127.0.0.46')}?username=flooder"
+        started = time.monotonic()  # the box starts with the cut-off, a little later
+        if kind == "pongs":
+            result = floods.flood(url, kind, 5.0, "127.0.0.47")
+            assert result.close_code == 1008, result
+        else:
+            with sync_connect(url, source_address=("127.0.0.47", 0)) as ws:
+                for _ in range(ChatLimits().strikes):
+                    ws.send('{"type": "nonsense"}')
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        ws.recv(timeout=5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        with ask(server, "127.0.0.47") as held, ask(server, "127.0.0.48") as free:
+            assert status(free, 0.5) == 200
+            assert status(held, 0.5) is None
+            assert status(held, 2 * frame_guard.FLOOD_PENALTY_SECONDS) == 200
+        assert time.monotonic() - started >= frame_guard.FLOOD_PENALTY_SECONDS
+
+
+def test_a_websocket_over_the_connection_rate_boxes_its_address(
+    server: BackgroundServer,
+) -> None:
+    url = f"{channel_url(server, '127.0.0.49')}?username=often"
+    burst = ChatLimits().client_connect_burst
+    for _ in range(burst):
+        with sync_connect(url, source_address=("127.0.0.50", 0)):
+            pass
+    with pytest.raises(InvalidStatus) as refused:
+        sync_connect(url, source_address=("127.0.0.50", 0))
+    assert refused.value.response.status_code == 429
+    wait = int(refused.value.response.headers["retry-after"])
+    assert wait >= 1
+    refused_at = time.monotonic()
+    with ask(server, "127.0.0.50") as held, ask(server, "127.0.0.51") as free:
+        assert status(free, 0.3) == 200
+        assert status(held, 0.3) is None  # neither parsed nor answered until the Retry-After
+        assert status(held, 2 * wait) == 200
+    assert time.monotonic() - refused_at >= wait - 0.05
+
+
 # The flood: 8 loops, each sending 100 requests at once on a connection (pipelined) and
 # reading until the server closes it, again and again, from an address of its own, in a process
 # of its own (in the test's process it would slow the very clocks that time the members).
@@ -120,19 +187,24 @@ async def main():
 asyncio.run(main())
 """
 MEMBERS = 4
-PHASE_SECONDS = 2.0
-# Below this a p99 is the machine's scheduling noise (a 2-core machine shared with other
-# processes wakes a sleeping thread a few ms late), not the server's work: twice a 3 ms idle p99
-# is no bound a server can be held to. Acks wait for an fsync, which alone varies by ~10 ms.
-P99_FLOOR_MS = 15.0
+SEND_EVERY = 0.05
+PHASE_SECONDS = 3.0  # 240 sends a phase, enough for a p99
+# A p99 of 240 sends is their third slowest: a moment of a shared 2-core machine that stalls
+# the server or this process for 50 ms decides it, and one that falls on the flood phase alone
+# looks like the flood's cost. So a flood phase over the bound is measured again (with idle
+# phases of its own) up to ATTEMPTS times: a flood that costs the members fails every attempt.
+ATTEMPTS = 3
 
 
-async def member(url: str, seconds: float) -> list[float]:
-    """Send→ack times of one member sending a message every 50 ms."""
+async def member(url: str, seconds: float, offset: float) -> list[float]:
+    """Send→ack times of one member sending a message every SEND_EVERY, `offset` seconds into
+    each period, on a schedule (slow acks do not thin out the samples)."""
     latencies = []
     async with ws_connect(url, proxy=None, local_addr=("127.0.0.42", 0)) as ws:
         await ws.recv()  # presence
         stop = time.monotonic() + seconds
+        due = time.monotonic() + offset
+        await asyncio.sleep(offset)
         while time.monotonic() < stop:
             nonce = uuid.uuid4().hex
             started = time.perf_counter()
@@ -140,7 +212,8 @@ async def member(url: str, seconds: float) -> list[float]:
             while json.loads(await ws.recv()).get("nonce") != nonce:
                 pass
             latencies.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(0.05)
+            due += SEND_EVERY
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
     return latencies
 
 
@@ -151,7 +224,11 @@ def p99(latencies: list[float]) -> float:
 
 
 async def members(url: str, seconds: float) -> list[float]:
-    runs = await asyncio.gather(*(member(f"{url}?username=m{n}", seconds) for n in range(MEMBERS)))
+    """The members' latencies over `seconds`. They send in turn, not all at once: an ack waits
+    for its commit's fsync, and sends that share commits make a p99 of a few dozen fsyncs."""
+    runs = await asyncio.gather(
+        *(member(f"{url}?username=m{n}", seconds, n * SEND_EVERY / MEMBERS) for n in range(MEMBERS))
+    )
     return [latency for run in runs for latency in run]
 
 
@@ -178,15 +255,15 @@ def test_members_keep_their_p99_beside_a_request_flood(tmp_path: Path) -> None:
     )
     settings = replace(Settings(data_dir=tmp_path), chat_limits=fast)
     with BackgroundServer(create_app(settings), **uvicorn_options(settings)) as server:
-        with client(server, "127.0.0.42") as http:
-            server_id = http.post("/api/servers", json={"name": "Room"}).json()["id"]
-            path = f"/api/servers/{server_id}/channels"
-            channel_id = http.post(path, json={"name": "quiet"}).json()["id"]
-        url = f"{server.ws_url}{path}/{channel_id}/connect"
-        # Idle and flooded phases alternate, so a slow moment of a shared machine falls on both.
-        idle: list[float] = []
-        busy: list[float] = []
-        for _ in range(2):
-            idle += asyncio.run(members(url, PHASE_SECONDS))
-            busy += flooded(server, url)
-    assert p99(busy) <= 2 * max(p99(idle), P99_FLOOR_MS), (p99(idle), p99(busy))
+        url = channel_url(server, "127.0.0.42")
+        seen = []
+        for _ in range(ATTEMPTS):
+            # Idle phases before and after, and the worse of the two: a slow moment of the
+            # machine on either side is in the bound. Twice that, and nothing added.
+            before = asyncio.run(members(url, PHASE_SECONDS))
+            busy = flooded(server, url)
+            after = asyncio.run(members(url, PHASE_SECONDS))
+            seen.append((p99(before), p99(busy), p99(after)))
+            if p99(busy) <= 2 * max(p99(before), p99(after)):
+                return
+    raise AssertionError(f"p99 (ms) idle before, flooded, idle after: {seen}")

@@ -64,9 +64,11 @@ COLUMNS = "id, seq, timestamp, username, message"
 CLOSE_POLICY = 1008
 # One replay sends at most this many messages, or about this many characters, then says
 # "more": the client asks again. A whole day of a busy channel in one go could fill the
-# socket's bounded send queue (sockets.MAX_OUTBOX_BYTES) and get a healthy client cut off.
-REPLAY_MESSAGES = 1000
-REPLAY_CHARS = 512 * 1024
+# socket's bounded send queue (sockets.MAX_OUTBOX_BYTES) and get a healthy client cut off,
+# and a slice is one turn, sent without a pause: slices of 1000 held the event loop for tens
+# of ms on the ASGI path (benchmarks/abuse.py's replays), every other member's ack with them.
+REPLAY_MESSAGES = 200
+REPLAY_CHARS = 128 * 1024
 # A retry that finds its message stored broadcasts it again only if it is among the channel's
 # latest RECENT_MESSAGES: an older one's gap has shown, a member has since seen later seqs.
 RECENT_MESSAGES = 100
@@ -241,6 +243,9 @@ class ChannelActor(Actor):
     def strike(self, ws: HibernatableWebSocket) -> None:
         self.strikes[ws] = self.strikes.get(ws, 0) + 1
         if self.strikes[ws] >= self.limits.strikes:
+            guard = getattr(ws.transport, "frame_guard", None)
+            if isinstance(guard, FrameGuard):
+                guard.flooded()  # its address waits in the penalty box before reconnecting
             ws.close(CLOSE_POLICY, f"{self.limits.strikes} refused frames in a row")
             self.forget(ws)  # no close event follows a close from this side
 

@@ -16,7 +16,11 @@ web/asgi_websocket.py):
 - a message has at most MAX_FRAGMENTS fragments (1009, as for a message too big; websockets
   already bounds their total size with max_size);
 - a ping is answered only while the peer reads: past the transport's high-water mark its pong
-  is not queued, and the ping counts as refused, so a peer that never reads is cut off.
+  is not queued, and the ping counts as refused, so a peer that never reads is cut off;
+- a connection closed for flooding (any close above, or the channel's own after refused
+  messages) puts its address in the HTTP edge's penalty box for FLOOD_PENALTY_SECONDS
+  (`penalize`, which web/middleware.py sets at the upgrade): a flooder that connects again at
+  once is held, unread, instead of costing a handshake, a join and a cut-off each time.
 
 Pure bookkeeping over websockets' sans-I/O events: the protocols feed it what ServerProtocol
 parsed and wrote, and act on what it keeps. Only websockets' public API is used.
@@ -43,6 +47,10 @@ EARLY_FRAMES = 10
 STRIKES = 20  # refused frames in a row before the close, until the budget says otherwise
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+# Seconds an address whose connection was closed for flooding waits before any of its new
+# connections is read. A client that sends 20 refused frames in a row is not a person typing;
+# a reconnecting flooder then costs one cut-off per penalty, not one per attempt.
+FLOOD_PENALTY_SECONDS = 10
 # A frame's fate: None, paid; False, refused; (code, reason), refused and the connection closes.
 Verdict = tuple[int, str] | Literal[False] | None
 
@@ -69,10 +77,14 @@ class FrameGuard:
     """One connection's frame accounting. `close(code, reason)` ends the connection: the
     protocol's own way to fail it, used when `pay()` runs out of strikes outside a batch."""
 
-    __slots__ = ("_close", "_early", "_fragments", "budget", "refused", "strikes")
+    __slots__ = ("_close", "_early", "_fragments", "budget", "penalize", "refused", "strikes")
 
     def __init__(self, close: Callable[[int, str], None]) -> None:
         self._close = close
+        # Puts the connection's address in the penalty box for that many seconds; a no-op
+        # unless the HTTP edge sets it (a cluster's router, which carries everyone, is never
+        # boxed).
+        self.penalize: Callable[[float], None] = _unboxed
         self.budget: Budget | None = None
         self.strikes = STRIKES
         self.refused = 0  # frames refused in a row
@@ -90,8 +102,13 @@ class FrameGuard:
         if verdict is None:
             return True
         if verdict is not False:
+            self.flooded()
             self._close(*verdict)
         return False
+
+    def flooded(self) -> None:
+        """The connection is being closed for flooding: its address waits in the box."""
+        self.penalize(FLOOD_PENALTY_SECONDS)
 
     def _pay(self) -> Verdict:
         if self.budget is None:
@@ -148,6 +165,7 @@ class FrameGuard:
                 kept.append(event)
             elif verdict is not False:
                 close = verdict
+                self.flooded()
         return Screened(kept, _without_refused_pongs(writes, pongs), close)
 
     def _frame(self, frame: Frame, writable: bool, closing: bool) -> Verdict:
@@ -169,6 +187,10 @@ class FrameGuard:
         if self._pay() is not None:
             return CLOSE_POLICY, "rate limited: a fragment over the connection's budget"
         return None
+
+
+def _unboxed(seconds: float) -> None:
+    """No penalty box: served without the HTTP edge (tests, notebooks), or a router's peer."""
 
 
 def _without_refused_pongs(writes: list[bytes], pongs: deque[tuple[bytes, bool]]) -> list[bytes]:

@@ -109,6 +109,12 @@ class ClientLimits:
         self.connections[client] = self.connections.get(client, 0) + 1
         return None
 
+    def connect_retry_after(self, client: str) -> float:
+        """Seconds until the client may open a connection again, as of its last refusal for
+        opening too many (0: it was not refused for that)."""
+        opening = self.openings.get(client)
+        return 0.0 if opening is None else opening.retry_after()
+
     def disconnect(self, client: str, now: float) -> None:
         left = self.connections.get(client, 0) - 1
         if left > 0:

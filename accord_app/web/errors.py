@@ -46,14 +46,20 @@ def error_response(
     return JSONResponse({"message": message, "code": code}, status_code, headers=headers)
 
 
-async def refuse(websocket: WebSocket, status: int, code: str, message: str) -> None:
+async def refuse(
+    websocket: WebSocket,
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> None:
     """Answer a WebSocket upgrade with an HTTP error in the API's shape, before any upgrade
     (or close with a reason, on a server that cannot send a denial response)."""
     metrics = getattr(websocket.app.state, "metrics", None)  # None: ACCORD_METRICS=0
     if metrics is not None:
         metrics.connection_refused(code)
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(error_response(status, code, message))
+        await websocket.send_denial_response(error_response(status, code, message, headers))
     else:
         await websocket.close(1008, message[:120])
 

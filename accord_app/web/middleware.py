@@ -88,6 +88,10 @@ BODY_TIMEOUT_SECONDS = 20.0
 # Open HTTP connections from one address, WebSockets not counted (they have their own cap once
 # upgraded): a browser opens at most 6 per host, a workshop room behind one NAT a few dozen.
 CONNECTIONS_PER_ADDRESS = 64
+# Seconds an address that opened one connection over that cap waits in the penalty box: its
+# next attempts are held unread (at most as many again; beyond, closed unanswered) rather than
+# each answered at once, which a client reconnecting in a loop would repeat as fast as it can.
+CAP_PENALTY_SECONDS = 1
 # Hosts a browser may name in the Host header besides IP literals: a page whose own domain
 # was rebound to 127.0.0.1 names its own domain, and is refused (DNS rebinding).
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -139,9 +143,17 @@ class Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+# The refusals that put the address in the penalty box, and for how long (its Retry-After).
+_PENALTIES = {
+    "headers_too_large": HEADER_PENALTY_SECONDS,
+    "too_many_headers": HEADER_PENALTY_SECONDS,
+    "too_many_connections": CAP_PENALTY_SECONDS,
+}
 _PHRASES = {status: http.HTTPStatus(status).phrase for status in (400, 408, 421, 429, 431)}
 # Open connections per address, for each running server (tests run several in one process).
 _open: "weakref.WeakKeyDictionary[ServerState, Counter[str]]" = weakref.WeakKeyDictionary()
+# New connections per address held in the penalty box, unread, for each running server.
+_held: "weakref.WeakKeyDictionary[ServerState, Counter[str]]" = weakref.WeakKeyDictionary()
 # The key of the scope's extensions under which a request finds `penalize(seconds)`, which
 # puts its connection's peer in the penalty box (RequestBudget calls it when it refuses).
 PENALTY_EXTENSION = "accord.penalty"
@@ -171,6 +183,10 @@ class PenaltyBox:
         return end
 
 
+def _unboxed(seconds: float) -> None:
+    """The penalty for a peer that is never boxed (a cluster's router)."""
+
+
 # The penalty box of each running server.
 _boxes: "weakref.WeakKeyDictionary[ServerState, PenaltyBox]" = weakref.WeakKeyDictionary()
 # Connections refused by LimitedHttp, by code: this process's, for its metrics (the protocol
@@ -196,40 +212,55 @@ class LimitedHttp(HttpToolsProtocol):
         self.header_count = 0
         self.refusal: Refused | None = None
         self.held = False  # in the penalty box: what arrives waits in `waiting`, unparsed
+        self.holding: str | None = None  # the address whose held connections count this one
         self.waiting = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.box_end() is None:
+            self.admit()
+            return
+        # In the box: held unread until it opens, then admitted (or refused) as any other. Not
+        # counted as open meanwhile, but as many again at most are held, or they would hold
+        # files; past that, refused at once.
+        address = self.client[0] if self.client else ""
+        held_here = _held.setdefault(self.server_state, Counter())
+        if held_here[address] >= self.limits.connections_per_address:
+            self.refuse(self.over_cap())
+            return
+        REFUSED["penalty_box"] += 1  # counted, not logged: a log line costs more
+        held_here[address] += 1
+        self.holding = address
+        self.after_box(self.leave_box)
+
+    def admit(self) -> bool:
+        """Count this connection against its address's cap and start its header deadline; or,
+        over the cap, refuse it and put the address in the box."""
         address = self.client[0] if self.client else ""
         if address not in self.limits.uncapped_peers:
             open_here = _open.setdefault(self.server_state, Counter())
             if open_here[address] >= self.limits.connections_per_address:
-                self.refuse(
-                    Refused(
-                        429,
-                        "too_many_connections",
-                        f"This address already has {self.limits.connections_per_address}"
-                        " HTTP connections open; close some, or reuse them.",
-                    )
-                )
-                return
+                self.refuse(self.over_cap())
+                return False
             open_here[address] += 1
             self.counted = address
-        if self.box_end() is not None:
-            REFUSED["penalty_box"] += 1  # counted, not logged: a log line costs more
-            self.after_box(self.leave_box)
-            return
         self.arm(self.limits.header_timeout)
+        return True
+
+    def over_cap(self) -> Refused:
+        return Refused(
+            429,
+            "too_many_connections",
+            f"This address already has {self.limits.connections_per_address} HTTP connections"
+            " open; close some, or reuse them.",
+        )
 
     def release(self) -> None:
         """This connection no longer counts as an open HTTP connection, nor waits for data."""
         self.arm(None)
+        self.unhold()
         if self.counted is not None:
-            open_here = _open.get(self.server_state)
-            if open_here is not None:
-                open_here[self.counted] -= 1
-                if open_here[self.counted] <= 0:
-                    del open_here[self.counted]
+            _uncount(_open, self.server_state, self.counted)
             self.counted = None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -239,10 +270,16 @@ class LimitedHttp(HttpToolsProtocol):
     def penalize(self, seconds: float) -> None:
         """Put this connection's peer in the penalty box for `seconds`; not a peer exempt from
         the per-address cap (a cluster's router, which carries everyone's requests)."""
+        self.penalty()(seconds)
+
+    def penalty(self) -> Callable[[float], None]:
+        """penalize(), for this connection's peer, without holding on to this object: a
+        WebSocket keeps it for as long as it is open."""
         address = self.client[0] if self.client else ""
-        if address not in self.limits.uncapped_peers:
-            box = _boxes.setdefault(self.server_state, PenaltyBox())
-            box.hold(address, seconds, time.monotonic())
+        if address in self.limits.uncapped_peers:
+            return _unboxed
+        box = _boxes.setdefault(self.server_state, PenaltyBox())
+        return lambda seconds: box.hold(address, seconds, time.monotonic())
 
     def box_end(self) -> float | None:
         """When this connection's peer leaves the penalty box (time.monotonic()); None if it
@@ -267,9 +304,16 @@ class LimitedHttp(HttpToolsProtocol):
         self.flow.pause_reading()
         self.loop.call_later(end - time.monotonic(), self.after_box, then)
 
+    def unhold(self) -> None:
+        """This connection is no longer held in the box (it left it, or closed)."""
+        if self.holding is not None:
+            _uncount(_held, self.server_state, self.holding)
+            self.holding = None
+
     def leave_box(self) -> None:
-        if not self.transport.is_closing():
-            self.arm(self.limits.header_timeout)
+        """A new connection held in the box: admitted now, as if it had just come."""
+        self.unhold()
+        if not self.transport.is_closing() and self.admit():
             self.flow.resume_reading()
 
     def on_response_complete(self) -> None:
@@ -280,6 +324,13 @@ class LimitedHttp(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self.release()  # a WebSocket is counted by the chat's own per-address cap
         super().handle_websocket_upgrade()
+        # The WebSocket's frame guard (chat/frame_guard.py) boxes the address when it closes
+        # the connection for flooding, and the chat route when it refuses a connection over
+        # the address's rate: a flooder connecting again at once is then held here, unread,
+        # instead of each attempt costing a handshake, a route and a refusal.
+        guard = getattr(self.transport.get_protocol(), "frame_guard", None)
+        if guard is not None:
+            guard.penalize = self.penalty()
 
     def arm(self, seconds: float | None) -> None:
         if self.deadline is not None:
@@ -377,11 +428,13 @@ class LimitedHttp(HttpToolsProtocol):
         self.in_headers = False
         body = json.dumps({"message": refusal.message, "code": refusal.code}).encode()
         wait = ""
-        if refusal.status == 431:
-            # No browser sends such headers: a script does, again and again. Its next
-            # connections wait (the penalty box) instead of each costing a parse and an answer.
-            self.penalize(HEADER_PENALTY_SECONDS)
-            wait = f"retry-after: {HEADER_PENALTY_SECONDS}\r\n"
+        penalty = _PENALTIES.get(refusal.code)
+        if penalty is not None:
+            # No browser sends such headers or opens so many connections: a script does, again
+            # and again. Its next connections wait (the penalty box) instead of each costing a
+            # parse and an answer.
+            self.penalize(penalty)
+            wait = f"retry-after: {penalty}\r\n"
         head = (
             f"HTTP/1.1 {refusal.status} {_PHRASES[refusal.status]}\r\n"
             "content-type: application/json\r\n"
@@ -391,6 +444,17 @@ class LimitedHttp(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(head.encode() + body)
             self.transport.close()
+
+
+def _uncount(
+    counts: "weakref.WeakKeyDictionary[ServerState, Counter[str]]", server: ServerState, key: str
+) -> None:
+    """One connection fewer for `key` in a server's counts; a key at zero is dropped."""
+    counted = counts.get(server)
+    if counted is not None:
+        counted[key] -= 1
+        if counted[key] <= 0:
+            del counted[key]
 
 
 def http_protocol(limits: HttpLimits) -> type[LimitedHttp]:

@@ -7,6 +7,7 @@ error with the API's usual JSON body, so a client learns why in words, not a bar
 
 import asyncio
 import logging
+import math
 import sqlite3
 import time
 import uuid
@@ -22,6 +23,7 @@ from accord_app.api.shared import ERROR_RESPONSES, IdPath
 from accord_app.catalog.store import Catalog, CatalogUnavailable
 from accord_app.chat.channel import ChannelActor
 from accord_app.chat.failures import INTERNAL_ERROR, describe_failure
+from accord_app.chat.frame_guard import FRAME_GUARD
 from accord_app.chat.http.websocket import StarletteTransport, accept
 from accord_app.chat.protocol import MAX_SEQ, MAX_USERNAME_CHARS, ProtocolError, clean_username
 from accord_app.chat.ratelimit import ClientLimits, ConnectionBudget
@@ -191,7 +193,14 @@ async def connect(
     clients: ClientLimits = websocket.app.state.clients
     refusal = clients.connect(client, time.monotonic())
     if refusal is not None:
-        await refuse(websocket, 429, "too_many_connections", refusal)
+        wait = math.ceil(clients.connect_retry_after(client))
+        guard = websocket.scope.get("extensions", {}).get(FRAME_GUARD)
+        if wait and guard is not None:
+            # Over its rate of new connections: the address's next ones wait in the HTTP
+            # edge's penalty box, unread, instead of each costing a handshake and a refusal.
+            guard["guard"].penalize(wait)
+        headers = {"retry-after": str(wait)} if wait else None
+        await refuse(websocket, 429, "too_many_connections", refusal, headers)
         return
 
     def release() -> None:
