@@ -463,10 +463,10 @@ def restore_limit(restore: Sequence[Mapping[str, Any]]) -> str:
         return ""
     return (
         f"With snapshots, a restore on {longest['batches']:,} batches took {total * 1000:.0f} ms,"
-        f" {call / total:.0%} of it in the restore call itself: it reads the actor's whole log to"
-        " find the bookmark and check its age (`restore_on_next_session` in"
-        " accord_app/actors/replica.py), which no snapshot shortens; the activation after it"
-        " starts from the snapshot."
+        f" {call / total:.0%} of it in the restore call itself (one read of the bookmark's entry"
+        " and one append, `restore_on_next_session` in accord_app/actors/replica.py); the rest is"
+        " the next activation, which starts from the newest snapshot at or before the target and"
+        " replays the batches after it."
     )
 
 
