@@ -74,6 +74,7 @@ def http_limits(settings: Settings) -> HttpLimits:
         connections_per_address=settings.request_limits.connections,
         allowed_hosts=frozenset(hosts),
         uncapped_peers=frozenset(uncapped),
+        release_interval=1 / settings.request_limits.per_second,
     )
 
 

@@ -6,6 +6,7 @@ loopback, each client from its own loopback address."""
 
 import asyncio
 import json
+import select
 import socket
 import subprocess
 import sys
@@ -106,6 +107,35 @@ def test_headers_over_the_cap_put_the_address_in_the_box(server: BackgroundServe
         assert status(free, 0.5) == 200
         assert status(held, 0.5) is None
         assert status(held, 2 * HEADER_PENALTY_SECONDS) == 200
+
+
+def test_held_connections_go_one_per_token_when_the_box_opens(tmp_path: Path) -> None:
+    """Let go at one instant, an address's held connections would land their requests
+    together: a burst the budget then mostly refuses, and that delays everyone else's
+    answers. They go one per token the budget earns, and each is served."""
+    limits = RequestLimits(per_second=2, burst=2)  # a token each 0.5 s; Retry-After 1 s
+    settings = replace(Settings(data_dir=tmp_path), request_limits=limits)
+    with BackgroundServer(create_app(settings), **uvicorn_options(settings)) as server:
+        with client(server, "127.0.0.52") as http:
+            answers = [http.get("/api/servers").status_code for _ in range(limits.burst + 1)]
+        assert answers == [200] * limits.burst + [429]
+        held = [ask(server, "127.0.0.52") for _ in range(3)]
+        try:
+            answered: list[tuple[float, int]] = []  # when each answer came, in that order
+            waiting = list(held)
+            while waiting:
+                ready, _, _ = select.select(waiting, [], [], 5)
+                assert ready, "a held connection was never answered"
+                for sock in ready:
+                    answered.append((time.monotonic(), status(sock, 0) or 0))
+                    waiting.remove(sock)
+        finally:
+            for sock in held:
+                sock.close()
+    assert [code for _, code in answered] == [200] * len(held)  # none refused
+    first = min(at for at, _ in answered)
+    # At most one within a token's interval of the first: the budget's pace, not a burst.
+    assert sum(1 for at, _ in answered if at - first < 0.05) == 1
 
 
 @pytest.mark.parametrize("path", list(WebSocketPath))

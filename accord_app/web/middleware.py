@@ -72,6 +72,12 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, send)
 
 
+# Tokens an address earns per second and may save up (the request budget's, RequestBudget
+# below): a page load, a few dozen channel lists and histories, a burst of creations for a
+# workshop's setup. Here because the penalty box lets held connections go at that pace.
+REQUESTS_PER_SECOND = 20.0
+REQUEST_BURST = 200
+
 # --- The HTTP connection itself: what uvicorn's parser would otherwise take without limit. ---
 
 # A browser's request headers are a few KiB (cookies included); 16 KiB is what nginx and
@@ -109,6 +115,9 @@ class HttpLimits:
     # Peers exempt from the per-address cap: the cluster's router, which carries everyone's
     # requests on its own pool of connections.
     uncapped_peers: frozenset[str] = frozenset()
+    # Seconds between two of an address's held connections let go when its box opens: what
+    # its request budget takes to earn a token (RequestBudget's, below).
+    release_interval: float = 1 / REQUESTS_PER_SECOND
 
 
 def host_name(header: bytes) -> str | None:
@@ -164,15 +173,28 @@ class PenaltyBox:
     the server a parse and an answer; while an address is in the box the server reads nothing
     from it (its connections are held, paused, until the end), so a flood of refused requests
     cannot crowd out everyone else's. Held, not closed: a client whose connection is closed
-    connects again at once, and a storm of connections costs more than the answers did."""
+    connects again at once, and a storm of connections costs more than the answers did. When
+    the box opens, its held connections go one at a time, at the pace its budget earns."""
 
     def __init__(self) -> None:
         self.until: dict[str, float] = {}
+        self.turns: dict[str, float] = {}  # when each address's next held connection may go
 
     def hold(self, address: str, seconds: float, now: float) -> None:
         if len(self.until) >= _TRACKED_ADDRESSES:
             self.until = {held: end for held, end in self.until.items() if end > now}
         self.until[address] = max(self.until.get(address, now), now + seconds)
+
+    def turn(self, address: str, now: float, interval: float) -> float:
+        """When one of the address's held connections may go, once the box has opened: one
+        per `interval` (what the address's budget earns a token in), the first at once. Let
+        go together, they would land their requests at one instant, a burst that delays
+        everyone else's answers."""
+        if len(self.turns) >= _TRACKED_ADDRESSES:
+            self.turns = {held: turn for held, turn in self.turns.items() if turn > now}
+        turn = max(self.turns.get(address, now), now)
+        self.turns[address] = turn + interval
+        return turn
 
     def end(self, address: str, now: float) -> float | None:
         """When the address leaves the box; None if it is not in it."""
@@ -213,6 +235,7 @@ class LimitedHttp(HttpToolsProtocol):
         self.refusal: Refused | None = None
         self.held = False  # in the penalty box: what arrives waits in `waiting`, unparsed
         self.holding: str | None = None  # the address whose held connections count this one
+        self.queued = False  # the box has opened: waiting for this connection's turn to go
         self.waiting = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -290,17 +313,27 @@ class LimitedHttp(HttpToolsProtocol):
         return box.end(self.client[0], time.monotonic())
 
     def after_box(self, then: Callable[[], None]) -> None:
-        """Read nothing until this peer leaves the penalty box, then call `then`. Checked
-        again at the end: another refusal may have kept the address in longer."""
+        """Read nothing until this peer leaves the penalty box and its turn comes (the box's
+        turn()), then call `then`. Checked again at each: another refusal may have kept the
+        address in longer."""
         end = self.box_end()
-        if end is None or self.transport.is_closing():
-            self.held = False
+        closing = self.transport.is_closing()
+        if end is None and self.held and not self.queued and not closing and self.client:
+            self.queued = True
+            now = time.monotonic()
+            box = _boxes[self.server_state]
+            turn = box.turn(self.client[0], now, self.limits.release_interval)
+            if turn > now:  # checked again then: the address may have been boxed meanwhile
+                self.loop.call_later(turn - now, self.after_box, then)
+                return
+        if end is None or closing:
+            self.held = self.queued = False
             then()
             waiting, self.waiting = self.waiting, b""
             if waiting and not self.transport.is_closing():
                 self.data_received(waiting)
             return
-        self.held = True
+        self.held, self.queued = True, False
         self.flow.pause_reading()
         self.loop.call_later(end - time.monotonic(), self.after_box, then)
 
@@ -464,10 +497,6 @@ def http_protocol(limits: HttpLimits) -> type[LimitedHttp]:
 
 # --- Requests per client address: every HTTP request pays from its address's budget. ---
 
-# Tokens an address earns per second and may save up: a page load, a few dozen channel lists
-# and histories, a burst of creations for a workshop's setup.
-REQUESTS_PER_SECOND = 20.0
-REQUEST_BURST = 200
 # What a request costs: a read 1; a write 2 (it is fsync'ed); a question to every channel of a
 # server 1 + its number of channels, one actor call each (capped at the burst, so it can be paid).
 WRITE_COST = 2

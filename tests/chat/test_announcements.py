@@ -1,11 +1,21 @@
 """Announcements: one request, every channel of a server, each stored once and broadcast."""
 
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from accord_app import Settings, create_app
+from accord_app.actors.events import ActorEvent, EventKind
+from accord_app.app import uvicorn_options
+from accord_app.chat.http.announcements import LOCAL_CALLS_IN_FLIGHT
 from accord_app.chat.protocol import ANNOUNCER
+from accord_app.lab.loadtest import ADMIN_HEADERS, LAB_ADMIN_TOKEN
+from accord_app.lab.server import BackgroundServer
+from accord_app.web.middleware import RequestLimits
 
 if TYPE_CHECKING:
     from conftest import Chat, Wire
@@ -132,3 +142,52 @@ def test_an_idempotency_key_sent_again_with_another_text_is_refused(chat: "Chat"
         assert again.json()["code"] == "idempotency_key_reused"
     assert [m["message"] for m in chat.history(channels[0])] == ["Meetup at 7"] * 2
     assert [m["message"] for m in chat.history(channels[1])] == ["Meetup at 7"]
+
+
+CHANNELS = 64
+
+
+def test_an_announcement_writes_to_a_few_channels_at_a_time(tmp_path: Path) -> None:
+    """200 channels' writes at once would queue 200 fsyncs ahead of every member's message;
+    the fan-out keeps a few under way (LOCAL_CALLS_IN_FLIGHT), and still answers for each
+    channel. Seen in the runtime's own turn events: each call's turn (with the actor's
+    wake-up) is one span, and at no moment are more of them under way than that. 64 channels,
+    twice what went out at once before, each created with an fsync of the catalog's."""
+    settings = replace(
+        Settings(data_dir=tmp_path, admin_token=LAB_ADMIN_TOKEN),
+        request_limits=RequestLimits(per_second=1e9, burst=10**9),
+    )
+    app = create_app(settings)
+    spans: list[tuple[float, float]] = []  # each turn's start and end, time.time()
+
+    def on_turn(event: ActorEvent) -> None:
+        spans.append((event.at - (event.seconds or 0.0), event.at))
+
+    with (
+        BackgroundServer(app, **uvicorn_options(settings)) as server,
+        httpx.Client(base_url=server.url, trust_env=False, timeout=30) as http,
+    ):
+        server_id = http.post("/api/servers", json={"name": "Big"}).json()["id"]
+        for number in range(CHANNELS):
+            path = f"/api/servers/{server_id}/channels"
+            assert http.post(path, json={"name": f"room {number}"}).status_code == 201
+        stop = app.state.channels.runtime.observe(on_turn, {EventKind.TURN})
+        try:
+            answer = http.post(
+                f"/api/servers/{server_id}/announcements",
+                json={"message": "Doors close at 9"},
+                headers=ADMIN_HEADERS,
+            )
+        finally:
+            stop()
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["delivered"], body["failed"]) == (CHANNELS, 0)
+    assert len({d["channel_id"] for d in body["channels"]}) == CHANNELS
+    assert len(spans) == CHANNELS  # one turn per channel's actor
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    under_way = most = 0
+    for _, step in edges:
+        under_way += step
+        most = max(most, under_way)
+    assert most <= LOCAL_CALLS_IN_FLIGHT
