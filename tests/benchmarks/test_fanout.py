@@ -4,26 +4,18 @@ The real run is tiny (a few members, half-second windows, no pinning): it checks
 piece works against real servers, not what the numbers are."""
 
 import asyncio
-import importlib.util
 import json
 import random
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-FANOUT = Path(__file__).resolve().parents[2] / "benchmarks" / "fanout.py"
-
 
 @pytest.fixture(scope="module")
-def fanout() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fanout", FANOUT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fanout"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def fanout(load_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return load_benchmark("fanout")
 
 
 def server_frame(opcode: int, payload: bytes) -> bytes:

@@ -3,24 +3,16 @@ actors) against real NATS servers, and its table. It checks that every piece wor
 the numbers are; its other parts' reading is tests/benchmarks/test_replication_report.py's."""
 
 import asyncio
-import importlib.util
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPLICATION = Path(__file__).resolve().parents[2] / "benchmarks" / "replication.py"
-
 
 @pytest.fixture(scope="module")
-def replication() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("replication", REPLICATION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["replication"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def replication(load_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return load_benchmark("replication")
 
 
 @pytest.mark.anyio

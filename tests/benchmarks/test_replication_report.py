@@ -2,25 +2,17 @@
 the history checks after the failovers, the zombie count, the targets (met and missed, with
 what limits a missed one), the report and its plots, on made-up numbers: no NATS, no cluster."""
 
-import importlib.util
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "replication_report.py"
-
 
 @pytest.fixture(scope="module")
-def report() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("replication_report", REPORT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["replication_report"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def report(load_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return load_benchmark("replication_report")
 
 
 def test_a_whole_history_has_nothing_lost_twice_or_missing(report: ModuleType) -> None:

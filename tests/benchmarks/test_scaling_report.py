@@ -3,10 +3,9 @@
 The runs themselves take minutes (`make bench`); here their summary is made up, so every
 branch of the report is checked, including the targets it must mark as missed."""
 
-import importlib.util
 import json
 import shutil
-import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
@@ -14,18 +13,12 @@ from typing import Any
 
 import pytest
 
-SCALING = Path(__file__).resolve().parents[2] / "benchmarks" / "scaling.py"
-REFERENCE = SCALING.parent / "reference"
+REFERENCE = Path(__file__).resolve().parents[2] / "benchmarks" / "reference"
 
 
 @pytest.fixture(scope="module")
-def scaling() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("scaling", SCALING)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["scaling"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def scaling(load_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return load_benchmark("scaling")
 
 
 def step(offered: float, acked: float, p99: float, failures: int = 0, cpu: float = 0.2) -> dict:
